@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libkmod.h>
+#include <pci/pci.h>
+
+#include "internal.h"
+#include "kernel.h"
+
+static void strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+/* Split a colon-separated list; NULL for an unset or empty variable. */
+static int strv_split_env(const char *name, char ***ret)
+{
+	const char *v = getenv(name);
+	char **list = NULL;
+	size_t n = 0;
+
+	*ret = NULL;
+	if (!v || !*v)
+		return 0;
+	for (const char *p = v; p;) {
+		const char *e = strchr(p, ':');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		char **nl;
+
+		if (len > 0) {
+			nl = realloc(list, (n + 2) * sizeof(*list));
+			if (!nl)
+				goto oom;
+			list = nl;
+			list[n] = strndup(p, len);
+			if (!list[n])
+				goto oom;
+			list[++n] = NULL;
+		}
+		p = e ? e + 1 : NULL;
+	}
+	*ret = list;
+	return 0;
+oom:
+	strv_free(list);
+	return -ENOMEM;
+}
+
+_public_ int vfiod_ctx_new(struct vfiod_ctx **ret)
+{
+	struct vfiod_ctx *ctx;
+	const char *v;
+	int r;
+
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return -ENOMEM;
+	ctx->n_ref = 1;
+	ctx->log_priority = LOG_ERR;
+
+	v = getenv(VFIOD_ENV_SYSFS_ROOT);
+	ctx->sysfs_root = strdup(v && *v ? v : VFIOD_DEFAULT_SYSFS_ROOT);
+	if (!ctx->sysfs_root)
+		goto oom;
+	/* "/sys/" and "/sys" are the same root. */
+	for (size_t l = strlen(ctx->sysfs_root); l > 1 && ctx->sysfs_root[l - 1] == '/'; l--)
+		ctx->sysfs_root[l - 1] = '\0';
+	ctx->sysfs_real = realpath(ctx->sysfs_root, NULL);
+	if (!ctx->sysfs_real) {
+		r = negative_errno();
+		vfiod_error(ctx, r, "sysfs root %s: %s", ctx->sysfs_root, strerror(-r));
+		goto fail;
+	}
+
+	v = getenv(VFIOD_ENV_MODULES_DIR);
+	if (v && *v && !(ctx->modules_dir = strdup(v)))
+		goto oom;
+	r = strv_split_env(VFIOD_ENV_MODPROBE_CONFIG, &ctx->modprobe_config);
+	if (r < 0)
+		goto fail;
+
+	v = getenv(VFIOD_ENV_RUNTIME_DIRECTORY);
+	/* systemd may pass several directories; the first is ours. */
+	ctx->runtime_dir = v && *v ? strndup(v, strcspn(v, ":")) : strdup(VFIOD_DEFAULT_RUNTIME_DIR);
+	if (!ctx->runtime_dir)
+		goto oom;
+
+	v = getenv(VFIOD_ENV_NO_KERNEL);
+	if (v && streq(v, "1"))
+		ctx->resolver = VFIOD_RESOLVER_USER;
+
+	*ret = ctx;
+	return 0;
+oom:
+	r = -ENOMEM;
+fail:
+	vfiod_ctx_unref(ctx);
+	return r;
+}
+
+_public_ struct vfiod_ctx *vfiod_ctx_ref(struct vfiod_ctx *ctx)
+{
+	if (ctx)
+		ctx->n_ref++;
+	return ctx;
+}
+
+_public_ struct vfiod_ctx *vfiod_ctx_unref(struct vfiod_ctx *ctx)
+{
+	if (!ctx || --ctx->n_ref > 0)
+		return NULL;
+	for (size_t i = 0; i < ctx->n_aliases; i++) {
+		free(ctx->aliases[i].pattern);
+		free(ctx->aliases[i].module);
+	}
+	free(ctx->aliases);
+	if (ctx->kmod)
+		kmod_unref(ctx->kmod);
+	if (ctx->pacc)
+		pci_cleanup(ctx->pacc);
+	if (ctx->kernel)
+		vfiod_kernel_close(ctx->kernel);
+	free(ctx->sysfs_root);
+	free(ctx->sysfs_real);
+	free(ctx->modules_dir);
+	strv_free(ctx->modprobe_config);
+	free(ctx->runtime_dir);
+	free(ctx);
+	return NULL;
+}
+
+_public_ void vfiod_ctx_set_log_fn(struct vfiod_ctx *ctx, vfiod_log_fn fn, void *userdata)
+{
+	ctx->log_fn = fn;
+	ctx->log_data = userdata;
+}
+
+_public_ void vfiod_ctx_set_log_priority(struct vfiod_ctx *ctx, int priority)
+{
+	ctx->log_priority = priority;
+}
+
+_public_ void vfiod_ctx_set_step_fn(struct vfiod_ctx *ctx, vfiod_step_fn fn, void *userdata)
+{
+	ctx->step_fn = fn;
+	ctx->step_data = userdata;
+}
+
+_public_ const char *vfiod_ctx_get_error(struct vfiod_ctx *ctx)
+{
+	return ctx->error[0] ? ctx->error : NULL;
+}
+
+_public_ const char *vfiod_ctx_get_sysfs_root(struct vfiod_ctx *ctx)
+{
+	return ctx->sysfs_root;
+}
+
+_public_ int vfiod_ctx_set_resolver(struct vfiod_ctx *ctx, enum vfiod_resolver resolver)
+{
+	if (resolver > VFIOD_RESOLVER_KERNEL)
+		return -EINVAL;
+	ctx->resolver = resolver;
+	return 0;
+}
+
+void vfiod_log(struct vfiod_ctx *ctx, int priority, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!ctx->log_fn || priority > ctx->log_priority)
+		return;
+	va_start(ap, fmt);
+	ctx->log_fn(ctx->log_data, priority, fmt, ap);
+	va_end(ap);
+}
+
+int vfiod_error(struct vfiod_ctx *ctx, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ctx->error, sizeof(ctx->error), fmt, ap);
+	va_end(ap);
+	vfiod_log(ctx, LOG_DEBUG, "%s", ctx->error);
+	return r;
+}
+
+int vfiod_step(struct vfiod_ctx *ctx, const char *operation, const char *device, const char *step)
+{
+	int r;
+
+	vfiod_log(ctx, LOG_DEBUG, "%s %s: %s", operation, device, step);
+	if (!ctx->step_fn)
+		return 0;
+	r = ctx->step_fn(ctx->step_data, operation, device, step);
+	if (r < 0)
+		return vfiod_error(ctx, r, "%s %s stopped before step %s", operation, device,
+				   step);
+	return 0;
+}
+
+int vfiod_ctx_kmod(struct vfiod_ctx *ctx, struct kmod_ctx **ret)
+{
+	int r;
+
+	if (!ctx->kmod) {
+		ctx->kmod = kmod_new(ctx->modules_dir, (const char *const *)ctx->modprobe_config);
+		if (!ctx->kmod)
+			return vfiod_error(ctx, -ENOMEM, "cannot initialise libkmod");
+		r = kmod_load_resources(ctx->kmod);
+		if (r < 0)
+			vfiod_log(ctx, LOG_DEBUG, "libkmod indexes not loaded, using text files: %s",
+				  strerror(-r));
+	}
+	*ret = ctx->kmod;
+	return 0;
+}
+
+int vfiod_ctx_kernel(struct vfiod_ctx *ctx, struct vfiod_kernel **ret)
+{
+	int r;
+
+	*ret = NULL;
+	/* The kernel knows only the real /sys; fixture trees use the user-space path. */
+	if (ctx->resolver == VFIOD_RESOLVER_USER || !streq(ctx->sysfs_real, "/sys"))
+		return 0;
+	if (!ctx->kernel_probed) {
+		ctx->kernel_probed = true;
+		r = vfiod_kernel_open(&ctx->kernel);
+		if (r < 0 && r != -ENOENT)
+			vfiod_log(ctx, LOG_DEBUG, "vfio_select not usable: %s", strerror(-r));
+	}
+	if (!ctx->kernel && ctx->resolver == VFIOD_RESOLVER_KERNEL)
+		return vfiod_error(ctx, -ENOENT,
+				   "the kernel module vfio_select is not loaded (modprobe vfio_select)");
+	*ret = ctx->kernel;
+	return 0;
+}
+
+_public_ const char *vfiod_version(void)
+{
+	return VFIOD_VERSION;
+}

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <syslog.h>
+
+#include <jansson.h>
+
+#include "macro.h"
+#include "names.h"
+#include "vfiod.h"
+
+struct kmod_ctx;
+struct pci_access;
+struct vfiod_kernel;
+
+/* One vfio_pci: alias pattern and the module that declares it. */
+enum alias_source {
+	ALIAS_SOURCE_MODULES_ALIAS,
+	ALIAS_SOURCE_BUILTIN,
+	ALIAS_SOURCE_CONFIG,
+};
+
+struct alias {
+	char *pattern;
+	char *module;
+	enum alias_source source;
+};
+
+struct vfiod_ctx {
+	int n_ref;
+	char *sysfs_root;	/* as configured, e.g. "/sys" */
+	char *sysfs_real;	/* realpath of it */
+	char *modules_dir;	/* NULL: libkmod's default */
+	char **modprobe_config; /* NULL: libkmod's default */
+	char *runtime_dir;
+	vfiod_log_fn log_fn;
+	void *log_data;
+	int log_priority;
+	vfiod_step_fn step_fn;
+	void *step_data;
+	enum vfiod_resolver resolver;
+	struct vfiod_kernel *kernel;
+	bool kernel_probed;
+	struct kmod_ctx *kmod;
+	struct alias *aliases;
+	size_t n_aliases;
+	bool aliases_loaded;
+	struct pci_access *pacc;
+	char error[1024];
+};
+
+struct vfiod_device {
+	int n_ref;
+	struct vfiod_ctx *ctx;
+	char *syspath;		/* logical: "/sys/devices/..." */
+	char *realpath;		/* on disk: sysfs_real + "/devices/..." */
+	char *name;		/* "0000:00:03.0" */
+	int dirfd;
+	unsigned int vendor, device, subvendor, subdevice, class;
+	char *modalias;		/* "pci:v..." */
+	char *driver;		/* NULL when unbound */
+	char *driver_override;	/* NULL when unset */
+	int iommu_group;	/* -1 when none */
+	char *physfn;		/* name of the PF, for a VF */
+};
+
+struct candidate {
+	char *module;
+	char *driver;		/* NULL when the module is not loaded */
+	char *alias;		/* the pattern that matched; NULL if unknown */
+	enum alias_source source;
+	uint32_t key;
+	unsigned int rank;
+	bool loaded;
+	bool builtin;
+	bool tie;
+	char *skipped;		/* why it is not chosen, or NULL */
+};
+
+struct vfiod_match {
+	int n_ref;
+	char *syspath;
+	char *name;
+	char *vfio_alias;	/* "vfio_pci:v..." */
+	const char *resolver;	/* "user space" or "kernel" */
+	char *note;
+	struct candidate *cand;
+	size_t n_cand;
+	struct candidate *selected;
+};
+
+/* ctx.c */
+void vfiod_log(struct vfiod_ctx *ctx, int priority, const char *fmt, ...) _printf_(3, 4);
+/* Sets the context's error message; returns r (a negative errno) for chaining. */
+int vfiod_error(struct vfiod_ctx *ctx, int r, const char *fmt, ...) _printf_(3, 4);
+int vfiod_step(struct vfiod_ctx *ctx, const char *operation, const char *device, const char *step);
+int vfiod_ctx_kmod(struct vfiod_ctx *ctx, struct kmod_ctx **ret);
+/* The kernel layer when it is to be used, NULL for the user-space path. */
+int vfiod_ctx_kernel(struct vfiod_ctx *ctx, struct vfiod_kernel **ret);
+
+/* sysfs.c */
+int sysfs_canonicalize(struct vfiod_ctx *ctx, const char *input, char **logical, char **real);
+int read_attr(int dirfd, const char *attr, char **ret);
+int read_attr_hex(int dirfd, const char *attr, unsigned int *ret);
+int write_attr(int dirfd, const char *attr, const char *value);
+int read_link_name(int dirfd, const char *link, char **ret);
+int root_open(struct vfiod_ctx *ctx, const char *relpath, int flags);
+
+/* device.c */
+int device_refresh(struct vfiod_device *dev);
+bool is_pci_name(const char *s);
+
+json_t *device_json(struct vfiod_device *dev);
+/* Serialise and release O. */
+int json_dump_to(json_t *o, char **ret);
+
+/* match.c */
+int aliases_load(struct vfiod_ctx *ctx);
+bool module_is_vfio(struct vfiod_ctx *ctx, const char *module);
+int driver_module(struct vfiod_ctx *ctx, const char *driver, char **ret);
+int module_driver(struct vfiod_ctx *ctx, const char *module, char **ret);
+bool driver_is_vfio(struct vfiod_ctx *ctx, const char *driver);
+int module_load(struct vfiod_ctx *ctx, const char *module);
+int alias_fields(const char *pattern, uint32_t *exact, uint32_t *partial);
+int vfio_alias_from_modalias(const char *modalias, char **ret);
+void match_sort(struct vfiod_match *m);
+const char *alias_source_name(enum alias_source s);
+
+/* record.c: what vfiod assigned, kept under the runtime directory. */
+struct record {
+	char *syspath;
+	char *name;
+	char *driver;
+	char *module;
+	char *previous_driver;
+	char *previous_override;
+	char *resolver;
+};
+int record_save(struct vfiod_ctx *ctx, const struct record *r);
+int record_load(struct vfiod_ctx *ctx, const char *name, struct record *r);
+int record_remove(struct vfiod_ctx *ctx, const char *name);
+void record_done(struct record *r);
+int record_list(struct vfiod_ctx *ctx, char ***names);

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Every sysfs attribute, file and environment name libvfiod uses, in one
+ * place, so a reviewer sees at a glance what we touch.
+ */
+#pragma once
+
+/* Test seams and directories (see vfioctl(8), ENVIRONMENT). */
+#define VFIOD_ENV_SYSFS_ROOT "VFIOD_SYSFS_ROOT"
+#define VFIOD_ENV_MODULES_DIR "VFIOD_MODULES_DIR"
+#define VFIOD_ENV_MODPROBE_CONFIG "VFIOD_MODPROBE_CONFIG"
+#define VFIOD_ENV_NO_KERNEL "VFIOD_NO_KERNEL"
+#define VFIOD_ENV_RUNTIME_DIRECTORY "RUNTIME_DIRECTORY"
+#define VFIOD_DEFAULT_SYSFS_ROOT "/sys"
+#define VFIOD_DEFAULT_RUNTIME_DIR "/run/vfiod"
+
+/* Paths below the sysfs root. */
+#define SYSFS_DEVICES "devices"
+#define SYSFS_PCI_DEVICES "bus/pci/devices"
+#define SYSFS_PCI_DRIVERS "bus/pci/drivers"
+#define SYSFS_PCI_DRIVERS_PROBE "bus/pci/drivers_probe"
+#define SYSFS_MODULE "module"
+#define SYSFS_IOMMU_GROUPS "kernel/iommu_groups"
+
+/* Attributes of a device directory. */
+#define ATTR_UEVENT "uevent"
+#define ATTR_SUBSYSTEM "subsystem"
+#define ATTR_DRIVER "driver"
+#define ATTR_DRIVER_UNBIND "driver/unbind"
+#define ATTR_DRIVER_OVERRIDE "driver_override"
+#define ATTR_MODALIAS "modalias"
+#define ATTR_VENDOR "vendor"
+#define ATTR_DEVICE "device"
+#define ATTR_SUBSYSTEM_VENDOR "subsystem_vendor"
+#define ATTR_SUBSYSTEM_DEVICE "subsystem_device"
+#define ATTR_CLASS "class"
+#define ATTR_IOMMU_GROUP "iommu_group"
+#define ATTR_PHYSFN "physfn"
+#define ATTR_VIRTFN_PREFIX "virtfn"
+#define ATTR_SRIOV_NUMVFS "sriov_numvfs"
+#define ATTR_SRIOV_TOTALVFS "sriov_totalvfs"
+#define ATTR_VFIO_DEV "vfio-dev"
+
+/* Attributes of a driver or module directory. */
+#define ATTR_MODULE "module"
+#define ATTR_MODULE_DRIVERS "drivers"
+
+/* Drivers the kernel lets share an IOMMU group with a vfio device. */
+#define DRIVER_PCI_STUB "pci-stub"
+#define DRIVER_PCIEPORT "pcieport"
+#define DRIVER_VFIO_PCI "vfio-pci"
+
+/* Modules. */
+#define MODULES_ALIAS "modules.alias"
+#define MODULES_BUILTIN_MODINFO "modules.builtin.modinfo"
+#define VFIO_PCI_ALIAS_PREFIX "vfio_pci:"
+#define PCI_MODALIAS_PREFIX "pci:"
+
+/* Device nodes. */
+#define DEV_VFIO "/dev/vfio"
+#define DEV_VFIO_DEVICES "/dev/vfio/devices"

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libvfiod: hand a device to VFIO, choosing and loading the most specific
+ * vfio driver, and give it back to its host driver exactly as it was.
+ *
+ * Objects are opaque and reference counted.  Functions that can fail return
+ * a negative errno; vfiod_ctx_get_error() then names the problem in words.
+ * The library never prints; it logs through the callback it is given.
+ * It is synchronous and keeps no threads; a context must not be used by two
+ * threads at once.
+ */
+#ifndef VFIOD_H
+#define VFIOD_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vfiod_ctx;
+struct vfiod_device;
+struct vfiod_match;
+
+/* Context: where sysfs and the modules are, how decisions are made. */
+int vfiod_ctx_new(struct vfiod_ctx **ret);
+struct vfiod_ctx *vfiod_ctx_ref(struct vfiod_ctx *ctx);
+struct vfiod_ctx *vfiod_ctx_unref(struct vfiod_ctx *ctx);
+
+typedef void (*vfiod_log_fn)(void *userdata, int priority, const char *format, va_list ap);
+void vfiod_ctx_set_log_fn(struct vfiod_ctx *ctx, vfiod_log_fn fn, void *userdata);
+void vfiod_ctx_set_log_priority(struct vfiod_ctx *ctx, int priority);
+
+/* The message of the last failed call on this context, or NULL. */
+const char *vfiod_ctx_get_error(struct vfiod_ctx *ctx);
+
+/* The sysfs root in use ("/sys" unless VFIOD_SYSFS_ROOT says otherwise). */
+const char *vfiod_ctx_get_sysfs_root(struct vfiod_ctx *ctx);
+
+/*
+ * Which path decides and binds: the kernel module vfio_select when its
+ * generic netlink family is present (AUTO), always the user-space path
+ * (USER), or the kernel only (KERNEL: fail with -ENOENT when it is absent).
+ */
+enum vfiod_resolver {
+	VFIOD_RESOLVER_AUTO,
+	VFIOD_RESOLVER_USER,
+	VFIOD_RESOLVER_KERNEL,
+};
+int vfiod_ctx_set_resolver(struct vfiod_ctx *ctx, enum vfiod_resolver resolver);
+
+/*
+ * Called before each step of a multi-step operation with the step's name
+ * ("load-module", "record", "set-override", "unbind", "probe", "verify",
+ * ...).  A negative return aborts the operation there; what was done is
+ * undone.  Lets a caller journal progress and tests inject faults.
+ */
+typedef int (*vfiod_step_fn)(void *userdata, const char *operation, const char *device,
+			     const char *step);
+void vfiod_ctx_set_step_fn(struct vfiod_ctx *ctx, vfiod_step_fn fn, void *userdata);
+
+/*
+ * Devices.  PATH may be /sys/devices/..., /sys/bus/pci/devices/NAME, a
+ * /sys/class/... link to a device, or a PCI address ("0000:03:00.0",
+ * "03:00.0").  It is resolved to one real path under /sys/devices; anything
+ * else is refused with -EINVAL, -ENOENT, -ENOTDIR or -ENODEV.
+ */
+int vfiod_device_new(struct vfiod_ctx *ctx, const char *path, struct vfiod_device **ret);
+struct vfiod_device *vfiod_device_ref(struct vfiod_device *dev);
+struct vfiod_device *vfiod_device_unref(struct vfiod_device *dev);
+const char *vfiod_device_get_syspath(struct vfiod_device *dev);
+const char *vfiod_device_get_name(struct vfiod_device *dev);
+const char *vfiod_device_get_driver(struct vfiod_device *dev);
+int vfiod_device_get_iommu_group(struct vfiod_device *dev);
+/* The device as JSON (object), as `vfioctl list` prints it. */
+int vfiod_device_to_json(struct vfiod_device *dev, char **ret);
+
+/* Driver choice: every candidate, ranked, with the reason for each. */
+int vfiod_device_match(struct vfiod_device *dev, struct vfiod_match **ret);
+struct vfiod_match *vfiod_match_ref(struct vfiod_match *m);
+struct vfiod_match *vfiod_match_unref(struct vfiod_match *m);
+const char *vfiod_match_get_module(struct vfiod_match *m);
+const char *vfiod_match_get_driver(struct vfiod_match *m);
+const char *vfiod_match_get_resolver(struct vfiod_match *m);
+int vfiod_match_to_json(struct vfiod_match *m, char **ret);
+
+/* Assign: every member of the IOMMU group, not only this function. */
+#define VFIOD_ASSIGN_GROUP (1u << 0)
+
+/*
+ * Bind DEV to DRIVER (a driver or module name), or to the best candidate
+ * when DRIVER is NULL, loading its module.  *RET receives a JSON object
+ * describing the result.  Returns 0 when a change was made, 1 when the
+ * device was already assigned to that driver.
+ */
+int vfiod_device_assign(struct vfiod_device *dev, const char *driver, unsigned int flags,
+			char **ret);
+/* Give DEV back to the driver it had before vfiod assigned it. */
+int vfiod_device_release(struct vfiod_device *dev, unsigned int flags, char **ret);
+
+/* The devices vfiod assigned, as a JSON array. */
+int vfiod_list(struct vfiod_ctx *ctx, char **ret);
+
+/* "1.0" */
+const char *vfiod_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VFIOD_H */
