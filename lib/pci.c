@@ -1,0 +1,632 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Assign a PCI function to a vfio driver and give it back.
+ *
+ * assign: load-module, check the IOMMU group, record, set-override, unbind,
+ * probe, verify.  Each step has its undo; a failure undoes what was done, in
+ * reverse, and the device is back on the driver it had.
+ * release: unbind, restore-override, probe, verify, forget.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "internal.h"
+#include "kernel.h"
+
+#define OP_ASSIGN "assign"
+#define OP_RELEASE "release"
+
+static int probe(struct vfiod_device *dev)
+{
+	_cleanup_close_ int fd = root_open(dev->ctx, SYSFS_PCI_DRIVERS_PROBE, O_WRONLY | O_TRUNC);
+	ssize_t n;
+
+	if (fd < 0)
+		return fd;
+	n = write(fd, dev->name, strlen(dev->name));
+	/* No driver taking the device is not an error of the write. */
+	return n < 0 && errno != ENODEV ? negative_errno() : 0;
+}
+
+static int set_override(struct vfiod_device *dev, const char *driver)
+{
+	/* A lone newline clears the override. */
+	return write_attr(dev->dirfd, ATTR_DRIVER_OVERRIDE, driver ? driver : "\n");
+}
+
+static int unbind(struct vfiod_device *dev)
+{
+	int r = write_attr(dev->dirfd, ATTR_DRIVER_UNBIND, dev->name);
+
+	return r == -ENOENT ? 0 : r; /* no driver: nothing to unbind */
+}
+
+/*
+ * The bind is synchronous for drivers_probe, but a driver may defer its
+ * probe; give it a bounded moment before calling the bind failed.
+ */
+static int wait_driver(struct vfiod_device *dev, const char *want)
+{
+	const struct timespec tick = { 0, 10 * 1000 * 1000 };
+	int r;
+
+	for (int i = 0; i < 200; i++) {
+		r = device_refresh(dev);
+		if (r < 0)
+			return r;
+		if (want ? dev->driver && streq(dev->driver, want) : dev->driver != NULL)
+			return 0;
+		if (!want && i >= 10)
+			break;
+		nanosleep(&tick, NULL);
+	}
+	return -ENXIO;
+}
+
+static int group_members(struct vfiod_device *dev, char ***ret)
+{
+	_cleanup_free_ char *p = NULL;
+	_cleanup_closedir_ DIR *d = NULL;
+	char **v = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	int fd;
+
+	if (asprintf(&p, "%s/%d/devices", SYSFS_IOMMU_GROUPS, dev->iommu_group) < 0)
+		return -ENOMEM;
+	fd = root_open(dev->ctx, p, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return fd;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return negative_errno();
+	}
+	while ((de = readdir(d))) {
+		char **nv;
+
+		if (de->d_name[0] == '.')
+			continue;
+		nv = realloc(v, (n + 2) * sizeof(*v));
+		if (!nv)
+			break;
+		v = nv;
+		v[n] = strdup(de->d_name);
+		if (!v[n])
+			break;
+		v[++n] = NULL;
+	}
+	if (!v)
+		v = calloc(1, sizeof(*v));
+	*ret = v;
+	return v ? 0 : -ENOMEM;
+}
+
+static void strv_free(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
+static bool driver_shares_group(struct vfiod_ctx *ctx, const char *driver)
+{
+	return !driver || streq(driver, DRIVER_PCI_STUB) || streq(driver, DRIVER_PCIEPORT) ||
+	       driver_is_vfio(ctx, driver);
+}
+
+static int member_driver(struct vfiod_ctx *ctx, const char *name, char **ret)
+{
+	_cleanup_free_ char *p = NULL;
+	_cleanup_close_ int fd = -1;
+
+	*ret = NULL;
+	if (asprintf(&p, "%s/%s", SYSFS_PCI_DEVICES, name) < 0)
+		return -ENOMEM;
+	fd = root_open(ctx, p, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return fd;
+	(void)read_link_name(fd, ATTR_DRIVER, ret); /* unbound: *ret stays NULL */
+	return 0;
+}
+
+/*
+ * The kernel lets vfio open a group only when every member is unbound, on
+ * pci-stub, pcieport or a vfio driver.  Check before changing anything, and
+ * name every member in the way.
+ */
+static int group_check(struct vfiod_device *dev, bool whole_group)
+{
+	struct vfiod_ctx *ctx = dev->ctx;
+	char **members = NULL, msg[768] = "";
+	size_t len = 0;
+	int r, bad = 0;
+
+	if (dev->iommu_group < 0)
+		return vfiod_error(ctx, -EOPNOTSUPP,
+				   "%s has no IOMMU group: enable the IOMMU (intel_iommu=on or "
+				   "amd_iommu=on) to use vfio",
+				   dev->syspath);
+	r = group_members(dev, &members);
+	if (r < 0)
+		return vfiod_error(ctx, r, "IOMMU group %d: cannot list its devices: %s",
+				   dev->iommu_group, strerror(-r));
+	for (char **m = members; *m; m++) {
+		_cleanup_free_ char *drv = NULL;
+
+		if (streq(*m, dev->name))
+			continue;
+		(void)member_driver(ctx, *m, &drv);
+		if (driver_shares_group(ctx, drv) || whole_group)
+			continue;
+		bad++;
+		len += snprintf(msg + len, len < sizeof(msg) ? sizeof(msg) - len : 0, "%s%s on %s",
+				bad > 1 ? ", " : "", *m, drv);
+	}
+	strv_free(members);
+	if (bad)
+		return vfiod_error(ctx, -EBUSY,
+				   "IOMMU group %d is not viable: %s; every device of the group "
+				   "must be unbound, on pci-stub or on a vfio driver "
+				   "(add `group` to assign the whole group)",
+				   dev->iommu_group, msg);
+	return 0;
+}
+
+/* Resolve DRIVER or the best candidate to a loaded driver name and its module. */
+static int choose_driver(struct vfiod_device *dev, const char *forced, char **driver,
+			 char **module)
+{
+	struct vfiod_ctx *ctx = dev->ctx;
+	struct vfiod_match *m = NULL;
+	const char *mod = NULL;
+	int r;
+
+	r = vfiod_device_match(dev, &m);
+	if (r < 0)
+		return r;
+	if (forced) {
+		char norm[256];
+
+		snprintf(norm, sizeof(norm), "%s", forced);
+		for (char *p = norm; *p; p++)
+			if (*p == '-')
+				*p = '_';
+		for (size_t i = 0; i < m->n_cand && !mod; i++) {
+			struct candidate *c = &m->cand[i];
+
+			if (streq(c->module, norm) || (c->driver && streq(c->driver, forced)))
+				mod = c->module;
+		}
+		if (!mod) {
+			vfiod_match_unref(m);
+			return vfiod_error(ctx, -EINVAL,
+					   "%s: driver %s does not claim this device (no vfio_pci: "
+					   "alias of its module matches %s); see `vfioctl match`",
+					   dev->syspath, forced, dev->modalias);
+		}
+	} else if (m->selected) {
+		mod = m->selected->module;
+	} else {
+		vfiod_match_unref(m);
+		return vfiod_error(ctx, -ENOENT,
+				   "%s: no vfio driver claims this device (is vfio-pci installed? "
+				   "see `vfioctl match`)",
+				   dev->syspath);
+	}
+	*module = strdup(mod);
+	vfiod_match_unref(m);
+	if (!*module)
+		return -ENOMEM;
+
+	r = vfiod_step(ctx, OP_ASSIGN, dev->name, "load-module");
+	if (r < 0)
+		return r;
+	r = module_load(ctx, *module);
+	if (r < 0)
+		return r;
+	r = module_driver(ctx, *module, driver);
+	if (r < 0)
+		return vfiod_error(ctx, r, "module %s is loaded but registers no PCI driver",
+				   *module);
+	return 0;
+}
+
+static int result_json(struct vfiod_device *dev, const char *key, bool value,
+		       const struct record *rec, char **ret)
+{
+	json_t *o;
+	int r = device_refresh(dev);
+
+	if (r < 0)
+		return r;
+	o = device_json(dev);
+	if (!o)
+		return -ENOMEM;
+	json_object_set_new(o, key, json_boolean(value));
+	if (rec) {
+		json_object_set_new(o, "previous_driver",
+				    rec->previous_driver ? json_string(rec->previous_driver)
+							 : json_null());
+		if (rec->resolver)
+			json_object_set_new(o, "resolver", json_string(rec->resolver));
+	}
+	return json_dump_to(o, ret);
+}
+
+/* Put the device back as the record says it was. Best effort: it is the undo. */
+static void rollback(struct vfiod_device *dev, const struct record *rec)
+{
+	(void)device_refresh(dev);
+	if (dev->driver && (!rec->previous_driver || !streq(dev->driver, rec->previous_driver)))
+		(void)unbind(dev);
+	(void)set_override(dev, rec->previous_override);
+	(void)probe(dev);
+	(void)record_remove(dev->ctx, dev->name);
+	(void)device_refresh(dev);
+	vfiod_log(dev->ctx, LOG_WARNING, "%s: rolled back, now on %s", dev->syspath,
+		  dev->driver ? dev->driver : "no driver");
+}
+
+static int assign_kernel(struct vfiod_device *dev, struct vfiod_kernel *k, const char *forced,
+			 struct record *rec)
+{
+	struct vfiod_ctx *ctx = dev->ctx;
+	struct vfiod_kernel_binding b;
+	int r;
+
+	rec->resolver = strdup("kernel");
+	r = vfiod_step(ctx, OP_ASSIGN, dev->name, "record");
+	if (r < 0)
+		return r;
+	r = record_save(ctx, rec);
+	if (r < 0)
+		return r;
+	r = vfiod_step(ctx, OP_ASSIGN, dev->name, "bind");
+	if (r >= 0)
+		r = vfiod_kernel_bind(k, dev->syspath, forced, VFIO_SELECT_F_LOAD_MODULES, &b);
+	if (r < 0) {
+		const char *msg = vfiod_kernel_errmsg(k);
+
+		if (msg)
+			vfiod_error(ctx, r, "%s: %s", dev->syspath, msg);
+		else if (!vfiod_ctx_get_error(ctx))
+			vfiod_error(ctx, r, "%s: vfio_select BIND failed: %s", dev->syspath,
+				    strerror(-r));
+		(void)record_remove(ctx, dev->name);
+		return r;
+	}
+	free(rec->driver);
+	rec->driver = strdup(b.driver);
+	(void)driver_module(ctx, b.driver, &rec->module);
+	return record_save(ctx, rec);
+}
+
+static int assign_user(struct vfiod_device *dev, const char *forced, struct record *rec)
+{
+	struct vfiod_ctx *ctx = dev->ctx;
+	int r;
+
+	rec->resolver = strdup("user space");
+	r = choose_driver(dev, forced, &rec->driver, &rec->module);
+	if (r < 0)
+		return r;
+	if (dev->driver && streq(dev->driver, rec->driver))
+		return 1;
+
+	r = vfiod_step(ctx, OP_ASSIGN, dev->name, "record");
+	if (r < 0)
+		return r;
+	r = record_save(ctx, rec);
+	if (r < 0)
+		return r;
+
+	r = vfiod_step(ctx, OP_ASSIGN, dev->name, "set-override");
+	if (r < 0)
+		goto undo;
+	r = set_override(dev, rec->driver);
+	if (r < 0) {
+		vfiod_error(ctx, r, "%s: cannot set driver_override: %s", dev->syspath,
+			    strerror(-r));
+		goto undo;
+	}
+	r = vfiod_step(ctx, OP_ASSIGN, dev->name, "unbind");
+	if (r < 0)
+		goto undo;
+	r = unbind(dev);
+	if (r < 0) {
+		vfiod_error(ctx, r, "%s: cannot unbind %s: %s", dev->syspath, dev->driver,
+			    strerror(-r));
+		goto undo;
+	}
+	r = vfiod_step(ctx, OP_ASSIGN, dev->name, "probe");
+	if (r < 0)
+		goto undo;
+	r = probe(dev);
+	if (r < 0) {
+		vfiod_error(ctx, r, "%s: probe failed: %s", dev->syspath, strerror(-r));
+		goto undo;
+	}
+	r = vfiod_step(ctx, OP_ASSIGN, dev->name, "verify");
+	if (r < 0)
+		goto undo;
+	r = wait_driver(dev, rec->driver);
+	if (r < 0) {
+		vfiod_error(ctx, -EIO, "%s: %s did not bind (now %s); see dmesg", dev->syspath,
+			    rec->driver, dev->driver ? dev->driver : "unbound");
+		r = -EIO;
+		goto undo;
+	}
+	return 0;
+undo:
+	rollback(dev, rec);
+	return r;
+}
+
+static int assign_one(struct vfiod_device *dev, const char *forced, bool whole_group,
+		      char **ret)
+{
+	struct vfiod_ctx *ctx = dev->ctx;
+	struct record rec = {};
+	struct vfiod_kernel *k;
+	int r;
+
+	r = device_refresh(dev);
+	if (r < 0)
+		return vfiod_error(ctx, r, "%s: %s", dev->syspath, strerror(-r));
+	r = group_check(dev, whole_group);
+	if (r < 0)
+		return r;
+	r = vfiod_ctx_kernel(ctx, &k);
+	if (r < 0)
+		return r;
+
+	/* Already ours: keep the record of what it had before. */
+	if (record_load(ctx, dev->name, &rec) >= 0 && dev->driver && rec.driver &&
+	    streq(dev->driver, rec.driver) && !forced) {
+		r = result_json(dev, "changed", false, &rec, ret);
+		record_done(&rec);
+		return r < 0 ? r : 1;
+	}
+	record_done(&rec);
+
+	rec.syspath = strdup(dev->syspath);
+	rec.name = strdup(dev->name);
+	rec.previous_driver = dev->driver ? strdup(dev->driver) : NULL;
+	rec.previous_override = dev->driver_override ? strdup(dev->driver_override) : NULL;
+	if (!rec.syspath || !rec.name || (dev->driver && !rec.previous_driver)) {
+		record_done(&rec);
+		return -ENOMEM;
+	}
+	if (rec.previous_driver && driver_is_vfio(ctx, rec.previous_driver)) {
+		/* Bound to vfio by someone else: there is no host driver to restore. */
+		free(rec.previous_driver);
+		rec.previous_driver = NULL;
+	}
+
+	r = k ? assign_kernel(dev, k, forced, &rec) : assign_user(dev, forced, &rec);
+	if (r >= 0) {
+		vfiod_log(ctx, LOG_INFO, "%s: %s", dev->syspath,
+			  r == 1 ? "already assigned" : "assigned");
+		int q = result_json(dev, "changed", r == 0, r == 1 ? NULL : &rec, ret);
+
+		if (q < 0)
+			r = q;
+	}
+	record_done(&rec);
+	return r;
+}
+
+_public_ int vfiod_device_assign(struct vfiod_device *dev, const char *driver, unsigned int flags,
+				 char **ret)
+{
+	struct vfiod_ctx *ctx = dev->ctx;
+	char **members = NULL;
+	json_t *all;
+	int r, changed = 1;
+
+	ctx->error[0] = '\0';
+	if (flags & ~VFIOD_ASSIGN_GROUP)
+		return vfiod_error(ctx, -EINVAL, "unknown assign flags 0x%x", flags);
+	if (!(flags & VFIOD_ASSIGN_GROUP))
+		return assign_one(dev, driver, false, ret);
+
+	/* The whole group: every member but bridges, each to its own best driver. */
+	r = device_refresh(dev);
+	if (r < 0)
+		return r;
+	if (dev->iommu_group < 0)
+		return group_check(dev, true);
+	r = group_members(dev, &members);
+	if (r < 0)
+		return vfiod_error(ctx, r, "IOMMU group %d: %s", dev->iommu_group, strerror(-r));
+	all = json_array();
+	for (char **m = members; *m && all; m++) {
+		_cleanup_free_ char *drv = NULL, *json = NULL;
+		struct vfiod_device *member = NULL;
+
+		(void)member_driver(ctx, *m, &drv);
+		if (drv && streq(drv, DRIVER_PCIEPORT))
+			continue;
+		r = vfiod_device_new(ctx, *m, &member);
+		if (r >= 0)
+			r = assign_one(member, streq(*m, dev->name) ? driver : NULL, true, &json);
+		if (r == 0)
+			changed = 0;
+		if (r >= 0)
+			json_array_append_new(all, json_loads(json, 0, NULL));
+		vfiod_device_unref(member);
+		if (r < 0)
+			break; /* the members done stay assigned: each has its record */
+	}
+	strv_free(members);
+	if (r < 0) {
+		json_decref(all);
+		return r;
+	}
+	return json_dump_to(all, ret) < 0 ? -ENOMEM : changed;
+}
+
+static int release_kernel(struct vfiod_device *dev, struct vfiod_kernel *k)
+{
+	struct vfiod_kernel_binding b;
+	int r = vfiod_kernel_unbind(k, dev->syspath, &b);
+
+	if (r < 0) {
+		const char *msg = vfiod_kernel_errmsg(k);
+
+		return vfiod_error(dev->ctx, r, "%s: %s", dev->syspath,
+				   msg ? msg : strerror(-r));
+	}
+	return 0;
+}
+
+static int release_user(struct vfiod_device *dev, const struct record *rec)
+{
+	struct vfiod_ctx *ctx = dev->ctx;
+	int r;
+
+	r = vfiod_step(ctx, OP_RELEASE, dev->name, "unbind");
+	if (r < 0)
+		return r;
+	if (dev->driver) {
+		r = unbind(dev);
+		if (r < 0)
+			return vfiod_error(ctx, r, "%s: cannot unbind %s: %s", dev->syspath,
+					   dev->driver, strerror(-r));
+	}
+	r = vfiod_step(ctx, OP_RELEASE, dev->name, "restore-override");
+	if (r >= 0)
+		r = set_override(dev, rec ? rec->previous_override : NULL);
+	if (r < 0) {
+		(void)probe(dev);
+		return vfiod_error(ctx, r, "%s: cannot clear driver_override: %s", dev->syspath,
+				   strerror(-r));
+	}
+	r = vfiod_step(ctx, OP_RELEASE, dev->name, "probe");
+	if (r < 0)
+		return r;
+	return probe(dev);
+}
+
+_public_ int vfiod_device_release(struct vfiod_device *dev, unsigned int flags, char **ret)
+{
+	struct vfiod_ctx *ctx = dev->ctx;
+	struct record rec = {};
+	struct vfiod_kernel *k;
+	bool have_rec;
+	int r;
+
+	ctx->error[0] = '\0';
+	if (flags)
+		return vfiod_error(ctx, -EINVAL, "unknown release flags 0x%x", flags);
+	r = device_refresh(dev);
+	if (r < 0)
+		return r;
+	r = record_load(ctx, dev->name, &rec);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	have_rec = r >= 0;
+	if (!driver_is_vfio(ctx, dev->driver)) {
+		if (have_rec && !dev->driver && rec.previous_driver) {
+			/* Half-released (an interrupted release): finish it. */
+		} else {
+			record_done(&rec);
+			if (have_rec)
+				(void)record_remove(ctx, dev->name);
+			return vfiod_error(ctx, -ENOENT, "%s is not assigned to a vfio driver (%s)",
+					   dev->syspath,
+					   dev->driver ? dev->driver : "no driver is bound");
+		}
+	}
+	/* The host driver's module may have been unloaded meanwhile. */
+	if (have_rec && rec.previous_driver) {
+		_cleanup_free_ char *p = NULL;
+		_cleanup_close_ int fd = -1;
+
+		if (asprintf(&p, "%s/%s", SYSFS_PCI_DRIVERS, rec.previous_driver) >= 0)
+			fd = root_open(ctx, p, O_RDONLY | O_DIRECTORY);
+		if (fd == -ENOENT)
+			(void)module_load(ctx, rec.previous_driver);
+	}
+
+	r = vfiod_ctx_kernel(ctx, &k);
+	if (r >= 0)
+		r = k ? release_kernel(dev, k) : release_user(dev, have_rec ? &rec : NULL);
+	if (r < 0) {
+		record_done(&rec);
+		return r;
+	}
+	r = vfiod_step(ctx, OP_RELEASE, dev->name, "verify");
+	if (r >= 0) {
+		r = wait_driver(dev, have_rec ? rec.previous_driver : NULL);
+		if (r < 0 && have_rec && rec.previous_driver)
+			r = vfiod_error(ctx, -EIO, "%s: released, but %s did not bind again (now %s)",
+					dev->syspath, rec.previous_driver,
+					dev->driver ? dev->driver : "unbound");
+		else
+			r = 0;
+	}
+	if (r >= 0 && have_rec)
+		(void)record_remove(ctx, dev->name);
+	if (r >= 0) {
+		vfiod_log(ctx, LOG_INFO, "%s: released to %s", dev->syspath,
+			  dev->driver ? dev->driver : "no driver");
+		r = result_json(dev, "restored", !have_rec || !rec.previous_driver ||
+					       (dev->driver && streq(dev->driver, rec.previous_driver)),
+				have_rec ? &rec : NULL, ret);
+	}
+	record_done(&rec);
+	return r;
+}
+
+_public_ int vfiod_list(struct vfiod_ctx *ctx, char **ret)
+{
+	char **names = NULL;
+	json_t *a;
+	int r;
+
+	ctx->error[0] = '\0';
+	r = record_list(ctx, &names);
+	if (r < 0)
+		return vfiod_error(ctx, r, "cannot read %s: %s", ctx->runtime_dir, strerror(-r));
+	a = json_array();
+	for (char **n = names; a && *n; n++) {
+		struct vfiod_device *dev = NULL;
+		struct record rec;
+		json_t *o;
+
+		if (record_load(ctx, *n, &rec) < 0)
+			continue;
+		if (vfiod_device_new(ctx, rec.syspath ? rec.syspath : *n, &dev) >= 0) {
+			o = device_json(dev);
+			json_object_set_new(o, "state",
+					    json_string(dev->driver && rec.driver &&
+								streq(dev->driver, rec.driver) ?
+							"assigned" :
+							"changed"));
+		} else {
+			o = json_object();
+			json_object_set_new(o, "device", json_string(rec.syspath));
+			json_object_set_new(o, "name", json_string(*n));
+			json_object_set_new(o, "state", json_string("gone"));
+		}
+		json_object_set_new(o, "previous_driver", rec.previous_driver ?
+					  json_string(rec.previous_driver) : json_null());
+		if (rec.resolver)
+			json_object_set_new(o, "resolver", json_string(rec.resolver));
+		json_array_append_new(a, o);
+		vfiod_device_unref(dev);
+		record_done(&rec);
+	}
+	strv_free(names);
+	ctx->error[0] = '\0';
+	return json_dump_to(a, ret);
+}
