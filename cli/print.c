@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "print.h"
+
+static const char *str(json_t *o, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : dflt;
+}
+
+static void print_vfio(FILE *f, json_t *o)
+{
+	size_t i;
+	json_t *n;
+
+	json_array_foreach(json_object_get(o, "vfio"), i, n)
+		fprintf(f, "%s%s", i ? ", " : "", json_string_value(n));
+}
+
+static int print_match(FILE *f, json_t *o)
+{
+	json_t *cands = json_object_get(o, "candidates"), *c, *sel;
+	size_t i;
+
+	if (!json_is_array(cands))
+		return -EBADMSG;
+	fprintf(f, "%s %s\n", str(o, "name", "?"), str(o, "device", "?"));
+	fprintf(f, "  modalias %s\n", str(o, "modalias", "?"));
+	if (json_array_size(cands) == 0)
+		fprintf(f, "  no vfio driver declares an alias matching this device\n");
+	json_array_foreach(cands, i, c)
+	{
+		const char *drv = str(c, "driver", NULL), *skip = str(c, "skipped", NULL);
+
+		fprintf(f, "  %lld. %s", (long long)json_integer_value(json_object_get(c, "rank")),
+			str(c, "module", "?"));
+		if (drv)
+			fprintf(f, " (driver %s)", drv);
+		else
+			fprintf(f, " (not loaded)");
+		if (skip)
+			fprintf(f, " skipped: %s", skip);
+		fprintf(f, "\n     alias %s, %lld exact field%s%s%s%s\n", str(c, "alias", "(unknown)"),
+			(long long)json_integer_value(json_object_get(c, "exact_fields")),
+			json_integer_value(json_object_get(c, "exact_fields")) == 1 ? "" : "s",
+			json_object_get(c, "source") ? ", from " : "", str(c, "source", ""),
+			json_is_true(json_object_get(c, "tie")) ? ", tie" : "");
+	}
+	sel = json_object_get(o, "selected");
+	if (json_is_object(sel))
+		fprintf(f, "selected %s: %s (decided in %s)\n", str(sel, "module", "?"),
+			str(sel, "reason", ""), str(o, "resolver", "?"));
+	else
+		fprintf(f, "selected nothing (decided in %s)\n", str(o, "resolver", "?"));
+	if (json_object_get(o, "note"))
+		fprintf(f, "note: %s\n", str(o, "note", ""));
+	return 0;
+}
+
+static int print_device_result(FILE *f, json_t *o)
+{
+	const char *drv = str(o, "driver", NULL), *prev = str(o, "previous_driver", NULL);
+	json_t *group = json_object_get(o, "iommu_group");
+
+	if (json_object_get(o, "changed")) {
+		if (!json_is_true(json_object_get(o, "changed")))
+			fprintf(f, "%s: already assigned to %s, nothing changed", str(o, "name", "?"),
+				drv ? drv : "?");
+		else
+			fprintf(f, "%s: assigned to %s (was %s)", str(o, "name", "?"),
+				drv ? drv : "?", prev ? prev : "unbound");
+		if (json_is_integer(group))
+			fprintf(f, ", IOMMU group %lld", (long long)json_integer_value(group));
+		if (json_array_size(json_object_get(o, "vfio"))) {
+			fprintf(f, ", ");
+			print_vfio(f, o);
+		}
+		fprintf(f, "\n");
+	} else if (json_object_get(o, "restored")) {
+		fprintf(f, "%s: released, %s\n", str(o, "name", "?"),
+			drv ? drv : "no driver is bound");
+		if (!json_is_true(json_object_get(o, "restored")))
+			fprintf(f, "%s: warning: it was on %s before\n", str(o, "name", "?"),
+				prev ? prev : "?");
+	} else {
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static int print_list(FILE *f, json_t *a)
+{
+	json_t *o;
+	size_t i;
+
+	if (!json_is_array(a))
+		return -EBADMSG;
+	fprintf(f, "%-14s %-20s %-12s %-5s %-8s %s\n", "DEVICE", "DRIVER", "PREVIOUS", "GROUP",
+		"STATE", "VFIO");
+	json_array_foreach(a, i, o)
+	{
+		json_t *g = json_object_get(o, "iommu_group");
+		char group[16] = "-";
+
+		if (json_is_integer(g))
+			snprintf(group, sizeof(group), "%lld", (long long)json_integer_value(g));
+		fprintf(f, "%-14s %-20s %-12s %-5s %-8s ", str(o, "name", "?"), str(o, "driver", "-"),
+			str(o, "previous_driver", "-"), group, str(o, "state", "?"));
+		print_vfio(f, o);
+		fprintf(f, "\n");
+	}
+	return 0;
+}
+
+int print_result(FILE *f, enum print_mode mode, const char *verb, const char *json)
+{
+	json_t *o;
+	int r;
+
+	if (mode == PRINT_JSON) {
+		fprintf(f, "%s\n", json);
+		return 0;
+	}
+	o = json_loads(json, 0, NULL);
+	if (!o)
+		return -EBADMSG;
+	if (mode == PRINT_JSON_PRETTY) {
+		json_dumpf(o, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fprintf(f, "\n");
+		r = 0;
+	} else if (strcmp(verb, "match") == 0) {
+		r = print_match(f, o);
+	} else if (strcmp(verb, "list") == 0) {
+		r = print_list(f, o);
+	} else if (json_is_array(o)) {
+		json_t *e;
+		size_t i;
+
+		r = 0;
+		json_array_foreach(o, i, e)
+			if (r >= 0)
+				r = print_device_result(f, e);
+	} else {
+		r = print_device_result(f, o);
+	}
+	json_decref(o);
+	return r;
+}
