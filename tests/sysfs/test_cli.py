@@ -1,0 +1,285 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""vfioctl and libvfiod against fixture sysfs trees and depmod-made module dirs."""
+import json
+import os
+import shutil
+import subprocess
+import unittest
+
+from fixture import ModulesDir, Sysfs, tempdir
+
+VFIOCTL = os.environ.get("VFIOCTL", "vfioctl")
+NVME = "0000:00:03.0"
+NVME_PATH = "/sys/devices/pci0000:00/0000:00:03.0"
+
+# The aliases depmod writes for the kernel fixture variants and vfio-pci.
+ALIAS_VFIO_PCI = "vfio_pci:v*d*sv*sd*bc*sc*i*"
+ALIAS_VD = "vfio_pci:v00001B36d00000010sv*sd*bc*sc*i*"
+ALIAS_VDSUB = "vfio_pci:v00001B36d00000010sv00001AF4sd00001100bc*sc*i*"
+ALIAS_OTHER = "vfio_pci:v00001B36d00000005sv*sd*bc*sc*i*"
+
+
+class Base(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempdir()
+        self.addCleanup(shutil.rmtree, self.tmp)
+        self.sys = Sysfs(os.path.join(self.tmp, "sys"))
+        self.mods = ModulesDir(os.path.join(self.tmp, "modroot"))
+        self.conf = os.path.join(self.tmp, "modprobe.d")
+        os.makedirs(self.conf)
+        self.run_dir = os.path.join(self.tmp, "run")
+        self.env = dict(os.environ, VFIOD_SYSFS_ROOT=self.sys.root,
+                        VFIOD_MODULES_DIR=self.mods.dir, VFIOD_MODPROBE_CONFIG=self.conf,
+                        RUNTIME_DIRECTORY=self.run_dir, VFIOD_NO_KERNEL="1")
+        self.sys.driver("nvme", "nvme")
+        self.sys.pci(NVME, 0x1b36, 0x0010, driver="nvme", group=3)
+        self.sys.pci("0000:00:04.0", 0x1b36, 0x0005, cls=0x00ff00, group=4)
+
+    def standard_modules(self):
+        self.mods.add("vfio_pci", [ALIAS_VFIO_PCI])
+        self.mods.add("vfio_fixture_vd", [ALIAS_VD])
+        self.mods.add("vfio_fixture_vdsub", [ALIAS_VDSUB])
+        self.mods.add("vfio_fixture_other", [ALIAS_OTHER])
+        self.mods.add("nvme", ["pci:v*d*sv*sd*bc01sc08i02*"])
+        self.mods.depmod()
+
+    def vfioctl(self, *args, rc=0):
+        p = subprocess.run([VFIOCTL, *args], env=self.env, capture_output=True, text=True)
+        self.assertEqual(p.returncode, rc,
+                         f"vfioctl {' '.join(args)}: rc {p.returncode}\n{p.stdout}{p.stderr}")
+        self.assertNotIn("runtime error", p.stderr)  # UBSan
+        self.assertNotIn("AddressSanitizer", p.stderr)
+        return p
+
+    def match(self, path=NVME):
+        return json.loads(self.vfioctl("-j", "match", path).stdout)
+
+    def conf_file(self, text):
+        with open(os.path.join(self.conf, "test.conf"), "w") as f:
+            f.write(text)
+
+
+class TestMatch(Base):
+    def test_most_specific_wins_and_json_shape(self):
+        self.standard_modules()
+        m = self.match()
+        self.assertEqual(m["device"], NVME_PATH)
+        self.assertEqual(m["modalias"],
+                         "vfio_pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02")
+        self.assertEqual(m["resolver"], "user space")
+        mods = [c["module"] for c in m["candidates"]]
+        self.assertEqual(mods, ["vfio_fixture_vdsub", "vfio_fixture_vd", "vfio_pci"])
+        self.assertEqual([c["rank"] for c in m["candidates"]], [1, 2, 3])
+        self.assertEqual([c["alias"] for c in m["candidates"]],
+                         [ALIAS_VDSUB, ALIAS_VD, ALIAS_VFIO_PCI])
+        self.assertEqual([c["exact_fields"] for c in m["candidates"]], [4, 2, 0])
+        self.assertEqual(m["selected"]["module"], "vfio_fixture_vdsub")
+        self.assertNotIn("skipped", m["candidates"][0])
+
+    def test_other_device_matches_only_its_variant(self):
+        self.standard_modules()
+        m = self.match("0000:00:04.0")
+        self.assertEqual([c["module"] for c in m["candidates"]],
+                         ["vfio_fixture_other", "vfio_pci"])
+
+    def test_driver_name_from_loaded_module(self):
+        self.standard_modules()
+        self.sys.module("vfio_fixture_vdsub", ["vfio-fixture-vdsub"])
+        m = self.match()
+        c = m["candidates"][0]
+        self.assertTrue(c["loaded"])
+        self.assertEqual(c["driver"], "vfio-fixture-vdsub")
+        self.assertEqual(m["selected"]["driver"], "vfio-fixture-vdsub")
+        self.assertFalse(m["candidates"][1]["loaded"])
+        self.assertIsNone(m["candidates"][1]["driver"])
+
+    def test_blacklisted_module_skipped_with_reason(self):
+        self.standard_modules()
+        self.conf_file("blacklist vfio_fixture_vdsub\n")
+        m = self.match()
+        self.assertEqual(m["candidates"][0]["module"], "vfio_fixture_vdsub")
+        self.assertEqual(m["candidates"][0]["skipped"], "blacklisted in modprobe.d")
+        self.assertEqual(m["selected"]["module"], "vfio_fixture_vd")
+        text = self.vfioctl("match", NVME).stdout
+        self.assertIn("skipped: blacklisted in modprobe.d", text)
+        self.assertIn("selected vfio_fixture_vd:", text)
+
+    def test_modprobe_d_alias_takes_precedence(self):
+        self.standard_modules()
+        self.conf_file("alias vfio_pci:v00001B36d00000010sv*sd*bc01sc08i02 vfio_fixture_other\n")
+        m = self.match()
+        self.assertEqual([c["module"] for c in m["candidates"]], ["vfio_fixture_other"])
+        self.assertEqual(m["candidates"][0]["source"], "modprobe.d")
+        self.assertEqual(m["candidates"][0]["exact_fields"], 5)
+
+    def test_tie_broken_by_module_name_and_reported(self):
+        self.mods.add("vfio_pci", [ALIAS_VFIO_PCI])
+        self.mods.add("zz_vfio_b", [ALIAS_VD])
+        self.mods.add("aa_vfio_a", ["vfio_pci:v00001B36d*sv00001AF4sd*bc*sc*i*"])
+        self.mods.depmod()
+        m = self.match()
+        self.assertEqual(m["candidates"][0]["exact_fields"], 2)
+        self.assertEqual(m["candidates"][1]["exact_fields"], 2)
+        # Same count: vendor+device outranks vendor+subvendor (the device field weighs more).
+        self.assertEqual(m["candidates"][0]["module"], "zz_vfio_b")
+        self.assertNotIn("tie", m["candidates"][0])
+        self.mods.add("mm_vfio_c", [ALIAS_VD])
+        self.mods.depmod()
+        m = self.match()
+        self.assertEqual([c["module"] for c in m["candidates"][:2]], ["mm_vfio_c", "zz_vfio_b"])
+        self.assertTrue(m["candidates"][0]["tie"])
+        self.assertTrue(m["candidates"][1]["tie"])
+        self.assertIn("tie", m["selected"]["reason"])
+
+    def test_real_glob_semantics(self):
+        # depmod ends an alias whose last field is exact with "*": "i02*" must match
+        # prog-if 02 (a byte-equal field comparison never matches it).
+        self.mods.add("vfio_pci", [ALIAS_VFIO_PCI])
+        self.mods.add("vfio_progif", ["vfio_pci:v00001B36d00000010sv*sd*bc01sc08i02*"])
+        self.mods.add("vfio_partial", ["vfio_pci:v00001B3?d0000001*sv*sd*bc*sc*i*"])
+        self.mods.add("vfio_nomatch", ["vfio_pci:v00001B36d00000010sv*sd*bc01sc08i03*"])
+        self.mods.depmod()
+        m = self.match()
+        self.assertEqual([c["module"] for c in m["candidates"]],
+                         ["vfio_progif", "vfio_partial", "vfio_pci"])
+        self.assertEqual(m["candidates"][0]["exact_fields"], 5)
+        self.assertEqual(m["candidates"][1]["exact_fields"], 0)
+
+    def test_builtin_module(self):
+        self.mods.add_builtin("vfio_pci", [ALIAS_VFIO_PCI])
+        self.mods.depmod()
+        self.sys.module("vfio_pci", ["vfio-pci"], builtin=True)
+        m = self.match()
+        self.assertEqual(m["candidates"][0]["module"], "vfio_pci")
+        self.assertTrue(m["candidates"][0]["builtin"])
+        self.assertEqual(m["candidates"][0]["source"], "modules.builtin.modinfo")
+        self.assertEqual(m["selected"]["driver"], "vfio-pci")
+
+    def test_no_candidates(self):
+        self.mods.add("nvme", ["pci:v*d*sv*sd*bc01sc08i02*"])
+        self.mods.depmod()
+        m = self.match()
+        self.assertEqual(m["candidates"], [])
+        self.assertIsNone(m["selected"])
+        p = self.vfioctl("create", NVME, rc=1)
+        self.assertIn("no vfio driver claims this device", p.stderr)
+
+
+class TestPaths(Base):
+    def setUp(self):
+        super().setUp()
+        self.standard_modules()
+
+    def test_every_form_names_the_same_device(self):
+        forms = [NVME, "00:03.0", "/sys/bus/pci/devices/" + NVME, NVME_PATH, NVME_PATH + "/",
+                 self.sys.root + "/bus/pci/devices/" + NVME]
+        for f in forms:
+            with self.subTest(form=f):
+                self.assertEqual(self.match(f)["device"], NVME_PATH)
+
+    def refused(self, path, words, rc=1):
+        before = self.sys.snapshot()
+        p = self.vfioctl("create", path, rc=rc)
+        for w in words:
+            self.assertIn(w, p.stderr)
+        self.assertEqual(p.stdout, "")
+        self.assertEqual(before, self.sys.snapshot(), "the tree was changed")
+        self.assertFalse(os.path.exists(os.path.join(self.run_dir, "assigned", NVME + ".json")))
+
+    def test_refusals_name_the_problem_and_change_nothing(self):
+        os.symlink("/tmp", os.path.join(self.sys.root, "bus/pci/devices/escape"))
+        os.makedirs(os.path.join(self.sys.root, "devices/pci0000:00/notadevice"))
+        self.sys.netdev("eth0", pci=NVME)
+        cases = [
+            (NVME_PATH + "/vendor", ["is a file"]),
+            (NVME_PATH + "/../0000:00:04.0", ["'..'"]),
+            ("/sys/bus/pci/devices/escape", ["not under /sys/devices"]),
+            ("/sys/devices/pci0000:00/notadevice", ["not a device"]),
+            ("/sys/devices/virtual/net/eth0", ["net device", "its PCI function is " + NVME]),
+            ("/sys/bus/pci/devices/0000:00:09.0", ["no such device"]),
+            ("0000:00:09.0", ["no such device"]),
+            ("/etc/passwd", ["not a path under /sys"]),
+            ("eth0", ["not a sysfs path nor a PCI address"]),
+            ("/sys/" + "a" * 5000, ["too long"]),
+            ("/sys/devices", ["not under /sys/devices"]),
+        ]
+        for path, words in cases:
+            with self.subTest(path=path[:80]):
+                self.refused(path, words)
+
+    def test_usage_errors_name_the_word(self):
+        cases = [(("frobnicate",), "unknown verb 'frobnicate'"),
+                 (("create", NVME, "colour", "blue"), "unknown argument 'colour'"),
+                 (("create", NVME, "driver"), "'driver' needs a driver name"),
+                 (("match",), "missing device path"),
+                 (("--resolver=magic", "list"), "unknown value 'magic'"),
+                 ((), "missing verb")]
+        for args, words in cases:
+            with self.subTest(args=args):
+                p = self.vfioctl(*args, rc=2)
+                self.assertIn(words, p.stderr)
+                self.assertLess(len(p.stderr.splitlines()), 4, "usage errors do not dump help")
+
+
+class TestAssign(Base):
+    def setUp(self):
+        super().setUp()
+        self.standard_modules()
+        self.sys.module("vfio_fixture_vdsub", ["vfio-fixture-vdsub"])
+        self.sys.module("vfio_pci", ["vfio-pci"])
+
+    def test_group_not_viable_refused_naming_members(self):
+        self.sys.driver("ahci", "ahci")
+        self.sys.pci("0000:00:1f.2", 0x8086, 0x2922, cls=0x010601, driver="ahci", group=3)
+        self.sys.pci("0000:00:1f.3", 0x8086, 0x2930, cls=0x0c0500, group=3)
+        before = self.sys.snapshot()
+        p = self.vfioctl("create", NVME, rc=1)
+        self.assertIn("IOMMU group 3 is not viable: 0000:00:1f.2 on ahci", p.stderr)
+        self.assertNotIn("1f.3", p.stderr)  # unbound members are fine
+        self.assertIn("group", p.stderr)
+        self.assertEqual(before, self.sys.snapshot())
+
+    def test_group_member_on_vfio_driver_is_viable(self):
+        self.sys.pci("0000:00:1f.2", 0x8086, 0x2922, cls=0x010601, driver="vfio-pci", group=3)
+        p = self.vfioctl("create", NVME, rc=1)  # the fixture kernel never binds
+        self.assertNotIn("not viable", p.stderr)
+
+    def test_no_iommu_group(self):
+        self.sys.pci("0000:00:05.0", 0x1b36, 0x0010, driver="nvme")
+        p = self.vfioctl("create", "0000:00:05.0", rc=1)
+        self.assertIn("has no IOMMU group", p.stderr)
+
+    def test_forced_driver_must_claim_the_device(self):
+        p = self.vfioctl("create", NVME, "driver", "vfio_fixture_other", rc=1)
+        self.assertIn("does not claim this device", p.stderr)
+
+    def test_failed_bind_is_rolled_back(self):
+        # Files, not a driver core: the writes land but nothing binds, so verify fails
+        # and every step is undone.
+        p = self.vfioctl("create", NVME, rc=1)
+        self.assertIn("did not bind", p.stderr)
+        self.assertEqual(self.sys.read(NVME_PATH + "/driver_override"), "\n")
+        self.assertEqual(self.sys.read(NVME_PATH + "/driver/unbind"), NVME)
+        self.assertEqual(self.sys.read("bus/pci/drivers_probe"), NVME)
+        self.assertFalse(os.path.exists(os.path.join(self.run_dir, "assigned", NVME + ".json")))
+        self.assertEqual(json.loads(self.vfioctl("-j", "list").stdout), [])
+
+    def test_destroy_of_unassigned_device(self):
+        p = self.vfioctl("destroy", NVME, rc=1)
+        self.assertIn("is not assigned to a vfio driver (nvme)", p.stderr)
+
+    def test_already_assigned_is_a_no_op(self):
+        self.sys.pci(NVME, 0x1b36, 0x0010, driver="vfio-fixture-vdsub", group=3)
+        before = self.sys.snapshot()
+        out = json.loads(self.vfioctl("-j", "create", NVME).stdout)
+        self.assertFalse(out["changed"])
+        self.assertEqual(out["driver"], "vfio-fixture-vdsub")
+        self.assertEqual(before, self.sys.snapshot())
+
+    def test_list_empty(self):
+        self.assertEqual(json.loads(self.vfioctl("-j", "list").stdout), [])
+        self.assertIn("DEVICE", self.vfioctl("list").stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The ranking rule and alias parsing: pure functions, checked against a
+ * table of vectors.  The kernel module compiles the same <vfio_select/rank.h>;
+ * the VM suite proves both paths rank real drivers alike.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vfio_select/rank.h>
+
+#include "internal.h"
+
+static int failed, passed;
+
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (cond) {                                                                        \
+			passed++;                                                                  \
+		} else {                                                                           \
+			failed++;                                                                  \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fprintf(stderr, "\n");                                                     \
+		}                                                                                  \
+	} while (0)
+
+/* A constant expression, equal to vfio_select_field_bit() (checked below). */
+#define V(f) (1u << (VFIO_SELECT_FIELD_COUNT - 1 - VFIO_SELECT_FIELD_##f))
+
+static void test_alias_fields(void)
+{
+	static const struct {
+		const char *pattern;
+		int r;
+		uint32_t exact, partial;
+	} t[] = {
+		{ "vfio_pci:v*d*sv*sd*bc*sc*i*", 0, 0, 0 },
+		{ "vfio_pci:v00001B36d00000010sv*sd*bc*sc*i*", 0, V(VENDOR) | V(DEVICE), 0 },
+		{ "vfio_pci:v00001B36d00000010sv00001AF4sd00001100bc*sc*i*", 0,
+		  V(VENDOR) | V(DEVICE) | V(SUBVENDOR) | V(SUBDEVICE), 0 },
+		{ "vfio_pci:v*d*sv*sd*bc01sc08i02*", 0, V(BASECLASS) | V(SUBCLASS) | V(PROGIF), 0 },
+		{ "vfio_pci:v*d*sv*sd*bc01sc08i02", 0, V(BASECLASS) | V(SUBCLASS) | V(PROGIF), 0 },
+		{ "vfio_pci:v00001B3?d0000001*sv*sd*bc*sc*i*", 0, 0, V(VENDOR) | V(DEVICE) },
+		{ "vfio_pci:v0001B36d00000010sv*sd*bc*sc*i*", 0, V(DEVICE), V(VENDOR) },
+		{ "vfio_pci:v*d*sv*sd*bc*sc0*i*", 0, 0, V(SUBCLASS) },
+		{ "vfio_pci:*", -EINVAL, 0, 0 },
+		{ "vfio_pci:v*d*", -EINVAL, 0, 0 },
+		{ "pci:v*d*sv*sd*bc*sc*i*", -EINVAL, 0, 0 },
+		{ "vfio_pci:v*d*sv*sd*bc*sc*i*x", -EINVAL, 0, 0 },
+		{ "vfio_pci:vd*sv*sd*bc*sc*i*", -EINVAL, 0, 0 },
+	};
+
+	CHECK(V(VENDOR) == vfio_select_field_bit(VFIO_SELECT_FIELD_VENDOR) &&
+		      V(PROGIF) == vfio_select_field_bit(VFIO_SELECT_FIELD_PROGIF),
+	      "field bits");
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+		uint32_t e, p;
+		int r = alias_fields(t[i].pattern, &e, &p);
+
+		CHECK(r == t[i].r, "%s: r=%d, want %d", t[i].pattern, r, t[i].r);
+		if (r == 0)
+			CHECK(e == t[i].exact && p == t[i].partial,
+			      "%s: exact=%#x partial=%#x, want %#x %#x", t[i].pattern, e, p,
+			      t[i].exact, t[i].partial);
+	}
+}
+
+static void test_rank_order(void)
+{
+	/* Each key must rank strictly before the next. */
+	const uint32_t order[] = {
+		vfio_select_rank_key(V(VENDOR) | V(DEVICE) | V(SUBVENDOR) | V(SUBDEVICE) |
+					     V(BASECLASS) | V(SUBCLASS) | V(PROGIF),
+				     0),
+		vfio_select_rank_key(V(VENDOR) | V(DEVICE) | V(SUBVENDOR) | V(SUBDEVICE), 0),
+		/* four exact fields: identity beats class */
+		vfio_select_rank_key(V(VENDOR) | V(BASECLASS) | V(SUBCLASS) | V(PROGIF), 0),
+		vfio_select_rank_key(V(BASECLASS) | V(SUBCLASS) | V(PROGIF), V(VENDOR)),
+		vfio_select_rank_key(V(BASECLASS) | V(SUBCLASS) | V(PROGIF), 0),
+		vfio_select_rank_key(V(VENDOR) | V(DEVICE), 0),
+		vfio_select_rank_key(V(VENDOR) | V(SUBVENDOR), 0),
+		vfio_select_rank_key(V(VENDOR), V(DEVICE)),
+		vfio_select_rank_key(V(VENDOR), 0),
+		vfio_select_rank_key(V(PROGIF), 0),
+		vfio_select_rank_key(0, V(VENDOR)),
+		vfio_select_rank_key(0, 0),
+	};
+
+	for (size_t i = 0; i + 1 < ARRAY_SIZE(order); i++)
+		CHECK(vfio_select_rank_cmp(order[i], "a", order[i + 1], "a") < 0,
+		      "key %zu (%#x) must rank before key %zu (%#x)", i, order[i], i + 1,
+		      order[i + 1]);
+	CHECK(vfio_select_rank_exact_fields(order[0]) == 7, "seven exact fields");
+	CHECK(vfio_select_rank_exact_fields(order[5]) == 2, "two exact fields");
+	/* Ties: byte order of module names, smaller first; a partial never counts twice. */
+	CHECK(vfio_select_rank_cmp(order[5], "mlx5_vfio_pci", order[5], "pds_vfio_pci") < 0,
+	      "tie broken by module name");
+	CHECK(vfio_select_rank_cmp(order[5], "b", order[5], "a") > 0, "tie is symmetric");
+	CHECK(vfio_select_rank_key(V(VENDOR), V(VENDOR)) == vfio_select_rank_key(V(VENDOR), 0),
+	      "an exact field is not also partial");
+}
+
+static void test_match_sort(void)
+{
+	struct candidate c[] = {
+		{ .module = "vfio_pci", .key = vfio_select_rank_key(0, 0) },
+		{ .module = "zz", .key = vfio_select_rank_key(V(VENDOR) | V(DEVICE), 0) },
+		{ .module = "aa", .key = vfio_select_rank_key(V(VENDOR) | V(DEVICE), 0),
+		  .skipped = "blacklisted in modprobe.d" },
+		{ .module = "mm", .key = vfio_select_rank_key(V(VENDOR) | V(DEVICE), 0) },
+	};
+	struct vfiod_match m = { .cand = c, .n_cand = ARRAY_SIZE(c) };
+
+	match_sort(&m);
+	CHECK(streq(c[0].module, "aa") && streq(c[1].module, "mm") && streq(c[2].module, "zz") &&
+		      streq(c[3].module, "vfio_pci"),
+	      "order: %s %s %s %s", c[0].module, c[1].module, c[2].module, c[3].module);
+	CHECK(m.selected == &c[1], "the best not skipped is selected");
+	CHECK(c[0].tie && c[1].tie && c[2].tie && !c[3].tie, "ties flagged");
+	CHECK(c[0].rank == 1 && c[3].rank == 4, "ranks numbered");
+}
+
+static void test_names(void)
+{
+	char *s = NULL;
+
+	CHECK(is_pci_name("0000:03:00.0"), "full address");
+	CHECK(is_pci_name("03:00.7"), "short address");
+	CHECK(!is_pci_name("03:00.8"), "function 8");
+	CHECK(!is_pci_name("0000:03:00.0 "), "trailing space");
+	CHECK(!is_pci_name("0000/03:00.0"), "slash");
+	CHECK(!is_pci_name(""), "empty");
+	CHECK(vfio_alias_from_modalias("pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02",
+				       &s) == 0 &&
+		      streq(s, "vfio_pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02"),
+	      "vfio_pci alias from modalias");
+	free(s);
+	CHECK(vfio_alias_from_modalias("usb:v1234", &s) == -EINVAL, "non-PCI modalias refused");
+}
+
+int main(void)
+{
+	test_alias_fields();
+	test_rank_order();
+	test_match_sort();
+	test_names();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
