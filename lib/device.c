@@ -261,6 +261,29 @@ static json_t *device_vfio_nodes(struct vfiod_device *dev)
 	return a;
 }
 
+/* A PF's VFs: "virtfnN" links, in N order, and the counts. */
+static void device_sriov_json(struct vfiod_device *dev, json_t *o)
+{
+	unsigned int total = 0, num = 0;
+	json_t *vfs;
+
+	if (read_attr_uint(dev->dirfd, ATTR_SRIOV_TOTALVFS, &total) < 0 || total == 0)
+		return;
+	(void)read_attr_uint(dev->dirfd, ATTR_SRIOV_NUMVFS, &num);
+	json_object_set_new(o, "sriov_totalvfs", json_integer(total));
+	json_object_set_new(o, "sriov_numvfs", json_integer(num));
+	vfs = json_array();
+	for (unsigned int i = 0; vfs && i < total; i++) {
+		_cleanup_free_ char *vf = NULL;
+		char link[32];
+
+		snprintf(link, sizeof(link), ATTR_VIRTFN_PREFIX "%u", i);
+		if (read_link_name(dev->dirfd, link, &vf) >= 0)
+			json_array_append_new(vfs, json_string(vf));
+	}
+	json_object_set_new(o, "virtfns", vfs);
+}
+
 json_t *device_json(struct vfiod_device *dev)
 {
 	char ids[16], desc[256];
@@ -283,6 +306,7 @@ json_t *device_json(struct vfiod_device *dev)
 			    dev->iommu_group >= 0 ? json_integer(dev->iommu_group) : json_null());
 	if (dev->physfn)
 		json_object_set_new(o, "physfn", json_string(dev->physfn));
+	device_sriov_json(dev, o);
 	json_object_set_new(o, "vfio", device_vfio_nodes(dev));
 	return o;
 }

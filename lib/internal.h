@@ -104,6 +104,7 @@ int vfiod_ctx_kernel(struct vfiod_ctx *ctx, struct vfiod_kernel **ret);
 int sysfs_canonicalize(struct vfiod_ctx *ctx, const char *input, char **logical, char **real);
 int read_attr(int dirfd, const char *attr, char **ret);
 int read_attr_hex(int dirfd, const char *attr, unsigned int *ret);
+int read_attr_uint(int dirfd, const char *attr, unsigned int *ret);
 int write_attr(int dirfd, const char *attr, const char *value);
 int read_link_name(int dirfd, const char *link, char **ret);
 int root_open(struct vfiod_ctx *ctx, const char *relpath, int flags);

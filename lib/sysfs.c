@@ -146,7 +146,7 @@ int read_attr(int dirfd, const char *attr, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
-int read_attr_hex(int dirfd, const char *attr, unsigned int *ret)
+static int read_attr_base(int dirfd, const char *attr, int base, unsigned int *ret)
 {
 	_cleanup_free_ char *s = NULL;
 	unsigned long v;
@@ -157,11 +157,21 @@ int read_attr_hex(int dirfd, const char *attr, unsigned int *ret)
 	if (r < 0)
 		return r;
 	errno = 0;
-	v = strtoul(s, &end, 16);
+	v = strtoul(s, &end, base);
 	if (errno || end == s || *end || v > UINT32_MAX)
 		return -EINVAL;
 	*ret = v;
 	return 0;
+}
+
+int read_attr_hex(int dirfd, const char *attr, unsigned int *ret)
+{
+	return read_attr_base(dirfd, attr, 16, ret);
+}
+
+int read_attr_uint(int dirfd, const char *attr, unsigned int *ret)
+{
+	return read_attr_base(dirfd, attr, 10, ret);
 }
 
 /*

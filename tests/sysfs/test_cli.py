@@ -276,6 +276,27 @@ class TestAssign(Base):
         self.assertEqual(out["driver"], "vfio-fixture-vdsub")
         self.assertEqual(before, self.sys.snapshot())
 
+    def test_sriov_relations_shown(self):
+        self.sys.pci("0000:00:06.0", 0x1b36, 0x0010, driver="nvme", group=6)
+        pf = os.path.join(self.sys.root, "devices/pci0000:00/0000:00:06.0")
+        for attr, v in (("sriov_totalvfs", "16\n"), ("sriov_numvfs", "2\n")):
+            with open(os.path.join(pf, attr), "w") as f:
+                f.write(v)
+        for i in range(2):
+            vf = f"0000:00:06.{i + 1}"
+            self.sys.pci(vf, 0x1b36, 0x0010, group=7 + i, physfn="0000:00:06.0")
+            os.symlink(f"../{vf}", os.path.join(pf, f"virtfn{i}"))
+        # Devices already on vfio-pci: create changes nothing and prints the device.
+        self.sys.pci("0000:00:06.1", 0x1b36, 0x0010, group=7, physfn="0000:00:06.0",
+                     driver="vfio-pci")
+        vf = json.loads(self.vfioctl("-j", "create", "0000:00:06.1", "driver", "vfio-pci").stdout)
+        self.assertEqual(vf["physfn"], "0000:00:06.0")
+        self.sys.pci("0000:00:06.0", 0x1b36, 0x0010, driver="vfio-pci", group=6)
+        pfj = json.loads(self.vfioctl("-j", "create", "0000:00:06.0", "driver", "vfio-pci").stdout)
+        self.assertEqual(pfj["sriov_totalvfs"], 16)
+        self.assertEqual(pfj["sriov_numvfs"], 2)
+        self.assertEqual(pfj["virtfns"], ["0000:00:06.1", "0000:00:06.2"])
+
     def test_list_empty(self):
         self.assertEqual(json.loads(self.vfioctl("-j", "list").stdout), [])
         self.assertIn("DEVICE", self.vfioctl("list").stdout)

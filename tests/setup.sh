@@ -1,0 +1,31 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Install what building and testing vfiod needs on a Debian bookworm machine.
+# Idempotent: does nothing when everything is installed already.
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	build-essential cmake pkg-config
+	libkmod-dev libudev-dev libpci-dev pci.ids libjansson-dev libnl-3-dev libnl-genl-3-dev
+	libsystemd-dev
+	# tests on the host
+	python3 python3-dbusmock dbus kmod util-linux
+	# the VM suite: QEMU, the guest's init, kernel module builds against the
+	# downloaded headers (gcc-12 is the compiler Debian's 6.12 kernel was built with)
+	qemu-system-x86 busybox-static cpio dwarves gcc-12 bc systemd udev iproute2
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+		missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+echo "setup: installing ${missing[*]}"
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
