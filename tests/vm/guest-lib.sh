@@ -1,0 +1,202 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=bash
+#
+# Helpers for scripts that run inside the test VM (tests/vm/run.sh). Source it:
+#   . "$(dirname "$0")/guest-lib.sh"
+#
+# Checks print TAP-like lines, "ok N - NAME" or "not ok N - NAME" (with the failed
+# command's output as "# " lines below it), and vm_summary ends the script with the line
+# "N passed, M failed" and a non-zero exit status when anything failed.
+
+VM_PASSED=0
+VM_FAILED=0
+VM_N=0
+VM_DMESG_MARK=0
+
+# vm_check NAME CMD [ARGS...]: run CMD; passes when it exits 0. Its output is shown only
+# when it fails (or always with VM_VERBOSE=1).
+vm_check() {
+	local name=$1 out rc
+	shift
+	out=$("$@" 2>&1)
+	rc=$?
+	VM_N=$((VM_N + 1))
+	if [ $rc -eq 0 ]; then
+		VM_PASSED=$((VM_PASSED + 1))
+		echo "ok $VM_N - $name"
+	else
+		VM_FAILED=$((VM_FAILED + 1))
+		echo "not ok $VM_N - $name (exit $rc: $*)"
+	fi
+	if [ -n "$out" ] && { [ $rc -ne 0 ] || [ "${VM_VERBOSE:-0}" = 1 ]; }; then
+		printf '%s\n' "$out" | sed 's/^/#   /'
+	fi
+	return $rc
+}
+
+# vm_check_not NAME CMD [ARGS...]: passes when CMD fails.
+vm_check_not() {
+	local name=$1
+	shift
+	vm_check "$name" vm__not "$@"
+}
+vm__not() {
+	! "$@"
+}
+
+# vm_skip NAME REASON
+vm_skip() {
+	VM_N=$((VM_N + 1))
+	echo "ok $VM_N - $1 # SKIP $2"
+}
+
+# vm_note TEXT...: a comment line in the log.
+vm_note() {
+	echo "# $*"
+}
+
+# vm_summary: print "N passed, M failed" and exit, non-zero if anything failed.
+vm_summary() {
+	echo "$VM_PASSED passed, $VM_FAILED failed"
+	[ "$VM_FAILED" -eq 0 ] && exit 0
+	exit 1
+}
+
+# vm_dmesg_mark: later vm_no_kernel_warnings calls look only at messages after this point.
+vm_dmesg_mark() {
+	VM_DMESG_MARK=$(dmesg | wc -l)
+}
+
+# The kernel messages since the last mark that tell of a kernel bug.
+vm_kernel_warnings() {
+	dmesg | tail -n +$((VM_DMESG_MARK + 1)) |
+		grep -E 'WARNING:|BUG:|Oops|general protection fault|Call Trace:|RIP:|list_add corruption|refcount_t:|UBSAN:|KASAN:|kernel BUG'
+}
+
+# vm_no_kernel_warnings [NAME]: a check that dmesg (since the mark) has no WARNING, BUG,
+# Oops or call trace.
+vm_no_kernel_warnings() {
+	vm_check "${1:-no kernel warnings, BUGs or Oopses in dmesg}" vm__not vm_kernel_warnings
+}
+
+# vm_udev_start: run the host's systemd-udevd in the guest, replay the coldplug events and
+# wait for them: drivers get auto-loaded and bound as on a booted system. Off by default so
+# that tests see a deterministic binding.
+vm_udev_start() {
+	local udevd
+
+	for udevd in /usr/lib/systemd/systemd-udevd /lib/systemd/systemd-udevd; do
+		[ -x "$udevd" ] && break
+	done
+	[ -x "$udevd" ] || {
+		echo "# vm: no systemd-udevd on the host" >&2
+		return 1
+	}
+	"$udevd" --daemon || return 1
+	udevadm trigger --type=subsystems --action=add &&
+		udevadm trigger --type=devices --action=add &&
+		udevadm settle --timeout=60
+}
+
+# vm_udev_stop: stop udevd again.
+vm_udev_stop() {
+	udevadm control --exit 2>/dev/null
+}
+
+# vm_udev_settle: wait for udev's queue to empty.
+vm_udev_settle() {
+	udevadm settle --timeout=60
+}
+
+# PCI helpers. Devices are named by their full address (0000:00:04.0).
+VM_PCI=/sys/bus/pci/devices
+
+# The helpers below avoid external programs: each fork costs tens of milliseconds under TCG.
+
+# vm_pci_find VENDOR DEVICE [plain|pf|vf]: the addresses of matching functions (hex ids
+# without 0x); "plain" is neither a PF nor a VF.
+vm_pci_find() {
+	local d v i found=1
+
+	for d in "$VM_PCI"/*; do
+		read -r v <"$d/vendor"
+		read -r i <"$d/device"
+		[ "$v" = "0x$1" ] && [ "$i" = "0x$2" ] || continue
+		case ${3:-} in
+		plain) [ -e "$d/sriov_totalvfs" ] || [ -e "$d/physfn" ] && continue ;;
+		pf) [ -e "$d/sriov_totalvfs" ] || continue ;;
+		vf) [ -e "$d/physfn" ] || continue ;;
+		esac
+		echo "${d##*/}"
+		found=0
+	done
+	return $found
+}
+
+# vm_pci_driver DEV: the name of the bound driver, or "none".
+vm_pci_driver() {
+	local l
+
+	for l in /sys/bus/pci/drivers/*/"$1"; do
+		if [ -e "$l" ]; then
+			l=${l%/*}
+			echo "${l##*/}"
+			return 0
+		fi
+	done
+	echo none
+}
+
+# vm_pci_group DEV: the IOMMU group number (empty and failure when there is none).
+vm_pci_group() {
+	local l
+
+	for l in /sys/kernel/iommu_groups/*/devices/"$1"; do
+		if [ -e "$l" ]; then
+			l=${l%/devices/*}
+			echo "${l##*/}"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# vm_pci_bind DEV DRIVER: bind DEV to DRIVER through driver_override, as vfio users do.
+vm_pci_bind() {
+	local dev=$1 drv=$2
+
+	echo "$drv" >"$VM_PCI/$dev/driver_override" || return 1
+	if [ -e "$VM_PCI/$dev/driver" ]; then
+		echo "$dev" >"$VM_PCI/$dev/driver/unbind" || return 1
+	fi
+	echo "$dev" >/sys/bus/pci/drivers_probe
+	[ "$(vm_pci_driver "$dev")" = "$drv" ]
+}
+
+# vm_pci_release DEV: unbind DEV, clear driver_override and re-probe (the host driver, if
+# loaded, takes it back).
+vm_pci_release() {
+	local dev=$1
+
+	if [ -e "$VM_PCI/$dev/driver" ]; then
+		echo "$dev" >"$VM_PCI/$dev/driver/unbind" || return 1
+	fi
+	echo >"$VM_PCI/$dev/driver_override" || return 1
+	echo "$dev" >/sys/bus/pci/drivers_probe
+	return 0
+}
+
+# vm_lspci: vendor, device, subsystem, class, IOMMU group and driver of every PCI function.
+vm_lspci() {
+	local d v i sv sd c
+
+	for d in "$VM_PCI"/*; do
+		read -r v <"$d/vendor"
+		read -r i <"$d/device"
+		read -r sv <"$d/subsystem_vendor"
+		read -r sd <"$d/subsystem_device"
+		read -r c <"$d/class"
+		echo "${d##*/} ${v#0x}:${i#0x} sub ${sv#0x}:${sd#0x} class ${c#0x}" \
+			"group $(vm_pci_group "${d##*/}") driver $(vm_pci_driver "${d##*/}")"
+	done
+}
