@@ -157,5 +157,7 @@ rm -rf "$CACHE/root.old"
 [ -e "$CACHE/root" ] && mv "$CACHE/root" "$CACHE/root.old"
 mv "$CACHE/root.new" "$CACHE/root"
 rm -rf "$CACHE/root.old"
+# Initramfs images of older kernels (run.sh makes the current one on demand).
+find "$CACHE" -maxdepth 1 -name 'initrd-*' ! -name "initrd-$kv.img*" -delete
 echo "$kv" >"$CACHE/KV.new"
 mv "$CACHE/KV.new" "$CACHE/KV"
