@@ -111,9 +111,12 @@ if [ -s "$CACHE/KV" ] && [ "$(cat "$CACHE/root/.unpacked" 2>/dev/null)" = "$stam
 	exit 0
 fi
 
-# Download what is missing. --print-uris gives: 'URI' FILE SIZE HASH.
+# Download what is missing. --print-uris gives: 'URI' FILE SIZE HASH, but only for files
+# not already in the current folder: ask from an empty one.
+mkdir -p "$APT/empty"
+mapfile -t uris < <(cd "$APT/empty" &&
+	apt-get "${APT_OPTS[@]}" -qq --print-uris download "${pkgs[@]/%/=$ver}")
 cd "$CACHE/debs"
-mapfile -t uris < <(apt-get "${APT_OPTS[@]}" -qq --print-uris download "${pkgs[@]/%/=$ver}")
 [ "${#uris[@]}" -eq "${#pkgs[@]}" ] || die "apt-get --print-uris gave ${#uris[@]} entries"
 files=()
 want=()
