@@ -1,0 +1,1261 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio_select: choose, load and bind the most specific vfio driver of a PCI
+ * device, over generic netlink (family "vfio_select", <linux/vfio_select.h>).
+ *
+ * The candidates of a device are the PCI drivers registered now whose
+ * override-only vfio ids (PCI_DRIVER_OVERRIDE_DEVICE_VFIO) match it, ranked
+ * by the rule of <vfio_select/rank.h>, which user space compiles too.
+ *
+ * Locking:
+ *  - vs_op_lock serialises BIND and UNBIND.  It is taken outside the device
+ *    locks, which the driver core takes itself in device_release_driver()
+ *    and device_attach(); none is held across those calls.
+ *  - vs_records_lock protects the records list only and is never held across
+ *    a call into the driver core, so the bus notifier (which may run from a
+ *    driver's remove, e.g. a PF disabling its VFs) can take it safely.
+ *  - The family has parallel_ops: the global genl_mutex is not held while a
+ *    driver probes.  modprobe runs on a worker and is waited for with a
+ *    time limit: the netlink core holds cb_lock for reading around our
+ *    handlers, and a module whose init registers a genl family needs it
+ *    for writing.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/capability.h>
+#include <linux/completion.h>
+#include <linux/ctype.h>
+#include <linux/device.h>
+#include <linux/iommu.h>
+#include <linux/kmod.h>
+#include <linux/kobject.h>
+#include <linux/list.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/pci.h>
+#include <linux/refcount.h>
+#include <linux/slab.h>
+#include <linux/sort.h>
+#include <linux/string.h>
+#include <linux/workqueue.h>
+#include <net/genetlink.h>
+
+#include <linux/vfio_select.h>
+#include <vfio_select/rank.h>
+
+#define VS_PATH_MAX		(PATH_MAX - 1)	/* DEV_PATH, without the NUL */
+#define VS_NAME_MAX		31		/* DEV_NAME */
+#define VS_DRIVER_MAX		63		/* DRIVER */
+#define VS_ALIAS_LEN		64		/* "vfio_pci:v%08X...i%02X*" and NUL */
+#define VS_MODLOAD_TIMEOUT	(60 * HZ)
+
+/* ------------------------------------------------------------------ */
+/* Messages */
+
+/*
+ * An extended ack message: formatted here to at most the size the netlink
+ * core keeps, so that a long device or driver name shortens the message
+ * instead of making the core warn about a truncated extack.
+ */
+static __printf(3, 4) void vs_err(struct netlink_ext_ack *extack, const struct nlattr *attr,
+				  const char *fmt, ...)
+{
+	char buf[NETLINK_MAX_FMTMSG_LEN];
+	va_list ap;
+	int n;
+
+	if (!extack)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n >= (int)sizeof(buf))
+		strcpy(buf + sizeof(buf) - 4, "...");
+	NL_SET_ERR_MSG_FMT(extack, "%s", buf);
+	if (attr)
+		NL_SET_BAD_ATTR(extack, attr);
+}
+
+/* ------------------------------------------------------------------ */
+/* Driver override: the generic one of struct device where the kernel has it */
+
+#ifdef VS_HAVE_DEVICE_DRIVER_OVERRIDE
+static int vs_set_override(struct pci_dev *pdev, const char *name)
+{
+	return device_set_driver_override(&pdev->dev, name ? name : "");
+}
+
+static char *vs_get_override(struct pci_dev *pdev)
+{
+	guard(spinlock)(&pdev->dev.driver_override.lock);
+	return kstrdup(pdev->dev.driver_override.name, GFP_ATOMIC);
+}
+#else
+static int vs_set_override(struct pci_dev *pdev, const char *name)
+{
+	if (!name)
+		name = "";
+	return driver_set_override(&pdev->dev, &pdev->driver_override, name, strlen(name));
+}
+
+static char *vs_get_override(struct pci_dev *pdev)
+{
+	char *s;
+
+	device_lock(&pdev->dev);
+	s = kstrdup(pdev->driver_override, GFP_KERNEL);
+	device_unlock(&pdev->dev);
+	return s;
+}
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Ids, aliases and candidates */
+
+static bool vs_id_is_vfio(const struct pci_device_id *id)
+{
+	return id->override_only & PCI_ID_F_VFIO_DRIVER_OVERRIDE;
+}
+
+/* The end of an id table, as pci_match_id() sees it. */
+static bool vs_id_end(const struct pci_device_id *id)
+{
+	return !id->vendor && !id->subvendor && !id->class_mask;
+}
+
+static bool vs_driver_is_vfio(const struct pci_driver *pdrv)
+{
+	const struct pci_device_id *id;
+
+	for (id = pdrv->id_table; id && !vs_id_end(id); id++)
+		if (vs_id_is_vfio(id))
+			return true;
+	return false;
+}
+
+/* The test of pci_match_one_device(). */
+static bool vs_id_matches(const struct pci_device_id *id, const struct pci_dev *pdev)
+{
+	return (id->vendor == PCI_ANY_ID || id->vendor == pdev->vendor) &&
+	       (id->device == PCI_ANY_ID || id->device == pdev->device) &&
+	       (id->subvendor == PCI_ANY_ID || id->subvendor == pdev->subsystem_vendor) &&
+	       (id->subdevice == PCI_ANY_ID || id->subdevice == pdev->subsystem_device) &&
+	       !((id->class ^ pdev->class) & id->class_mask);
+}
+
+static int vs_field32(char *p, size_t len, const char *sep, bool exact, u32 v)
+{
+	return exact ? scnprintf(p, len, "%s%08X", sep, v) : scnprintf(p, len, "%s*", sep);
+}
+
+static int vs_field8(char *p, size_t len, const char *sep, bool exact, u8 v)
+{
+	return exact ? scnprintf(p, len, "%s%02X", sep, v) : scnprintf(p, len, "%s*", sep);
+}
+
+/*
+ * The alias of a vfio id as depmod writes it (do_pci_entry() of
+ * scripts/mod/file2alias.c), and its exact-field mask.  False for an id
+ * depmod cannot express (a class mask byte neither 0 nor 0xff): user space
+ * never sees such an id, so neither do we.
+ */
+static bool vs_id_alias(const struct pci_device_id *id, char *buf, size_t len, u32 *exact)
+{
+	u8 bcm = id->class_mask >> 16, scm = id->class_mask >> 8, pim = id->class_mask;
+	size_t n;
+
+	if ((bcm && bcm != 0xff) || (scm && scm != 0xff) || (pim && pim != 0xff))
+		return false;
+
+	*exact = 0;
+	if (id->vendor != PCI_ANY_ID)
+		*exact |= vfio_select_field_bit(VFIO_SELECT_FIELD_VENDOR);
+	if (id->device != PCI_ANY_ID)
+		*exact |= vfio_select_field_bit(VFIO_SELECT_FIELD_DEVICE);
+	if (id->subvendor != PCI_ANY_ID)
+		*exact |= vfio_select_field_bit(VFIO_SELECT_FIELD_SUBVENDOR);
+	if (id->subdevice != PCI_ANY_ID)
+		*exact |= vfio_select_field_bit(VFIO_SELECT_FIELD_SUBDEVICE);
+	if (bcm)
+		*exact |= vfio_select_field_bit(VFIO_SELECT_FIELD_BASECLASS);
+	if (scm)
+		*exact |= vfio_select_field_bit(VFIO_SELECT_FIELD_SUBCLASS);
+	if (pim)
+		*exact |= vfio_select_field_bit(VFIO_SELECT_FIELD_PROGIF);
+
+	n = scnprintf(buf, len, "vfio_pci:");
+	n += vs_field32(buf + n, len - n, "v", id->vendor != PCI_ANY_ID, id->vendor);
+	n += vs_field32(buf + n, len - n, "d", id->device != PCI_ANY_ID, id->device);
+	n += vs_field32(buf + n, len - n, "sv", id->subvendor != PCI_ANY_ID, id->subvendor);
+	n += vs_field32(buf + n, len - n, "sd", id->subdevice != PCI_ANY_ID, id->subdevice);
+	n += vs_field8(buf + n, len - n, "bc", bcm, id->class >> 16);
+	n += vs_field8(buf + n, len - n, "sc", scm, id->class >> 8);
+	n += vs_field8(buf + n, len - n, "i", pim, id->class);
+	/* add_wildcard(): end in a wildcard, for future extension */
+	if (buf[n - 1] != '*')
+		scnprintf(buf + n, len - n, "*");
+	return true;
+}
+
+/* The device's own alias, as the pci modalias with the vfio_pci: prefix. */
+static void vs_modalias(const struct pci_dev *pdev, char *buf, size_t len)
+{
+	scnprintf(buf, len, "vfio_pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X",
+		  pdev->vendor, pdev->device, pdev->subsystem_vendor, pdev->subsystem_device,
+		  (u8)(pdev->class >> 16), (u8)(pdev->class >> 8), (u8)pdev->class);
+}
+
+struct vs_cand {
+	char *driver;
+	char *module;
+	char alias[VS_ALIAS_LEN];
+	u32 key;
+	bool tie;
+};
+
+struct vs_match {
+	struct pci_dev *pdev;
+	struct vs_cand *cand;
+	unsigned int n;
+	unsigned int alloc;
+	int err;
+};
+
+static void vs_match_free(struct vs_match *m)
+{
+	unsigned int i;
+
+	for (i = 0; i < m->n; i++) {
+		kfree(m->cand[i].driver);
+		kfree(m->cand[i].module);
+	}
+	kfree(m->cand);
+	m->cand = NULL;
+	m->n = 0;
+	m->alloc = 0;
+}
+
+/* bus_for_each_drv() callback: the best matching vfio id of one driver. */
+static int vs_collect(struct device_driver *drv, void *data)
+{
+	const struct pci_driver *pdrv = to_pci_driver(drv);
+	const struct pci_device_id *id;
+	struct vs_match *m = data;
+	char alias[VS_ALIAS_LEN], best_alias[VS_ALIAS_LEN];
+	const char *module;
+	struct vs_cand *c;
+	bool found = false;
+	u32 exact, key, best = 0;
+
+	for (id = pdrv->id_table; id && !vs_id_end(id); id++) {
+		if (!vs_id_is_vfio(id) || !vs_id_matches(id, m->pdev))
+			continue;
+		if (!vs_id_alias(id, alias, sizeof(alias), &exact))
+			continue;
+		key = vfio_select_rank_key(exact, 0);
+		if (!found || key > best) {
+			best = key;
+			strscpy(best_alias, alias, sizeof(best_alias));
+			found = true;
+		}
+	}
+	if (!found)
+		return 0;
+
+	if (m->n == m->alloc) {
+		unsigned int alloc = m->alloc ? 2 * m->alloc : 8;
+
+		c = krealloc_array(m->cand, alloc, sizeof(*c), GFP_KERNEL);
+		if (!c) {
+			m->err = -ENOMEM;
+			return -ENOMEM;
+		}
+		m->cand = c;
+		m->alloc = alloc;
+	}
+	module = drv->owner ? drv->owner->name : drv->mod_name;
+	c = &m->cand[m->n];
+	memset(c, 0, sizeof(*c));
+	c->driver = kstrdup(drv->name, GFP_KERNEL);
+	c->module = kstrdup(module ? module : "", GFP_KERNEL);
+	if (!c->driver || !c->module) {
+		kfree(c->driver);
+		kfree(c->module);
+		m->err = -ENOMEM;
+		return -ENOMEM;
+	}
+	strscpy(c->alias, best_alias, sizeof(c->alias));
+	c->key = best;
+	m->n++;
+	return 0;
+}
+
+static int vs_cand_cmp(const void *a, const void *b)
+{
+	const struct vs_cand *x = a, *y = b;
+	int r = vfio_select_rank_cmp(x->key, x->module, y->key, y->module);
+
+	/* One module with two such drivers: keep the order total. */
+	return r ? r : strcmp(x->driver, y->driver);
+}
+
+/* The ranked candidates of pdev, best first. */
+static int vs_rank(struct pci_dev *pdev, struct vs_match *m)
+{
+	unsigned int i;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	m->pdev = pdev;
+	r = bus_for_each_drv(&pci_bus_type, NULL, m, vs_collect);
+	if (m->err)
+		r = m->err;
+	if (r < 0) {
+		vs_match_free(m);
+		return r;
+	}
+	sort(m->cand, m->n, sizeof(*m->cand), vs_cand_cmp, NULL);
+	for (i = 0; i < m->n; i++)
+		m->cand[i].tie = (i > 0 && m->cand[i - 1].key == m->cand[i].key) ||
+				 (i + 1 < m->n && m->cand[i + 1].key == m->cand[i].key);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Naming a device */
+
+static bool vs_printable(const char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x21 || *s > 0x7e)
+			return false;
+	return true;
+}
+
+static bool vs_pci_name_chars(const char *s)
+{
+	for (; *s; s++)
+		if (!isxdigit(*s) && *s != ':' && *s != '.')
+			return false;
+	return true;
+}
+
+static struct pci_dev *vs_find_pci(const char *name)
+{
+	struct device *dev = bus_find_device_by_name(&pci_bus_type, NULL, name);
+
+	return dev ? to_pci_dev(dev) : NULL;
+}
+
+static int vs_dev_by_name(const struct nlattr *attr, struct netlink_ext_ack *extack,
+			  struct pci_dev **out)
+{
+	const char *name = nla_data(attr);
+
+	if (!*name || !vs_pci_name_chars(name)) {
+		vs_err(extack, attr, "DEV_NAME is not a PCI device name (DDDD:BB:DD.F)");
+		return -EINVAL;
+	}
+	*out = vs_find_pci(name);
+	if (!*out) {
+		vs_err(extack, attr, "no PCI device %s", name);
+		return -ENODEV;
+	}
+	return 0;
+}
+
+/*
+ * A path is not trusted: it must be absolute and plain (no empty, "." or
+ * ".." component), name a device on the PCI bus by its last component, and
+ * be that device's own path, either canonical under /sys/devices or its
+ * link /sys/bus/pci/devices/NAME.
+ */
+static int vs_dev_by_path(const struct nlattr *attr, struct netlink_ext_ack *extack,
+			  struct pci_dev **out)
+{
+	static const char bus_prefix[] = "/sys/bus/pci/devices/";
+	static const char devices_prefix[] = "/sys/devices/";
+	const char *path = nla_data(attr), *p, *name;
+	struct pci_dev *pdev;
+	char *kpath;
+	bool same;
+
+	if (path[0] != '/') {
+		vs_err(extack, attr, "DEV_PATH must be an absolute path");
+		return -EINVAL;
+	}
+	if (!vs_printable(path)) {
+		vs_err(extack, attr, "DEV_PATH holds a blank or non-printable byte");
+		return -EINVAL;
+	}
+	for (p = path; *p; ) {
+		const char *c = p + 1, *e = strchrnul(c, '/');
+		size_t len = e - c;
+
+		if (len == 0) {
+			vs_err(extack, attr, "DEV_PATH has an empty component (// or a trailing /)");
+			return -EINVAL;
+		}
+		if ((len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.')) {
+			vs_err(extack, attr, "DEV_PATH must not contain . or .. components");
+			return -EINVAL;
+		}
+		p = e;
+	}
+
+	name = strrchr(path, '/') + 1;
+	if (str_has_prefix(path, bus_prefix)) {
+		if (name != path + strlen(bus_prefix)) {
+			vs_err(extack, attr, "DEV_PATH below %s must name a device", bus_prefix);
+			return -ENODEV;
+		}
+		pdev = vs_find_pci(name);
+		if (!pdev) {
+			vs_err(extack, attr, "no PCI device %s", name);
+			return -ENODEV;
+		}
+		*out = pdev;
+		return 0;
+	}
+	if (!str_has_prefix(path, devices_prefix)) {
+		vs_err(extack, attr, "DEV_PATH must be /sys/devices/... or %sNAME", bus_prefix);
+		return -EINVAL;
+	}
+
+	pdev = vs_find_pci(name);
+	if (!pdev) {
+		vs_err(extack, attr, "DEV_PATH is not a PCI device (no PCI device %s)", name);
+		return -ENODEV;
+	}
+	kpath = kobject_get_path(&pdev->dev.kobj, GFP_KERNEL);
+	if (!kpath) {
+		pci_dev_put(pdev);
+		return -ENOMEM;
+	}
+	same = !strcmp(path + strlen("/sys"), kpath);
+	kfree(kpath);
+	if (!same) {
+		vs_err(extack, attr, "DEV_PATH is not the sysfs path of PCI device %s", name);
+		pci_dev_put(pdev);
+		return -ENODEV;
+	}
+	*out = pdev;
+	return 0;
+}
+
+/* The device a request names, with a reference; pci_dev_put() it. */
+static int vs_get_device(struct genl_info *info, struct pci_dev **out)
+{
+	struct nlattr *path = info->attrs[VFIO_SELECT_ATTR_DEV_PATH];
+	struct nlattr *name = info->attrs[VFIO_SELECT_ATTR_DEV_NAME];
+	struct pci_dev *a = NULL, *b = NULL;
+	int r;
+
+	*out = NULL;
+	if (!path && !name) {
+		vs_err(info->extack, NULL, "the device is missing: give DEV_PATH or DEV_NAME");
+		NL_SET_ERR_ATTR_MISS(info->extack, NULL, VFIO_SELECT_ATTR_DEV_PATH);
+		return -EINVAL;
+	}
+	if (path) {
+		r = vs_dev_by_path(path, info->extack, &a);
+		if (r < 0)
+			return r;
+	}
+	if (name) {
+		r = vs_dev_by_name(name, info->extack, &b);
+		if (r < 0) {
+			pci_dev_put(a);
+			return r;
+		}
+	}
+	if (a && b && a != b) {
+		vs_err(info->extack, name, "DEV_NAME %s and DEV_PATH name different devices",
+		       pci_name(b));
+		pci_dev_put(a);
+		pci_dev_put(b);
+		return -EINVAL;
+	}
+	if (a && b)
+		pci_dev_put(b);
+	*out = a ? a : b;
+	return 0;
+}
+
+/* The name of the driver bound now (NULL: none), and whether it is a vfio driver. */
+static int vs_bound_driver(struct pci_dev *pdev, char **name, bool *is_vfio)
+{
+	struct device *dev = &pdev->dev;
+	int r = 0;
+
+	*name = NULL;
+	if (is_vfio)
+		*is_vfio = false;
+	device_lock(dev);
+	if (dev->driver) {
+		*name = kstrdup(dev->driver->name, GFP_KERNEL);
+		if (!*name)
+			r = -ENOMEM;
+		if (is_vfio)
+			*is_vfio = vs_driver_is_vfio(to_pci_driver(dev->driver));
+	}
+	device_unlock(dev);
+	return r;
+}
+
+static int vs_group_id(struct pci_dev *pdev)
+{
+	struct iommu_group *group = iommu_group_get(&pdev->dev);
+	int id;
+
+	if (!group)
+		return -1;
+	id = iommu_group_id(group);
+	iommu_group_put(group);
+	return id;
+}
+
+/* ------------------------------------------------------------------ */
+/* IOMMU group viability */
+
+struct vs_members {
+	struct device **dev;
+	unsigned int n;
+	unsigned int alloc;
+};
+
+static int vs_collect_member(struct device *dev, void *data)
+{
+	struct vs_members *m = data;
+
+	if (m->n == m->alloc) {
+		unsigned int alloc = m->alloc ? 2 * m->alloc : 8;
+		struct device **d = krealloc_array(m->dev, alloc, sizeof(*d), GFP_KERNEL);
+
+		if (!d)
+			return -ENOMEM;
+		m->dev = d;
+		m->alloc = alloc;
+	}
+	m->dev[m->n++] = get_device(dev);
+	return 0;
+}
+
+/* What vfio lets share a group with a device it opens. */
+static bool vs_driver_shares_group(const struct device_driver *drv)
+{
+	if (!drv)
+		return true;
+	if (!strcmp(drv->name, "pci-stub") || !strcmp(drv->name, "pcieport"))
+		return true;
+	return drv->bus == &pci_bus_type && vs_driver_is_vfio(to_pci_driver(drv));
+}
+
+/*
+ * Every other member of the group must be unbound, on pci-stub or pcieport,
+ * or on a vfio driver.  The members are collected under the group's mutex
+ * and looked at after it, under their own device lock: probing takes the
+ * device lock first and the group mutex inside it.
+ */
+static int vs_group_viable(struct pci_dev *pdev, struct netlink_ext_ack *extack)
+{
+	struct iommu_group *group = iommu_group_get(&pdev->dev);
+	struct vs_members m = {};
+	char bad_dev[32] = "", bad_drv[32] = "";
+	unsigned int i, nbad = 0;
+	int r, id;
+
+	if (!group) {
+		vs_err(extack, NULL, "%s has no IOMMU group: vfio needs the IOMMU on",
+		       pci_name(pdev));
+		return -EOPNOTSUPP;
+	}
+	id = iommu_group_id(group);
+	r = iommu_group_for_each_dev(group, &m, vs_collect_member);
+	iommu_group_put(group);
+
+	for (i = 0; i < m.n; i++) {
+		struct device *d = m.dev[i];
+
+		if (r >= 0 && d != &pdev->dev) {
+			device_lock(d);
+			if (!vs_driver_shares_group(d->driver)) {
+				if (!nbad++) {
+					strscpy(bad_dev, dev_name(d), sizeof(bad_dev));
+					strscpy(bad_drv, d->driver->name, sizeof(bad_drv));
+				}
+			}
+			device_unlock(d);
+		}
+		put_device(d);
+	}
+	kfree(m.dev);
+	if (r < 0)
+		return r;
+	if (nbad) {
+		vs_err(extack, NULL, "IOMMU group %d is not viable: %s is bound to %s%s", id,
+		       bad_dev, bad_drv, nbad > 1 ? " (and more)" : "");
+		return -EBUSY;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Loading modules */
+
+struct vs_modload {
+	struct work_struct work;
+	struct completion done;
+	refcount_t ref;
+	int ret;
+	char alias[VS_ALIAS_LEN];
+};
+
+static struct workqueue_struct *vs_wq;
+
+static void vs_modload_put(struct vs_modload *l)
+{
+	if (refcount_dec_and_test(&l->ref))
+		kfree(l);
+}
+
+/*
+ * modprobe the device's alias.  Not request_module(): it refuses names of
+ * MODULE_NAME_LEN (56) bytes or more, and a full vfio_pci: alias has 57.
+ * This runs what request_module() would run, with the same environment.
+ */
+static char vs_modprobe[256] = CONFIG_MODPROBE_PATH;
+module_param_string(modprobe, vs_modprobe, sizeof(vs_modprobe), 0444);
+MODULE_PARM_DESC(modprobe,
+		 "the program BIND runs to load modules (default " CONFIG_MODPROBE_PATH ")");
+
+static void vs_modload_fn(struct work_struct *work)
+{
+	struct vs_modload *l = container_of(work, struct vs_modload, work);
+	/* call_usermodehelper() takes them non-const, as kmod's own do */
+	static char *envp[] = { "HOME=/", "TERM=linux", "PATH=/sbin:/usr/sbin:/bin:/usr/bin",
+				NULL };
+	char *argv[] = { vs_modprobe, "-q", "--", l->alias, NULL };
+
+	l->ret = vs_modprobe[0] ? call_usermodehelper(vs_modprobe, argv, envp, UMH_WAIT_PROC)
+				: -ENOENT;
+	complete(&l->done);
+	vs_modload_put(l);
+}
+
+/*
+ * Run modprobe on the alias and wait for it, for a bounded time: see the
+ * locking note at the top.  Its result does not matter (no module may
+ * match, the driver may be built in): ranking decides.
+ */
+static int vs_load_modules(const char *alias)
+{
+	struct vs_modload *l = kzalloc(sizeof(*l), GFP_KERNEL);
+	long t;
+
+	if (!l)
+		return -ENOMEM;
+	INIT_WORK(&l->work, vs_modload_fn);
+	init_completion(&l->done);
+	refcount_set(&l->ref, 2);
+	strscpy(l->alias, alias, sizeof(l->alias));
+	queue_work(vs_wq, &l->work);
+	t = wait_for_completion_killable_timeout(&l->done, VS_MODLOAD_TIMEOUT);
+	vs_modload_put(l);
+	if (t == 0)
+		return -ETIMEDOUT;
+	return t < 0 ? t : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Records of the devices bound through us */
+
+struct vs_record {
+	struct list_head list;
+	struct pci_dev *pdev;	/* a reference */
+	char *driver;
+	char *prev_driver;	/* NULL: none */
+};
+
+static LIST_HEAD(vs_records);
+static DEFINE_MUTEX(vs_records_lock);
+static DEFINE_MUTEX(vs_op_lock);
+
+static struct vs_record *vs_record_find(struct pci_dev *pdev)
+{
+	struct vs_record *rec;
+
+	lockdep_assert_held(&vs_records_lock);
+	list_for_each_entry(rec, &vs_records, list)
+		if (rec->pdev == pdev)
+			return rec;
+	return NULL;
+}
+
+static void vs_record_free(struct vs_record *rec)
+{
+	if (!rec)
+		return;
+	pci_dev_put(rec->pdev);
+	kfree(rec->driver);
+	kfree(rec->prev_driver);
+	kfree(rec);
+}
+
+static void vs_record_drop(struct pci_dev *pdev)
+{
+	struct vs_record *rec;
+
+	mutex_lock(&vs_records_lock);
+	rec = vs_record_find(pdev);
+	if (rec)
+		list_del(&rec->list);
+	mutex_unlock(&vs_records_lock);
+	vs_record_free(rec);
+}
+
+/* A device going away takes its record with it. */
+static int vs_bus_notify(struct notifier_block *nb, unsigned long action, void *data)
+{
+	if (action == BUS_NOTIFY_DEL_DEVICE)
+		vs_record_drop(to_pci_dev(data));
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block vs_bus_nb = {
+	.notifier_call = vs_bus_notify,
+};
+
+/* ------------------------------------------------------------------ */
+/* Netlink */
+
+static const struct nla_policy vs_dev_policy[VFIO_SELECT_ATTR_MAX + 1] = {
+	[VFIO_SELECT_ATTR_DEV_PATH] = { .type = NLA_NUL_STRING, .len = VS_PATH_MAX },
+	[VFIO_SELECT_ATTR_DEV_NAME] = { .type = NLA_NUL_STRING, .len = VS_NAME_MAX },
+};
+
+static const struct nla_policy vs_bind_policy[VFIO_SELECT_ATTR_MAX + 1] = {
+	[VFIO_SELECT_ATTR_DEV_PATH] = { .type = NLA_NUL_STRING, .len = VS_PATH_MAX },
+	[VFIO_SELECT_ATTR_DEV_NAME] = { .type = NLA_NUL_STRING, .len = VS_NAME_MAX },
+	[VFIO_SELECT_ATTR_DRIVER] = { .type = NLA_NUL_STRING, .len = VS_DRIVER_MAX },
+	[VFIO_SELECT_ATTR_FLAGS] = NLA_POLICY_MASK(NLA_U32, VFIO_SELECT_F_ALL),
+};
+
+/* A dump takes no attributes: every entry NLA_UNSPEC, refused by strict validation. */
+static const struct nla_policy vs_dump_policy[VFIO_SELECT_ATTR_MAX + 1];
+
+static const struct genl_multicast_group vs_mcgrps[] = {
+	{ .name = VFIO_SELECT_MCGRP_EVENTS },
+};
+
+static struct genl_family vs_family;
+
+static int vs_fill_binding(struct sk_buff *skb, u32 portid, u32 seq, int flags, u8 cmd,
+			   struct pci_dev *pdev, const char *driver, const char *prev)
+{
+	int group = vs_group_id(pdev);
+	void *hdr;
+
+	hdr = genlmsg_put(skb, portid, seq, &vs_family, flags, cmd);
+	if (!hdr)
+		return -EMSGSIZE;
+	if (nla_put_string(skb, VFIO_SELECT_ATTR_DEV_NAME, pci_name(pdev)) ||
+	    (driver && nla_put_string(skb, VFIO_SELECT_ATTR_DRIVER, driver)) ||
+	    (prev && nla_put_string(skb, VFIO_SELECT_ATTR_PREV_DRIVER, prev)) ||
+	    (group >= 0 && nla_put_u32(skb, VFIO_SELECT_ATTR_IOMMU_GROUP, group))) {
+		genlmsg_cancel(skb, hdr);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(skb, hdr);
+	return 0;
+}
+
+static int vs_reply_binding(struct genl_info *info, struct pci_dev *pdev, const char *driver,
+			    const char *prev)
+{
+	struct sk_buff *msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	int r;
+
+	if (!msg)
+		return -ENOMEM;
+	r = vs_fill_binding(msg, info->snd_portid, info->snd_seq, 0, info->genlhdr->cmd, pdev,
+			    driver, prev);
+	if (r < 0) {
+		nlmsg_free(msg);
+		return r;
+	}
+	return genlmsg_reply(msg, info);
+}
+
+/* Tell the "events" group; called under vs_op_lock, so events keep their order. */
+static void vs_notify(u8 cmd, struct pci_dev *pdev, const char *driver, const char *prev)
+{
+	struct sk_buff *msg;
+
+	if (!genl_has_listeners(&vs_family, &init_net, 0))
+		return;
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return;
+	if (vs_fill_binding(msg, 0, 0, 0, cmd, pdev, driver, prev) < 0) {
+		nlmsg_free(msg);
+		return;
+	}
+	genlmsg_multicast(&vs_family, msg, 0, 0, GFP_KERNEL);
+}
+
+static int vs_match_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	char modalias[VS_ALIAS_LEN];
+	struct pci_dev *pdev;
+	struct vs_match m;
+	struct sk_buff *msg;
+	char *kpath = NULL, *syspath = NULL;
+	size_t size;
+	unsigned int i;
+	void *hdr;
+	int r;
+
+	r = vs_get_device(info, &pdev);
+	if (r < 0)
+		return r;
+	r = vs_rank(pdev, &m);
+	if (r < 0)
+		goto out_put;
+	kpath = kobject_get_path(&pdev->dev.kobj, GFP_KERNEL);
+	syspath = kpath ? kasprintf(GFP_KERNEL, "/sys%s", kpath) : NULL;
+	if (!syspath) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	vs_modalias(pdev, modalias, sizeof(modalias));
+
+	size = nla_total_size(strlen(pci_name(pdev)) + 1) +
+	       nla_total_size(strlen(syspath) + 1) +
+	       nla_total_size(strlen(modalias) + 1);
+	for (i = 0; i < m.n; i++)
+		size += nla_total_size(nla_total_size(strlen(m.cand[i].driver) + 1) +
+				       nla_total_size(strlen(m.cand[i].module) + 1) +
+				       nla_total_size(strlen(m.cand[i].alias) + 1) +
+				       2 * nla_total_size(sizeof(u32)) + nla_total_size(0));
+	msg = genlmsg_new(size, GFP_KERNEL);
+	if (!msg) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	hdr = genlmsg_put_reply(msg, info, &vs_family, 0, VFIO_SELECT_CMD_MATCH);
+	if (!hdr)
+		goto nla_put_failure;
+	if (nla_put_string(msg, VFIO_SELECT_ATTR_DEV_NAME, pci_name(pdev)))
+		goto nla_put_failure;
+	if (nla_put_string(msg, VFIO_SELECT_ATTR_DEV_PATH, syspath))
+		goto nla_put_failure;
+	if (nla_put_string(msg, VFIO_SELECT_ATTR_MODALIAS, modalias))
+		goto nla_put_failure;
+	for (i = 0; i < m.n; i++) {
+		struct vs_cand *c = &m.cand[i];
+		struct nlattr *nest = nla_nest_start(msg, VFIO_SELECT_ATTR_CANDIDATE);
+
+		if (!nest ||
+		    nla_put_string(msg, VFIO_SELECT_CAND_DRIVER, c->driver) ||
+		    nla_put_string(msg, VFIO_SELECT_CAND_MODULE, c->module) ||
+		    nla_put_string(msg, VFIO_SELECT_CAND_ALIAS, c->alias) ||
+		    nla_put_u32(msg, VFIO_SELECT_CAND_RANK, i + 1) ||
+		    nla_put_u32(msg, VFIO_SELECT_CAND_KEY, c->key) ||
+		    (c->tie && nla_put_flag(msg, VFIO_SELECT_CAND_TIE)))
+			goto nla_put_failure;
+		nla_nest_end(msg, nest);
+	}
+	genlmsg_end(msg, hdr);
+	r = genlmsg_reply(msg, info);
+	goto out_free;
+
+nla_put_failure:
+	nlmsg_free(msg);
+	r = -EMSGSIZE;
+out_free:
+	kfree(syspath);
+	kfree(kpath);
+	vs_match_free(&m);
+out_put:
+	pci_dev_put(pdev);
+	return r;
+}
+
+/* DRIVER names a candidate by its driver name, or by its module name ('-' or '_'). */
+static bool vs_cand_is(const struct vs_cand *c, const char *want)
+{
+	const char *a = c->module, *b = want;
+
+	if (!strcmp(c->driver, want))
+		return true;
+	if (!*a)
+		return false;
+	for (; *a && *b; a++, b++)
+		if (*a != *b && !((*a == '-' || *a == '_') && (*b == '-' || *b == '_')))
+			return false;
+	return !*a && !*b;
+}
+
+static int vs_bind_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct nlattr *want = info->attrs[VFIO_SELECT_ATTR_DRIVER];
+	struct nlattr *flags_attr = info->attrs[VFIO_SELECT_ATTR_FLAGS];
+	u32 flags = flags_attr ? nla_get_u32(flags_attr) : 0;
+	char *cur = NULL, *now = NULL, *old_override = NULL;
+	struct vs_record *rec, *rec_new = NULL;
+	char modalias[VS_ALIAS_LEN];
+	const struct vs_cand *c = NULL;
+	struct vs_match m = {};
+	struct pci_dev *pdev;
+	unsigned int i;
+	int r, q;
+
+	if (!netlink_capable(skb, CAP_SYS_ADMIN)) {
+		vs_err(info->extack, NULL, "BIND needs CAP_SYS_ADMIN");
+		return -EPERM;
+	}
+	r = vs_get_device(info, &pdev);
+	if (r < 0)
+		return r;
+
+	/* Outside every lock of ours: modprobe may take long, and may fail harmlessly. */
+	if (flags & VFIO_SELECT_F_LOAD_MODULES) {
+		vs_modalias(pdev, modalias, sizeof(modalias));
+		r = vs_load_modules(modalias);
+		if (r == -ETIMEDOUT)
+			vs_err(info->extack, NULL, "loading the modules for %s took over %d s",
+			       pci_name(pdev), VS_MODLOAD_TIMEOUT / HZ);
+		if (r == -ERESTARTSYS)
+			r = -EINTR;
+		if (r < 0)
+			goto out_put;
+	}
+
+	mutex_lock(&vs_op_lock);
+	r = vs_rank(pdev, &m);
+	if (r < 0)
+		goto out_unlock;
+	if (!m.n) {
+		vs_err(info->extack, NULL, "no vfio driver claims %s (is vfio-pci loaded?)",
+		       pci_name(pdev));
+		r = -ENOENT;
+		goto out_unlock;
+	}
+	if (want && !vs_printable(nla_data(want))) {
+		vs_err(info->extack, want, "DRIVER holds a blank or non-printable byte");
+		r = -EINVAL;
+		goto out_unlock;
+	}
+	if (want) {
+		for (i = 0; i < m.n && !c; i++)
+			if (vs_cand_is(&m.cand[i], nla_data(want)))
+				c = &m.cand[i];
+		if (!c) {
+			vs_err(info->extack, want, "%s is not a registered vfio driver of %s",
+			       (const char *)nla_data(want), pci_name(pdev));
+			r = -EINVAL;
+			goto out_unlock;
+		}
+	} else {
+		c = &m.cand[0];
+	}
+
+	r = vs_group_viable(pdev, info->extack);
+	if (r < 0)
+		goto out_unlock;
+	r = vs_bound_driver(pdev, &cur, NULL);
+	if (r < 0)
+		goto out_unlock;
+	if (cur && !strcmp(cur, c->driver)) {
+		/* Already bound to it: touch nothing, tell nobody. */
+		r = vs_reply_binding(info, pdev, cur, cur);
+		goto out_unlock;
+	}
+
+	/* What can fail for want of memory, before the device is touched. */
+	rec_new = kzalloc(sizeof(*rec_new), GFP_KERNEL);
+	if (rec_new) {
+		rec_new->driver = kstrdup(c->driver, GFP_KERNEL);
+		rec_new->prev_driver = kstrdup(cur, GFP_KERNEL);
+	}
+	if (!rec_new || !rec_new->driver || (cur && !rec_new->prev_driver)) {
+		r = -ENOMEM;
+		goto out_unlock;
+	}
+	old_override = vs_get_override(pdev);
+
+	r = vs_set_override(pdev, c->driver);
+	if (r < 0) {
+		vs_err(info->extack, NULL, "cannot set the driver_override of %s", pci_name(pdev));
+		goto out_unlock;
+	}
+	device_release_driver(&pdev->dev);
+	r = device_attach(&pdev->dev);
+	q = vs_bound_driver(pdev, &now, NULL);
+	if (r < 0 || q < 0 || !now || strcmp(now, c->driver)) {
+		/* Undo: the override as it was, and the device's driver back. */
+		(void)vs_set_override(pdev, old_override);
+		if (!now)
+			r = device_attach(&pdev->dev);
+		kfree(now);
+		(void)vs_bound_driver(pdev, &now, NULL);
+		vs_err(info->extack, NULL, "%s did not bind %s (see dmesg); it is on %s now",
+		       c->driver, pci_name(pdev), now ? now : "no driver");
+		r = -EIO;
+		goto out_unlock;
+	}
+
+	mutex_lock(&vs_records_lock);
+	rec = vs_record_find(pdev);
+	if (rec) {
+		/* Bound through us before: keep the host driver it had then. */
+		swap(rec->driver, rec_new->driver);
+	} else {
+		rec_new->pdev = pci_dev_get(pdev);
+		list_add_tail(&rec_new->list, &vs_records);
+		rec_new = NULL;
+	}
+	mutex_unlock(&vs_records_lock);
+
+	vs_notify(VFIO_SELECT_CMD_BIND, pdev, c->driver, cur);
+	r = vs_reply_binding(info, pdev, c->driver, cur);
+
+out_unlock:
+	mutex_unlock(&vs_op_lock);
+	vs_match_free(&m);
+	vs_record_free(rec_new);
+	kfree(old_override);
+	kfree(now);
+	kfree(cur);
+out_put:
+	pci_dev_put(pdev);
+	return r;
+}
+
+static int vs_unbind_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	char *cur = NULL, *now = NULL, *recdrv = NULL, *override = NULL;
+	struct vs_record *rec;
+	struct pci_dev *pdev;
+	bool have_rec, cur_vfio;
+	int r;
+
+	if (!netlink_capable(skb, CAP_SYS_ADMIN)) {
+		vs_err(info->extack, NULL, "UNBIND needs CAP_SYS_ADMIN");
+		return -EPERM;
+	}
+	r = vs_get_device(info, &pdev);
+	if (r < 0)
+		return r;
+
+	mutex_lock(&vs_op_lock);
+	mutex_lock(&vs_records_lock);
+	rec = vs_record_find(pdev);
+	have_rec = rec;
+	if (rec)
+		recdrv = kstrdup(rec->driver, GFP_KERNEL);
+	mutex_unlock(&vs_records_lock);
+	if (have_rec && !recdrv) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = vs_bound_driver(pdev, &cur, &cur_vfio);
+	if (r < 0)
+		goto out;
+
+	if ((cur && !cur_vfio) || (!cur && !have_rec)) {
+		if (!have_rec) {
+			vs_err(info->extack, NULL, "%s is not bound to a vfio driver (%s)",
+			       pci_name(pdev), cur ? cur : "no driver");
+			r = -ENOENT;
+			goto out;
+		}
+		/* Given back to a host driver by someone else: only forget it. */
+		override = vs_get_override(pdev);
+		if (override && !strcmp(override, recdrv))
+			(void)vs_set_override(pdev, NULL);
+		vs_record_drop(pdev);
+		r = vs_reply_binding(info, pdev, cur, NULL);
+		goto out;
+	}
+
+	device_release_driver(&pdev->dev);
+	r = vs_set_override(pdev, NULL);
+	if (r < 0) {
+		vs_err(info->extack, NULL, "cannot clear the driver_override of %s",
+		       pci_name(pdev));
+		goto out;
+	}
+	/* Whatever binds now (or nothing, when its module is gone) is the answer. */
+	r = device_attach(&pdev->dev);
+	r = vs_bound_driver(pdev, &now, NULL);
+	if (r < 0)
+		goto out;
+	vs_record_drop(pdev);
+	vs_notify(VFIO_SELECT_CMD_UNBIND, pdev, now, cur);
+	r = vs_reply_binding(info, pdev, now, cur);
+out:
+	mutex_unlock(&vs_op_lock);
+	kfree(override);
+	kfree(recdrv);
+	kfree(now);
+	kfree(cur);
+	pci_dev_put(pdev);
+	return r;
+}
+
+static int vs_get_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	char *driver = NULL, *prev = NULL;
+	struct vs_record *rec;
+	struct pci_dev *pdev;
+	int r;
+
+	r = vs_get_device(info, &pdev);
+	if (r < 0)
+		return r;
+	mutex_lock(&vs_records_lock);
+	rec = vs_record_find(pdev);
+	if (rec) {
+		driver = kstrdup(rec->driver, GFP_KERNEL);
+		prev = kstrdup(rec->prev_driver, GFP_KERNEL);
+		r = !driver || (rec->prev_driver && !prev) ? -ENOMEM : 0;
+	}
+	mutex_unlock(&vs_records_lock);
+	if (!rec) {
+		vs_err(info->extack, NULL, "%s was not bound by vfio_select", pci_name(pdev));
+		r = -ENOENT;
+	}
+	if (!r)
+		r = vs_reply_binding(info, pdev, driver, prev);
+	kfree(driver);
+	kfree(prev);
+	pci_dev_put(pdev);
+	return r;
+}
+
+static int vs_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	unsigned long idx = 0, start = cb->args[0];
+	struct vs_record *rec;
+	int r = 0;
+
+	mutex_lock(&vs_records_lock);
+	list_for_each_entry(rec, &vs_records, list) {
+		if (idx < start) {
+			idx++;
+			continue;
+		}
+		r = vs_fill_binding(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
+				    NLM_F_MULTI, VFIO_SELECT_CMD_GET, rec->pdev, rec->driver,
+				    rec->prev_driver);
+		if (r < 0)
+			break;
+		idx++;
+	}
+	mutex_unlock(&vs_records_lock);
+	cb->args[0] = idx;
+	/* A full skb ends this round; the next one goes on from idx. */
+	return r < 0 && skb->len ? skb->len : (r < 0 ? r : skb->len);
+}
+
+static const struct genl_split_ops vs_ops[] = {
+	{
+		.cmd		= VFIO_SELECT_CMD_MATCH,
+		.doit		= vs_match_doit,
+		.policy		= vs_dev_policy,
+		.maxattr	= VFIO_SELECT_ATTR_MAX,
+		.flags		= GENL_CMD_CAP_DO,
+	},
+	{
+		.cmd		= VFIO_SELECT_CMD_BIND,
+		.doit		= vs_bind_doit,
+		.policy		= vs_bind_policy,
+		.maxattr	= VFIO_SELECT_ATTR_MAX,
+		.flags		= GENL_CMD_CAP_DO,
+	},
+	{
+		.cmd		= VFIO_SELECT_CMD_UNBIND,
+		.doit		= vs_unbind_doit,
+		.policy		= vs_dev_policy,
+		.maxattr	= VFIO_SELECT_ATTR_MAX,
+		.flags		= GENL_CMD_CAP_DO,
+	},
+	{
+		.cmd		= VFIO_SELECT_CMD_GET,
+		.doit		= vs_get_doit,
+		.policy		= vs_dev_policy,
+		.maxattr	= VFIO_SELECT_ATTR_MAX,
+		.flags		= GENL_CMD_CAP_DO,
+	},
+	{
+		.cmd		= VFIO_SELECT_CMD_GET,
+		.dumpit		= vs_get_dumpit,
+		.policy		= vs_dump_policy,
+		.maxattr	= VFIO_SELECT_ATTR_MAX,
+		.flags		= GENL_CMD_CAP_DUMP,
+	},
+};
+
+/*
+ * resv_start_op stays 0, as the core asks of new families: every command
+ * gets strict validation (unknown attributes, wrong lengths and a non-zero
+ * reserved header byte are refused).  BIND and UNBIND check CAP_SYS_ADMIN
+ * themselves: GENL_ADMIN_PERM would check CAP_NET_ADMIN.
+ */
+static struct genl_family vs_family __ro_after_init = {
+	.name		= VFIO_SELECT_GENL_NAME,
+	.version	= VFIO_SELECT_GENL_VERSION,
+	.netnsok	= false,
+	.parallel_ops	= true,
+	.module		= THIS_MODULE,
+	.split_ops	= vs_ops,
+	.n_split_ops	= ARRAY_SIZE(vs_ops),
+	.mcgrps		= vs_mcgrps,
+	.n_mcgrps	= ARRAY_SIZE(vs_mcgrps),
+};
+
+static int __init vs_init(void)
+{
+	int r;
+
+	vs_wq = alloc_workqueue("vfio_select", WQ_UNBOUND, 0);
+	if (!vs_wq)
+		return -ENOMEM;
+	r = bus_register_notifier(&pci_bus_type, &vs_bus_nb);
+	if (r)
+		goto err_wq;
+	r = genl_register_family(&vs_family);
+	if (r)
+		goto err_nb;
+	return 0;
+
+err_nb:
+	bus_unregister_notifier(&pci_bus_type, &vs_bus_nb);
+err_wq:
+	destroy_workqueue(vs_wq);
+	return r;
+}
+
+/* Devices bound through us stay bound: only the records go. */
+static void __exit vs_exit(void)
+{
+	struct vs_record *rec, *tmp;
+
+	genl_unregister_family(&vs_family);
+	bus_unregister_notifier(&pci_bus_type, &vs_bus_nb);
+	destroy_workqueue(vs_wq);
+	mutex_lock(&vs_records_lock);
+	list_for_each_entry_safe(rec, tmp, &vs_records, list) {
+		list_del(&rec->list);
+		vs_record_free(rec);
+	}
+	mutex_unlock(&vs_records_lock);
+}
+
+module_init(vs_init);
+module_exit(vs_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Choose, load and bind the most specific vfio-pci driver of a PCI device");
