@@ -253,11 +253,17 @@ static json_t *device_vfio_nodes(struct vfiod_device *dev)
 		close(fd);
 		return a;
 	}
-	while ((de = readdir(d)))
-		if (strncmp(de->d_name, "vfio", 4) == 0) {
+	/* vfio-dev/vfioN exists either way; it has a "dev" only with the vfio cdev. */
+	while ((de = readdir(d))) {
+		char dev_attr[300];
+
+		snprintf(dev_attr, sizeof(dev_attr), "%.255s/dev", de->d_name);
+		if (strncmp(de->d_name, "vfio", 4) == 0 &&
+		    faccessat(dirfd(d), dev_attr, F_OK, 0) == 0) {
 			snprintf(node, sizeof(node), DEV_VFIO_DEVICES "/%.32s", de->d_name);
 			json_array_append_new(a, json_string(node));
 		}
+	}
 	return a;
 }
 

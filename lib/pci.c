@@ -388,27 +388,38 @@ static int assign_one(struct vfiod_device *dev, const char *forced, bool whole_g
 	if (r < 0)
 		return r;
 
-	/* Already ours: keep the record of what it had before. */
+	/*
+	 * Already ours: assigning again (to the same driver, or forcing another)
+	 * keeps the record of what the device had before vfiod touched it.
+	 */
 	if (record_load(ctx, dev->name, &rec) >= 0 && dev->driver && rec.driver &&
-	    streq(dev->driver, rec.driver) && !forced) {
-		r = result_json(dev, "changed", false, &rec, ret);
+	    streq(dev->driver, rec.driver)) {
+		if (!forced || streq(forced, dev->driver) ||
+		    (rec.module && streq(forced, rec.module))) {
+			r = result_json(dev, "changed", false, &rec, ret);
+			record_done(&rec);
+			return r < 0 ? r : 1;
+		}
+		free(rec.driver);
+		free(rec.module);
+		free(rec.resolver);
+		rec.driver = rec.module = rec.resolver = NULL;
+	} else {
 		record_done(&rec);
-		return r < 0 ? r : 1;
-	}
-	record_done(&rec);
-
-	rec.syspath = strdup(dev->syspath);
-	rec.name = strdup(dev->name);
-	rec.previous_driver = dev->driver ? strdup(dev->driver) : NULL;
-	rec.previous_override = dev->driver_override ? strdup(dev->driver_override) : NULL;
-	if (!rec.syspath || !rec.name || (dev->driver && !rec.previous_driver)) {
-		record_done(&rec);
-		return -ENOMEM;
-	}
-	if (rec.previous_driver && driver_is_vfio(ctx, rec.previous_driver)) {
-		/* Bound to vfio by someone else: there is no host driver to restore. */
-		free(rec.previous_driver);
-		rec.previous_driver = NULL;
+		rec.syspath = strdup(dev->syspath);
+		rec.name = strdup(dev->name);
+		rec.previous_driver = dev->driver ? strdup(dev->driver) : NULL;
+		rec.previous_override = dev->driver_override ? strdup(dev->driver_override) :
+							       NULL;
+		if (!rec.syspath || !rec.name || (dev->driver && !rec.previous_driver)) {
+			record_done(&rec);
+			return -ENOMEM;
+		}
+		if (rec.previous_driver && driver_is_vfio(ctx, rec.previous_driver)) {
+			/* Bound to vfio by someone else: there is no host driver to restore. */
+			free(rec.previous_driver);
+			rec.previous_driver = NULL;
+		}
 	}
 
 	r = k ? assign_kernel(dev, k, forced, &rec) : assign_user(dev, forced, &rec);

@@ -84,6 +84,13 @@ run_cases() { # resolver
 	out=$("${V[@]}" -j list)
 	vm_check "$R: list shows it" test "$(jget '[(e["name"], e["driver"], e["previous_driver"], e["state"]) for e in d]' <<<"$out")" = \
 		"[('$NVME', 'vfio-fixture-vdsub', 'nvme', 'assigned')]"
+	# Forcing another driver on a device already ours keeps its host driver on record.
+	"${V[@]}" create "$NVME" driver vfio-pci
+	echo "reforced $(drv "$NVME")" >>"$D"
+	vm_check "$R: re-forced to vfio-pci while assigned" test "$(drv "$NVME")" = vfio-pci
+	out=$("${V[@]}" -j list)
+	vm_check "$R: the host driver stays on record" \
+		test "$(jget '[e["previous_driver"] for e in d]' <<<"$out")" = "['nvme']"
 	t0=$(ms)
 	"${V[@]}" destroy "$NVME"
 	t1=$(ms)
