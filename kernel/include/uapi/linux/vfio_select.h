@@ -12,7 +12,8 @@
  *
  * MATCH  (DEV) -> DEV_NAME, DEV_PATH, MODALIAS, CANDIDATE*  (no side effects)
  * BIND   (DEV, DRIVER?, FLAGS?) -> DEV_NAME, DRIVER, PREV_DRIVER?, IOMMU_GROUP
- * UNBIND (DEV) -> DEV_NAME, DRIVER? (the driver bound after the re-probe)
+ * UNBIND (DEV) -> DEV_NAME, DRIVER? (the driver bound after the re-probe),
+ *        PREV_DRIVER? (the vfio driver released), IOMMU_GROUP
  * GET    (DEV) or dump -> DEV_NAME, DRIVER, PREV_DRIVER?, IOMMU_GROUP
  *        for the devices this module bound and has not released
  * events: CMD_BIND / CMD_UNBIND messages with the attributes of their replies.
