@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "bus-errors.h"
+
+/*
+ * The one table.  Each name has exactly one errno and each errno one name;
+ * sd_bus_error_get_errno() on the client gives back what the daemon meant.
+ * Errors sd-bus already names (AccessDenied, InvalidArgs, NoMemory, ...)
+ * keep their org.freedesktop.DBus.Error names.
+ */
+const sd_bus_error_map vfiod_bus_errors[] = {
+	SD_BUS_ERROR_MAP(VFIOD_ERROR_NO_SUCH_DEVICE, ENODEV),
+	SD_BUS_ERROR_MAP(VFIOD_ERROR_INVALID_PATH, ENOTDIR),
+	SD_BUS_ERROR_MAP(VFIOD_ERROR_GROUP_NOT_VIABLE, EXDEV),
+	SD_BUS_ERROR_MAP(VFIOD_ERROR_BUSY, EBUSY),
+	SD_BUS_ERROR_MAP(VFIOD_ERROR_NO_DRIVER, ENOPKG),
+	SD_BUS_ERROR_MAP(VFIOD_ERROR_NOT_SUPPORTED, EOPNOTSUPP),
+	SD_BUS_ERROR_MAP(VFIOD_ERROR_NOT_ASSIGNED, ENOTCONN),
+	SD_BUS_ERROR_MAP(VFIOD_ERROR_TIMEOUT, ETIMEDOUT),
+	SD_BUS_ERROR_MAP(VFIOD_ERROR_SHUTTING_DOWN, ESHUTDOWN),
+	SD_BUS_ERROR_MAP(VFIOD_ERROR_FAILED, EIO),
+	SD_BUS_ERROR_MAP_END};
+
+/*
+ * libvfiod's errno values say what went wrong in the call that returned
+ * them; the same value means different things in different calls (-ENOENT:
+ * no such path; no driver claims the device; the device is not assigned).
+ */
+int bus_error_errno(enum bus_error_context context, int r)
+{
+	int e = r < 0 ? -r : r;
+
+	if (e == ENOMEM)
+		return -ENOMEM;
+	switch (context) {
+	case BUS_ERROR_PATH:
+		if (e == ENOENT)
+			return -ENODEV;
+		if (e == EINVAL || e == ENODEV || e == ENOTDIR || e == ENAMETOOLONG)
+			return -ENOTDIR;
+		break;
+	case BUS_ERROR_ASSIGN:
+		if (e == EBUSY)
+			return -EXDEV;
+		if (e == ENOENT || e == EINVAL)
+			return -ENOPKG;
+		if (e == EOPNOTSUPP)
+			return -EOPNOTSUPP;
+		break;
+	case BUS_ERROR_RELEASE:
+		if (e == ENOENT)
+			return -ENOTCONN;
+		break;
+	case BUS_ERROR_OTHER:
+		for (const sd_bus_error_map *m = vfiod_bus_errors; m->name; m++)
+			if (m->code == e)
+				return -e;
+		break;
+	}
+	return -EIO;
+}
+
+const char *bus_error_name(int error)
+{
+	int e = error < 0 ? -error : error;
+
+	for (const sd_bus_error_map *m = vfiod_bus_errors; m->name; m++)
+		if (m->code == e)
+			return m->name;
+	return VFIOD_ERROR_FAILED;
+}
+
+int bus_error_set(sd_bus_error *e, enum bus_error_context context, int r, const char *message)
+{
+	int q = bus_error_errno(context, r);
+
+	if (q == -ENOMEM)
+		return sd_bus_error_set_errno(e, q);
+	sd_bus_error_set(e, bus_error_name(q), message && *message ? message : strerror(-r));
+	return q;
+}
+
+int bus_errors_register(void)
+{
+	static bool done;
+	int r;
+
+	if (done)
+		return 0;
+	r = sd_bus_error_add_map(vfiod_bus_errors);
+	if (r < 0)
+		return r;
+	done = true;
+	return 0;
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Every D-Bus name, path, member, option key and file name vfiod and
+ * vfioctl share, in one place.  See org.vfiod1(5).
+ */
+#pragma once
+
+#define VFIOD_BUS_NAME "org.vfiod1"
+#define VFIOD_MANAGER_PATH "/org/vfiod1"
+#define VFIOD_MANAGER_IFACE "org.vfiod1.Manager"
+#define VFIOD_DEVICE_PREFIX "/org/vfiod1/device"
+#define VFIOD_DEVICE_IFACE "org.vfiod1.Device"
+
+/* polkit */
+#define POLKIT_BUS_NAME "org.freedesktop.PolicyKit1"
+#define POLKIT_PATH "/org/freedesktop/PolicyKit1/Authority"
+#define POLKIT_IFACE "org.freedesktop.PolicyKit1.Authority"
+#define POLKIT_CHECK_ALLOW_INTERACTION 1u
+#define VFIOD_ACTION_MANAGE "org.vfiod1.manage"
+
+/* Keys of the a{sv} options of Create. */
+#define VFIOD_OPTION_DRIVER "driver"
+#define VFIOD_OPTION_GROUP "group"
+#define VFIOD_OPTION_PERSISTENT "persistent"
+
+/* Values of the Device.State property. */
+#define VFIOD_STATE_ASSIGNING "assigning"
+#define VFIOD_STATE_ASSIGNED "assigned"
+#define VFIOD_STATE_RELEASING "releasing"
+#define VFIOD_STATE_FAILED "failed"
+
+/* Environment. */
+#define VFIOD_ENV_BUS_ADDRESS "VFIOD_BUS_ADDRESS"
+#define VFIOD_ENV_OPERATION_TIMEOUT "VFIOD_OPERATION_TIMEOUT_SEC"
+#define VFIOD_ENV_ABORT_AT "VFIOD_ABORT_AT"
+#define VFIOD_ENV_STATE_DIRECTORY "STATE_DIRECTORY"
+#define VFIOD_ENV_RUNTIME_DIRECTORY "RUNTIME_DIRECTORY"
+#define VFIOD_ENV_CONFIGURATION_DIRECTORY "CONFIGURATION_DIRECTORY"
+
+/* Directories and files. */
+#define VFIOD_DEFAULT_STATE_DIR "/var/lib/vfiod"
+#define VFIOD_DEFAULT_RUNTIME_DIR "/run/vfiod"
+#define VFIOD_DEFAULT_CONFIG_DIR "/etc/vfiod"
+#define VFIOD_CONFIG_FILE "vfiod.conf"
+#define VFIOD_CONFIG_DROPINS "conf.d"
+#define VFIOD_JOURNAL_SUBDIR "journal"	   /* below the runtime directory */
+#define VFIOD_DEFINITIONS_SUBDIR "devices" /* below the state directory */
+/* libvfiod's own records, read (never written) by recovery. */
+#define VFIOD_RECORDS_SUBDIR "assigned"
+
+#define VFIOD_DEFAULT_OPERATION_TIMEOUT_SEC 120

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vfiod.conf: "Key=Value" lines, '#' or ';' comments, an optional [Daemon]
+ * section header.  Keys: OperationTimeoutSec.  See vfiod(8).
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-names.h"
+#include "config.h"
+#include "fileio.h"
+#include "log.h"
+#include "macro.h"
+
+int parse_seconds(const char *s, uint64_t *ret_usec)
+{
+	char *end;
+	double d;
+
+	if (!s || !*s)
+		return -EINVAL;
+	errno = 0;
+	d = strtod(s, &end);
+	while (isspace((unsigned char)*end))
+		end++;
+	if (errno || end == s || *end || !isfinite(d) || d <= 0 || d > 365.0 * 24 * 3600)
+		return -EINVAL;
+	*ret_usec = (uint64_t)(d * 1e6);
+	return 0;
+}
+
+static char *strip(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static int config_parse_file(struct config *c, const char *path)
+{
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	char line[1024];
+	unsigned int n = 0;
+
+	if (!f)
+		return errno == ENOENT
+			       ? 0
+			       : log_warning_errno(negative_errno(), "%s: %m, ignoring", path);
+	while (fgets(line, sizeof(line), f)) {
+		char *l = strip(line), *eq;
+
+		n++;
+		if (!*l || *l == '#' || *l == ';' || streq(l, "[Daemon]"))
+			continue;
+		eq = strchr(l, '=');
+		if (!eq) {
+			log_warning("%s:%u: not a Key=Value line, ignoring", path, n);
+			continue;
+		}
+		*eq = '\0';
+		l = strip(l);
+		if (streq(l, "OperationTimeoutSec")) {
+			if (parse_seconds(strip(eq + 1), &c->operation_timeout_usec) < 0)
+				log_warning(
+					"%s:%u: OperationTimeoutSec=%s is not a number of seconds, "
+					"ignoring",
+					path, n, strip(eq + 1));
+		} else {
+			log_warning("%s:%u: unknown key %s, ignoring", path, n, l);
+		}
+	}
+	return 0;
+}
+
+static int filter_conf(const struct dirent *de)
+{
+	size_t l = strlen(de->d_name);
+
+	return de->d_name[0] != '.' && l > 5 && streq(de->d_name + l - 5, ".conf");
+}
+
+int config_load(struct config *c)
+{
+	_cleanup_free_ char *main_file = NULL, *dropins = NULL;
+	struct dirent **list = NULL;
+	const char *v;
+	int n;
+
+	*c = (struct config){.operation_timeout_usec =
+				     VFIOD_DEFAULT_OPERATION_TIMEOUT_SEC * 1000000ULL};
+	c->state_dir = dir_from_env(VFIOD_ENV_STATE_DIRECTORY, VFIOD_DEFAULT_STATE_DIR);
+	c->runtime_dir = dir_from_env(VFIOD_ENV_RUNTIME_DIRECTORY, VFIOD_DEFAULT_RUNTIME_DIR);
+	c->config_dir = dir_from_env(VFIOD_ENV_CONFIGURATION_DIRECTORY, VFIOD_DEFAULT_CONFIG_DIR);
+	if (!c->state_dir || !c->runtime_dir || !c->config_dir)
+		return -ENOMEM;
+
+	if (asprintf(&main_file, "%s/%s", c->config_dir, VFIOD_CONFIG_FILE) < 0 ||
+	    asprintf(&dropins, "%s/%s", c->config_dir, VFIOD_CONFIG_DROPINS) < 0)
+		return -ENOMEM;
+	config_parse_file(c, main_file);
+	n = scandir(dropins, &list, filter_conf, alphasort);
+	for (int i = 0; i < n; i++) {
+		_cleanup_free_ char *p = NULL;
+
+		if (asprintf(&p, "%s/%s", dropins, list[i]->d_name) >= 0)
+			config_parse_file(c, p);
+		free(list[i]);
+	}
+	free(list);
+
+	v = getenv(VFIOD_ENV_OPERATION_TIMEOUT);
+	if (v && *v && parse_seconds(v, &c->operation_timeout_usec) < 0)
+		log_warning("%s=%s is not a number of seconds, ignoring",
+			    VFIOD_ENV_OPERATION_TIMEOUT, v);
+	return 0;
+}
+
+void config_done(struct config *c)
+{
+	free(c->state_dir);
+	free(c->runtime_dir);
+	free(c->config_dir);
+	*c = (struct config){};
+}

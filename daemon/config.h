@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdint.h>
+
+struct config {
+	uint64_t operation_timeout_usec;
+	char *state_dir;
+	char *runtime_dir;
+	char *config_dir;
+};
+
+/*
+ * Defaults, then $CONFIGURATION_DIRECTORY/vfiod.conf (default /etc/vfiod),
+ * then conf.d/ *.conf in name order, then the environment.
+ */
+int config_load(struct config *c);
+void config_done(struct config *c);
+/* "1.5" -> 1500000; "0" and junk are refused. */
+int parse_seconds(const char *s, uint64_t *ret_usec);

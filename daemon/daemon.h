@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vfiod's core, built as a static library (libvfiod-daemon) so that tests
+ * link it; main.c only parses the command line and runs it.
+ *
+ * Threads: the event loop owns every structure here.  A worker thread runs
+ * one libvfiod operation of one job with a context of its own, touches only
+ * its job's "worker" fields, and hands the job back through a pipe.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+
+struct manager;
+
+/* A device vfiod manages: one D-Bus object. */
+struct mdevice {
+	struct manager *m;
+	struct mdevice *next;
+	char *name;
+	char *object_path;
+	char *syspath;
+	char *kind;
+	char *driver;
+	char *previous_driver;
+	int iommu_group;
+	char **vfio_nodes;
+	const char *state; /* VFIOD_STATE_* */
+	bool persistent;
+};
+
+enum job_op {
+	JOB_ASSIGN,
+	JOB_RELEASE,
+	JOB_RECOVER,
+};
+
+struct job {
+	struct job *next;
+	enum job_op op;
+	/* The request: set on the event loop before the worker starts, then read-only. */
+	char *input;
+	char *syspath;
+	char *name;
+	int iommu_group;
+	char *key; /* operations with the same key run one at a time */
+	char *driver;
+	bool whole_group;
+	int persistent;	   /* -1: leave the definition as it is */
+	char *journal_op;  /* JOB_RECOVER: the interrupted operation */
+	char *journal_dir; /* copies, so that a hung worker never needs the manager */
+	char *records_dir;
+	char *abort_at;
+	int log_priority;
+	int notify_fd;
+	/* Event loop only. */
+	struct manager *m;
+	sd_bus_message *msg; /* NULL for the daemon's own jobs */
+	bool running;
+	bool timed_out;
+	bool had_object;
+	uint64_t started_usec;
+	sd_event_source *timer;
+	/* Worker only until it hands the job back. */
+	int r;
+	char *json;	  /* libvfiod's result */
+	char *error;	  /* vfiod_ctx_get_error(), verbatim */
+	char *after_json; /* the device after the operation */
+	char *list_json;  /* vfiod_list() after the operation */
+	json_t *journal;  /* name -> journal entry of this operation */
+	/* Shared, under lock: what the worker is doing now. */
+	pthread_mutex_t lock;
+	char step[64];
+};
+
+struct manager {
+	sd_event *event;
+	sd_bus *bus;
+	struct config cfg;
+	char *journal_dir;
+	char *definitions_dir;
+	char *records_dir;
+	char *abort_at;
+	struct mdevice *devices;
+	struct job *jobs; /* in arrival order; running, timed out and queued */
+	int notify_pipe[2];
+	sd_event_source *notify_source;
+	bool stopping;
+	bool ready;
+};
+
+/* daemon.c */
+int manager_new(struct manager **ret);
+int manager_start(struct manager *m);
+int manager_run(struct manager *m);
+struct manager *manager_free(struct manager *m);
+/* Stop taking work; exit once no worker is busy (hung ones are left behind). */
+void manager_stop(struct manager *m);
+void manager_check_exit(struct manager *m);
+
+/* manager.c: the org.vfiod1.Manager object. */
+int manager_bus_register(struct manager *m);
+/* A new libvfiod context with the daemon's log function; NULL on failure (logged). */
+struct vfiod_ctx *manager_ctx_new(int log_priority, const char *what);
+char *manager_describe(struct manager *m);
+
+/* device-object.c: the org.vfiod1.Device objects. */
+int device_objects_register(struct manager *m);
+struct mdevice *mdevice_find(struct manager *m, const char *name_or_syspath);
+/* Create or update the object for the device JSON O (libvfiod's shape). */
+struct mdevice *mdevice_update(struct manager *m, json_t *o, const char *state);
+void mdevice_set_state(struct mdevice *d, const char *state);
+void mdevice_set_persistent(struct mdevice *d, bool persistent);
+void mdevice_remove(struct mdevice *d);
+void mdevice_free_all(struct manager *m);
+json_t *mdevice_json(struct mdevice *d);
+
+/* job.c */
+int job_new(struct manager *m, enum job_op op, const char *input, struct job **ret);
+struct job *job_free(struct job *j);
+static inline void job_freep(struct job **j)
+{
+	job_free(*j);
+}
+/* Resolve the device, queue the job and start what can start; replies on failure. */
+int job_submit(struct manager *m, struct job *j, sd_bus_error *error);
+void jobs_schedule(struct manager *m);
+int jobs_on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+/* A worker is busy that has not timed out. */
+bool jobs_busy(struct manager *m);
+/* Hand back jobs still running at exit so that their workers never see freed memory. */
+void jobs_abandon(struct manager *m);
+json_t *jobs_json(struct manager *m);
+
+/* worker.c: runs in the worker thread. */
+void *worker_main(void *userdata);
+
+/* journal.c */
+int journal_write(const char *dir, json_t *entry);
+int journal_remove(const char *dir, const char *name);
+/* Queue a recovery job for each journal entry left by an earlier run. */
+int journal_recover(struct manager *m);
+
+/* store.c: persistent definitions. */
+int store_save(struct manager *m, const char *name, const char *syspath, const char *driver,
+	       bool whole_group);
+int store_remove(struct manager *m, const char *name);
+bool store_exists(struct manager *m, const char *name);
+json_t *store_list(struct manager *m);
+/* Queue an assign job for each definition. */
+int store_apply(struct manager *m);
+
+/* auth.c */
+typedef void (*auth_done_fn)(struct manager *m, sd_bus_message *msg, void *userdata,
+			     const sd_bus_error *denied);
+/*
+ * Decide whether the sender of MSG may call its method: open methods and
+ * uid 0 at once, everyone else by asking polkit, asynchronously.  DONE is
+ * called exactly once, with DENIED set when refused, unless this returns < 0.
+ */
+int auth_check(struct manager *m, sd_bus_message *msg, auth_done_fn done, void *userdata);

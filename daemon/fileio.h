@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <sys/types.h>
+
+int mkdir_p(const char *path, mode_t mode);
+/*
+ * Write TEXT to DIR/NAME atomically: a temporary file in DIR, fsync, rename
+ * over NAME, fsync DIR.  A reader sees the old or the new content, and after
+ * a crash the rename is on disk.
+ */
+int write_file_atomic(const char *dir, const char *name, const char *text);
+/* Remove DIR/NAME and make it durable; a missing file is not an error. */
+int remove_file_durable(const char *dir, const char *name);
+/* The first directory of a colon-separated $NAME, else DFLT, newly allocated. */
+char *dir_from_env(const char *name, const char *dflt);

@@ -1,0 +1,568 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Jobs: one libvfiod operation each.  Jobs with the same key (the IOMMU
+ * group, or the device when it has none) run one after the other, in order
+ * of arrival; others run in parallel, each in a thread of its own.  The
+ * event loop arms a timer per running job: when it fires the caller gets
+ * org.vfiod1.Error.Timeout, the device State=failed, and the group stays
+ * closed (Busy) until the kernel returns and the worker hands the job back.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bus-errors.h"
+#include "bus-names.h"
+#include "daemon.h"
+#include "log.h"
+#include "macro.h"
+#include "vfiod.h"
+
+static const char *const op_names[] = {
+	[JOB_ASSIGN] = "assign",
+	[JOB_RELEASE] = "release",
+	[JOB_RECOVER] = "recover",
+};
+
+int job_new(struct manager *m, enum job_op op, const char *input, struct job **ret)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return -ENOMEM;
+	j->m = m;
+	j->op = op;
+	j->persistent = -1;
+	j->iommu_group = -1;
+	j->notify_fd = -1;
+	j->log_priority = log_get_max_priority();
+	pthread_mutex_init(&j->lock, NULL);
+	j->input = strdup(input);
+	j->journal_dir = strdup(m->journal_dir);
+	j->records_dir = strdup(m->records_dir);
+	if (!j->input || !j->journal_dir || !j->records_dir ||
+	    (m->abort_at && !(j->abort_at = strdup(m->abort_at)))) {
+		job_free(j);
+		return -ENOMEM;
+	}
+	*ret = j;
+	return 0;
+}
+
+struct job *job_free(struct job *j)
+{
+	if (!j)
+		return NULL;
+	sd_event_source_disable_unref(j->timer);
+	sd_bus_message_unref(j->msg);
+	closep(&j->notify_fd);
+	pthread_mutex_destroy(&j->lock);
+	free(j->input);
+	free(j->syspath);
+	free(j->name);
+	free(j->key);
+	free(j->driver);
+	free(j->journal_op);
+	free(j->journal_dir);
+	free(j->records_dir);
+	free(j->abort_at);
+	free(j->json);
+	free(j->error);
+	free(j->after_json);
+	free(j->list_json);
+	json_decref(j->journal);
+	free(j);
+	return NULL;
+}
+
+static void job_unlink(struct manager *m, struct job *j)
+{
+	for (struct job **p = &m->jobs; *p; p = &(*p)->next)
+		if (*p == j) {
+			*p = j->next;
+			j->next = NULL;
+			return;
+		}
+}
+
+static const char *job_device(const struct job *j)
+{
+	return j->syspath ? j->syspath : j->input;
+}
+
+static void job_reply_error(struct job *j, const char *name, const char *fmt, ...) _printf_(3, 4);
+static void job_reply_error(struct job *j, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	if (!j->msg)
+		return;
+	va_start(ap, fmt);
+	r = sd_bus_reply_method_errorfv(j->msg, name, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		log_warning_errno(r, "%s: cannot send the reply: %m", job_device(j));
+	j->msg = sd_bus_message_unref(j->msg);
+}
+
+/* What the worker is doing now, copied under its lock. */
+static void job_get_step(struct job *j, char *buf, size_t size)
+{
+	pthread_mutex_lock(&j->lock);
+	snprintf(buf, size, "%s", j->step);
+	pthread_mutex_unlock(&j->lock);
+}
+
+static struct job *running_with_key(struct manager *m, const char *key)
+{
+	for (struct job *j = m->jobs; j; j = j->next)
+		if (j->running && streq(j->key, key))
+			return j;
+	return NULL;
+}
+
+/* Resolve the device on the event loop: the path check and the IOMMU group. */
+static int job_resolve(struct job *j, sd_bus_error *error)
+{
+	struct vfiod_ctx *ctx = manager_ctx_new(j->log_priority, j->input);
+	struct vfiod_device *dev = NULL;
+	int r;
+
+	if (!ctx)
+		return sd_bus_error_set_errnof(error, -ENOMEM, "cannot create a libvfiod context");
+	r = vfiod_device_new(ctx, j->input, &dev);
+	if (r < 0) {
+		r = bus_error_set(error, BUS_ERROR_PATH, r, vfiod_ctx_get_error(ctx));
+		vfiod_ctx_unref(ctx);
+		return r;
+	}
+	j->syspath = strdup(vfiod_device_get_syspath(dev));
+	j->name = strdup(vfiod_device_get_name(dev));
+	j->iommu_group = vfiod_device_get_iommu_group(dev);
+	vfiod_device_unref(dev);
+	vfiod_ctx_unref(ctx);
+	if (!j->syspath || !j->name)
+		return sd_bus_error_set_errno(error, -ENOMEM);
+	r = j->iommu_group >= 0 ? asprintf(&j->key, "group:%d", j->iommu_group)
+				: asprintf(&j->key, "device:%s", j->name);
+	if (r < 0)
+		return sd_bus_error_set_errno(error, -ENOMEM);
+	return 0;
+}
+
+int job_submit(struct manager *m, struct job *j, sd_bus_error *error)
+{
+	struct job *blocking, **tail;
+	char step[sizeof(j->step)];
+	int r;
+
+	if (m->stopping)
+		return sd_bus_error_set(error, VFIOD_ERROR_SHUTTING_DOWN, "vfiod is shutting down");
+	if (!j->key) {
+		r = job_resolve(j, error);
+		if (r < 0)
+			return r;
+	}
+	blocking = running_with_key(m, j->key);
+	if (blocking && blocking->timed_out) {
+		job_get_step(blocking, step, sizeof(step));
+		return sd_bus_error_setf(
+			error, VFIOD_ERROR_BUSY,
+			"%s: an earlier %s of %s timed out and is still blocked in "
+			"the kernel (step %s); IOMMU group %d takes no new work "
+			"until it returns",
+			j->syspath, op_names[blocking->op], blocking->syspath, step,
+			j->iommu_group);
+	}
+	for (tail = &m->jobs; *tail; tail = &(*tail)->next)
+		;
+	*tail = j;
+	jobs_schedule(m);
+	return 0;
+}
+
+static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata);
+
+static int job_start(struct manager *m, struct job *j)
+{
+	struct mdevice *d;
+	pthread_attr_t attr;
+	pthread_t t;
+	sigset_t all, old;
+	int r;
+
+	d = mdevice_find(m, j->name);
+	j->had_object = d != NULL;
+	if (j->op != JOB_RECOVER) {
+		const char *state =
+			j->op == JOB_ASSIGN ? VFIOD_STATE_ASSIGNING : VFIOD_STATE_RELEASING;
+
+		if (d) {
+			mdevice_set_state(d, state);
+		} else {
+			json_t *o = json_pack("{s:s, s:s, s:i}", "device", j->syspath, "name",
+					      j->name, "iommu_group", j->iommu_group);
+
+			if (o)
+				d = mdevice_update(m, o, state);
+			json_decref(o);
+		}
+	}
+
+	j->notify_fd = fcntl(m->notify_pipe[1], F_DUPFD_CLOEXEC, 3);
+	if (j->notify_fd < 0)
+		return negative_errno();
+	r = sd_event_add_time_relative(m->event, &j->timer, CLOCK_MONOTONIC,
+				       m->cfg.operation_timeout_usec, 0, on_timeout, j);
+	if (r < 0)
+		return r;
+	(void)sd_event_now(m->event, CLOCK_MONOTONIC, &j->started_usec);
+	snprintf(j->step, sizeof(j->step), "start");
+
+	/* Workers take no signals: the event loop handles SIGTERM. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	r = -pthread_create(&t, &attr, worker_main, j);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0)
+		return r;
+	j->running = true;
+	log_debug("%s: %s started (%s)", j->syspath, op_names[j->op], j->key);
+	return 0;
+}
+
+void jobs_schedule(struct manager *m)
+{
+	struct job *j, *next;
+
+	for (j = m->jobs; j; j = next) {
+		bool earlier = false;
+		int r;
+
+		next = j->next;
+		if (j->running)
+			continue;
+		for (struct job *k = m->jobs; k != j; k = k->next)
+			if (streq(k->key, j->key))
+				earlier = true;
+		if (earlier)
+			continue;
+		r = job_start(m, j);
+		if (r < 0) {
+			log_error_errno(r, "%s: cannot start the %s: %m", j->syspath,
+					op_names[j->op]);
+			job_reply_error(j, VFIOD_ERROR_FAILED, "%s: cannot start the operation: %s",
+					j->syspath, strerror(-r));
+			if (!j->had_object) {
+				struct mdevice *d = mdevice_find(m, j->name);
+
+				if (d)
+					mdevice_remove(d);
+			}
+			job_unlink(m, j);
+			job_free(j);
+		}
+	}
+}
+
+static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct job *j = userdata;
+	struct manager *m = j->m;
+	struct mdevice *d;
+	char step[sizeof(j->step)];
+
+	(void)s;
+	(void)usec;
+	job_get_step(j, step, sizeof(step));
+	j->timed_out = true;
+	j->timer = sd_event_source_disable_unref(j->timer);
+
+	log_error("%s: %s timed out after %.1f s in step %s; the kernel has not returned, "
+		  "IOMMU group %d is closed until it does",
+		  j->syspath, op_names[j->op], m->cfg.operation_timeout_usec / 1e6, step,
+		  j->iommu_group);
+	job_reply_error(j, VFIOD_ERROR_TIMEOUT,
+			"%s: the %s timed out after %.1f s in step %s; the device is marked "
+			"failed and its IOMMU group takes no new work until the kernel returns",
+			j->syspath, op_names[j->op], m->cfg.operation_timeout_usec / 1e6, step);
+	d = mdevice_find(m, j->name);
+	if (d)
+		mdevice_set_state(d, VFIOD_STATE_FAILED);
+
+	/* Whatever waits behind it would wait for the same kernel. */
+	for (struct job *k = m->jobs, *next; k; k = next) {
+		next = k->next;
+		if (k->running || !streq(k->key, j->key))
+			continue;
+		job_reply_error(k, VFIOD_ERROR_BUSY,
+				"%s: an earlier %s of %s timed out and is still blocked in the "
+				"kernel (step %s)",
+				k->syspath, op_names[j->op], j->syspath, step);
+		job_unlink(m, k);
+		job_free(k);
+	}
+	manager_check_exit(m);
+	return 0;
+}
+
+static json_t *json_loads_or_null(const char *s)
+{
+	return s ? json_loads(s, 0, NULL) : NULL;
+}
+
+/* libvfiod's vfiod_list() entry for NAME in LIST, borrowed. */
+static json_t *list_entry(json_t *list, const char *name)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(list, i, e)
+	{
+		const char *n = json_string_value(json_object_get(e, "name"));
+
+		if (n && streq(n, name))
+			return e;
+	}
+	return NULL;
+}
+
+static bool has_vfio_nodes(json_t *o)
+{
+	return json_array_size(json_object_get(o, "vfio")) > 0;
+}
+
+/*
+ * Bring the objects of the devices the job touched in line with what the
+ * worker saw after the operation: libvfiod's records and the device itself.
+ */
+static void job_sync_objects(struct manager *m, struct job *j, json_t *result, json_t *list,
+			     json_t *after)
+{
+	json_t *names = json_array(), *n;
+	bool success = j->r >= 0;
+	size_t i;
+
+	json_array_append_new(names, json_string(j->name));
+	if (success && json_is_array(result)) {
+		json_t *e;
+
+		json_array_foreach(result, i, e)
+		{
+			if (json_object_get(e, "name"))
+				json_array_append(names, json_object_get(e, "name"));
+		}
+	}
+
+	json_array_foreach(names, i, n)
+	{
+		const char *name = json_string_value(n);
+		struct mdevice *d = mdevice_find(m, name);
+		json_t *entry = list_entry(list, name), *o = NULL;
+
+		if (success && j->op == JOB_ASSIGN) {
+			if (json_is_array(result)) {
+				json_t *e;
+				size_t k;
+
+				json_array_foreach(result, k, e)
+				{
+					if (json_equal(json_object_get(e, "name"), n))
+						o = e;
+				}
+			} else {
+				o = result;
+			}
+			if (o)
+				d = mdevice_update(m, o, VFIOD_STATE_ASSIGNED);
+			if (entry)
+				d = mdevice_update(m, entry, VFIOD_STATE_ASSIGNED);
+			if (d)
+				mdevice_set_state(d, VFIOD_STATE_ASSIGNED);
+		} else if (success && j->op == JOB_RELEASE && streq(name, j->name)) {
+			if (d)
+				mdevice_remove(d);
+			d = NULL;
+		} else if (entry) {
+			const char *st = json_string_value(json_object_get(entry, "state"));
+
+			d = mdevice_update(m, entry,
+					   st && streq(st, "assigned") ? VFIOD_STATE_ASSIGNED
+								       : VFIOD_STATE_FAILED);
+		} else if (d && j->had_object && after && has_vfio_nodes(after)) {
+			d = mdevice_update(m, after, VFIOD_STATE_ASSIGNED);
+		} else if (d) {
+			mdevice_remove(d);
+			d = NULL;
+		}
+		if (d)
+			mdevice_set_persistent(d, store_exists(m, name));
+	}
+	json_decref(names);
+}
+
+static void job_finish_definition(struct manager *m, struct job *j)
+{
+	struct mdevice *d;
+	int r = 0;
+
+	if (j->op == JOB_ASSIGN && j->r >= 0 && j->persistent == 1)
+		r = store_save(m, j->name, j->syspath, j->driver, j->whole_group);
+	else if (j->op == JOB_ASSIGN && j->r >= 0 && j->persistent == 0)
+		r = store_remove(m, j->name);
+	else if (j->op == JOB_RELEASE && (j->r >= 0 || j->r == -ENOENT))
+		r = store_remove(m, j->name);
+	if (r < 0)
+		log_error_errno(r, "%s: cannot update its definition in %s: %m", j->syspath,
+				m->definitions_dir);
+	d = mdevice_find(m, j->name);
+	if (d)
+		mdevice_set_persistent(d, store_exists(m, j->name));
+}
+
+static void job_reply(struct job *j)
+{
+	struct mdevice *d = mdevice_find(j->m, j->name);
+	int r;
+
+	if (!j->msg)
+		return;
+	if (j->r < 0) {
+		_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+		bus_error_set(&e, j->op == JOB_ASSIGN ? BUS_ERROR_ASSIGN : BUS_ERROR_RELEASE, j->r,
+			      j->error);
+		r = sd_bus_reply_method_error(j->msg, &e);
+	} else if (j->op == JOB_ASSIGN) {
+		r = sd_bus_reply_method_return(j->msg, "os", d ? d->object_path : "/", j->json);
+	} else {
+		r = sd_bus_reply_method_return(j->msg, "s", j->json);
+	}
+	if (r < 0)
+		log_warning_errno(r, "%s: cannot send the reply: %m", j->syspath);
+	j->msg = sd_bus_message_unref(j->msg);
+}
+
+static void job_complete(struct manager *m, struct job *j)
+{
+	json_t *result = json_loads_or_null(j->json), *list = json_loads_or_null(j->list_json),
+	       *after = json_loads_or_null(j->after_json);
+
+	j->running = false;
+	j->timer = sd_event_source_disable_unref(j->timer);
+	/* Logged once, here, naming the device: libvfiod's messages already do. */
+	if (j->r < 0 && j->error && strstr(j->error, j->syspath))
+		log_error("%s failed: %s", op_names[j->op], j->error);
+	else if (j->r < 0)
+		log_error("%s: %s failed: %s", j->syspath, op_names[j->op],
+			  j->error ? j->error : strerror(-j->r));
+	else if (j->timed_out)
+		log_notice("%s: the %s that timed out has finished after all", j->syspath,
+			   op_names[j->op]);
+	if (!j->timed_out || j->r >= 0)
+		job_finish_definition(m, j);
+	job_sync_objects(m, j, result, list, after);
+	job_reply(j);
+	json_decref(result);
+	json_decref(list);
+	json_decref(after);
+	job_unlink(m, j);
+	job_free(j);
+}
+
+/* The event loop's end of the pipe: workers write the address of their finished job. */
+int jobs_on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct manager *m = userdata;
+	struct job *done[64];
+	ssize_t n;
+
+	(void)s;
+	(void)revents;
+	n = read(fd, done, sizeof(done));
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR
+			       ? 0
+			       : log_error_errno(negative_errno(),
+						 "cannot read the worker pipe: %m");
+	for (size_t i = 0; i < (size_t)n / sizeof(done[0]); i++)
+		job_complete(m, done[i]);
+	jobs_schedule(m);
+	manager_check_exit(m);
+	return 0;
+}
+
+/* Jobs whose workers are still in the kernel at exit: kept reachable, never freed. */
+static struct job *abandoned;
+
+void jobs_abandon(struct manager *m)
+{
+	while (m->jobs) {
+		struct job *j = m->jobs;
+
+		m->jobs = j->next;
+		if (!j->running) {
+			job_reply_error(j, VFIOD_ERROR_SHUTTING_DOWN, "vfiod is shutting down");
+			job_free(j);
+			continue;
+		}
+		char step[sizeof(j->step)];
+
+		job_get_step(j, step, sizeof(step));
+		log_warning("%s: leaving the %s behind, blocked in step %s; the journal will "
+			    "finish it at the next start",
+			    j->syspath, op_names[j->op], step);
+		j->timer = sd_event_source_disable_unref(j->timer);
+		j->msg = sd_bus_message_unref(j->msg);
+		j->next = abandoned;
+		abandoned = j;
+	}
+}
+
+bool jobs_busy(struct manager *m)
+{
+	for (struct job *j = m->jobs; j; j = j->next)
+		if (j->running && !j->timed_out)
+			return true;
+	return false;
+}
+
+json_t *jobs_json(struct manager *m)
+{
+	json_t *a = json_array();
+	uint64_t now = 0;
+
+	(void)sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+	for (struct job *j = m->jobs; a && j; j = j->next) {
+		json_t *o = json_object();
+
+		pthread_mutex_lock(&j->lock);
+		json_object_set_new(o, "operation", json_string(op_names[j->op]));
+		json_object_set_new(o, "device", json_string(j->syspath));
+		json_object_set_new(o, "name", json_string(j->name));
+		json_object_set_new(o, "iommu_group",
+				    j->iommu_group >= 0 ? json_integer(j->iommu_group)
+							: json_null());
+		json_object_set_new(o, "state",
+				    json_string(j->timed_out ? "timed-out"
+						: j->running ? "running"
+							     : "queued"));
+		if (j->running) {
+			json_object_set_new(o, "step", json_string(j->step));
+			json_object_set_new(o, "running_usec",
+					    json_integer((json_int_t)(now - j->started_usec)));
+		}
+		pthread_mutex_unlock(&j->lock);
+		json_array_append_new(a, o);
+	}
+	return a;
+}

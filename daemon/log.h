@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Logging to stderr with <N> priority prefixes, which journald (and
+ * SyslogLevelPrefix=) turns into priorities.  Safe from any thread.
+ */
+#pragma once
+
+#include <stdarg.h>
+#include <syslog.h>
+
+#include "macro.h"
+
+void log_set_max_priority(int priority);
+int log_get_max_priority(void);
+/* Returns R (a negative errno, or 0) so that callers can "return log_...(r, ...)". */
+int log_full(int priority, int r, const char *fmt, ...) _printf_(3, 4);
+void log_fullv(int priority, const char *fmt, va_list ap) _printf_(2, 0);
+
+#define log_debug(...) log_full(LOG_DEBUG, 0, __VA_ARGS__)
+#define log_info(...) log_full(LOG_INFO, 0, __VA_ARGS__)
+#define log_notice(...) log_full(LOG_NOTICE, 0, __VA_ARGS__)
+#define log_warning(...) log_full(LOG_WARNING, 0, __VA_ARGS__)
+#define log_error(...) log_full(LOG_ERR, 0, __VA_ARGS__)
+#define log_warning_errno(r, ...) log_full(LOG_WARNING, (r), __VA_ARGS__)
+#define log_error_errno(r, ...) log_full(LOG_ERR, (r), __VA_ARGS__)
