@@ -14,6 +14,7 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "bus.h"
 #include "macro.h"
 #include "print.h"
 #include "vfiod.h"
@@ -87,6 +88,8 @@ static int verb_match(struct vfiod_ctx *ctx, const struct opts *o, int argc, cha
 	if (argc != 2)
 		return usage_error("match", argc < 2 ? "missing device path" :
 						       "unexpected argument '%s'", argv[2]);
+	if (!o->direct)
+		return bus_match(argv[1], &json) < 0 ? EXIT_FAILURE : emit(o, "match", json);
 	r = open_device(ctx, "match", argv[1], &dev);
 	if (r)
 		return r;
@@ -125,6 +128,10 @@ static int verb_create(struct vfiod_ctx *ctx, const struct opts *o, int argc, ch
 						     "or 'group')", argv[i]);
 		}
 	}
+	if (!o->direct)
+		return bus_create(argv[1], driver, flags & VFIOD_ASSIGN_GROUP, &json) < 0
+			       ? EXIT_FAILURE
+			       : emit(o, "create", json);
 	r = open_device(ctx, "create", argv[1], &dev);
 	if (r)
 		return r;
@@ -146,6 +153,8 @@ static int verb_destroy(struct vfiod_ctx *ctx, const struct opts *o, int argc, c
 	if (argc != 2)
 		return usage_error("destroy", argc < 2 ? "missing device path" :
 							 "unexpected argument '%s'", argv[2]);
+	if (!o->direct)
+		return bus_destroy(argv[1], &json) < 0 ? EXIT_FAILURE : emit(o, "destroy", json);
 	r = open_device(ctx, "destroy", argv[1], &dev);
 	if (r)
 		return r;
@@ -165,6 +174,8 @@ static int verb_list(struct vfiod_ctx *ctx, const struct opts *o, int argc, char
 
 	if (argc != 1)
 		return usage_error("list", "unexpected argument '%s'", argv[1]);
+	if (!o->direct)
+		return bus_list(&json) < 0 ? EXIT_FAILURE : emit(o, "list", json);
 	r = vfiod_list(ctx, &json);
 	if (r < 0)
 		return fail(ctx, "list", NULL, r);
@@ -278,6 +289,12 @@ int main(int argc, char **argv)
 		return usage_error(NULL, "unknown verb '%s'", argv[optind]);
 	if (verb->run == verb_help)
 		return verb_help(NULL, &o, 0, NULL);
+	if (!o.direct) {
+		/* vfiod decides and binds: only --direct has a context of its own. */
+		if (o.resolver != VFIOD_RESOLVER_AUTO)
+			return usage_error(NULL, "--resolver needs --direct (vfiod chooses itself)");
+		return verb->run(NULL, &o, argc - optind, argv + optind);
+	}
 
 	r = vfiod_ctx_new(&ctx);
 	if (r < 0) {

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <systemd/sd-bus.h>
+
+#include "bus-connect.h"
+#include "bus-errors.h"
+#include "bus-names.h"
+#include "bus.h"
+#include "macro.h"
+
+/* Create and Destroy wait behind other work on the group and for the kernel. */
+#define CHANGE_TIMEOUT_USEC (10ULL * 60 * 1000 * 1000)
+
+struct call {
+	const char *verb;
+	const char *address;
+	sd_bus *bus;
+	bool reported;
+};
+
+static int call_done(struct call *c, int r)
+{
+	if (r < 0 && !c->reported)
+		fprintf(stderr, "vfioctl: %s: %s\n", c->verb, strerror(-r));
+	sd_bus_flush_close_unref(c->bus);
+	return r;
+}
+
+static int not_running(struct call *c, const char *why, int r)
+{
+	c->reported = true;
+	fprintf(stderr,
+		"vfioctl: %s: cannot reach vfiod on %s: %s\n"
+		"Is vfiod running (systemctl start vfiod)? Use --direct to act without it.\n",
+		c->verb, c->address, why);
+	return r < 0 ? r : -ECONNREFUSED;
+}
+
+static int call_open(struct call *c, const char *verb)
+{
+	int r;
+
+	*c = (struct call){.verb = verb, .address = "the system bus"};
+	(void)bus_errors_register();
+	r = bus_connect("vfioctl", &c->bus, &c->address);
+	if (r < 0)
+		return not_running(c, strerror(-r), r);
+	/* polkit may ask for a password when there is someone to ask. */
+	(void)sd_bus_set_allow_interactive_authorization(c->bus, true);
+	return 0;
+}
+
+static int call_method(struct call *c, sd_bus_message *m, uint64_t timeout, sd_bus_message **reply)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+	int r = sd_bus_call(c->bus, m, timeout, &e, reply);
+
+	if (r >= 0)
+		return 0;
+	c->reported = true;
+	if (sd_bus_error_has_names(&e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER,
+				   "org.freedesktop.DBus.Error.Spawn.ServiceNotFound",
+				   "org.freedesktop.DBus.Error.Spawn.ChildExited",
+				   "org.freedesktop.systemd1.NoSuchUnit") ||
+	    (!sd_bus_error_is_set(&e) && (r == -ECONNRESET || r == -ENOTCONN)))
+		return not_running(c, e.message ? e.message : strerror(-r), r);
+	if (sd_bus_error_has_names(&e, SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_DISCONNECTED))
+		fprintf(stderr, "vfioctl: %s: vfiod did not answer: %s\n", c->verb,
+			e.message ? e.message : strerror(-r));
+	else
+		fprintf(stderr, "vfioctl: %s: %s\n", c->verb, e.message ? e.message : strerror(-r));
+	return r;
+}
+
+static int new_call(struct call *c, const char *method, sd_bus_message **ret)
+{
+	int r = sd_bus_message_new_method_call(c->bus, ret, VFIOD_BUS_NAME, VFIOD_MANAGER_PATH,
+					       VFIOD_MANAGER_IFACE, method);
+
+	return r;
+}
+
+/* The reply's JSON string, after the object path when SKIP_PATH. */
+static int read_json(struct call *c, sd_bus_message *reply, bool skip_path, char **ret)
+{
+	const char *json;
+	int r;
+
+	if (skip_path)
+		r = sd_bus_message_read(reply, "os", NULL, &json);
+	else
+		r = sd_bus_message_read(reply, "s", &json);
+	if (r < 0) {
+		fprintf(stderr, "vfioctl: %s: unexpected reply from vfiod: %s\n", c->verb,
+			strerror(-r));
+		c->reported = true;
+		return r;
+	}
+	*ret = strdup(json);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int simple(const char *verb, const char *method, const char *path, char **ret_json)
+{
+	sd_bus_message *m = NULL, *reply = NULL;
+	struct call c;
+	int r;
+
+	r = call_open(&c, verb);
+	if (r >= 0)
+		r = new_call(&c, method, &m);
+	if (r >= 0 && path)
+		r = sd_bus_message_append(m, "s", path);
+	if (r >= 0 && streq(method, "Destroy"))
+		r = sd_bus_message_append(m, "a{sv}", 0);
+	if (r >= 0)
+		r = call_method(&c, m, streq(method, "Destroy") ? CHANGE_TIMEOUT_USEC : 0, &reply);
+	if (r >= 0)
+		r = read_json(&c, reply, false, ret_json);
+	sd_bus_message_unref(m);
+	sd_bus_message_unref(reply);
+	return call_done(&c, r);
+}
+
+int bus_match(const char *path, char **ret_json)
+{
+	return simple("match", "Match", path, ret_json);
+}
+
+int bus_destroy(const char *path, char **ret_json)
+{
+	return simple("destroy", "Destroy", path, ret_json);
+}
+
+int bus_list(char **ret_json)
+{
+	return simple("list", "List", NULL, ret_json);
+}
+
+int bus_create(const char *path, const char *driver, bool group, char **ret_json)
+{
+	sd_bus_message *m = NULL, *reply = NULL;
+	struct call c;
+	int r;
+
+	r = call_open(&c, "create");
+	if (r >= 0)
+		r = new_call(&c, "Create", &m);
+	if (r >= 0)
+		r = sd_bus_message_append(m, "s", path);
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'a', "{sv}");
+	if (r >= 0 && driver)
+		r = sd_bus_message_append(m, "{sv}", VFIOD_OPTION_DRIVER, "s", driver);
+	if (r >= 0 && group)
+		r = sd_bus_message_append(m, "{sv}", VFIOD_OPTION_GROUP, "b", 1);
+	if (r >= 0)
+		r = sd_bus_message_close_container(m);
+	if (r >= 0)
+		r = call_method(&c, m, CHANGE_TIMEOUT_USEC, &reply);
+	if (r >= 0)
+		r = read_json(&c, reply, true, ret_json);
+	sd_bus_message_unref(m);
+	sd_bus_message_unref(reply);
+	return call_done(&c, r);
+}
