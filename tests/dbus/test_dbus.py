@@ -1,0 +1,734 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""vfiod and vfioctl on a private dbus-daemon, against fixture sysfs trees."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+import dbus
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "sysfs"))
+
+from fakekernel import FakeKernel  # noqa: E402
+from fixture import ModulesDir, Sysfs, tempdir  # noqa: E402
+from service import PYTHON, SOURCE, Bus, Polkit, Vfiod, is_root  # noqa: E402
+
+VFIOCTL = os.environ.get("VFIOCTL", "vfioctl")
+MAN = os.path.join(SOURCE, "man", "org.vfiod1.5")
+
+NVME = "0000:00:03.0"
+NVME_PATH = "/sys/devices/pci0000:00/0000:00:03.0"
+OTHER = "0000:00:04.0"
+VDSUB = "vfio-fixture-vdsub"
+MANAGER = "org.vfiod1.Manager"
+DEVICE = "org.vfiod1.Device"
+PROPS = "org.freedesktop.DBus.Properties"
+ERR = "org.vfiod1.Error."
+
+ALIAS_VFIO_PCI = "vfio_pci:v*d*sv*sd*bc*sc*i*"
+ALIAS_VDSUB = "vfio_pci:v00001B36d00000010sv00001AF4sd00001100bc*sc*i*"
+ALIAS_OTHER = "vfio_pci:v00001B36d00000005sv*sd*bc*sc*i*"
+
+
+def object_path(name):
+    # sd_bus_path_encode(): every byte but [A-Za-z0-9], and a leading digit, as _xx.
+    return "/org/vfiod1/device/" + "".join(
+        c if c.isascii() and (c.isalpha() or (c.isdigit() and i > 0)) else "_%02x" % ord(c)
+        for i, c in enumerate(name))
+
+
+class Base(unittest.TestCase):
+    fake_kernel = False
+    timeout_sec = "30"
+
+    def setUp(self):
+        self.tmp = tempdir()
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.sys = Sysfs(os.path.join(self.tmp, "sys"))
+        self.mods = ModulesDir(os.path.join(self.tmp, "modroot"))
+        self.run_dir = os.path.join(self.tmp, "run")
+        self.state_dir = os.path.join(self.tmp, "state")
+        self.sys.driver("nvme", "nvme")
+        self.sys.pci(NVME, 0x1b36, 0x0010, driver="nvme", group=3)
+        self.sys.pci(OTHER, 0x1b36, 0x0005, cls=0x00ff00, group=4)
+        self.mods.add("vfio_pci", [ALIAS_VFIO_PCI])
+        self.mods.add("vfio_fixture_vdsub", [ALIAS_VDSUB])
+        self.mods.add("vfio_fixture_other", [ALIAS_OTHER])
+        self.mods.add("nvme", ["pci:v*d*sv*sd*bc01sc08i02*"])
+        self.mods.depmod()
+        self.sys.module("vfio_fixture_vdsub", [VDSUB])
+        self.sys.module("vfio_pci", ["vfio-pci"])
+        self.sys.module("vfio_fixture_other", ["vfio-fixture-other"])
+        self.extra_fixture()
+
+        self.bus = Bus(self.tmp)
+        self.addCleanup(self.bus.stop)
+        self.env = dict(os.environ, VFIOD_SYSFS_ROOT=self.sys.root,
+                        VFIOD_MODULES_DIR=self.mods.dir, RUNTIME_DIRECTORY=self.run_dir,
+                        STATE_DIRECTORY=self.state_dir,
+                        CONFIGURATION_DIRECTORY=os.path.join(self.tmp, "etc"),
+                        VFIOD_NO_KERNEL="1", VFIOD_BUS_ADDRESS=self.bus.address,
+                        VFIOD_OPERATION_TIMEOUT_SEC=self.timeout_sec)
+        self.env.pop("VFIOD_ABORT_AT", None)
+        self.kernel = None
+        if self.fake_kernel:
+            self.kernel = FakeKernel(self.sys, {NVME: "nvme", **self.native()})
+            self.addCleanup(self.kernel.close)
+        self.signals = []
+        self.bus.conn.add_signal_receiver(self.on_signal, path_keyword="path",
+                                          member_keyword="member", sender_keyword="sender")
+        self.vfiod = None
+        self.start_vfiod()
+
+    def extra_fixture(self):
+        pass
+
+    def native(self):
+        return {}
+
+    def on_signal(self, *args, path=None, member=None, sender=None):
+        if member in ("InterfacesAdded", "InterfacesRemoved", "PropertiesChanged"):
+            self.signals.append((member, str(path), args))
+
+    def start_vfiod(self, **env):
+        e = dict(self.env, **env)
+        self.vfiod = Vfiod(self.bus, e, os.path.join(self.tmp, "vfiod.log"))
+        self.addCleanup(self.stop_vfiod)
+        return self.vfiod
+
+    def stop_vfiod(self, expect_rc=0):
+        if not self.vfiod:
+            return
+        v, self.vfiod = self.vfiod, None
+        rc = v.stop()
+        out = v.output()
+        self.assertNotIn("AddressSanitizer", out)
+        self.assertNotIn("runtime error", out)
+        self.assertNotIn("LeakSanitizer", out)
+        if expect_rc is not None:
+            self.assertEqual(rc, expect_rc, out)
+
+    # Calls.
+    def manager(self):
+        return dbus.Interface(self.bus.conn.get_object("org.vfiod1", "/org/vfiod1"), MANAGER)
+
+    def call(self, method, *args, timeout=60):
+        return getattr(self.manager(), method)(*args, timeout=timeout)
+
+    def create(self, path, **options):
+        o, j = self.call("Create", path, dbus.Dictionary(options, signature="sv"))
+        return str(o), json.loads(str(j))
+
+    def destroy(self, path):
+        return json.loads(str(self.call("Destroy", path, dbus.Dictionary({}, signature="sv"))))
+
+    def error_of(self, method, *args):
+        with self.assertRaises(dbus.exceptions.DBusException) as c:
+            self.call(method, *args)
+        return c.exception.get_dbus_name(), c.exception.get_dbus_message()
+
+    def props(self, path):
+        obj = self.bus.conn.get_object("org.vfiod1", path)
+        p = dbus.Interface(obj, PROPS).GetAll(DEVICE)
+        return {str(k): (list(map(str, v)) if isinstance(v, dbus.Array) else
+                         bool(v) if isinstance(v, dbus.Boolean) else
+                         int(v) if isinstance(v, dbus.Int32) else str(v)) for k, v in p.items()}
+
+    def objects(self):
+        obj = self.bus.conn.get_object("org.vfiod1", "/org/vfiod1")
+        mo = dbus.Interface(obj, "org.freedesktop.DBus.ObjectManager").GetManagedObjects()
+        return {str(k): v for k, v in mo.items()}
+
+    def describe(self):
+        return json.loads(str(self.call("Describe")))
+
+    def idle(self):
+        self.bus.wait_for(lambda: not self.describe()["operations"], what="no operations")
+
+    def vfioctl(self, *args, rc=0, env=None, user=None):
+        cmd = [VFIOCTL, *args]
+        if user:
+            cmd = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups", "--"] + cmd
+        p = subprocess.run(cmd, env=env or self.env, capture_output=True, text=True, timeout=120)
+        if rc is not None:
+            self.assertEqual(p.returncode, rc,
+                             f"vfioctl {' '.join(args)}: rc {p.returncode}\n{p.stdout}{p.stderr}")
+        self.assertNotIn("runtime error", p.stderr)
+        self.assertNotIn("AddressSanitizer", p.stderr)
+        return p
+
+    # The fixture tree.
+    def driver_of(self, name):
+        link = os.path.join(self.sys.root, "bus/pci/devices", name, "driver")
+        return os.path.basename(os.readlink(link)) if os.path.islink(link) else None
+
+    def override_of(self, name):
+        with open(os.path.join(self.sys.root, "bus/pci/devices", name, "driver_override")) as f:
+            v = f.read().strip()
+        return None if v in ("", "(null)") else v
+
+    def record_exists(self, name):
+        return os.path.exists(os.path.join(self.run_dir, "assigned", name + ".json"))
+
+    def journal(self):
+        d = os.path.join(self.run_dir, "journal")
+        return sorted(f for f in os.listdir(d) if not f.startswith(".")) if os.path.isdir(d) else []
+
+    def assert_consistent(self):
+        """Objects, libvfiod's records and the tree tell the same story; nothing half-done."""
+        self.idle()
+        self.assertEqual(self.journal(), [])
+        listed = {e["name"]: e for e in json.loads(str(self.call("List")))}
+        objs = self.objects()
+        for name, e in listed.items():
+            self.assertEqual(e["state"], "assigned", e)
+            self.assertIn(object_path(name), objs)
+            self.assertEqual(self.props(object_path(name))["State"], "assigned")
+        for path in objs:
+            p = self.props(path)
+            self.assertEqual(p["State"], "assigned", p)
+            self.assertTrue(p["Driver"].startswith("vfio"), p)
+            self.assertEqual(self.driver_of(p["Name"]), p["Driver"])
+        for name in os.listdir(os.path.join(self.sys.root, "bus/pci/devices")):
+            drv = self.driver_of(name)
+            if drv is None:
+                self.assertIsNone(self.kernel and self.kernel.native.get(name), name + " driverless")
+
+
+class TestParity(Base):
+    """What vfiod answers is what libvfiod gives vfioctl --direct, byte for byte."""
+
+    def test_match_byte_identical(self):
+        for path in (NVME, "00:03.0", "/sys/bus/pci/devices/" + NVME, NVME_PATH, OTHER,
+                     self.sys.root + "/bus/pci/devices/" + OTHER):
+            with self.subTest(path=path):
+                direct = self.vfioctl("--direct", "-j", "match", path).stdout
+                self.assertEqual(str(self.call("Match", path)) + "\n", direct)
+                self.assertEqual(self.vfioctl("-j", "match", path).stdout, direct)
+                for mode in ((), ("-p",)):
+                    self.assertEqual(self.vfioctl(*mode, "match", path).stdout,
+                                     self.vfioctl("--direct", *mode, "match", path).stdout)
+
+    def test_list_identical(self):
+        self.assertEqual(str(self.call("List")) + "\n",
+                         self.vfioctl("--direct", "-j", "list").stdout)
+        self.assertEqual(self.vfioctl("list").stdout, self.vfioctl("--direct", "list").stdout)
+
+    def test_errors_named_and_worded_as_direct(self):
+        self.sys.driver("ahci", "ahci")
+        self.sys.pci("0000:00:06.0", 0x8086, 0x1234, cls=0x020000, group=6)
+        self.sys.pci("0000:00:06.1", 0x8086, 0x2922, cls=0x010601, driver="ahci", group=6)
+        self.sys.pci("0000:00:05.0", 0x1b36, 0x0010, driver="nvme")
+        E = dbus.Dictionary({}, signature="sv")
+        cases = [
+            (("create", "0000:00:09.0"), ("Create", "0000:00:09.0", E), "NoSuchDevice"),
+            (("create", "/etc/passwd"), ("Create", "/etc/passwd", E), "InvalidPath"),
+            (("create", NVME_PATH + "/vendor"), ("Create", NVME_PATH + "/vendor", E),
+             "InvalidPath"),
+            (("match", "eth0"), ("Match", "eth0"), "InvalidPath"),
+            (("create", "0000:00:06.0"), ("Create", "0000:00:06.0", E), "GroupNotViable"),
+            (("create", "0000:00:05.0"), ("Create", "0000:00:05.0", E), "NotSupported"),
+            (("create", NVME, "driver", "vfio-fixture-other"),
+             ("Create", NVME, dbus.Dictionary({"driver": "vfio-fixture-other"}, signature="sv")),
+             "NoDriver"),
+            (("destroy", OTHER), ("Destroy", OTHER, E), "NotAssigned"),
+            # A fixture tree never binds: verify fails and everything is undone.
+            (("create", NVME), ("Create", NVME, E), "Failed"),
+        ]
+        for argv, call, name in cases:
+            with self.subTest(argv=argv):
+                before = self.sys.snapshot()
+                got, msg = self.error_of(*call)
+                self.assertEqual(got, ERR + name, msg)
+                bus = self.vfioctl(*argv, rc=1).stderr
+                direct = self.vfioctl("--direct", *argv, rc=1).stderr
+                self.assertEqual(bus, direct)
+                self.assertEqual(bus, f"vfioctl: {argv[0]}: {msg}\n")
+                if name != "Failed":
+                    self.assertEqual(before, self.sys.snapshot())
+        self.assertEqual(self.objects(), {})
+        self.assertEqual(self.journal(), [])
+
+    def test_unreachable_daemon(self):
+        env = dict(self.env, VFIOD_BUS_ADDRESS="unix:path=" + os.path.join(self.tmp, "nobus"))
+        p = self.vfioctl("list", rc=1, env=env)
+        self.assertIn("vfioctl: list: cannot reach vfiod on unix:path=", p.stderr)
+        self.assertIn("--direct", p.stderr)
+        self.stop_vfiod()
+        p = self.vfioctl("-j", "match", NVME, rc=1)
+        self.assertIn("cannot reach vfiod", p.stderr)
+        self.assertIn("--direct", p.stderr)
+        self.assertEqual(p.stdout, "")
+
+    def test_resolver_needs_direct(self):
+        p = self.vfioctl("--resolver=user", "list", rc=2)
+        self.assertIn("--resolver needs --direct", p.stderr)
+
+
+class TestOptions(Base):
+    def test_invalid_args_name_the_key(self):
+        before = self.sys.snapshot()
+        cases = [
+            ({"colour": dbus.String("blue")}, '"colour"'),
+            ({"driver": dbus.Int32(3)}, '"driver" must be of type s, not i'),
+            ({"group": dbus.String("yes")}, '"group" must be of type b, not s'),
+            ({"persistent": dbus.UInt32(1)}, '"persistent" must be of type b, not u'),
+            ({"driver": dbus.String("")}, '"driver"'),
+            ({"driver": dbus.String("../x")}, '"driver"'),
+        ]
+        for opts, words in cases:
+            with self.subTest(opts=opts):
+                name, msg = self.error_of("Create", NVME, dbus.Dictionary(opts, signature="sv"))
+                self.assertEqual(name, "org.freedesktop.DBus.Error.InvalidArgs")
+                self.assertIn(words, msg)
+        name, msg = self.error_of("Destroy", NVME,
+                                  dbus.Dictionary({"group": dbus.Boolean(True)}, signature="sv"))
+        self.assertEqual(name, "org.freedesktop.DBus.Error.InvalidArgs")
+        self.assertIn('"group"', msg)
+        self.assertEqual(before, self.sys.snapshot())
+        self.assertEqual(self.objects(), {})
+
+
+class TestObjects(Base):
+    fake_kernel = True
+
+    def test_create_destroy_objects_properties_signals(self):
+        path, result = self.create(NVME)
+        self.assertEqual(path, object_path(NVME))
+        self.assertTrue(result["changed"])
+        self.assertEqual(result["driver"], VDSUB)
+        self.assertEqual(result["previous_driver"], "nvme")
+        self.assertEqual(self.driver_of(NVME), VDSUB)
+        self.assertEqual(self.props(path), {
+            "SysfsPath": NVME_PATH, "Name": NVME, "Kind": "pci", "Driver": VDSUB,
+            "PreviousDriver": "nvme", "IommuGroup": 3, "VfioNodes": ["/dev/vfio/3"],
+            "State": "assigned", "Persistent": False})
+        self.bus.wait_for(lambda: any(s[0] == "PropertiesChanged" and s[1] == path and
+                                      s[2][1].get("State") == "assigned" for s in self.signals),
+                          what="PropertiesChanged State=assigned")
+        added = [s for s in self.signals if s[0] == "InterfacesAdded"]
+        self.assertEqual(str(added[0][2][0]), path)
+        self.assertIn(DEVICE, added[0][2][1])
+        self.assertEqual(str(added[0][2][1][DEVICE]["State"]), "assigning")
+        changed = [str(s[2][1]["State"]) for s in self.signals
+                   if s[0] == "PropertiesChanged" and "State" in s[2][1]]
+        self.assertEqual(changed, ["assigned"])
+        self.assertIn(path, self.objects())
+        self.assertEqual(self.journal(), [])
+        self.assert_consistent()
+
+        # The same again: nothing to do, still assigned.
+        path2, again = self.create(NVME)
+        self.assertEqual(path2, path)
+        self.assertFalse(again["changed"])
+        self.assertEqual(self.props(path)["State"], "assigned")
+
+        self.bus.wait_for(lambda: [str(s[2][1]["State"]) for s in self.signals
+                                   if s[0] == "PropertiesChanged" and "State" in s[2][1]][-2:] ==
+                          ["assigning", "assigned"], what="the second create's signals")
+        self.signals.clear()
+        out = self.destroy(NVME_PATH)
+        self.assertTrue(out["restored"])
+        self.assertEqual(self.driver_of(NVME), "nvme")
+        self.assertIsNone(self.override_of(NVME))
+        self.assertEqual(self.objects(), {})
+        self.bus.wait_for(lambda: any(s[0] == "InterfacesRemoved" and str(s[2][0]) == path
+                                      for s in self.signals), what="InterfacesRemoved")
+        states = [str(s[2][1]["State"]) for s in self.signals
+                  if s[0] == "PropertiesChanged" and "State" in s[2][1]]
+        self.assertEqual(states, ["releasing"])
+        self.assert_consistent()
+        self.assertFalse(self.record_exists(NVME))
+
+    def test_cli_prints_the_same_over_the_bus(self):
+        outputs = {}
+        for mode in ("bus", "direct"):
+            pre = () if mode == "bus" else ("--direct",)
+            c = self.vfioctl(*pre, "create", NVME).stdout
+            lj = self.vfioctl(*pre, "-j", "list").stdout
+            lt = self.vfioctl(*pre, "list").stdout
+            d = self.vfioctl(*pre, "destroy", NVME).stdout
+            outputs[mode] = (c, lj, lt, d)
+        self.assertEqual(outputs["bus"], outputs["direct"])
+        self.assertIn(f"{NVME}: assigned to {VDSUB} (was nvme), IOMMU group 3", outputs["bus"][0])
+        self.assertIn(f"{NVME}: released, nvme", outputs["bus"][3])
+
+    def test_destroy_by_name_and_path_forms(self):
+        for form in (NVME, "00:03.0", NVME_PATH, "/sys/bus/pci/devices/" + NVME):
+            with self.subTest(form=form):
+                self.create(NVME)
+                self.destroy(form)
+                self.assertEqual(self.driver_of(NVME), "nvme")
+                self.assertEqual(self.objects(), {})
+
+    def test_driver_option(self):
+        path, result = self.create(NVME, driver=dbus.String("vfio-pci"))
+        self.assertEqual(result["driver"], "vfio-pci")
+        self.assertEqual(self.props(path)["Driver"], "vfio-pci")
+        self.destroy(NVME)
+
+
+class TestGroup(Base):
+    fake_kernel = True
+
+    def extra_fixture(self):
+        self.sys.pci("0000:00:07.0", 0x1b36, 0x0010, driver="nvme", group=7)
+        self.sys.pci("0000:00:07.1", 0x1b36, 0x0010, driver="nvme", group=7)
+
+    def native(self):
+        return {"0000:00:07.0": "nvme", "0000:00:07.1": "nvme"}
+
+    def test_group_option_assigns_every_member(self):
+        name, _ = self.error_of("Create", "0000:00:07.0", {})
+        self.assertEqual(name, ERR + "GroupNotViable")
+        path, result = self.create("0000:00:07.0", group=dbus.Boolean(True))
+        self.assertEqual(path, object_path("0000:00:07.0"))
+        self.assertEqual(sorted(r["name"] for r in result), ["0000:00:07.0", "0000:00:07.1"])
+        self.assertEqual(sorted(self.objects()),
+                         sorted([object_path("0000:00:07.0"), object_path("0000:00:07.1")]))
+        self.assert_consistent()
+        self.destroy("0000:00:07.1")
+        self.destroy("0000:00:07.0")
+        self.assertEqual(self.objects(), {})
+        self.assert_consistent()
+
+
+class TestPersistent(Base):
+    fake_kernel = True
+
+    def definition(self, name=NVME):
+        p = os.path.join(self.state_dir, "devices", name + ".json")
+        if not os.path.exists(p):
+            return None
+        with open(p) as f:
+            return json.load(f)
+
+    def test_definition_stored_reapplied_and_removed(self):
+        path, _ = self.create(NVME, persistent=dbus.Boolean(True))
+        self.assertEqual(self.definition(), {"device": NVME_PATH, "name": NVME, "driver": None,
+                                             "group": False})
+        self.assertTrue(self.props(path)["Persistent"])
+        self.assertEqual(self.describe()["definitions"][0]["name"], NVME)
+
+        # vfiod stops; someone gives the device back behind its back; vfiod starts again.
+        self.stop_vfiod()
+        self.vfioctl("--direct", "destroy", NVME)
+        self.assertEqual(self.driver_of(NVME), "nvme")
+        self.start_vfiod()
+        self.bus.wait_for(lambda: self.driver_of(NVME) == VDSUB, what="re-applied definition")
+        self.idle()
+        self.assertEqual(self.props(path)["State"], "assigned")
+        self.assertTrue(self.props(path)["Persistent"])
+
+        # persistent=false drops the definition and keeps the device assigned.
+        self.create(NVME, persistent=dbus.Boolean(False))
+        self.assertIsNone(self.definition())
+        self.assertFalse(self.props(path)["Persistent"])
+        self.create(NVME, persistent=dbus.Boolean(True))
+        self.assertIsNotNone(self.definition())
+        self.destroy(NVME)
+        self.assertIsNone(self.definition())
+        self.stop_vfiod()
+        self.start_vfiod()
+        self.idle()
+        self.assertEqual(self.driver_of(NVME), "nvme")
+        self.assertEqual(self.objects(), {})
+
+
+@unittest.skipUnless(is_root() and shutil.which("setpriv"), "needs root to run callers as nobody")
+class TestAuthorization(Base):
+    fake_kernel = True
+
+    def setUp(self):
+        super().setUp()
+        self.polkit = Polkit(self.bus)
+        self.addCleanup(self.polkit.stop)
+
+    def as_nobody(self, method, args=(), interactive=False):
+        cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", PYTHON,
+               os.path.join(HERE, "call.py"), self.bus.address, method, json.dumps(list(args))]
+        if interactive:
+            cmd.append("--interactive")
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return json.loads(p.stdout)
+
+    def test_root_needs_no_polkit(self):
+        self.create(NVME)
+        self.destroy(NVME)
+        self.assertEqual(self.polkit.checks(), [])
+
+    def test_unprivileged_refused_when_polkit_says_no(self):
+        before = self.sys.snapshot()
+        out = self.as_nobody("Create", [NVME, {}])
+        self.assertEqual(out["error"], "org.freedesktop.DBus.Error.AccessDenied")
+        self.assertIn("org.vfiod1.manage", out["message"])
+        out = self.as_nobody("Destroy", [NVME, {}])
+        self.assertEqual(out["error"], "org.freedesktop.DBus.Error.AccessDenied")
+        self.assertEqual(before, self.sys.snapshot())
+        self.assertEqual(self.objects(), {})
+        p = self.vfioctl("create", NVME, rc=1, user="nobody")
+        self.assertIn("vfioctl: create: ", p.stderr)
+        self.assertIn("not authorized", p.stderr)
+        checks = self.polkit.checks()
+        self.assertEqual(len(checks), 3)
+        subject, action, details, flags, _ = checks[0]
+        self.assertEqual(str(subject[0]), "system-bus-name")
+        self.assertTrue(str(subject[1]["name"]).startswith(":"))
+        self.assertEqual(str(action), "org.vfiod1.manage")
+        self.assertEqual(int(flags), 0)
+        # vfioctl lets polkit ask for a password.
+        self.assertEqual(int(checks[2][3]), 1)
+
+    def test_unprivileged_allowed_by_polkit(self):
+        self.polkit.allow(["org.vfiod1.manage"])
+        out = self.as_nobody("Create", [NVME, {}], interactive=True)
+        self.assertEqual(out["reply"][0], object_path(NVME), out)
+        self.assertEqual(self.driver_of(NVME), VDSUB)
+        self.assertEqual(int(self.polkit.checks()[0][3]), 1)  # interactive flag passed on
+        p = self.vfioctl("destroy", NVME, user="nobody")
+        self.assertIn("released, nvme", p.stdout)
+        self.assert_consistent()
+
+    def test_unprivileged_may_read(self):
+        for method, args in (("Match", [NVME]), ("List", []), ("Describe", [])):
+            with self.subTest(method=method):
+                self.assertIn("reply", self.as_nobody(method, args))
+        self.assertEqual(self.vfioctl("-j", "match", NVME, user="nobody").stdout,
+                         self.vfioctl("--direct", "-j", "match", NVME).stdout)
+        self.assertEqual(self.polkit.checks(), [])
+
+    def test_no_polkit_refuses(self):
+        self.polkit.stop()
+        self.bus.wait_for(lambda: not self.bus.has_owner("org.freedesktop.PolicyKit1"))
+        out = self.as_nobody("Create", [NVME, {}])
+        self.assertEqual(out["error"], "org.freedesktop.DBus.Error.AccessDenied")
+        self.assertIn("polkit did not answer", out["message"])
+        self.assertEqual(self.driver_of(NVME), "nvme")
+
+    def test_bus_policy_lets_only_root_own_the_name(self):
+        code = ("import dbus,sys; b=dbus.bus.BusConnection(sys.argv[1]);\n"
+                "try:\n b.request_name('org.vfiod1'); print('owned')\n"
+                "except dbus.exceptions.DBusException as e: print(e.get_dbus_name())")
+        p = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                            "--", PYTHON, "-c", code, self.bus.address],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.stdout.strip(), "org.freedesktop.DBus.Error.AccessDenied", p.stderr)
+
+
+class TestConcurrency(Base):
+    fake_kernel = True
+
+    def extra_fixture(self):
+        self.sys.driver("ahci", "ahci")
+        for i in range(4):
+            self.sys.pci(f"0000:00:1{i}.0", 0x1b36, 0x0010, driver="nvme", group=10 + i)
+
+    def native(self):
+        return {f"0000:00:1{i}.0": "nvme" for i in range(4)}
+
+    def test_many_clients_same_and_different_devices(self):
+        devices = [NVME] + [f"0000:00:1{i}.0" for i in range(4)]
+        procs = []
+        for round_ in range(3):
+            for d in devices:
+                for verb in ("create", "create", "destroy", "match", "list"):
+                    args = [verb, d] if verb != "list" else [verb]
+                    procs.append((verb, d, subprocess.Popen(
+                        [VFIOCTL, "-j", *args], env=self.env, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True)))
+        for verb, d, p in procs:
+            out, err = p.communicate(timeout=120)
+            self.assertNotIn("Sanitizer", err)
+            self.assertNotIn("runtime error", err)
+            if p.returncode == 0:
+                json.loads(out)
+            else:
+                # Only what a race legitimately gives: destroying what is not assigned.
+                self.assertEqual(verb, "destroy", err)
+                self.assertIn("is not assigned to a vfio driver", err)
+        self.assert_consistent()
+        listed = {e["name"] for e in json.loads(str(self.call("List")))}
+        self.assertEqual({os.path.basename(p) for p in self.objects()},
+                         {object_path(n).rsplit("/", 1)[1] for n in listed})
+        for d in devices:
+            self.vfioctl("create", d)
+        self.assert_consistent()
+        self.assertEqual(len(self.objects()), len(devices))
+        for d in devices:
+            self.vfioctl("destroy", d)
+        self.assert_consistent()
+        self.assertEqual(self.objects(), {})
+
+
+class TestTimeout(Base):
+    fake_kernel = True
+    timeout_sec = "1"
+
+    def extra_fixture(self):
+        self.sys.driver("ahci", "ahci")
+        self.sys.pci("0000:00:1f.2", 0x8086, 0x2922, cls=0x010601, driver="ahci", group=31)
+
+    def native(self):
+        return {"0000:00:1f.2": "ahci"}
+
+    def test_hung_unbind_times_out_and_the_rest_goes_on(self):
+        self.kernel.hang("nvme")
+        t0 = time.monotonic()
+        name, msg = self.error_of("Create", NVME, {})
+        self.assertEqual(name, ERR + "Timeout")
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertIn("step unbind", msg)
+        self.assertEqual(self.props(object_path(NVME))["State"], "failed")
+        ops = self.describe()["operations"]
+        self.assertEqual([(o["name"], o["state"], o["step"]) for o in ops],
+                         [(NVME, "timed-out", "unbind")])
+        # The group is closed, the rest of the machine is not.
+        self.assertEqual(self.error_of("Destroy", NVME, {})[0], ERR + "Busy")
+        self.assertEqual(json.loads(str(self.call("Match", NVME)))["name"], NVME)
+        path, res = self.create("0000:00:1f.2")
+        self.assertEqual(res["driver"], "vfio-pci")
+        self.destroy("0000:00:1f.2")
+        self.assertEqual(self.driver_of("0000:00:1f.2"), "ahci")
+
+        # The kernel returns: the assign completes after all.
+        self.kernel.release("nvme")
+        self.bus.wait_for(lambda: self.props(object_path(NVME))["State"] == "assigned",
+                          what="late completion")
+        self.assertEqual(self.driver_of(NVME), VDSUB)
+        self.assert_consistent()
+        self.destroy(NVME)
+        self.assert_consistent()
+
+    def test_sigterm_leaves_a_hung_worker_to_the_journal(self):
+        self.kernel.hang("nvme")
+        self.assertEqual(self.error_of("Create", NVME, {})[0], ERR + "Timeout")
+        self.assertEqual(self.journal(), [NVME + ".json"])
+        t0 = time.monotonic()
+        self.stop_vfiod()  # rc 0, promptly, although a worker is still in the kernel
+        self.assertLess(time.monotonic() - t0, 10)
+        self.kernel.release("nvme")
+        # The worker died with vfiod before its unbind: the device is on nvme with the
+        # override naming the vfio driver.  The next start rolls the assign back.
+        self.start_vfiod()
+        self.idle()
+        self.assertEqual(self.driver_of(NVME), "nvme")
+        self.assertIsNone(self.override_of(NVME))
+        self.assert_consistent()
+
+
+class TestRecovery(Base):
+    fake_kernel = True
+
+    def abort_at(self, step, method="Create"):
+        self.stop_vfiod()
+        v = self.start_vfiod(VFIOD_ABORT_AT=step)
+        name, _ = self.error_of(method, NVME, {})
+        self.assertIn(name, ("org.freedesktop.DBus.Error.NoReply",
+                             "org.freedesktop.DBus.Error.Disconnected"))
+        self.assertEqual(v.wait(), -signal.SIGABRT)
+        self.vfiod = None
+        self.assertEqual(self.journal(), [NVME + ".json"])
+        with open(os.path.join(self.run_dir, "journal", NVME + ".json")) as f:
+            entry = json.load(f)
+        op, st = step.split(":")
+        self.assertEqual((entry["operation"], entry["step"], entry["device"]), (op, st, NVME_PATH))
+        return entry
+
+    def recovered(self):
+        self.start_vfiod()
+        self.idle()
+        self.assertEqual(self.driver_of(NVME), "nvme")
+        self.assertIsNone(self.override_of(NVME))
+        self.assertFalse(self.record_exists(NVME))
+        self.assertEqual(self.objects(), {})
+        self.assert_consistent()
+
+    def test_interrupted_assign_is_rolled_back(self):
+        states = {
+            "assign:record": lambda: self.assertFalse(self.record_exists(NVME)),
+            "assign:set-override": lambda: self.assertIsNone(self.override_of(NVME)),
+            "assign:unbind": lambda: (self.assertEqual(self.override_of(NVME), VDSUB),
+                                      self.assertEqual(self.driver_of(NVME), "nvme")),
+            "assign:probe": lambda: self.assertIsNone(self.driver_of(NVME)),
+            "assign:verify": lambda: self.assertEqual(self.driver_of(NVME), VDSUB),
+        }
+        for step, check in states.items():
+            with self.subTest(step=step):
+                entry = self.abort_at(step)
+                self.assertEqual(entry["steps"][-1], step.split(":")[1])
+                self.bus.pump(0.3)  # let the fake kernel catch up
+                check()
+                self.recovered()
+
+    def test_interrupted_release_is_finished(self):
+        for step in ("release:unbind", "release:restore-override", "release:probe",
+                     "release:verify"):
+            with self.subTest(step=step):
+                self.create(NVME)
+                self.assertEqual(self.driver_of(NVME), VDSUB)
+                self.abort_at(step, method="Destroy")
+                self.recovered()
+
+
+class TestDocumented(Base):
+    """Every method, property, signal, error and option is in org.vfiod1(5)."""
+    fake_kernel = True
+
+    def test_introspection_matches_the_man_page(self):
+        import xml.etree.ElementTree as ET
+        with open(MAN) as f:
+            man = f.read()
+        # The page's text without roff escapes.
+        text = re.sub(r"\\f[BIRP]|\\&", "", man).replace("\\(->", "->").replace("\\-", "-")
+        self.create(NVME)
+        for path, iface in (("/org/vfiod1", MANAGER), (object_path(NVME), DEVICE)):
+            xml = dbus.Interface(self.bus.conn.get_object("org.vfiod1", path),
+                                 "org.freedesktop.DBus.Introspectable").Introspect()
+            node = ET.fromstring(str(xml))
+            found = [i for i in node.findall("interface") if i.get("name") == iface]
+            self.assertEqual(len(found), 1, iface)
+            self.assertIn(f".SS {iface}", man)
+            section = text.split(f".SS {iface}", 1)[1].split("\n.SH ", 1)[0]
+            for m in found[0].findall("method"):
+                ins = ", ".join(f"{a.get('type')} {a.get('name')}" for a in m.findall("arg")
+                                if a.get("direction", "in") == "in")
+                outs = ", ".join(f"{a.get('type')} {a.get('name')}" for a in m.findall("arg")
+                                 if a.get("direction") == "out")
+                sig = f"{m.get('name')}({ins}) -> ({outs})"
+                with self.subTest(method=sig):
+                    self.assertIn(sig, section)
+            for p in found[0].findall("property"):
+                decl = f"{'readonly' if p.get('access') == 'read' else 'readwrite'} " \
+                       f"{p.get('type')} {p.get('name')}"
+                with self.subTest(property=decl):
+                    self.assertIn(decl, section)
+            for s in found[0].findall("signal"):
+                with self.subTest(signal=s.get("name")):
+                    self.assertIn(s.get("name"), section)
+        with open(os.path.join(SOURCE, "daemon", "bus-errors.h")) as f:
+            errors = re.findall(r'"(org\.vfiod1\.Error\.\w+)"', f.read())
+        self.assertGreater(len(errors), 5)
+        for e in errors:
+            with self.subTest(error=e):
+                self.assertIn(e, text)
+        with open(os.path.join(SOURCE, "daemon", "bus-names.h")) as f:
+            names = f.read()
+        for key in re.findall(r'#define VFIOD_OPTION_\w+ "(\w+)"', names):
+            with self.subTest(option=key):
+                self.assertRegex(text, rf"\n\.B {key}\b")
+        for state in re.findall(r'#define VFIOD_STATE_\w+ "(\w+)"', names):
+            with self.subTest(state=state):
+                self.assertRegex(text, rf"\n\.B {state}\b")
+
+
+if __name__ == "__main__":
+    unittest.main()
