@@ -13,7 +13,7 @@ PACKAGES=(
 	python3 python3-dbusmock dbus kmod util-linux
 	# the VM suite: QEMU, the guest's init, kernel module builds against the
 	# downloaded headers (gcc-12 is the compiler Debian's 6.12 kernel was built with)
-	qemu-system-x86 busybox-static cpio dwarves gcc-12 bc systemd udev iproute2
+	qemu-system-x86 busybox-static cpio dwarves gcc-12 make libelf1 bc systemd udev iproute2
 )
 
 missing=()
