@@ -207,7 +207,6 @@ int manager_start(struct manager *m)
 				      "org.freedesktop.DBus", "NameLost", on_name_lost, NULL, m);
 	if (r < 0)
 		log_warning_errno(r, "cannot watch for the loss of the name, ignoring: %m");
-	m->ready = true;
 	(void)sd_notifyf(false, "READY=1\nSTATUS=Serving %s on %s", VFIOD_BUS_NAME, address);
 	log_info("vfiod %s serving %s on %s (operations time out after %.1f s)", vfiod_version(),
 		 VFIOD_BUS_NAME, address, m->cfg.operation_timeout_usec / 1e6);

@@ -94,7 +94,6 @@ struct manager {
 	int notify_pipe[2];
 	sd_event_source *notify_source;
 	bool stopping;
-	bool ready;
 };
 
 /* daemon.c */

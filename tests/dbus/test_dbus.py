@@ -571,7 +571,7 @@ class TestConcurrency(Base):
 
 class TestTimeout(Base):
     fake_kernel = True
-    timeout_sec = "1"
+    timeout_sec = "2"
 
     def extra_fixture(self):
         self.sys.driver("ahci", "ahci")
