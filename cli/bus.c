@@ -141,7 +141,8 @@ int bus_list(char **ret_json)
 	return simple("list", "List", NULL, ret_json);
 }
 
-int bus_create(const char *path, const char *driver, bool group, char **ret_json)
+int bus_create(const char *path, const char *driver, bool group, bool persistent,
+	       char **ret_json)
 {
 	sd_bus_message *m = NULL, *reply = NULL;
 	struct call c;
@@ -158,6 +159,8 @@ int bus_create(const char *path, const char *driver, bool group, char **ret_json
 		r = sd_bus_message_append(m, "{sv}", VFIOD_OPTION_DRIVER, "s", driver);
 	if (r >= 0 && group)
 		r = sd_bus_message_append(m, "{sv}", VFIOD_OPTION_GROUP, "b", 1);
+	if (r >= 0 && persistent)
+		r = sd_bus_message_append(m, "{sv}", VFIOD_OPTION_PERSISTENT, "b", 1);
 	if (r >= 0)
 		r = sd_bus_message_close_container(m);
 	if (r >= 0)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 int bus_match(const char *path, char **ret_json);
-int bus_create(const char *path, const char *driver, bool group, char **ret_json);
+int bus_create(const char *path, const char *driver, bool group, bool persistent,
+	       char **ret_json);
 int bus_destroy(const char *path, char **ret_json);
 int bus_list(char **ret_json);

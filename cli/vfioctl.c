@@ -112,6 +112,7 @@ static int verb_create(struct vfiod_ctx *ctx, const struct opts *o, int argc, ch
 	struct vfiod_device *dev = NULL;
 	const char *driver = NULL;
 	unsigned int flags = 0;
+	bool persistent = false;
 	int r;
 
 	if (argc < 2)
@@ -123,13 +124,18 @@ static int verb_create(struct vfiod_ctx *ctx, const struct opts *o, int argc, ch
 			driver = argv[i];
 		} else if (streq(argv[i], "group")) {
 			flags |= VFIOD_ASSIGN_GROUP;
+		} else if (streq(argv[i], "persistent")) {
+			persistent = true;
 		} else {
-			return usage_error("create", "unknown argument '%s' (expected 'driver NAME' "
-						     "or 'group')", argv[i]);
+			return usage_error("create", "unknown argument '%s' (expected 'driver NAME', "
+						     "'group' or 'persistent')", argv[i]);
 		}
 	}
+	if (persistent && o->direct)
+		return usage_error("create", "'persistent' needs vfiod, which keeps the "
+					     "definition; drop --direct");
 	if (!o->direct)
-		return bus_create(argv[1], driver, flags & VFIOD_ASSIGN_GROUP, &json) < 0
+		return bus_create(argv[1], driver, flags & VFIOD_ASSIGN_GROUP, persistent, &json) < 0
 			       ? EXIT_FAILURE
 			       : emit(o, "create", json);
 	r = open_device(ctx, "create", argv[1], &dev);
@@ -186,7 +192,7 @@ static int verb_help(struct vfiod_ctx *ctx, const struct opts *o, int argc, char
 
 static const struct verb verbs[] = {
 	{ "match", "match PATH", verb_match },
-	{ "create", "create PATH [driver NAME] [group]", verb_create },
+	{ "create", "create PATH [driver NAME] [group] [persistent]", verb_create },
 	{ "destroy", "destroy PATH", verb_destroy },
 	{ "list", "list", verb_list },
 	{ "help", "help", verb_help },
