@@ -84,99 +84,37 @@ static int on_step(void *userdata, const char *operation, const char *device, co
 	return 0;
 }
 
-/* What libvfiod recorded about NAME before it changed anything, if it did. */
-struct record_info {
-	bool exists;
-	char *previous_override;
-};
-
-static void record_read(struct job *j, struct record_info *ri)
+/* Whether libvfiod recorded NAME, i.e. changed anything, before the interruption. */
+static bool record_exists(struct job *j)
 {
 	_cleanup_free_ char *path = NULL;
-	json_t *o, *v;
 
-	*ri = (struct record_info){};
 	if (asprintf(&path, "%s/%s.json", j->records_dir, j->name) < 0)
-		return;
-	o = json_load_file(path, 0, NULL);
-	if (!o)
-		return;
-	ri->exists = true;
-	v = json_object_get(o, "previous_override");
-	if (json_is_string(v))
-		ri->previous_override = strdup(json_string_value(v));
-	json_decref(o);
-}
-
-/*
- * An assign interrupted after set-override and before unbind leaves the
- * device on its driver with driver_override naming the vfio driver; the
- * next probe would hand it to vfio.  libvfiod's release leaves that alone
- * (the device is not assigned), so put the override back here, through the
- * device's directory.
- */
-static int restore_override(struct vfiod_ctx *ctx, struct job *j, const char *previous)
-{
-	_cleanup_free_ char *dir = NULL, *json = NULL;
-	_cleanup_close_ int dfd = -1, fd = -1;
-	struct vfiod_device *dev = NULL;
-	const char *now, *want = previous ? previous : "\n";
-	json_t *o;
-	int r;
-
-	r = vfiod_device_new(ctx, j->syspath, &dev);
-	if (r < 0)
-		return r;
-	r = vfiod_device_to_json(dev, &json);
-	vfiod_device_unref(dev);
-	if (r < 0)
-		return r;
-	o = json_loads(json, 0, NULL);
-	now = json_string_value(json_object_get(o, "driver_override"));
-	if ((!now && !previous) || (now && previous && streq(now, previous))) {
-		json_decref(o);
-		return 0;
-	}
-	if (json_array_size(json_object_get(o, "vfio")) > 0) {
-		json_decref(o);
-		return 0; /* on a vfio driver: the override is not the problem */
-	}
-	json_decref(o);
-	if (asprintf(&dir, "%s%s", vfiod_ctx_get_sysfs_root(ctx), j->syspath + strlen("/sys")) < 0)
-		return -ENOMEM;
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return negative_errno();
-	fd = openat(dfd, "driver_override", O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0 || write(fd, want, strlen(want)) != (ssize_t)strlen(want))
-		return negative_errno();
-	log_notice("%s: driver_override restored to %s", j->syspath, previous ? previous : "none");
-	return 0;
+		return true; /* unsure: let release find out */
+	return access(path, F_OK) == 0;
 }
 
 /* Bring a device an earlier run left half-way to a consistent end. */
-static int worker_recover(struct vfiod_ctx *ctx, struct job *j, struct vfiod_device *dev)
+static int worker_recover(struct job *j, struct vfiod_device *dev)
 {
-	struct record_info ri;
 	int r;
 
-	record_read(j, &ri);
-	if (streq(j->journal_op, "assign") && !ri.exists) {
+	if (streq(j->journal_op, "assign") && !record_exists(j)) {
 		log_info("%s: the interrupted assign had changed nothing", j->syspath);
 		j->json = strdup("{}");
 		return 0;
 	}
-	/* An interrupted assign is rolled back, an interrupted release finished. */
+	/*
+	 * An interrupted assign is rolled back, an interrupted release finished;
+	 * libvfiod also restores an override left by an assign stopped before unbind.
+	 */
 	r = vfiod_device_release(dev, 0, &j->json);
 	if (r == -ENOENT)
-		r = 0; /* on its own driver (again): only the override may be left */
-	if (r >= 0 && ri.exists)
-		r = restore_override(ctx, j, ri.previous_override);
+		r = 0; /* back on its own driver, nothing of ours left */
 	if (r >= 0)
 		log_info("%s: interrupted %s %s; now on %s", j->syspath, j->journal_op,
 			 streq(j->journal_op, "assign") ? "rolled back" : "finished",
 			 vfiod_device_get_driver(dev) ? vfiod_device_get_driver(dev) : "no driver");
-	free(ri.previous_override);
 	return r;
 }
 
@@ -226,7 +164,7 @@ void *worker_main(void *userdata)
 			r = vfiod_device_release(dev, 0, &j->json);
 			break;
 		case JOB_RECOVER:
-			r = worker_recover(ctx, j, dev);
+			r = worker_recover(j, dev);
 			break;
 		}
 	}

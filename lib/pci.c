@@ -548,10 +548,22 @@ _public_ int vfiod_device_release(struct vfiod_device *dev, unsigned int flags, 
 	if (!driver_is_vfio(ctx, dev->driver)) {
 		if (have_rec && !dev->driver && rec.previous_driver) {
 			/* Half-released (an interrupted release): finish it. */
-		} else {
+		} else if (have_rec) {
+			/*
+			 * On its host driver (or unbound, as it was) with our record: an
+			 * assign stopped before unbind. Only the override may be left,
+			 * and the next probe would hand the device to vfio: restore it.
+			 */
+			r = vfiod_step(ctx, OP_RELEASE, dev->name, "restore-override");
+			if (r >= 0)
+				r = set_override(dev, rec.previous_override);
+			if (r >= 0)
+				r = record_remove(ctx, dev->name);
+			if (r >= 0)
+				r = result_json(dev, "restored", true, &rec, ret);
 			record_done(&rec);
-			if (have_rec)
-				(void)record_remove(ctx, dev->name);
+			return r;
+		} else {
 			return vfiod_error(ctx, -ENOENT, "%s is not assigned to a vfio driver (%s)",
 					   dev->syspath,
 					   dev->driver ? dev->driver : "no driver is bound");

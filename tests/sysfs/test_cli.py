@@ -270,6 +270,22 @@ class TestAssign(Base):
         p = self.vfioctl("destroy", NVME, rc=1)
         self.assertIn("is not assigned to a vfio driver (nvme)", p.stderr)
 
+    def test_release_after_assign_stopped_before_unbind(self):
+        # Our record and a vfio override, but still on the host driver: what an assign
+        # interrupted between set-override and unbind leaves. Release restores the override.
+        os.makedirs(os.path.join(self.run_dir, "assigned"))
+        with open(os.path.join(self.run_dir, "assigned", NVME + ".json"), "w") as f:
+            json.dump({"device": NVME_PATH, "name": NVME, "driver": "vfio-fixture-vdsub",
+                       "previous_driver": "nvme", "previous_override": None}, f)
+        with open(os.path.join(self.sys.root, NVME_PATH[5:], "driver_override"), "w") as f:
+            f.write("vfio-fixture-vdsub\n")
+        out = json.loads(self.vfioctl("-j", "destroy", NVME).stdout)
+        self.assertTrue(out["restored"])
+        self.assertEqual(out["driver"], "nvme")
+        self.assertEqual(self.sys.read(NVME_PATH + "/driver_override"), "\n")
+        self.assertEqual(self.sys.read(NVME_PATH + "/driver/unbind"), "")  # never unbound
+        self.assertFalse(os.path.exists(os.path.join(self.run_dir, "assigned", NVME + ".json")))
+
     def test_already_assigned_is_a_no_op(self):
         self.sys.pci(NVME, 0x1b36, 0x0010, driver="vfio-fixture-vdsub", group=3)
         before = self.sys.snapshot()
