@@ -8,6 +8,7 @@
 #include <libkmod.h>
 #include <pci/pci.h>
 
+#include "fileio.h"
 #include "internal.h"
 #include "kernel.h"
 
@@ -87,9 +88,7 @@ _public_ int vfiod_ctx_new(struct vfiod_ctx **ret)
 	if (r < 0)
 		goto fail;
 
-	v = getenv(VFIOD_ENV_RUNTIME_DIRECTORY);
-	/* systemd may pass several directories; the first is ours. */
-	ctx->runtime_dir = v && *v ? strndup(v, strcspn(v, ":")) : strdup(VFIOD_DEFAULT_RUNTIME_DIR);
+	ctx->runtime_dir = dir_from_env(VFIOD_ENV_RUNTIME_DIRECTORY, VFIOD_DEFAULT_RUNTIME_DIR);
 	if (!ctx->runtime_dir)
 		goto oom;
 

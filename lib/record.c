@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * What vfiod assigned and what the device had before, one small JSON file a
- * device under <runtime dir>/assigned/, written atomically (temporary file,
- * fsync, rename), so release can restore the device exactly.
+ * device under <runtime dir>/assigned/, written atomically (fileio.c), so
+ * release can restore the device exactly.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,28 +14,10 @@
 
 #include <jansson.h>
 
+#include "fileio.h"
 #include "internal.h"
 
 #define RECORD_DIR "assigned"
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	_cleanup_free_ char *p = strdup(path);
-
-	if (!p)
-		return -ENOMEM;
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, mode) < 0 && errno != EEXIST)
-			return negative_errno();
-		*s = '/';
-	}
-	if (mkdir(p, mode) < 0 && errno != EEXIST)
-		return negative_errno();
-	return 0;
-}
 
 static int record_path(struct vfiod_ctx *ctx, const char *name, char **ret)
 {
@@ -51,23 +33,15 @@ static void set_str(json_t *o, const char *key, const char *v)
 
 int record_save(struct vfiod_ctx *ctx, const struct record *rec)
 {
-	_cleanup_free_ char *path = NULL, *tmp = NULL, *dir = NULL, *text = NULL;
-	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *dir = NULL, *file = NULL, *text = NULL;
 	json_t *o;
-	size_t len;
 	int r;
 
-	if (asprintf(&dir, "%s/%s", ctx->runtime_dir, RECORD_DIR) < 0)
+	if (!is_pci_name(rec->name))
+		return -EINVAL;
+	if (asprintf(&dir, "%s/%s", ctx->runtime_dir, RECORD_DIR) < 0 ||
+	    asprintf(&file, "%s.json", rec->name) < 0)
 		return -ENOMEM;
-	r = mkdir_p(dir, 0755);
-	if (r < 0)
-		return vfiod_error(ctx, r, "cannot create %s: %s", dir, strerror(-r));
-	r = record_path(ctx, rec->name, &path);
-	if (r < 0)
-		return r;
-	if (asprintf(&tmp, "%s.tmp", path) < 0)
-		return -ENOMEM;
-
 	o = json_object();
 	if (!o)
 		return -ENOMEM;
@@ -82,21 +56,9 @@ int record_save(struct vfiod_ctx *ctx, const struct record *rec)
 	json_decref(o);
 	if (!text)
 		return -ENOMEM;
-
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return vfiod_error(ctx, negative_errno(), "cannot write %s: %m", tmp);
-	len = strlen(text);
-	if (write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1 || fsync(fd) < 0) {
-		r = errno ? -errno : -EIO;
-		unlink(tmp);
-		return vfiod_error(ctx, r, "cannot write %s: %s", tmp, strerror(-r));
-	}
-	if (rename(tmp, path) < 0) {
-		r = negative_errno();
-		unlink(tmp);
-		return vfiod_error(ctx, r, "cannot rename %s: %s", tmp, strerror(-r));
-	}
+	r = write_file_atomic(dir, file, text);
+	if (r < 0)
+		return vfiod_error(ctx, r, "cannot write %s/%s: %s", dir, file, strerror(-r));
 	return 0;
 }
 
@@ -159,14 +121,14 @@ int record_load(struct vfiod_ctx *ctx, const char *name, struct record *rec)
 
 int record_remove(struct vfiod_ctx *ctx, const char *name)
 {
-	_cleanup_free_ char *path = NULL;
-	int r = record_path(ctx, name, &path);
+	_cleanup_free_ char *dir = NULL, *file = NULL;
 
-	if (r < 0)
-		return r;
-	if (unlink(path) < 0 && errno != ENOENT)
-		return negative_errno();
-	return 0;
+	if (!is_pci_name(name))
+		return -EINVAL;
+	if (asprintf(&dir, "%s/%s", ctx->runtime_dir, RECORD_DIR) < 0 ||
+	    asprintf(&file, "%s.json", name) < 0)
+		return -ENOMEM;
+	return remove_file_durable(dir, file);
 }
 
 void record_done(struct record *r)

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Durable small files: used by libvfiod and compiled into vfiod too. */
 #pragma once
 
 #include <sys/types.h>
