@@ -309,6 +309,54 @@ static int assign_kernel(struct vfiod_device *dev, struct vfiod_kernel *k, const
 	return record_save(ctx, rec);
 }
 
+/* The kernel-facing steps of a user-space assign, in order; rollback() undoes them. */
+static int step_set_override(struct vfiod_device *dev, const struct record *rec)
+{
+	int r = set_override(dev, rec->driver);
+
+	if (r < 0)
+		return vfiod_error(dev->ctx, r, "%s: cannot set driver_override: %s", dev->syspath,
+				   strerror(-r));
+	return 0;
+}
+
+static int step_unbind(struct vfiod_device *dev, _unused_ const struct record *rec)
+{
+	int r = unbind(dev);
+
+	if (r < 0)
+		return vfiod_error(dev->ctx, r, "%s: cannot unbind %s: %s", dev->syspath,
+				   dev->driver, strerror(-r));
+	return 0;
+}
+
+static int step_probe(struct vfiod_device *dev, _unused_ const struct record *rec)
+{
+	int r = probe(dev);
+
+	if (r < 0)
+		return vfiod_error(dev->ctx, r, "%s: probe failed: %s", dev->syspath, strerror(-r));
+	return 0;
+}
+
+static int step_verify(struct vfiod_device *dev, const struct record *rec)
+{
+	if (wait_driver(dev, rec->driver) < 0)
+		return vfiod_error(dev->ctx, -EIO, "%s: %s did not bind (now %s); see dmesg",
+				   dev->syspath, rec->driver, dev->driver ? dev->driver : "unbound");
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*run)(struct vfiod_device *dev, const struct record *rec);
+} assign_steps[] = {
+	{ "set-override", step_set_override },
+	{ "unbind", step_unbind },
+	{ "probe", step_probe },
+	{ "verify", step_verify },
+};
+
 static int assign_user(struct vfiod_device *dev, const char *forced, struct record *rec)
 {
 	struct vfiod_ctx *ctx = dev->ctx;
@@ -328,46 +376,16 @@ static int assign_user(struct vfiod_device *dev, const char *forced, struct reco
 	if (r < 0)
 		return r;
 
-	r = vfiod_step(ctx, OP_ASSIGN, dev->name, "set-override");
-	if (r < 0)
-		goto undo;
-	r = set_override(dev, rec->driver);
-	if (r < 0) {
-		vfiod_error(ctx, r, "%s: cannot set driver_override: %s", dev->syspath,
-			    strerror(-r));
-		goto undo;
-	}
-	r = vfiod_step(ctx, OP_ASSIGN, dev->name, "unbind");
-	if (r < 0)
-		goto undo;
-	r = unbind(dev);
-	if (r < 0) {
-		vfiod_error(ctx, r, "%s: cannot unbind %s: %s", dev->syspath, dev->driver,
-			    strerror(-r));
-		goto undo;
-	}
-	r = vfiod_step(ctx, OP_ASSIGN, dev->name, "probe");
-	if (r < 0)
-		goto undo;
-	r = probe(dev);
-	if (r < 0) {
-		vfiod_error(ctx, r, "%s: probe failed: %s", dev->syspath, strerror(-r));
-		goto undo;
-	}
-	r = vfiod_step(ctx, OP_ASSIGN, dev->name, "verify");
-	if (r < 0)
-		goto undo;
-	r = wait_driver(dev, rec->driver);
-	if (r < 0) {
-		vfiod_error(ctx, -EIO, "%s: %s did not bind (now %s); see dmesg", dev->syspath,
-			    rec->driver, dev->driver ? dev->driver : "unbound");
-		r = -EIO;
-		goto undo;
+	for (size_t i = 0; i < ARRAY_SIZE(assign_steps); i++) {
+		r = vfiod_step(ctx, OP_ASSIGN, dev->name, assign_steps[i].name);
+		if (r >= 0)
+			r = assign_steps[i].run(dev, rec);
+		if (r < 0) {
+			rollback(dev, rec);
+			return r;
+		}
 	}
 	return 0;
-undo:
-	rollback(dev, rec);
-	return r;
 }
 
 static int assign_one(struct vfiod_device *dev, const char *forced, bool whole_group,
