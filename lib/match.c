@@ -275,15 +275,7 @@ bool module_is_vfio(struct vfiod_ctx *ctx, const char *module)
 /* The module that registers a PCI driver, from sysfs. */
 int driver_module(struct vfiod_ctx *ctx, const char *driver, char **ret)
 {
-	_cleanup_free_ char *p = NULL;
-	_cleanup_close_ int fd = -1;
-
-	if (asprintf(&p, "%s/%s", SYSFS_PCI_DRIVERS, driver) < 0)
-		return -ENOMEM;
-	fd = root_open(ctx, p, O_RDONLY | O_DIRECTORY);
-	if (fd < 0)
-		return fd;
-	return read_link_name(fd, ATTR_MODULE, ret);
+	return root_read_link(ctx, SYSFS_PCI_DRIVERS, driver, ATTR_MODULE, ret);
 }
 
 /* The PCI driver a loaded (or built-in) module registers, from sysfs. */

@@ -124,17 +124,11 @@ static bool driver_shares_group(struct vfiod_ctx *ctx, const char *driver)
 
 static int member_driver(struct vfiod_ctx *ctx, const char *name, char **ret)
 {
-	_cleanup_free_ char *p = NULL;
-	_cleanup_close_ int fd = -1;
+	int r;
 
 	*ret = NULL;
-	if (asprintf(&p, "%s/%s", SYSFS_PCI_DEVICES, name) < 0)
-		return -ENOMEM;
-	fd = root_open(ctx, p, O_RDONLY | O_DIRECTORY);
-	if (fd < 0)
-		return fd;
-	(void)read_link_name(fd, ATTR_DRIVER, ret); /* unbound: *ret stays NULL */
-	return 0;
+	r = root_read_link(ctx, SYSFS_PCI_DEVICES, name, ATTR_DRIVER, ret);
+	return r == -ENOENT ? 0 : r; /* unbound: *ret stays NULL */
 }
 
 /*
@@ -275,6 +269,14 @@ static void rollback(struct vfiod_device *dev, const struct record *rec)
 		  dev->driver ? dev->driver : "no driver");
 }
 
+/* Before any change: what the device has now, so that it can be restored. */
+static int step_record(struct vfiod_device *dev, const struct record *rec)
+{
+	int r = vfiod_step(dev->ctx, OP_ASSIGN, dev->name, "record");
+
+	return r < 0 ? r : record_save(dev->ctx, rec);
+}
+
 static int assign_kernel(struct vfiod_device *dev, struct vfiod_kernel *k, const char *forced,
 			 struct record *rec)
 {
@@ -283,10 +285,7 @@ static int assign_kernel(struct vfiod_device *dev, struct vfiod_kernel *k, const
 	int r;
 
 	rec->resolver = strdup("kernel");
-	r = vfiod_step(ctx, OP_ASSIGN, dev->name, "record");
-	if (r < 0)
-		return r;
-	r = record_save(ctx, rec);
+	r = step_record(dev, rec);
 	if (r < 0)
 		return r;
 	r = vfiod_step(ctx, OP_ASSIGN, dev->name, "bind");
@@ -369,10 +368,7 @@ static int assign_user(struct vfiod_device *dev, const char *forced, struct reco
 	if (dev->driver && streq(dev->driver, rec->driver))
 		return 1;
 
-	r = vfiod_step(ctx, OP_ASSIGN, dev->name, "record");
-	if (r < 0)
-		return r;
-	r = record_save(ctx, rec);
+	r = step_record(dev, rec);
 	if (r < 0)
 		return r;
 

@@ -208,3 +208,18 @@ int read_link_name(int dirfd, const char *link, char **ret)
 	*ret = strdup(base ? base + 1 : buf);
 	return *ret ? 0 : -ENOMEM;
 }
+
+/* The link LINK of <root>/DIR/NAME, by its last component ("module" -> "nvme"). */
+int root_read_link(struct vfiod_ctx *ctx, const char *dir, const char *name, const char *link,
+		   char **ret)
+{
+	_cleanup_free_ char *p = NULL;
+	_cleanup_close_ int fd = -1;
+
+	if (asprintf(&p, "%s/%s", dir, name) < 0)
+		return -ENOMEM;
+	fd = root_open(ctx, p, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return fd;
+	return read_link_name(fd, link, ret);
+}
