@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tests/setup.sh
-cmake -S . -B build-test -DVFIOD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake -S . -B build-test -DVFIOD_SANITIZE=ON -DVFIOD_TEST_HOOKS=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-test -j"$(nproc)"
 cd build-test
 exec ctest --output-on-failure "$@"
