@@ -246,13 +246,8 @@ static json_t *device_vfio_nodes(struct vfiod_device *dev)
 	snprintf(node, sizeof(node), DEV_VFIO "/%d", dev->iommu_group);
 	json_array_append_new(a, json_string(node));
 	fd = openat(dev->dirfd, ATTR_VFIO_DEV, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return a;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return a;
-	}
+	if (dir_from_fd(fd < 0 ? negative_errno() : fd, &d) < 0)
+		return a; /* no vfio-dev: no cdev nodes */
 	/* vfio-dev/vfioN exists either way; it has a "dev" only with the vfio cdev. */
 	while ((de = readdir(d))) {
 		char dev_attr[300];

@@ -284,18 +284,13 @@ int module_driver(struct vfiod_ctx *ctx, const char *module, char **ret)
 	_cleanup_free_ char *p = NULL;
 	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
-	int fd;
+	int r;
 
 	if (asprintf(&p, "%s/%s/%s", SYSFS_MODULE, module, ATTR_MODULE_DRIVERS) < 0)
 		return -ENOMEM;
-	fd = root_open(ctx, p, O_RDONLY | O_DIRECTORY);
-	if (fd < 0)
-		return fd;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return negative_errno();
-	}
+	r = dir_from_fd(root_open(ctx, p, O_RDONLY | O_DIRECTORY), &d);
+	if (r < 0)
+		return r;
 	while ((de = readdir(d)))
 		if (strncmp(de->d_name, "pci:", 4) == 0) {
 			*ret = strdup(de->d_name + 4);

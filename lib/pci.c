@@ -77,18 +77,13 @@ static int group_members(struct vfiod_device *dev, char ***ret)
 	char **v = NULL;
 	size_t n = 0;
 	struct dirent *de;
-	int fd;
+	int r;
 
 	if (asprintf(&p, "%s/%d/devices", SYSFS_IOMMU_GROUPS, dev->iommu_group) < 0)
 		return -ENOMEM;
-	fd = root_open(dev->ctx, p, O_RDONLY | O_DIRECTORY);
-	if (fd < 0)
-		return fd;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return negative_errno();
-	}
+	r = dir_from_fd(root_open(dev->ctx, p, O_RDONLY | O_DIRECTORY), &d);
+	if (r < 0)
+		return r;
 	while ((de = readdir(d))) {
 		char **nv;
 

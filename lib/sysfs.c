@@ -223,3 +223,21 @@ int root_read_link(struct vfiod_ctx *ctx, const char *dir, const char *name, con
 		return fd;
 	return read_link_name(fd, link, ret);
 }
+
+/*
+ * A DIR for an fd from open(..., O_DIRECTORY), or the negative errno it
+ * carries. The fd is consumed either way.
+ */
+int dir_from_fd(int fd, DIR **ret)
+{
+	if (fd < 0)
+		return fd;
+	*ret = fdopendir(fd);
+	if (!*ret) {
+		int r = negative_errno();
+
+		close(fd);
+		return r;
+	}
+	return 0;
+}
