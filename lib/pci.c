@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "internal.h"
+#include "kinds.h"
 #include "kernel.h"
 
 #define OP_ASSIGN "assign"
@@ -619,18 +620,15 @@ _public_ int vfiod_device_release(struct vfiod_device *dev, unsigned int flags, 
 	return r;
 }
 
-_public_ int vfiod_list(struct vfiod_ctx *ctx, char **ret)
+static int pci_list(struct vfiod_ctx *ctx, json_t *a)
 {
 	char **names = NULL;
-	json_t *a;
 	int r;
 
-	ctx->error[0] = '\0';
 	r = record_list(ctx, &names);
 	if (r < 0)
 		return vfiod_error(ctx, r, "cannot read %s: %s", ctx->runtime_dir, strerror(-r));
-	a = json_array();
-	for (char **n = names; a && *n; n++) {
+	for (char **n = names; *n; n++) {
 		struct vfiod_device *dev = NULL;
 		struct record rec;
 		json_t *o;
@@ -650,6 +648,7 @@ _public_ int vfiod_list(struct vfiod_ctx *ctx, char **ret)
 			json_object_set_new(o, "name", json_string(*n));
 			json_object_set_new(o, "state", json_string("gone"));
 		}
+		json_object_set_new(o, "kind", json_string("pci"));
 		json_object_set_new(o, "previous_driver", rec.previous_driver ?
 					  json_string(rec.previous_driver) : json_null());
 		if (rec.resolver)
@@ -659,6 +658,70 @@ _public_ int vfiod_list(struct vfiod_ctx *ctx, char **ret)
 		record_done(&rec);
 	}
 	strv_free(names);
-	ctx->error[0] = '\0';
-	return json_dump_to(a, ret);
+	return 0;
 }
+
+static int pci_target(struct vfiod_ctx *ctx, const char *path, json_t *opts, bool destroy,
+		      struct target *t)
+{
+	struct vfiod_device *dev = NULL;
+	int r;
+
+	(void)opts, (void)destroy;
+	r = vfiod_device_new(ctx, path, &dev);
+	if (r < 0)
+		return r;
+	t->device = strdup(dev->syspath);
+	t->name = strdup(dev->name);
+	t->iommu_group = dev->iommu_group;
+	r = dev->iommu_group >= 0 ? asprintf(&t->key, "group:%d", dev->iommu_group)
+				  : asprintf(&t->key, "device:%s", dev->name);
+	vfiod_device_unref(dev);
+	if (r < 0 || !t->device || !t->name)
+		return -ENOMEM;
+	return 1;
+}
+
+/* Run F on the device at PATH and parse its JSON result. */
+static int pci_run(struct vfiod_ctx *ctx, const char *path, json_t *opts, bool assign,
+		   json_t **ret)
+{
+	struct vfiod_device *dev = NULL;
+	_cleanup_free_ char *json = NULL;
+	int r;
+
+	r = vfiod_device_new(ctx, path, &dev);
+	if (r < 0)
+		return r;
+	if (assign)
+		r = vfiod_device_assign(dev, opt_str(opts, "driver", NULL),
+					opt_bool(opts, "group", false) ? VFIOD_ASSIGN_GROUP : 0,
+					&json);
+	else
+		r = vfiod_device_release(dev, 0, &json);
+	vfiod_device_unref(dev);
+	if (r >= 0) {
+		*ret = json_loads(json, 0, NULL);
+		if (!*ret)
+			return -ENOMEM;
+	}
+	return r;
+}
+
+static int pci_create(struct vfiod_ctx *ctx, const char *path, json_t *opts, json_t **ret)
+{
+	return pci_run(ctx, path, opts, true, ret);
+}
+
+static int pci_destroy(struct vfiod_ctx *ctx, const char *path, json_t *opts, json_t **ret)
+{
+	return pci_run(ctx, path, opts, false, ret);
+}
+
+const struct kind kind_pci = {
+	.name = "pci",
+	.target = pci_target,
+	.create = pci_create,
+	.destroy = pci_destroy,
+	.list = pci_list,
+};

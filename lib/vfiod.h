@@ -99,7 +99,34 @@ int vfiod_device_assign(struct vfiod_device *dev, const char *driver, unsigned i
 /* Give DEV back to the driver it had before vfiod assigned it. */
 int vfiod_device_release(struct vfiod_device *dev, unsigned int flags, char **ret);
 
-/* The devices vfiod assigned, as a JSON array. */
+/*
+ * Every kind through one call.  OPTIONS is a JSON object (NULL for none)
+ * whose keys are those of org.vfiod1(5): "driver" and "group" assign a PCI
+ * function; "type" (with "uuid", "attrs") makes an mdev on the parent PATH;
+ * "vfs" sets a PF's VF count ("assign" hands the new VFs to vfio); "vdpa"
+ * makes a vdpa device on the management device PATH; "sf" a devlink
+ * subfunction on the PF PATH.  Destroy gives back what PATH names (a PCI
+ * function, an mdev UUID, a vdpa device) or, with "vfs" or "sf", the PF's
+ * VFs or subfunction.  *RET receives the result as JSON.  Returns 0 when a
+ * change was made, 1 when there was nothing to do.
+ */
+int vfiod_create(struct vfiod_ctx *ctx, const char *path, const char *options, char **ret);
+int vfiod_destroy(struct vfiod_ctx *ctx, const char *path, const char *options, char **ret);
+/*
+ * What vfiod_create() (or, with DESTROY, vfiod_destroy()) would act on,
+ * without acting: {"kind", "device", "name", "key", "iommu_group",
+ * "options"}; operations with equal "key" must not run at once.  "options"
+ * is OPTIONS completed (a generated mdev UUID, say); pass it to the call.
+ */
+int vfiod_target(struct vfiod_ctx *ctx, const char *path, const char *options, bool destroy,
+		 char **ret);
+
+/* The mdev types a parent offers, as a JSON array. */
+int vfiod_mdev_types(struct vfiod_ctx *ctx, const char *path, char **ret);
+/* The vdpa management devices and what they support, as a JSON array. */
+int vfiod_vdpa_mgmtdevs(struct vfiod_ctx *ctx, char **ret);
+
+/* The devices vfiod made or assigned, of every kind, as a JSON array. */
 int vfiod_list(struct vfiod_ctx *ctx, char **ret);
 
 /* "1.0" */

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vfiod_create() and vfiod_destroy(): the one entry point for every kind.
+ * The kind is chosen by the option that selects it ("type" for mdev, "vfs"
+ * for VFs, "vdpa", "sf"), else, for destroy, by what the path names; PCI
+ * assignment is the rest.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "kinds.h"
+#include "options.h"
+
+/* Asked in this order when a destroy names no kind: the PCI kind takes what is left. */
+static const struct kind *const kinds[] = {
+	&kind_mdev, &kind_vdpa, &kind_vfs, &kind_sf, &kind_pci,
+};
+
+void target_done(struct target *t)
+{
+	free(t->device);
+	free(t->name);
+	free(t->key);
+	*t = (struct target){ .iommu_group = -1 };
+}
+
+const char *opt_str(json_t *opts, const char *key, const char *def)
+{
+	const char *s = json_string_value(json_object_get(opts, key));
+
+	return s ? s : def;
+}
+
+bool opt_bool(json_t *opts, const char *key, bool def)
+{
+	json_t *v = json_object_get(opts, key);
+
+	return json_is_boolean(v) ? json_is_true(v) : def;
+}
+
+long long opt_uint(json_t *opts, const char *key)
+{
+	json_t *v = json_object_get(opts, key);
+
+	return json_is_integer(v) && json_integer_value(v) >= 0 ? json_integer_value(v) : -1;
+}
+
+static int parse_options(struct vfiod_ctx *ctx, unsigned int method, const char *text,
+			 json_t **ret)
+{
+	json_error_t jerr;
+	char err[768];
+	json_t *o;
+	int r;
+
+	o = text ? json_loads(text, JSON_REJECT_DUPLICATES, &jerr) : json_object();
+	if (!o)
+		return vfiod_error(ctx, text ? -EINVAL : -ENOMEM, "options: %s",
+				   text ? jerr.text : "out of memory");
+	r = options_check(method, o, err, sizeof(err));
+	if (r < 0) {
+		json_decref(o);
+		return vfiod_error(ctx, r, "%s", err);
+	}
+	/* vfiod keeps definitions; libvfiod only acts. */
+	json_object_del(o, "persistent");
+	*ret = o;
+	return 0;
+}
+
+/* The kind an operation on PATH with OPTS is of. */
+static int pick_kind(struct vfiod_ctx *ctx, const char *path, json_t *opts, bool destroy,
+		     const struct kind **ret, struct target *t)
+{
+	const struct kind *chosen = NULL;
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		if (!kinds[i]->selector || !json_object_get(opts, kinds[i]->selector))
+			continue;
+		if (chosen && !(destroy && streq(kinds[i]->selector, "sf")))
+			return vfiod_error(ctx, -EINVAL, "options \"%s\" and \"%s\" cannot be "
+					   "combined: they make different kinds of device",
+					   chosen->selector, kinds[i]->selector);
+		chosen = kinds[i];
+	}
+	*t = (struct target){ .iommu_group = -1 };
+	if (chosen) {
+		t->kind = chosen->name;
+		r = chosen->target(ctx, path, opts, destroy, t);
+		if (r < 0) {
+			target_done(t);
+			return r;
+		}
+		*ret = chosen;
+		return 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		if (kinds[i]->selector && !destroy)
+			continue;
+		t->kind = kinds[i]->name;
+		r = kinds[i]->target(ctx, path, opts, destroy, t);
+		if (r < 0) {
+			target_done(t);
+			return r;
+		}
+		if (r > 0) {
+			*ret = kinds[i];
+			return 0;
+		}
+	}
+	return vfiod_error(ctx, -ENODEV, "%s: not a device vfiod can act on", path);
+}
+
+static json_t *target_json(const struct target *t, json_t *opts)
+{
+	return json_pack("{s:s, s:s?, s:s?, s:s?, s:i, s:O}", "kind", t->kind, "device",
+			 t->device, "name", t->name, "key", t->key, "iommu_group", t->iommu_group,
+			 "options", opts);
+}
+
+_public_ int vfiod_target(struct vfiod_ctx *ctx, const char *path, const char *options,
+			  bool destroy, char **ret)
+{
+	const struct kind *k;
+	struct target t;
+	json_t *opts;
+	int r;
+
+	ctx->error[0] = '\0';
+	r = parse_options(ctx, destroy ? OPT_DESTROY : OPT_CREATE, options, &opts);
+	if (r < 0)
+		return r;
+	r = pick_kind(ctx, path, opts, destroy, &k, &t);
+	if (r >= 0) {
+		r = json_dump_to(target_json(&t, opts), ret);
+		target_done(&t);
+	}
+	json_decref(opts);
+	return r;
+}
+
+static int run(struct vfiod_ctx *ctx, const char *path, const char *options, bool destroy,
+	       char **ret)
+{
+	const struct kind *k;
+	json_t *opts, *res = NULL;
+	struct target t;
+	int r;
+
+	ctx->error[0] = '\0';
+	r = parse_options(ctx, destroy ? OPT_DESTROY : OPT_CREATE, options, &opts);
+	if (r < 0)
+		return r;
+	r = pick_kind(ctx, path, opts, destroy, &k, &t);
+	if (r < 0) {
+		json_decref(opts);
+		return r;
+	}
+	r = destroy ? k->destroy(ctx, t.device ? t.device : path, opts, &res)
+		    : k->create(ctx, t.device ? t.device : path, opts, &res);
+	if (r >= 0 && json_is_object(res) && !json_object_get(res, "kind"))
+		json_object_set_new(res, "kind", json_string(k->name));
+	if (r >= 0) {
+		int q = json_dump_to(res ? res : json_object(), ret);
+
+		if (q < 0)
+			r = q;
+	} else {
+		json_decref(res);
+	}
+	target_done(&t);
+	json_decref(opts);
+	return r;
+}
+
+_public_ int vfiod_create(struct vfiod_ctx *ctx, const char *path, const char *options,
+			  char **ret)
+{
+	return run(ctx, path, options, false, ret);
+}
+
+_public_ int vfiod_destroy(struct vfiod_ctx *ctx, const char *path, const char *options,
+			   char **ret)
+{
+	return run(ctx, path, options, true, ret);
+}
+
+_public_ int vfiod_list(struct vfiod_ctx *ctx, char **ret)
+{
+	json_t *a = json_array();
+	int r = 0;
+
+	ctx->error[0] = '\0';
+	if (!a)
+		return -ENOMEM;
+	for (size_t i = 0; i < ARRAY_SIZE(kinds) && r >= 0; i++)
+		if (kinds[i]->list)
+			r = kinds[i]->list(ctx, a);
+	if (r < 0) {
+		json_decref(a);
+		return r;
+	}
+	ctx->error[0] = '\0';
+	return json_dump_to(a, ret);
+}
