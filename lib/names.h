@@ -59,3 +59,9 @@
 /* Device nodes. */
 #define DEV_VFIO "/dev/vfio"
 #define DEV_VFIO_DEVICES "/dev/vfio/devices"
+
+/* SR-IOV (sriov.c). */
+#define ATTR_SRIOV_DRIVERS_AUTOPROBE "sriov_drivers_autoprobe"
+#define VFIOD_ENV_SRIOV_TIMEOUT "VFIOD_SRIOV_TIMEOUT"
+#define RUNTIME_VFS_DIR "vfs"
+#define PROC_DIR "/proc"
