@@ -65,3 +65,4 @@
 #define VFIOD_ENV_SRIOV_TIMEOUT "VFIOD_SRIOV_TIMEOUT"
 #define RUNTIME_VFS_DIR "vfs"
 #define PROC_DIR "/proc"
+#define DEV_NULL "/dev/null"

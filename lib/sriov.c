@@ -172,9 +172,10 @@ static bool rec_has(json_t *rec, const char *vf)
 	json_t *a = json_object_get(rec, "assigned"), *v;
 	size_t i;
 
-	json_array_foreach(a, i, v)
+	json_array_foreach(a, i, v) {
 		if (streq(json_string_value(v), vf))
 			return true;
+	}
 	return false;
 }
 
@@ -183,16 +184,20 @@ static void rec_drop(json_t *rec, const char *vf)
 	json_t *a = json_object_get(rec, "assigned"), *v;
 	size_t i;
 
-	json_array_foreach(a, i, v)
+	json_array_foreach(a, i, v) {
 		if (streq(json_string_value(v), vf)) {
 			json_array_remove(a, i);
 			return;
 		}
+	}
 }
 
 /* ---- a write that may not return: the pending mark ---- */
 
-/* Field 22 of /proc/PID/stat, to tell a process from a later one of the same pid. */
+/*
+ * Field 22 of /proc/PID/stat, to tell a process from a later one of the same
+ * pid; 0 when it is gone (or a zombie).
+ */
 static unsigned long long proc_starttime(pid_t pid)
 {
 	char path[64], buf[1024], *p;
@@ -209,7 +214,9 @@ static unsigned long long proc_starttime(pid_t pid)
 		return 0;
 	buf[n] = '\0';
 	p = strrchr(buf, ')');
-	/* After "(comm)": state, then fields 4 to 21, then starttime. */
+	/* After "(comm)": state, then fields 4 to 21, then starttime.  A zombie is gone. */
+	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
+		return 0;
 	for (int field = 2; p && field < 22; field++)
 		p = strchr(p + 1, ' ');
 	if (p)
@@ -503,16 +510,19 @@ static void close_all_but(int a, int b)
 
 /*
  * The writer: its pid, the one write, its result, all down the pipe.  It
- * keeps no other fd of the caller's (a socket, a lock) while it may be
- * blocked in the kernel.
+ * keeps no other fd of the caller's (a socket, a lock, the pipe a shell
+ * reads the caller's output from) while it may be blocked in the kernel.
  */
 static _Noreturn void numvfs_writer(int fd, int pipe_w, const char *value)
 {
 	size_t len = strlen(value);
 	pid_t me = getpid();
 	ssize_t n;
-	int r;
+	int r, null;
 
+	null = open(DEV_NULL, O_RDWR | O_CLOEXEC);
+	for (int i = 0; null >= 0 && fd > 2 && pipe_w > 2 && i <= 2; i++)
+		(void)dup2(null, i);
 	close_all_but(fd, pipe_w);
 	if (write(pipe_w, &me, sizeof(me)) != sizeof(me))
 		_exit(1);
@@ -634,11 +644,10 @@ static int write_numvfs(struct pf *pf, unsigned int n, json_t *rec)
 	return vfiod_error(ctx, -ETIMEDOUT,
 			   "%s: the kernel has not returned from writing %u to %s after %.1f s: "
 			   "the write goes on in the kernel (process %d), and the PF is locked "
-			   "until it returns (%u VFs left now); a VF's user (a VM, say) may have "
-			   "to let go of it first, see dmesg.  Nothing was undone: destroy "
-			   "restores the PF from its record once the kernel is done",
-			   pf->dev->syspath, n, ATTR_SRIOV_NUMVFS, ms / 1000.0, (int)writer,
-			   count_vfs(pf));
+			   "until it returns; a VF's user (a VM, say) may have to let go of it "
+			   "first, see dmesg.  Nothing was undone: destroy restores the PF from "
+			   "its record once the kernel is done",
+			   pf->dev->syspath, n, ATTR_SRIOV_NUMVFS, ms / 1000.0, (int)writer);
 }
 
 /* The count written, with the kernel's refusals in words. */
