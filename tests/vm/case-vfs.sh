@@ -92,7 +92,10 @@ vm_check "PF on nvme, no VFs, autoprobe on at start" \
 : >"$RESULTS/figures"
 
 # 1. Bad input: more VFs than the PF has, not a PF, an unbound PF.
+t0=$(ms)
 out=$("${V[@]}" create "$PF" vfs 3 2>&1)
+t1=$(ms)
+echo "refusal-baseline-ms $(((t1 - t0) / 1000000))" >>"$RESULTS/figures"
 vm_note "$out"
 vm_check "over sriov_totalvfs refused, naming both numbers" \
 	grep -q "3 VFs asked, but this PF supports at most 2 (sriov_totalvfs)" <<<"$out"
@@ -180,7 +183,14 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 vm_check "the holder gone, the kernel finishes the removal" test ! -e "/sys/bus/pci/devices/$VF1"
-vm_check "destroy again" "${V[@]}" -j destroy "$PF" vfs
+# The write returns a moment after the VF is gone (the kernel waits after disabling VFs):
+# until then destroy is refused as pending, as a user retrying would see.
+for _ in $(seq 100); do
+	out=$("${V[@]}" -j destroy "$PF" vfs 2>&1) && break
+	grep -q "has not yet returned" <<<"$out" || break
+	sleep 0.1
+done
+vm_check "destroy again, once the write has returned" grep -q '"kind":"vfs"' <<<"$out"
 vm_check "destroy then finishes: 0 VFs, autoprobe back on" \
 	test "$(attr sriov_numvfs) $(attr sriov_drivers_autoprobe)" = "0 1"
 vm_check "... no record left" vm__not rec_exists
@@ -249,6 +259,21 @@ out=$(lib_call create "$PF" '{"vfs":2,"assign":true}' "vfs-create $PF numvfs" 2>
 vm_check "stopped before the count: autoprobe back on, no record" \
 	sh -c 'test "$1 $2" = "0 1" && ! test -e "$3"' _ "$(attr sriov_numvfs)" \
 	"$(attr sriov_drivers_autoprobe)" "$RUNTIME_DIRECTORY/vfs/$PF.json"
+# 8. The same round trip with the kernel module vfio_select deciding and binding each VF.
+modprobe vfio_select
+vm_check "vfio_select loaded" grep -q "^vfio_select " /proc/modules
+vm_check "kernel path: create 2 assign" "${V[@]}" -j create "$PF" vfs 2 assign
+for vf in "$VF0" "$VF1"; do
+	want=$("${V[@]}" -j match "$vf" | jget 'd["selected"]["driver"], d["resolver"]')
+	vm_check "kernel path: $vf on the driver the kernel selects ($want)" \
+		test "$(drv "$vf") kernel" = "$want"
+done
+vm_check "kernel path: $VF1 usable" "$VFIO_OPEN" "$(group "$VF1")" "$VF1"
+vm_check "kernel path: destroy" "${V[@]}" -j destroy "$PF" vfs
+vm_check "kernel path: 0 VFs, autoprobe on, no record" \
+	sh -c 'test "$1 $2" = "0 1" && ! test -e "$3"' _ "$(attr sriov_numvfs)" \
+	"$(attr sriov_drivers_autoprobe)" "$RUNTIME_DIRECTORY/vfs/$PF.json"
+rmmod vfio_select
 vm_check "PF on nvme and live at the end" test "$(drv "$PF") $(ctrl_state)" = "nvme live"
 
 sed 's/^/# /' "$RESULTS/figures"
