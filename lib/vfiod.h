@@ -64,7 +64,9 @@ void vfiod_ctx_set_step_fn(struct vfiod_ctx *ctx, vfiod_step_fn fn, void *userda
  * Devices.  PATH may be /sys/devices/..., /sys/bus/pci/devices/NAME, a
  * /sys/class/... link to a device, or a PCI address ("0000:03:00.0",
  * "03:00.0").  It is resolved to one real path under /sys/devices; anything
- * else is refused with -EINVAL, -ENOENT, -ENOTDIR or -ENODEV.
+ * else is refused with -ENOENT (no such device), -ENOTDIR (not a device
+ * path) or -ENODEV (not a PCI device).  Across libvfiod, -EINVAL means a bad
+ * argument other than the path (an option, a name, a number).
  */
 int vfiod_device_new(struct vfiod_ctx *ctx, const char *path, struct vfiod_device **ret);
 struct vfiod_device *vfiod_device_ref(struct vfiod_device *dev);
