@@ -123,8 +123,19 @@ int vfiod_destroy(struct vfiod_ctx *ctx, const char *path, const char *options, 
 int vfiod_target(struct vfiod_ctx *ctx, const char *path, const char *options, bool destroy,
 		 char **ret);
 
-/* The mdev types a parent offers, as a JSON array. */
+/*
+ * The mdev types a parent offers, as a JSON array of {"name", "pretty_name",
+ * "device_api", "available_instances", "description", "devices"}.  PATH is
+ * the parent's sysfs path, PCI address or name under /sys/class/mdev_bus.
+ */
 int vfiod_mdev_types(struct vfiod_ctx *ctx, const char *path, char **ret);
+/*
+ * mdevctl's persistent definitions, DIR/<parent>/<uuid> (DIR NULL:
+ * $VFIOD_MDEVCTL_DIR, else /etc/mdevctl.d), as a JSON array of {"uuid",
+ * "parent", "parent_path", "type", "start", "attrs", "source"}.  A file that
+ * cannot be read as a definition is an entry with "error" saying why.
+ */
+int vfiod_mdevctl_read(struct vfiod_ctx *ctx, const char *dir, char **ret);
 /* The vdpa management devices and what they support, as a JSON array. */
 int vfiod_vdpa_mgmtdevs(struct vfiod_ctx *ctx, char **ret);
 
