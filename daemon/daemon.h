@@ -158,6 +158,8 @@ bool store_exists(struct manager *m, const char *name);
 json_t *store_list(struct manager *m);
 /* A create job for definition DEF (borrowed). */
 int store_job(struct manager *m, json_t *def, bool start, struct job **ret);
+/* Copy mdevctl's definitions not defined here yet. */
+int store_import_mdevctl(struct manager *m);
 /* Queue a create job for each definition that starts by itself. */
 int store_apply(struct manager *m);
 

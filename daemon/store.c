@@ -11,8 +11,10 @@
 
 #include "daemon.h"
 #include "definitions.h"
+#include "fileio.h"
 #include "log.h"
 #include "macro.h"
+#include "vfiod.h"
 
 int store_save(struct manager *m, struct job *j)
 {
@@ -70,6 +72,113 @@ int store_job(struct manager *m, json_t *def, bool start, struct job **ret)
 	j->options = TAKE_PTR(options);
 	j->keep_definition = true;
 	*ret = j;
+	return 0;
+}
+
+/*
+ * The UUIDs imported from mdevctl once, kept so that a definition undefined
+ * here is not imported again at the next start.
+ */
+#define IMPORTED_FILE "mdevctl-imported.json"
+
+static json_t *load_imported(struct manager *m)
+{
+	_cleanup_free_ char *path = NULL;
+	json_t *a = NULL;
+
+	if (asprintf(&path, "%s/%s", m->cfg.state_dir, IMPORTED_FILE) >= 0)
+		a = json_load_file(path, 0, NULL);
+	if (!json_is_array(a)) {
+		json_decref(a);
+		a = json_array();
+	}
+	return a;
+}
+
+static void save_imported(struct manager *m, json_t *a)
+{
+	_cleanup_free_ char *text = json_dumps(a, JSON_INDENT(2));
+	int r = text ? write_file_atomic(m->cfg.state_dir, IMPORTED_FILE, text) : -ENOMEM;
+
+	if (r < 0)
+		log_warning_errno(r, "%s/%s: cannot record the imported definitions, ignoring: %m",
+				  m->cfg.state_dir, IMPORTED_FILE);
+}
+
+static bool json_array_contains(json_t *a, const char *s)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(a, i, e)
+		if (json_is_string(e) && streq(json_string_value(e), s))
+			return true;
+	return false;
+}
+
+/*
+ * mdevctl's definitions become vfiod's, once: each one not defined here yet
+ * is copied (with "source" naming its file), so that a host can move from
+ * mdevctl without rewriting them.  Definitions already here win; a UUID
+ * imported once is not imported again.
+ */
+int store_import_mdevctl(struct manager *m)
+{
+	struct vfiod_ctx *ctx = manager_ctx_new(log_get_max_priority(), "mdevctl");
+	_cleanup_free_ char *json = NULL;
+	json_t *a, *e, *seen;
+	bool changed = false;
+	size_t i;
+	int r;
+
+	if (!ctx)
+		return -ENOMEM;
+	r = vfiod_mdevctl_read(ctx, NULL, &json);
+	if (r < 0) {
+		log_warning("cannot read mdevctl's definitions: %s, ignoring",
+			    vfiod_ctx_get_error(ctx) ?: strerror(-r));
+		vfiod_ctx_unref(ctx);
+		return 0;
+	}
+	vfiod_ctx_unref(ctx);
+	a = json_loads(json, 0, NULL);
+	seen = load_imported(m);
+	json_array_foreach(a, i, e)
+	{
+		const char *uuid = json_string_value(json_object_get(e, "uuid"));
+		const char *src = json_string_value(json_object_get(e, "source"));
+		const char *err = json_string_value(json_object_get(e, "error"));
+		json_t *def, *opts;
+
+		if (err) {
+			log_warning("%s: not imported: %s", src ?: "mdevctl definition", err);
+			continue;
+		}
+		if (!uuid || store_exists(m, uuid) || json_array_contains(seen, uuid))
+			continue;
+		opts = json_pack("{s:O, s:s}", "type", json_object_get(e, "type"), "uuid", uuid);
+		if (opts && json_object_size(json_object_get(e, "attrs")) > 0)
+			json_object_set(opts, "attrs", json_object_get(e, "attrs"));
+		def = opts ? json_pack("{s:s, s:s, s:O, s:o, s:{s:s, s:{}}, s:O, s:s?}", "name", uuid,
+				       "kind", "mdev", "path", json_object_get(e, "parent_path"),
+				       "options", opts, "undo", "path", uuid, "options", "start",
+				       json_object_get(e, "start"), "source", src)
+			   : NULL;
+		r = def ? definition_save(m->definitions_dir, def) : -ENOMEM;
+		json_decref(def);
+		if (r < 0)
+			log_error_errno(r, "%s: cannot import it into %s: %m", src, m->definitions_dir);
+		else {
+			log_notice("%s: imported mdevctl's definition of %s (start %s)", src, uuid,
+				   json_string_value(json_object_get(e, "start")) ?: "?");
+			json_array_append_new(seen, json_string(uuid));
+			changed = true;
+		}
+	}
+	json_decref(a);
+	if (changed)
+		save_imported(m, seen);
+	json_decref(seen);
 	return 0;
 }
 

@@ -284,6 +284,68 @@ vm_check "mdevctl: its definition created as it says" bash -c \
 vm_check "mdevctl: and destroyed" bash -c '"$0" --direct destroy '$U4' >/dev/null && test ! -e '"$BUS/$U4" \
 	"$BUILD/cli/vfioctl"
 
+# 12. Through vfiod: mdevctl's definitions imported and started, create over the bus with
+# a device object of kind mdev, define/start/stop/undefine, persistence across the
+# parent module going away and vfiod restarting.
+PB=$HERE/../dbus/vfiod-private-bus.sh
+DB=/run/vfiod-mdev-bus
+M2=/tmp/mdevctl-import.d
+mkdir -p $M2/$MOD
+printf '{"mdev_type": "%s", "start": "auto", "attrs": [{"knob": "9"}]}\n' $SMALL >$M2/$MOD/$U4
+printf '{"mdev_type": "%s", "start": "manual"}\n' $LARGE >$M2/$MOD/$U3
+vfiod_up() { "$PB" start $DB "$BUILD" VFIOD_MDEVCTL_DIR=$M2 >/dev/null; }
+V=("$BUILD/cli/vfioctl")
+vm_check "vfiod starts" vfiod_up
+export VFIOD_BUS_ADDRESS=$(cat $DB/address)
+wait_for() { # what command...
+	local what=$1 i
+	shift
+	for i in $(seq 100); do "$@" && return 0; sleep 0.1; done
+	echo "timed out waiting for $what" >&2
+	return 1
+}
+vm_check "vfiod: mdevctl's auto definition imported and started" \
+	wait_for "$U4 created" test -e "$BUS/$U4"
+vm_check "vfiod: with its attributes" test "$(cat "$BUS/$U4/knob")" = 9
+vm_check "vfiod: the manual one imported, not started" test ! -e "$BUS/$U3"
+vm_check "vfiod: says which it imported" grep -q "imported mdevctl's definition of $U4" $DB/vfiod.log
+out=$("${V[@]}" -j list)
+vm_check "vfiod: list shows the active one defined and the manual one apart" test \
+	"$(jget 'sorted((e["name"], e["kind"], e["state"], e["defined"]) for e in d if e.get("kind") == "mdev")' <<<"$out")" = \
+	"[('$U4', 'mdev', 'active', True), ('$U3', 'mdev', 'defined', True)]"
+out=$("${V[@]}" -j create "$P" type $SMALL persistent)
+u5=$(jget 'd["name"]' <<<"$out")
+vm_check "vfiod: create over the bus, UUID generated, persistent" test -e "$BUS/$u5"
+obj=$(busctl --address="$VFIOD_BUS_ADDRESS" call org.vfiod1 /org/vfiod1 org.freedesktop.DBus.ObjectManager GetManagedObjects | grep -o "/org/vfiod1/device/[A-Za-z0-9_]*" | sort -u | tr '\n' ' ')
+vm_note "objects: $obj"
+vm_check "vfiod: the mdev has a device object of kind mdev" sh -c '
+	for o in $0; do
+		busctl --address="$VFIOD_BUS_ADDRESS" get-property org.vfiod1 "$o" org.vfiod1.Device Name Kind | tr "\n" " " | grep -q "\"$1\" s \"mdev\"" && exit 0
+	done; exit 1' "$obj" "$u5"
+vm_check "vfiod: start the manual definition" "${V[@]}" start $U3
+vm_check "vfiod: started" test -e "$BUS/$U3"
+vm_check "vfiod: stop it" "${V[@]}" stop $U3
+vm_check "vfiod: stopped" test ! -e "$BUS/$U3"
+vm_check "vfiod: still defined" test "$("${V[@]}" -j list | jget '[e["state"] for e in d if e["name"] == "'$U3'"]')" = "['defined']"
+vm_check "vfiod: define refuses a name defined already" sh -c \
+	'"$0" define "$1" type "$2" uuid "$3" 2>&1 | grep -q "defined already"' "${V[0]}" "$P" $LARGE $U3
+vm_check "vfiod: modify a definition" "${V[@]}" modify $U3 attr knob=5
+vm_check "vfiod: undefine it" "${V[@]}" undefine $U3
+# The parent goes away with vfiod stopped, comes back; vfiod starts: the persistent mdevs are back.
+"$PB" stop $DB
+vm_check "parent module unloaded with two mdevs present" rmmod $MOD
+vm_check "parent back" modprobe $MOD
+vm_check "vfiod starts again" vfiod_up
+vm_check "vfiod: the persistent mdevs made again" \
+	wait_for "persistent mdevs" sh -c 'test -e "$0" && test -e "$1"' "$BUS/$U4" "$BUS/$u5"
+vm_check "vfiod: nothing imported twice, not even the undefined one" \
+	test "$(grep -c "imported mdevctl's definition" $DB/vfiod.log)" = 2
+vm_check "vfiod: destroy the created one (its definition goes)" "${V[@]}" destroy $u5
+vm_check "vfiod: stop and undefine the imported one" sh -c '"$0" stop "$1" && "$0" undefine "$1"' "${V[0]}" $U4
+vm_check "vfiod: nothing left, active or defined" test "$("${V[@]}" -j list)" = "[]"
+"$PB" down $DB
+unset VFIOD_BUS_ADDRESS
+
 # Figures: vfioctl --direct against the bare sysfs writes, side by side (A B A B ...).
 for round in 1 2 3; do
 	t0=$(ms)
