@@ -151,3 +151,5 @@ int record_list(struct vfiod_ctx *ctx, char ***names);
 /* vdpa.c */
 /* <root>/RELPATH resolved to a logical "/sys/devices/..." path. */
 int root_syspath(struct vfiod_ctx *ctx, const char *relpath, char **ret);
+/* "00:11:22:33:44:55" into six bytes; -EINVAL for anything else. */
+int mac_parse(const char *s, uint8_t mac[6]);

@@ -297,7 +297,8 @@ static int on_dev(struct nlmsghdr *nlh, void *data)
 	return 0;
 }
 
-static int mac_parse(const char *s, uint8_t mac[6])
+/* "00:11:22:33:44:55": exactly six bytes in hex. */
+int mac_parse(const char *s, uint8_t mac[6])
 {
 	int n = 0;
 
