@@ -9,6 +9,7 @@
 #include "bus-connect.h"
 #include "bus-errors.h"
 #include "bus-names.h"
+#include "bus-options.h"
 #include "bus.h"
 #include "macro.h"
 
@@ -84,16 +85,18 @@ static int new_call(struct call *c, const char *method, sd_bus_message **ret)
 	return r;
 }
 
-/* The reply's JSON string, after the object path when SKIP_PATH. */
-static int read_json(struct call *c, sd_bus_message *reply, bool skip_path, char **ret)
+/* The reply's JSON string: the last argument (an object path may come first). */
+static int read_json(struct call *c, sd_bus_message *reply, char **ret)
 {
-	const char *json;
+	const char *sig = sd_bus_message_get_signature(reply, true), *json;
 	int r;
 
-	if (skip_path)
+	if (streq(sig, "os"))
 		r = sd_bus_message_read(reply, "os", NULL, &json);
-	else
+	else if (streq(sig, "s"))
 		r = sd_bus_message_read(reply, "s", &json);
+	else
+		r = -EBADMSG;
 	if (r < 0) {
 		fprintf(stderr, "vfioctl: %s: unexpected reply from vfiod: %s\n", c->verb,
 			strerror(-r));
@@ -104,7 +107,8 @@ static int read_json(struct call *c, sd_bus_message *reply, bool skip_path, char
 	return *ret ? 0 : -ENOMEM;
 }
 
-static int simple(const char *verb, const char *method, const char *path, char **ret_json)
+int bus_call(const char *verb, const char *method, const char *arg, json_t *opts, bool change,
+	     char **ret_json)
 {
 	sd_bus_message *m = NULL, *reply = NULL;
 	struct call c;
@@ -113,60 +117,14 @@ static int simple(const char *verb, const char *method, const char *path, char *
 	r = call_open(&c, verb);
 	if (r >= 0)
 		r = new_call(&c, method, &m);
-	if (r >= 0 && path)
-		r = sd_bus_message_append(m, "s", path);
-	if (r >= 0 && streq(method, "Destroy"))
-		r = sd_bus_message_append(m, "a{sv}", 0);
+	if (r >= 0 && arg)
+		r = sd_bus_message_append(m, "s", arg);
+	if (r >= 0 && opts)
+		r = bus_options_append(m, opts);
 	if (r >= 0)
-		r = call_method(&c, m, streq(method, "Destroy") ? CHANGE_TIMEOUT_USEC : 0, &reply);
+		r = call_method(&c, m, change ? CHANGE_TIMEOUT_USEC : 0, &reply);
 	if (r >= 0)
-		r = read_json(&c, reply, false, ret_json);
-	sd_bus_message_unref(m);
-	sd_bus_message_unref(reply);
-	return call_done(&c, r);
-}
-
-int bus_match(const char *path, char **ret_json)
-{
-	return simple("match", "Match", path, ret_json);
-}
-
-int bus_destroy(const char *path, char **ret_json)
-{
-	return simple("destroy", "Destroy", path, ret_json);
-}
-
-int bus_list(char **ret_json)
-{
-	return simple("list", "List", NULL, ret_json);
-}
-
-int bus_create(const char *path, const char *driver, bool group, bool persistent,
-	       char **ret_json)
-{
-	sd_bus_message *m = NULL, *reply = NULL;
-	struct call c;
-	int r;
-
-	r = call_open(&c, "create");
-	if (r >= 0)
-		r = new_call(&c, "Create", &m);
-	if (r >= 0)
-		r = sd_bus_message_append(m, "s", path);
-	if (r >= 0)
-		r = sd_bus_message_open_container(m, 'a', "{sv}");
-	if (r >= 0 && driver)
-		r = sd_bus_message_append(m, "{sv}", VFIOD_OPTION_DRIVER, "s", driver);
-	if (r >= 0 && group)
-		r = sd_bus_message_append(m, "{sv}", VFIOD_OPTION_GROUP, "b", 1);
-	if (r >= 0 && persistent)
-		r = sd_bus_message_append(m, "{sv}", VFIOD_OPTION_PERSISTENT, "b", 1);
-	if (r >= 0)
-		r = sd_bus_message_close_container(m);
-	if (r >= 0)
-		r = call_method(&c, m, CHANGE_TIMEOUT_USEC, &reply);
-	if (r >= 0)
-		r = read_json(&c, reply, true, ret_json);
+		r = read_json(&c, reply, ret_json);
 	sd_bus_message_unref(m);
 	sd_bus_message_unref(reply);
 	return call_done(&c, r);

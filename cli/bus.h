@@ -8,8 +8,12 @@
 
 #include <stdbool.h>
 
-int bus_match(const char *path, char **ret_json);
-int bus_create(const char *path, const char *driver, bool group, bool persistent,
-	       char **ret_json);
-int bus_destroy(const char *path, char **ret_json);
-int bus_list(char **ret_json);
+#include <jansson.h>
+
+/*
+ * Call the Manager's METHOD with ARG (a string; NULL for none) and OPTS as
+ * a{sv} (NULL for none).  CHANGE: the call may wait behind other work and
+ * for the kernel, so it gets a long timeout.
+ */
+int bus_call(const char *verb, const char *method, const char *arg, json_t *opts, bool change,
+	     char **ret_json);

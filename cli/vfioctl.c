@@ -15,7 +15,9 @@
 #include <syslog.h>
 
 #include "bus.h"
+#include "definitions.h"
 #include "macro.h"
+#include "options.h"
 #include "print.h"
 #include "vfiod.h"
 
@@ -31,7 +33,11 @@ struct opts {
 struct verb {
 	const char *name;
 	const char *usage;
-	int (*run)(struct vfiod_ctx *ctx, const struct opts *o, int argc, char **argv);
+	const char *method;    /* org.vfiod1.Manager's */
+	const char *arg;       /* "PATH" or "NAME"; NULL: the verb takes none */
+	unsigned int options;  /* OPT_* words after the argument; 0: none */
+	bool change;	       /* waits behind other work and for the kernel */
+	int (*direct)(struct vfiod_ctx *ctx, const char *arg, json_t *opts, char **json);
 };
 
 static int usage_error(const char *verb, const char *fmt, ...) _printf_(2, 3);
@@ -47,18 +53,6 @@ static int usage_error(const char *verb, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-/* Log once, where the error is handled, naming the device. */
-static int fail(struct vfiod_ctx *ctx, const char *verb, const char *what, int r)
-{
-	const char *msg = vfiod_ctx_get_error(ctx);
-
-	if (msg)
-		fprintf(stderr, "vfioctl: %s: %s\n", verb, msg);
-	else
-		fprintf(stderr, "vfioctl: %s %s: %s\n", verb, what ? what : "", strerror(-r));
-	return EXIT_FAILURE;
-}
-
 static int emit(const struct opts *o, const char *verb, const char *json)
 {
 	if (print_result(stdout, o->mode, verb, json) < 0) {
@@ -68,135 +62,280 @@ static int emit(const struct opts *o, const char *verb, const char *json)
 	return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
-static int open_device(struct vfiod_ctx *ctx, const char *verb, const char *path,
-		       struct vfiod_device **dev)
+static char *options_text(json_t *opts)
 {
-	int r = vfiod_device_new(ctx, path, dev);
-
-	if (r < 0)
-		return fail(ctx, verb, path, r);
-	return 0;
+	return opts ? json_dumps(opts, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 }
 
-static int verb_match(struct vfiod_ctx *ctx, const struct opts *o, int argc, char **argv)
+static int direct_match(struct vfiod_ctx *ctx, const char *path, json_t *opts, char **json)
 {
-	_cleanup_free_ char *json = NULL;
 	struct vfiod_device *dev = NULL;
 	struct vfiod_match *m = NULL;
 	int r;
 
-	if (argc != 2)
-		return usage_error("match", argc < 2 ? "missing device path" :
-						       "unexpected argument '%s'", argv[2]);
-	if (!o->direct)
-		return bus_match(argv[1], &json) < 0 ? EXIT_FAILURE : emit(o, "match", json);
-	r = open_device(ctx, "match", argv[1], &dev);
-	if (r)
-		return r;
-	r = vfiod_device_match(dev, &m);
+	(void)opts;
+	r = vfiod_device_new(ctx, path, &dev);
 	if (r >= 0)
-		r = vfiod_match_to_json(m, &json);
+		r = vfiod_device_match(dev, &m);
+	if (r >= 0)
+		r = vfiod_match_to_json(m, json);
 	vfiod_match_unref(m);
-	if (r < 0) {
-		r = fail(ctx, "match", argv[1], r);
-		vfiod_device_unref(dev);
-		return r;
-	}
-	vfiod_device_unref(dev);
-	return emit(o, "match", json);
-}
-
-static int verb_create(struct vfiod_ctx *ctx, const struct opts *o, int argc, char **argv)
-{
-	_cleanup_free_ char *json = NULL;
-	struct vfiod_device *dev = NULL;
-	const char *driver = NULL;
-	unsigned int flags = 0;
-	bool persistent = false;
-	int r;
-
-	if (argc < 2)
-		return usage_error("create", "missing device path");
-	for (int i = 2; i < argc; i++) {
-		if (streq(argv[i], "driver")) {
-			if (++i >= argc || !*argv[i])
-				return usage_error("create", "'driver' needs a driver name");
-			driver = argv[i];
-		} else if (streq(argv[i], "group")) {
-			flags |= VFIOD_ASSIGN_GROUP;
-		} else if (streq(argv[i], "persistent")) {
-			persistent = true;
-		} else {
-			return usage_error("create", "unknown argument '%s' (expected 'driver NAME', "
-						     "'group' or 'persistent')", argv[i]);
-		}
-	}
-	if (persistent && o->direct)
-		return usage_error("create", "'persistent' needs vfiod, which keeps the "
-					     "definition; drop --direct");
-	if (!o->direct)
-		return bus_create(argv[1], driver, flags & VFIOD_ASSIGN_GROUP, persistent, &json) < 0
-			       ? EXIT_FAILURE
-			       : emit(o, "create", json);
-	r = open_device(ctx, "create", argv[1], &dev);
-	if (r)
-		return r;
-	r = vfiod_device_assign(dev, driver, flags, &json);
-	if (r < 0)
-		r = fail(ctx, "create", argv[1], r);
-	else
-		r = emit(o, "create", json);
 	vfiod_device_unref(dev);
 	return r;
 }
 
-static int verb_destroy(struct vfiod_ctx *ctx, const struct opts *o, int argc, char **argv)
+static int direct_create(struct vfiod_ctx *ctx, const char *path, json_t *opts, char **json)
 {
-	_cleanup_free_ char *json = NULL;
-	struct vfiod_device *dev = NULL;
+	_cleanup_free_ char *text = options_text(opts);
+
+	return vfiod_create(ctx, path, text, json);
+}
+
+static int direct_destroy(struct vfiod_ctx *ctx, const char *path, json_t *opts, char **json)
+{
+	_cleanup_free_ char *text = options_text(opts);
+
+	return vfiod_destroy(ctx, path, text, json);
+}
+
+static void warn_definition(const char *file, const char *why)
+{
+	fprintf(stderr, "vfioctl: %s: not a definition (%s), ignoring it\n", file, why);
+}
+
+static int direct_list(struct vfiod_ctx *ctx, const char *arg, json_t *opts, char **json)
+{
+	_cleanup_free_ char *dir = definitions_dir(), *active = NULL;
+	json_t *a, *defs;
 	int r;
 
-	if (argc != 2)
-		return usage_error("destroy", argc < 2 ? "missing device path" :
-							 "unexpected argument '%s'", argv[2]);
-	if (!o->direct)
-		return bus_destroy(argv[1], &json) < 0 ? EXIT_FAILURE : emit(o, "destroy", json);
-	r = open_device(ctx, "destroy", argv[1], &dev);
-	if (r)
-		return r;
-	r = vfiod_device_release(dev, 0, &json);
+	(void)arg, (void)opts;
+	r = vfiod_list(ctx, &active);
 	if (r < 0)
-		r = fail(ctx, "destroy", argv[1], r);
-	else
-		r = emit(o, "destroy", json);
-	vfiod_device_unref(dev);
+		return r;
+	a = json_loads(active, 0, NULL);
+	defs = dir ? definitions_list(dir, warn_definition) : NULL;
+	if (!a || !defs) {
+		json_decref(a);
+		json_decref(defs);
+		return -ENOMEM;
+	}
+	definitions_merge(a, defs);
+	json_decref(defs);
+	*json = json_dumps(a, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(a);
+	return *json ? 0 : -ENOMEM;
+}
+
+static int direct_types(struct vfiod_ctx *ctx, const char *path, json_t *opts, char **json)
+{
+	(void)opts;
+	return vfiod_mdev_types(ctx, path, json);
+}
+
+static int direct_mgmtdev(struct vfiod_ctx *ctx, const char *arg, json_t *opts, char **json)
+{
+	(void)arg, (void)opts;
+	return vfiod_vdpa_mgmtdevs(ctx, json);
+}
+
+/* Definitions with --direct: vfioctl reads and writes vfiod's directory itself. */
+static char def_error[512];
+
+static int def_fail(int r, const char *fmt, ...) _printf_(2, 3);
+static int def_fail(int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(def_error, sizeof(def_error), fmt, ap);
+	va_end(ap);
 	return r;
 }
 
-static int verb_list(struct vfiod_ctx *ctx, const struct opts *o, int argc, char **argv)
+static int def_load(const char *name, json_t **def)
 {
-	_cleanup_free_ char *json = NULL;
+	_cleanup_free_ char *dir = definitions_dir();
+	char err[256];
 	int r;
 
-	if (argc != 1)
-		return usage_error("list", "unexpected argument '%s'", argv[1]);
-	if (!o->direct)
-		return bus_list(&json) < 0 ? EXIT_FAILURE : emit(o, "list", json);
-	r = vfiod_list(ctx, &json);
-	if (r < 0)
-		return fail(ctx, "list", NULL, r);
-	return emit(o, "list", json);
+	if (!dir)
+		return -ENOMEM;
+	r = definition_load(dir, name, def, err, sizeof(err));
+	if (r == -ENOENT)
+		return def_fail(r, "%s is not defined (in %s)", name, dir);
+	if (r == -EBADMSG)
+		return def_fail(r, "the definition of %s in %s is unreadable: %s", name, dir, err);
+	if (r == -EINVAL)
+		return def_fail(r, "'%s' is not a definition name", name);
+	return r;
 }
 
-static int verb_help(struct vfiod_ctx *ctx, const struct opts *o, int argc, char **argv);
+static int def_store(json_t *def, char **json)
+{
+	_cleanup_free_ char *dir = definitions_dir();
+	int r;
+
+	if (!dir)
+		return -ENOMEM;
+	r = definition_save(dir, def);
+	if (r < 0)
+		return def_fail(r, "cannot write the definition in %s: %s", dir, strerror(-r));
+	*json = json_dumps(def, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	return *json ? 0 : -ENOMEM;
+}
+
+static int direct_define(struct vfiod_ctx *ctx, const char *path, json_t *opts, char **json)
+{
+	_cleanup_free_ char *dir = definitions_dir();
+	json_t *def = NULL;
+	int r;
+
+	r = definition_make(ctx, path, opts, true, &def);
+	if (r < 0)
+		return r;
+	if (dir && definition_exists(dir, json_string_value(json_object_get(def, "name"))))
+		r = def_fail(-EEXIST, "%s is defined already; use modify",
+			     json_string_value(json_object_get(def, "name")));
+	else
+		r = def_store(def, json);
+	json_decref(def);
+	return r;
+}
+
+static int direct_undefine(struct vfiod_ctx *ctx, const char *name, json_t *opts, char **json)
+{
+	_cleanup_free_ char *dir = definitions_dir();
+	json_t *def = NULL;
+	int r;
+
+	(void)ctx, (void)opts;
+	r = def_load(name, &def);
+	if (r >= 0)
+		r = definition_remove(dir, name);
+	if (r >= 0) {
+		json_object_set_new(def, "state", json_string("undefined"));
+		*json = json_dumps(def, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		r = *json ? 0 : -ENOMEM;
+	}
+	json_decref(def);
+	return r;
+}
+
+static int direct_modify(struct vfiod_ctx *ctx, const char *name, json_t *opts, char **json)
+{
+	json_t *def = NULL, *changed = NULL;
+	char err[256];
+	int r;
+
+	r = def_load(name, &def);
+	if (r >= 0) {
+		r = definition_modify(ctx, def, opts, &changed, err, sizeof(err));
+		if (r < 0 && err[0])
+			r = def_fail(r, "%s", err);
+	}
+	if (r >= 0)
+		r = def_store(changed, json);
+	json_decref(def);
+	json_decref(changed);
+	return r;
+}
+
+static int start_stop(struct vfiod_ctx *ctx, const char *name, bool start, char **json)
+{
+	_cleanup_free_ char *text = NULL;
+	json_t *def = NULL, *call;
+	int r;
+
+	r = def_load(name, &def);
+	if (r < 0)
+		return r;
+	call = start ? def : json_object_get(def, "undo");
+	text = options_text(json_object_get(call, "options"));
+	if (start)
+		r = vfiod_create(ctx, json_string_value(json_object_get(call, "path")), text, json);
+	else
+		r = vfiod_destroy(ctx, json_string_value(json_object_get(call, "path")), text, json);
+	json_decref(def);
+	return r;
+}
+
+static int direct_start(struct vfiod_ctx *ctx, const char *name, json_t *opts, char **json)
+{
+	(void)opts;
+	return start_stop(ctx, name, true, json);
+}
+
+static int direct_stop(struct vfiod_ctx *ctx, const char *name, json_t *opts, char **json)
+{
+	(void)opts;
+	return start_stop(ctx, name, false, json);
+}
 
 static const struct verb verbs[] = {
-	{ "match", "match PATH", verb_match },
-	{ "create", "create PATH [driver NAME] [group] [persistent]", verb_create },
-	{ "destroy", "destroy PATH", verb_destroy },
-	{ "list", "list", verb_list },
-	{ "help", "help", verb_help },
+	{ "match", "match PATH", "Match", "PATH", 0, false, direct_match },
+	{ "create", "create PATH [OPTION...]", "Create", "PATH", OPT_CREATE, true, direct_create },
+	{ "destroy", "destroy PATH|NAME [vfs [force]|sf N]", "Destroy", "PATH", OPT_DESTROY, true,
+	  direct_destroy },
+	{ "list", "list", "List", NULL, 0, false, direct_list },
+	{ "types", "types PATH", "MdevTypes", "PATH", 0, false, direct_types },
+	{ "mgmtdev", "mgmtdev", "VdpaManagementDevices", NULL, 0, false, direct_mgmtdev },
+	{ "define", "define PATH [OPTION...]", "Define", "PATH", OPT_DEFINE, false, direct_define },
+	{ "undefine", "undefine NAME", "Undefine", "NAME", 0, false, direct_undefine },
+	{ "modify", "modify NAME [OPTION...]", "Modify", "NAME", OPT_DEFINE, false, direct_modify },
+	{ "start", "start NAME", "Start", "NAME", 0, true, direct_start },
+	{ "stop", "stop NAME", "Stop", "NAME", 0, true, direct_stop },
+	{ "help", "help", NULL, NULL, 0, false, NULL },
 };
+
+static int run_verb(struct vfiod_ctx *ctx, const struct opts *o, const struct verb *v, int argc,
+		    char **argv)
+{
+	_cleanup_free_ char *json = NULL;
+	json_t *opts = NULL;
+	char err[768];
+	int r;
+
+	if (v->arg && argc < 2)
+		return usage_error(v->name, "missing %s",
+				   streq(v->arg, "PATH") ? "device path" : "definition name");
+	if (!v->options && argc > (v->arg ? 2 : 1))
+		return usage_error(v->name, "unexpected argument '%s'", argv[v->arg ? 2 : 1]);
+	if (v->options) {
+		opts = json_object();
+		if (!opts)
+			return EXIT_FAILURE;
+		r = options_from_words(v->options, argc - 2, argv + 2, opts, err, sizeof(err));
+		if (r < 0) {
+			json_decref(opts);
+			return usage_error(v->name, "%s", err);
+		}
+	}
+	if (o->direct && json_object_get(opts, "persistent")) {
+		json_decref(opts);
+		return usage_error(v->name, "'persistent' needs vfiod, which keeps the definition; "
+					    "drop --direct, or use 'define' and 'start'");
+	}
+	if (!o->direct) {
+		r = bus_call(v->name, v->method, v->arg ? argv[1] : NULL, opts, v->change, &json);
+		json_decref(opts);
+		return r < 0 ? EXIT_FAILURE : emit(o, v->name, json);
+	}
+	def_error[0] = '\0';
+	r = v->direct(ctx, v->arg ? argv[1] : NULL, opts, &json);
+	json_decref(opts);
+	if (r < 0) {
+		const char *msg = def_error[0] ? def_error : vfiod_ctx_get_error(ctx);
+
+		if (msg)
+			fprintf(stderr, "vfioctl: %s: %s\n", v->name, msg);
+		else
+			fprintf(stderr, "vfioctl: %s %s: %s\n", v->name, v->arg ? argv[1] : "",
+				strerror(-r));
+		return EXIT_FAILURE;
+	}
+	return emit(o, v->name, json);
+}
 
 static void help(FILE *f)
 {
@@ -204,8 +343,19 @@ static void help(FILE *f)
 		   "Hand devices to VFIO and give them back.\n\nVerbs:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
 		fprintf(f, "  %s\n", verbs[i].usage);
-	fprintf(f, "\nPATH: /sys/devices/..., /sys/bus/pci/devices/NAME or a PCI address.\n\n"
-		   "Options:\n"
+	fprintf(f, "\nPATH: /sys/devices/..., /sys/bus/*/devices/NAME, a PCI address, an mdev UUID,\n"
+		   "a vdpa device or management device name.\n\n"
+		   "Create and define options (the kind follows from them):\n");
+	for (size_t i = 0; i < n_option_defs; i++)
+		if (option_defs[i].methods & OPT_CREATE) {
+			char w[64];
+
+			snprintf(w, sizeof(w), "%s%s%s", option_defs[i].word,
+				 option_defs[i].arg ? " " : "",
+				 option_defs[i].arg ? option_defs[i].arg : "");
+			fprintf(f, "  %-20s %s\n", w, option_defs[i].kinds);
+		}
+	fprintf(f, "\nOptions:\n"
 		   "  -j, --json       print JSON\n"
 		   "  -p, --pretty     print indented JSON\n"
 		   "      --direct     act in this process through libvfiod\n"
@@ -216,13 +366,6 @@ static void help(FILE *f)
 		   "  -V, --version    print the version\n"
 		   "  -h, --help       print this help\n\n"
 		   "See vfioctl(8).\n");
-}
-
-static int verb_help(_unused_ struct vfiod_ctx *ctx, _unused_ const struct opts *o,
-		     _unused_ int argc, _unused_ char **argv)
-{
-	help(stdout);
-	return EXIT_SUCCESS;
 }
 
 static void log_stderr(_unused_ void *userdata, _unused_ int priority, const char *format,
@@ -287,19 +430,21 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind >= argc)
-		return usage_error(NULL, "missing verb (match, create, destroy, list, help)");
+		return usage_error(NULL, "missing verb (create, destroy, list, match, ...: see 'vfioctl help')");
 	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
 		if (streq(argv[optind], verbs[i].name))
 			verb = &verbs[i];
 	if (!verb)
 		return usage_error(NULL, "unknown verb '%s'", argv[optind]);
-	if (verb->run == verb_help)
-		return verb_help(NULL, &o, 0, NULL);
+	if (!verb->method) {
+		help(stdout);
+		return EXIT_SUCCESS;
+	}
 	if (!o.direct) {
 		/* vfiod decides and binds: only --direct has a context of its own. */
 		if (o.resolver != VFIOD_RESOLVER_AUTO)
 			return usage_error(NULL, "--resolver needs --direct (vfiod chooses itself)");
-		return verb->run(NULL, &o, argc - optind, argv + optind);
+		return run_verb(NULL, &o, verb, argc - optind, argv + optind);
 	}
 
 	r = vfiod_ctx_new(&ctx);
@@ -316,7 +461,7 @@ int main(int argc, char **argv)
 	}
 	if (o.resolver != VFIOD_RESOLVER_AUTO)
 		vfiod_ctx_set_resolver(ctx, o.resolver);
-	r = verb->run(ctx, &o, argc - optind, argv + optind);
+	r = run_verb(ctx, &o, verb, argc - optind, argv + optind);
 	vfiod_ctx_unref(ctx);
 	return r;
 }

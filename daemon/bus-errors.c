@@ -21,6 +21,8 @@ const sd_bus_error_map vfiod_bus_errors[] = {
 	SD_BUS_ERROR_MAP(VFIOD_ERROR_NOT_ASSIGNED, ENOTCONN),
 	SD_BUS_ERROR_MAP(VFIOD_ERROR_TIMEOUT, ETIMEDOUT),
 	SD_BUS_ERROR_MAP(VFIOD_ERROR_SHUTTING_DOWN, ESHUTDOWN),
+	SD_BUS_ERROR_MAP(VFIOD_ERROR_ALREADY_EXISTS, EEXIST),
+	SD_BUS_ERROR_MAP(VFIOD_ERROR_LIMIT_REACHED, ENOSPC),
 	SD_BUS_ERROR_MAP(VFIOD_ERROR_FAILED, EIO),
 	SD_BUS_ERROR_MAP_END};
 
@@ -54,6 +56,14 @@ int bus_error_errno(enum bus_error_context context, int r)
 		if (e == ENOENT)
 			return -ENOTCONN;
 		break;
+	case BUS_ERROR_KIND:
+		if (e == EINVAL || e == ERANGE)
+			return -EINVAL;
+		if (e == ENOENT)
+			return -ENODEV;
+		if (e == EPERM || e == EACCES)
+			return -EPERM;
+		/* fall through */
 	case BUS_ERROR_OTHER:
 		for (const sd_bus_error_map *m = vfiod_bus_errors; m->name; m++)
 			if (m->code == e)
@@ -79,6 +89,11 @@ int bus_error_set(sd_bus_error *e, enum bus_error_context context, int r, const 
 
 	if (q == -ENOMEM)
 		return sd_bus_error_set_errno(e, q);
+	if (q == -EINVAL || q == -EPERM) {
+		sd_bus_error_set(e, q == -EINVAL ? SD_BUS_ERROR_INVALID_ARGS : SD_BUS_ERROR_ACCESS_DENIED,
+				 message && *message ? message : strerror(-r));
+		return q;
+	}
 	sd_bus_error_set(e, bus_error_name(q), message && *message ? message : strerror(-r));
 	return q;
 }

@@ -16,6 +16,8 @@
 #define VFIOD_ERROR_NOT_ASSIGNED "org.vfiod1.Error.NotAssigned"
 #define VFIOD_ERROR_TIMEOUT "org.vfiod1.Error.Timeout"
 #define VFIOD_ERROR_SHUTTING_DOWN "org.vfiod1.Error.ShuttingDown"
+#define VFIOD_ERROR_ALREADY_EXISTS "org.vfiod1.Error.AlreadyExists"
+#define VFIOD_ERROR_LIMIT_REACHED "org.vfiod1.Error.LimitReached"
 #define VFIOD_ERROR_FAILED "org.vfiod1.Error.Failed"
 
 extern const sd_bus_error_map vfiod_bus_errors[];
@@ -25,6 +27,7 @@ enum bus_error_context {
 	BUS_ERROR_PATH,	   /* resolving a device path (vfiod_device_new) */
 	BUS_ERROR_ASSIGN,  /* vfiod_device_assign */
 	BUS_ERROR_RELEASE, /* vfiod_device_release */
+	BUS_ERROR_KIND,	   /* vfiod_create/vfiod_destroy of mdev, VFs, vdpa, SF */
 	BUS_ERROR_OTHER,
 };
 

@@ -115,11 +115,27 @@ static int pick_kind(struct vfiod_ctx *ctx, const char *path, json_t *opts, bool
 	return vfiod_error(ctx, -ENODEV, "%s: not a device vfiod can act on", path);
 }
 
-static json_t *target_json(const struct target *t, json_t *opts)
+/* The destroy that gives back what a create of kind K on T with OPTS makes. */
+static json_t *undo_json(const struct kind *k, const struct target *t, json_t *opts)
 {
-	return json_pack("{s:s, s:s?, s:s?, s:s?, s:i, s:O}", "kind", t->kind, "device",
+	const struct option_def *o = k->selector ? option_find(k->selector, OPT_DESTROY) : NULL;
+	const char *path = k->selector && !o ? t->name : t->device;
+	json_t *u = json_object();
+
+	if (o)
+		json_object_set_new(u, k->selector,
+				    streq(o->type, "b")
+					    ? json_true()
+					    : json_deep_copy(json_object_get(opts, k->selector)));
+	return json_pack("{s:s?, s:o}", "path", path, "options", u);
+}
+
+static json_t *target_json(const struct kind *k, const struct target *t, json_t *opts,
+			   bool destroy)
+{
+	return json_pack("{s:s, s:s?, s:s?, s:s?, s:i, s:O, s:o}", "kind", t->kind, "device",
 			 t->device, "name", t->name, "key", t->key, "iommu_group", t->iommu_group,
-			 "options", opts);
+			 "options", opts, "undo", destroy ? json_null() : undo_json(k, t, opts));
 }
 
 _public_ int vfiod_target(struct vfiod_ctx *ctx, const char *path, const char *options,
@@ -136,7 +152,7 @@ _public_ int vfiod_target(struct vfiod_ctx *ctx, const char *path, const char *o
 		return r;
 	r = pick_kind(ctx, path, opts, destroy, &k, &t);
 	if (r >= 0) {
-		r = json_dump_to(target_json(&t, opts), ret);
+		r = json_dump_to(target_json(k, &t, opts, destroy), ret);
 		target_done(&t);
 	}
 	json_decref(opts);

@@ -212,7 +212,7 @@ class TestPaths(Base):
     def test_usage_errors_name_the_word(self):
         cases = [(("frobnicate",), "unknown verb 'frobnicate'"),
                  (("create", NVME, "colour", "blue"), "unknown argument 'colour'"),
-                 (("create", NVME, "driver"), "'driver' needs a driver name"),
+                 (("create", NVME, "driver"), "'driver' needs a value (NAME)"),
                  (("match",), "missing device path"),
                  (("--resolver=magic", "list"), "unknown value 'magic'"),
                  ((), "missing verb")]
