@@ -612,6 +612,9 @@ static int sf_list(struct vfiod_ctx *ctx, json_t *a)
 	size_t n = 0;
 	int r;
 
+	/* The kernel knows only the real /sys: a fixture tree has none of its devices. */
+	if (!streq(ctx->sysfs_real, VFIOD_DEFAULT_SYSFS_ROOT))
+		return 0;
 	r = gnl_open(GENL_DEVLINK, &g);
 	if (r == -ENOENT)
 		return 0;

@@ -120,6 +120,14 @@ vm_check "legacy: says how to change it" \
 vm_check "legacy: nothing left" test -z "$(dl_ports)$(ls $AUXDEVS)"
 vm_check "eswitch back to switchdev" devlink dev eswitch set "pci/$PF" mode switchdev
 
+# The same through vfioctl's words (JSON: its text printer knows only PCI results yet).
+VFIOCTL=("$BUILD/cli/vfioctl" --direct)
+out=$("${VFIOCTL[@]}" -j create "/sys/bus/pci/devices/$PF" sf 92 pfnum 0 mac 02:00:00:00:00:92)
+echo "# vfioctl create: $out"
+vm_check "vfioctl create PF sf 92 pfnum 0 mac M" test "$(dl_ports)" = "92 active 02:00:00:00:00:92"
+vm_check "vfioctl destroy PF sf 92" "${VFIOCTL[@]}" -j destroy "/sys/bus/pci/devices/$PF" sf 92
+vm_check "vfioctl destroy: no port left" test -z "$(dl_ports)$(ls $AUXDEVS)"
+
 # Unloading the provider with an active SF cleans up.
 call create "$PF" '{"sf":91}'
 AUX=$(jget 'd["auxiliary"]' <<<"$OUT")

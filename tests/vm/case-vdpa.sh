@@ -150,6 +150,21 @@ vm_check "after the stops, create works" test -e $VDPA/blk0/driver
 call destroy /sys/bus/vdpa/devices/blk0
 vm_check "destroy by /sys/bus/vdpa path" gone $VDPA/blk0
 
+# The same through vfioctl's words (JSON: its text printer knows only PCI results yet).
+VFIOCTL=("$BUILD/cli/vfioctl" --direct)
+vm_check "vfioctl mgmtdev lists vduse" has "$("${VFIOCTL[@]}" -j mgmtdev)" '"name":"vduse"'
+out=$("${VFIOCTL[@]}" -j create vduse vdpa blk0 driver vhost_vdpa)
+echo "# vfioctl create: $out"
+vm_check "vfioctl create vduse vdpa blk0 driver vhost_vdpa" \
+	test "$(basename "$(readlink $VDPA/blk0/driver)")" = vhost_vdpa
+vm_check "vfioctl destroy blk0" "${VFIOCTL[@]}" -j destroy blk0
+vm_check "vfioctl destroy blk0: gone" gone $VDPA/blk0
+t0=$(ms)
+"$CALL" list >/dev/null
+t1=$(ms)
+echo "vfiod-call list (process start, vdpa and devlink dumps): $(((t1 - t0) / 1000000)) ms" \
+	>>"$RESULTS/figures"
+
 kill "$(cat /run/qsd.pid)"
 for i in $(seq 50); do [ -e /dev/vduse/blk0 ] || break; sleep 0.1; done
 vm_check "modules unload cleanly" modprobe -r vhost_vdpa virtio_vdpa virtio_blk vduse vdpa
