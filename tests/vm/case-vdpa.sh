@@ -128,6 +128,15 @@ vm_check "destroy the virtio one: the virtio device is gone" gone /sys/bus/virti
 # Refusals: the kernel's own words.
 refused "unknown management device refused" create nosuch '{"vdpa":"x0"}'
 vm_check "unknown mgmtdev: the kernel's message" has "$ERR" "vdpa: Fail to find the specified"
+# A management device by sysfs path: a PCI function is named pci/BDF to the kernel.
+NVME=$(vm_pci_find 1b36 0010 plain | head -n1)
+call target-create "/sys/bus/pci/devices/$NVME" '{"vdpa":"n0"}'
+vm_check "target of create by sysfs path: the mgmtdev's canonical path" \
+	test "$(jget 'd["device"]' <<<"$OUT")" = "$(cd -P "/sys/bus/pci/devices/$NVME" && pwd)"
+refused "a PCI function that is no management device refused" \
+	create "/sys/bus/pci/devices/$NVME" '{"vdpa":"n0"}'
+vm_check "no mgmtdev: the kernel's message, naming pci/$NVME" \
+	has "$ERR" "on pci/$NVME: the kernel refused: vdpa: Fail to find the specified"
 refused "mac on a block management device refused" \
 	create vduse '{"vdpa":"blk0","mac":"00:11:22:33:44:55"}'
 vm_check "unsupported attribute: the kernel's message" has "$ERR" "not supported"
