@@ -18,10 +18,7 @@
 #define POLKIT_CHECK_ALLOW_INTERACTION 1u
 #define VFIOD_ACTION_MANAGE "org.vfiod1.manage"
 
-/* Keys of the a{sv} options of Create. */
-#define VFIOD_OPTION_DRIVER "driver"
-#define VFIOD_OPTION_GROUP "group"
-#define VFIOD_OPTION_PERSISTENT "persistent"
+/* The keys of the a{sv} options: lib/options.c. */
 
 /* Values of the Device.State property. */
 #define VFIOD_STATE_ASSIGNING "assigning"

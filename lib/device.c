@@ -111,7 +111,7 @@ static int device_read_ids(struct vfiod_device *dev)
 		return vfiod_error(dev->ctx, r, "%s: cannot read modalias: %s", dev->syspath,
 				   strerror(-r));
 	if (strncmp(dev->modalias, PCI_MODALIAS_PREFIX, strlen(PCI_MODALIAS_PREFIX)) != 0)
-		return vfiod_error(dev->ctx, -EINVAL, "%s: modalias \"%s\" is not a PCI modalias",
+		return vfiod_error(dev->ctx, -ENODEV, "%s: modalias \"%s\" is not a PCI modalias",
 				   dev->syspath, dev->modalias);
 	r = read_link_name(dev->dirfd, ATTR_PHYSFN, &dev->physfn);
 	if (r < 0 && r != -ENOENT)
