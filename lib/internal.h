@@ -147,3 +147,9 @@ int record_load(struct vfiod_ctx *ctx, const char *name, struct record *r);
 int record_remove(struct vfiod_ctx *ctx, const char *name);
 void record_done(struct record *r);
 int record_list(struct vfiod_ctx *ctx, char ***names);
+
+/* vdpa.c */
+/* <root>/RELPATH resolved to a logical "/sys/devices/..." path. */
+int root_syspath(struct vfiod_ctx *ctx, const char *relpath, char **ret);
+/* "00:11:22:33:44:55" into six bytes; -EINVAL for anything else. */
+int mac_parse(const char *s, uint8_t mac[6]);

@@ -79,3 +79,28 @@
 /* Device nodes. */
 #define DEV_VFIO "/dev/vfio"
 #define DEV_VFIO_DEVICES "/dev/vfio/devices"
+
+/* Generic netlink families (the *_GENL_NAME of their uapi headers). */
+#define GENL_VFIO_SELECT "vfio_select"
+#define GENL_VDPA "vdpa"
+#define GENL_DEVLINK "devlink"
+
+/* vdpa: the bus, its drivers and what they make. */
+#define SYSFS_VDPA_DEVICES "bus/vdpa/devices"
+#define SYSFS_VDPA_DRIVERS "bus/vdpa/drivers"
+#define SYSFS_VDPA_DRIVERS_PROBE "bus/vdpa/drivers_probe"
+#define SYSFS_BUS "bus"
+#define VDPA_MGMTDEV_VDUSE "vduse"
+#define DRIVER_VHOST_VDPA "vhost_vdpa"
+#define DRIVER_VIRTIO_VDPA "virtio_vdpa"
+#define MODULE_VDPA "vdpa"
+#define MODULE_VHOST_VDPA "vhost_vdpa"
+#define MODULE_VIRTIO_VDPA "virtio_vdpa"
+#define ATTR_VHOST_VDPA_PREFIX "vhost-vdpa-"
+#define ATTR_VIRTIO_PREFIX "virtio"
+#define DEV_PREFIX "/dev/"
+
+/* devlink subfunctions: the auxiliary bus, where a function's device appears. */
+#define SYSFS_AUXILIARY_DEVICES "bus/auxiliary/devices"
+#define ATTR_SFNUM "sfnum"
+#define DEVLINK_BUS_PCI "pci"
