@@ -14,6 +14,8 @@ PACKAGES=(
 	# the VM suite: QEMU, the guest's init, kernel module builds against the
 	# downloaded headers (gcc-12 is the compiler Debian's 6.12 kernel was built with)
 	qemu-system-x86 busybox-static cpio dwarves gcc-12 make libelf1 bc systemd udev iproute2
+	# the benchmarks (tests/bench): the baseline the VM figures compare with
+	driverctl
 )
 
 missing=()
