@@ -214,17 +214,7 @@ _public_ int vfiod_device_get_iommu_group(struct vfiod_device *dev)
 /* "Red Hat, Inc. QEMU NVM Express Controller", from pci.ids. */
 static const char *device_description(struct vfiod_device *dev, char *buf, size_t size)
 {
-	struct vfiod_ctx *ctx = dev->ctx;
-
-	if (!ctx->pacc) {
-		ctx->pacc = pci_alloc();
-		if (!ctx->pacc)
-			return NULL;
-		ctx->pacc->numeric_ids = 0;
-	}
-	return pci_lookup_name(ctx->pacc, buf, size, PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE |
-					    PCI_LOOKUP_NO_NUMBERS,
-			       dev->vendor, dev->device);
+	return vfiod_ctx_pci_name(dev->ctx, buf, size, dev->vendor, dev->device);
 }
 
 static json_t *json_string_or_null(const char *s)

@@ -99,6 +99,9 @@ int vfiod_step(struct vfiod_ctx *ctx, const char *operation, const char *device,
 int vfiod_ctx_kmod(struct vfiod_ctx *ctx, struct kmod_ctx **ret);
 /* The kernel layer when it is to be used, NULL for the user-space path. */
 int vfiod_ctx_kernel(struct vfiod_ctx *ctx, struct vfiod_kernel **ret);
+/* "Vendor Device" from pci.ids, into BUF; NULL when unknown.  Any thread. */
+const char *vfiod_ctx_pci_name(struct vfiod_ctx *ctx, char *buf, size_t size, unsigned int vendor,
+			       unsigned int device);
 
 /* sysfs.c */
 int sysfs_canonicalize(struct vfiod_ctx *ctx, const char *input, char **logical, char **real);
