@@ -404,6 +404,15 @@ static void job_sync_objects(struct manager *m, struct job *j, json_t *result, j
 				}
 			} else if (streq(name, j->name)) {
 				o = result;
+			} else {
+				json_t *e;
+				size_t k;
+
+				json_array_foreach(json_object_get(result, "vfs"), k, e)
+				{
+					if (json_equal(json_object_get(e, "name"), n))
+						o = e;
+				}
 			}
 			if (o)
 				d = mdevice_update(m, o, VFIOD_STATE_ASSIGNED);

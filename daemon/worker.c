@@ -201,7 +201,9 @@ void *worker_main(void *userdata)
 	}
 	if (dev)
 		(void)vfiod_device_to_json(dev, &j->after_json);
-	(void)vfiod_list(ctx, &j->list_json);
+	/* What libvfiod kept of a failed operation; a success says it all itself. */
+	if (r < 0)
+		(void)vfiod_list(ctx, &j->list_json);
 out:
 	vfiod_device_unref(dev);
 	vfiod_ctx_unref(ctx);
