@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "macro.h"
 #include "print.h"
 
 static const char *str(json_t *o, const char *key, const char *dflt)
@@ -93,28 +97,99 @@ static int print_device_result(FILE *f, json_t *o)
 	return 0;
 }
 
+static void print_list_row(FILE *f, json_t *o)
+{
+	json_t *g = json_object_get(o, "iommu_group");
+	char group[16] = "-";
+
+	if (json_is_integer(g))
+		snprintf(group, sizeof(group), "%lld", (long long)json_integer_value(g));
+	fprintf(f, "%-5s %-36s %-16s %-12s %-5s %-9s %-3s ", str(o, "kind", "pci"),
+		str(o, "name", "?"), str(o, "driver", "-"), str(o, "previous_driver", "-"), group,
+		str(o, "state", "?"), json_is_true(json_object_get(o, "defined")) ? "yes" : "no");
+	print_vfio(f, o);
+	fprintf(f, "\n");
+}
+
+/* Active devices first, then the definitions that are not active, apart. */
 static int print_list(FILE *f, json_t *a)
 {
+	bool defined_only = false;
 	json_t *o;
 	size_t i;
 
 	if (!json_is_array(a))
 		return -EBADMSG;
-	fprintf(f, "%-14s %-20s %-12s %-5s %-8s %s\n", "DEVICE", "DRIVER", "PREVIOUS", "GROUP",
-		"STATE", "VFIO");
+	fprintf(f, "%-5s %-36s %-16s %-12s %-5s %-9s %-3s %s\n", "KIND", "NAME", "DRIVER",
+		"PREVIOUS", "GROUP", "STATE", "DEF", "VFIO");
 	json_array_foreach(a, i, o)
 	{
-		json_t *g = json_object_get(o, "iommu_group");
-		char group[16] = "-";
-
-		if (json_is_integer(g))
-			snprintf(group, sizeof(group), "%lld", (long long)json_integer_value(g));
-		fprintf(f, "%-14s %-20s %-12s %-5s %-8s ", str(o, "name", "?"), str(o, "driver", "-"),
-			str(o, "previous_driver", "-"), group, str(o, "state", "?"));
-		print_vfio(f, o);
-		fprintf(f, "\n");
+		if (streq(str(o, "state", ""), "defined")) {
+			defined_only = true;
+			continue;
+		}
+		print_list_row(f, o);
+	}
+	if (!defined_only)
+		return 0;
+	fprintf(f, "\nDefined, not active:\n%-5s %-36s %-6s %s\n", "KIND", "NAME", "START",
+		"PATH");
+	json_array_foreach(a, i, o)
+	{
+		if (streq(str(o, "state", ""), "defined"))
+			fprintf(f, "%-5s %-36s %-6s %s\n", str(o, "kind", "?"), str(o, "name", "?"),
+				str(o, "start", "auto"), str(o, "device", "-"));
 	}
 	return 0;
+}
+
+/* Any other object: its scalar members, one a line, nested ones as JSON. */
+static void print_object(FILE *f, json_t *o, const char *indent)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(o, key, v)
+	{
+		if (json_is_string(v)) {
+			fprintf(f, "%s%s: %s\n", indent, key, json_string_value(v));
+		} else {
+			char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+
+			fprintf(f, "%s%s: %s\n", indent, key, t ? t : "?");
+			free(t);
+		}
+	}
+}
+
+static int print_generic(FILE *f, json_t *o)
+{
+	json_t *e;
+	size_t i;
+
+	if (json_is_object(o)) {
+		print_object(f, o, "");
+		return 0;
+	}
+	if (!json_is_array(o))
+		return -EBADMSG;
+	json_array_foreach(o, i, e)
+	{
+		if (i)
+			fprintf(f, "\n");
+		if (json_is_object(e))
+			print_object(f, e, "");
+		else
+			return -EBADMSG;
+	}
+	return 0;
+}
+
+static bool is_pci_result(json_t *o)
+{
+	json_t *k = json_object_get(o, "kind");
+
+	return !k || (json_is_string(k) && streq(json_string_value(k), "pci"));
 }
 
 int print_result(FILE *f, enum print_mode mode, const char *verb, const char *json)
@@ -137,6 +212,10 @@ int print_result(FILE *f, enum print_mode mode, const char *verb, const char *js
 		r = print_match(f, o);
 	} else if (strcmp(verb, "list") == 0) {
 		r = print_list(f, o);
+	} else if ((strcmp(verb, "create") && strcmp(verb, "destroy") && strcmp(verb, "start") &&
+		    strcmp(verb, "stop")) ||
+		   (json_is_object(o) && !is_pci_result(o))) {
+		r = print_generic(f, o);
 	} else if (json_is_array(o)) {
 		json_t *e;
 		size_t i;

@@ -20,6 +20,13 @@ static const struct {
 } auth_table[] = {
 	{"Create", VFIOD_ACTION_MANAGE},
 	{"Destroy", VFIOD_ACTION_MANAGE},
+	{"Define", VFIOD_ACTION_MANAGE},
+	{"Undefine", VFIOD_ACTION_MANAGE},
+	{"Modify", VFIOD_ACTION_MANAGE},
+	{"Start", VFIOD_ACTION_MANAGE},
+	{"Stop", VFIOD_ACTION_MANAGE},
+	{"MdevTypes", NULL},
+	{"VdpaManagementDevices", NULL},
 	{"Match", NULL},
 	{"List", NULL},
 	{"Describe", NULL},

@@ -148,6 +148,11 @@ int bus_options_read(sd_bus_message *m, unsigned int method, const char *member,
 					      "option \"%s\" is out of range", key);
 			break;
 		}
+		if (r >= 0 && option_value_check(o, v, allowed, sizeof(allowed)) < 0) {
+			json_decref(v);
+			r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, allowed);
+			break;
+		}
 		if (r >= 0)
 			r = json_object_set_new(opts, key, v) < 0 ? -ENOMEM : 0;
 		if (r >= 0)

@@ -196,6 +196,8 @@ int manager_start(struct manager *m)
 	(void)load_assigned(m);
 	r = journal_recover(m);
 	if (r >= 0)
+		r = store_import_mdevctl(m);
+	if (r >= 0)
 		r = store_apply(m);
 	if (r < 0)
 		return log_error_errno(r, "cannot queue the start-up work: %m");

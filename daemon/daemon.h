@@ -35,6 +35,7 @@ struct mdevice {
 	char **vfio_nodes;
 	const char *state; /* VFIOD_STATE_* */
 	bool persistent;
+	json_t *info; /* the last result of another kind than pci: its own properties */
 };
 
 enum job_op {
@@ -52,9 +53,11 @@ struct job {
 	char *name;
 	int iommu_group;
 	char *key; /* operations with the same key run one at a time */
-	char *driver;
-	bool whole_group;
+	char *kind;
+	char *options; /* JSON object for vfiod_create()/vfiod_destroy(), as vfiod_target() completed it */
+	json_t *target; /* vfiod_target()'s answer */
 	int persistent;	   /* -1: leave the definition as it is */
+	bool keep_definition; /* Stop: give the device back, keep its definition */
 	char *journal_op;  /* JOB_RECOVER: the interrupted operation */
 	char *journal_dir; /* copies, so that a hung worker never needs the manager */
 	char *records_dir;
@@ -148,13 +151,17 @@ int journal_remove(const char *dir, const char *name);
 /* Queue a recovery job for each journal entry left by an earlier run. */
 int journal_recover(struct manager *m);
 
-/* store.c: persistent definitions. */
-int store_save(struct manager *m, const char *name, const char *syspath, const char *driver,
-	       bool whole_group);
+/* store.c: persistent definitions (lib/definitions.c) as vfiod keeps them. */
+/* Save the definition of J's create, which has just succeeded. */
+int store_save(struct manager *m, struct job *j);
 int store_remove(struct manager *m, const char *name);
 bool store_exists(struct manager *m, const char *name);
 json_t *store_list(struct manager *m);
-/* Queue an assign job for each definition. */
+/* A create job for definition DEF (borrowed). */
+int store_job(struct manager *m, json_t *def, bool start, struct job **ret);
+/* Copy mdevctl's definitions not defined here yet. */
+int store_import_mdevctl(struct manager *m);
+/* Queue a create job for each definition that starts by itself. */
 int store_apply(struct manager *m);
 
 /* auth.c */

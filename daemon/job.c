@@ -66,7 +66,9 @@ struct job *job_free(struct job *j)
 	free(j->syspath);
 	free(j->name);
 	free(j->key);
-	free(j->driver);
+	free(j->kind);
+	free(j->options);
+	json_decref(j->target);
 	free(j->journal_op);
 	free(j->journal_dir);
 	free(j->records_dir);
@@ -127,31 +129,41 @@ static struct job *running_with_key(struct manager *m, const char *key)
 	return NULL;
 }
 
-/* Resolve the device on the event loop: the path check and the IOMMU group. */
+/* Resolve the target on the event loop: the kind, the device, its name and key. */
 static int job_resolve(struct job *j, sd_bus_error *error)
 {
 	struct vfiod_ctx *ctx = manager_ctx_new(j->log_priority, j->input);
-	struct vfiod_device *dev = NULL;
+	_cleanup_free_ char *json = NULL;
+	json_t *t, *g;
 	int r;
 
 	if (!ctx)
 		return sd_bus_error_set_errnof(error, -ENOMEM, "cannot create a libvfiod context");
-	r = vfiod_device_new(ctx, j->input, &dev);
+	r = vfiod_target(ctx, j->input, j->options, j->op == JOB_RELEASE, &json);
 	if (r < 0) {
-		r = bus_error_set(error, BUS_ERROR_PATH, r, vfiod_ctx_get_error(ctx));
+		/* -EINVAL is a bad option; anything else is about the path. */
+		r = bus_error_set(error, r == -EINVAL ? BUS_ERROR_KIND : BUS_ERROR_PATH, r,
+				  vfiod_ctx_get_error(ctx));
 		vfiod_ctx_unref(ctx);
 		return r;
 	}
-	j->syspath = strdup(vfiod_device_get_syspath(dev));
-	j->name = strdup(vfiod_device_get_name(dev));
-	j->iommu_group = vfiod_device_get_iommu_group(dev);
-	vfiod_device_unref(dev);
 	vfiod_ctx_unref(ctx);
-	if (!j->syspath || !j->name)
+	t = json_loads(json, 0, NULL);
+	if (!t)
 		return sd_bus_error_set_errno(error, -ENOMEM);
-	r = j->iommu_group >= 0 ? asprintf(&j->key, "group:%d", j->iommu_group)
-				: asprintf(&j->key, "device:%s", j->name);
-	if (r < 0)
+	json_decref(j->target);
+	j->target = t;
+	free(j->options);
+	j->options = json_dumps(json_object_get(t, "options"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+	j->kind = strdup(json_string_value(json_object_get(t, "kind")));
+	j->name = strdup(json_string_value(json_object_get(t, "name")) ?: j->input);
+	j->key = strdup(json_string_value(json_object_get(t, "key")) ?: j->name);
+	if (json_is_string(json_object_get(t, "device")))
+		j->syspath = strdup(json_string_value(json_object_get(t, "device")));
+	g = json_object_get(t, "iommu_group");
+	j->iommu_group = json_is_integer(g) ? (int)json_integer_value(g) : -1;
+	if (!j->options || !j->kind || !j->name || !j->key ||
+	    (json_object_get(t, "device") && !j->syspath))
 		return sd_bus_error_set_errno(error, -ENOMEM);
 	return 0;
 }
@@ -177,7 +189,7 @@ int job_submit(struct manager *m, struct job *j, sd_bus_error *error)
 			"%s: an earlier %s of %s timed out and is still blocked in "
 			"the kernel (step %s); IOMMU group %d takes no new work "
 			"until it returns",
-			j->syspath, op_names[blocking->op], blocking->syspath, step,
+			job_device(j), op_names[blocking->op], job_device(blocking), step,
 			j->iommu_group);
 	}
 	for (tail = &m->jobs; *tail; tail = &(*tail)->next)
@@ -206,8 +218,9 @@ static int job_start(struct manager *m, struct job *j)
 		if (d) {
 			mdevice_set_state(d, state);
 		} else {
-			json_t *o = json_pack("{s:s, s:s, s:i}", "device", j->syspath, "name",
-					      j->name, "iommu_group", j->iommu_group);
+			json_t *o = json_pack("{s:s?, s:s, s:s, s:i}", "device", j->syspath,
+					      "name", j->name, "kind", j->kind, "iommu_group",
+					      j->iommu_group);
 
 			if (o)
 				d = mdevice_update(m, o, state);
@@ -236,7 +249,7 @@ static int job_start(struct manager *m, struct job *j)
 	if (r < 0)
 		return r;
 	j->running = true;
-	log_debug("%s: %s started (%s)", j->syspath, op_names[j->op], j->key);
+	log_debug("%s: %s started (%s)", job_device(j), op_names[j->op], j->key);
 	return 0;
 }
 
@@ -258,10 +271,10 @@ void jobs_schedule(struct manager *m)
 			continue;
 		r = job_start(m, j);
 		if (r < 0) {
-			log_error_errno(r, "%s: cannot start the %s: %m", j->syspath,
+			log_error_errno(r, "%s: cannot start the %s: %m", job_device(j),
 					op_names[j->op]);
 			job_reply_error(j, VFIOD_ERROR_FAILED, "%s: cannot start the operation: %s",
-					j->syspath, strerror(-r));
+					job_device(j), strerror(-r));
 			if (!j->had_object) {
 				struct mdevice *d = mdevice_find(m, j->name);
 
@@ -289,12 +302,12 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 
 	log_error("%s: %s timed out after %.1f s in step %s; the kernel has not returned, "
 		  "IOMMU group %d is closed until it does",
-		  j->syspath, op_names[j->op], m->cfg.operation_timeout_usec / 1e6, step,
+		  job_device(j), op_names[j->op], m->cfg.operation_timeout_usec / 1e6, step,
 		  j->iommu_group);
 	job_reply_error(j, VFIOD_ERROR_TIMEOUT,
 			"%s: the %s timed out after %.1f s in step %s; the device is marked "
 			"failed and its IOMMU group takes no new work until the kernel returns",
-			j->syspath, op_names[j->op], m->cfg.operation_timeout_usec / 1e6, step);
+			job_device(j), op_names[j->op], m->cfg.operation_timeout_usec / 1e6, step);
 	d = mdevice_find(m, j->name);
 	if (d)
 		mdevice_set_state(d, VFIOD_STATE_FAILED);
@@ -307,7 +320,7 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 		job_reply_error(k, VFIOD_ERROR_BUSY,
 				"%s: an earlier %s of %s timed out and is still blocked in the "
 				"kernel (step %s)",
-				k->syspath, op_names[j->op], j->syspath, step);
+				job_device(k), op_names[j->op], job_device(j), step);
 		job_unlink(m, k);
 		job_free(k);
 	}
@@ -362,6 +375,16 @@ static void job_sync_objects(struct manager *m, struct job *j, json_t *result, j
 				json_array_append(names, json_object_get(e, "name"));
 		}
 	}
+	/* A PF's VFs: each assigned one is a PCI device of its own. */
+	if (json_is_object(result)) {
+		json_t *e;
+
+		json_array_foreach(json_object_get(result, "vfs"), i, e)
+		{
+			if (json_is_string(json_object_get(e, "name")))
+				json_array_append(names, json_object_get(e, "name"));
+		}
+	}
 
 	json_array_foreach(names, i, n)
 	{
@@ -379,8 +402,17 @@ static void job_sync_objects(struct manager *m, struct job *j, json_t *result, j
 					if (json_equal(json_object_get(e, "name"), n))
 						o = e;
 				}
-			} else {
+			} else if (streq(name, j->name)) {
 				o = result;
+			} else {
+				json_t *e;
+				size_t k;
+
+				json_array_foreach(json_object_get(result, "vfs"), k, e)
+				{
+					if (json_equal(json_object_get(e, "name"), n))
+						o = e;
+				}
 			}
 			if (o)
 				d = mdevice_update(m, o, VFIOD_STATE_ASSIGNED);
@@ -416,13 +448,13 @@ static void job_finish_definition(struct manager *m, struct job *j)
 	int r = 0;
 
 	if (j->op == JOB_ASSIGN && j->r >= 0 && j->persistent == 1)
-		r = store_save(m, j->name, j->syspath, j->driver, j->whole_group);
+		r = store_save(m, j);
 	else if (j->op == JOB_ASSIGN && j->r >= 0 && j->persistent == 0)
 		r = store_remove(m, j->name);
-	else if (j->op == JOB_RELEASE && (j->r >= 0 || j->r == -ENOENT))
+	else if (j->op == JOB_RELEASE && !j->keep_definition && (j->r >= 0 || j->r == -ENOENT))
 		r = store_remove(m, j->name);
 	if (r < 0)
-		log_error_errno(r, "%s: cannot update its definition in %s: %m", j->syspath,
+		log_error_errno(r, "%s: cannot update its definition in %s: %m", job_device(j),
 				m->definitions_dir);
 	d = mdevice_find(m, j->name);
 	if (d)
@@ -439,8 +471,11 @@ static void job_reply(struct job *j)
 	if (j->r < 0) {
 		_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
 
-		bus_error_set(&e, j->op == JOB_ASSIGN ? BUS_ERROR_ASSIGN : BUS_ERROR_RELEASE, j->r,
-			      j->error);
+		bus_error_set(&e,
+			      !streq(j->kind, "pci")  ? BUS_ERROR_KIND
+			      : j->op == JOB_ASSIGN ? BUS_ERROR_ASSIGN
+						    : BUS_ERROR_RELEASE,
+			      j->r, j->error);
 		r = sd_bus_reply_method_error(j->msg, &e);
 	} else if (j->op == JOB_ASSIGN) {
 		r = sd_bus_reply_method_return(j->msg, "os", d ? d->object_path : "/", j->json);
@@ -448,7 +483,7 @@ static void job_reply(struct job *j)
 		r = sd_bus_reply_method_return(j->msg, "s", j->json);
 	}
 	if (r < 0)
-		log_warning_errno(r, "%s: cannot send the reply: %m", j->syspath);
+		log_warning_errno(r, "%s: cannot send the reply: %m", job_device(j));
 	j->msg = sd_bus_message_unref(j->msg);
 }
 
@@ -460,13 +495,13 @@ static void job_complete(struct manager *m, struct job *j)
 	j->running = false;
 	j->timer = sd_event_source_disable_unref(j->timer);
 	/* Logged once, here, naming the device: libvfiod's messages already do. */
-	if (j->r < 0 && j->error && strstr(j->error, j->syspath))
+	if (j->r < 0 && j->error && strstr(j->error, job_device(j)))
 		log_error("%s failed: %s", op_names[j->op], j->error);
 	else if (j->r < 0)
-		log_error("%s: %s failed: %s", j->syspath, op_names[j->op],
+		log_error("%s: %s failed: %s", job_device(j), op_names[j->op],
 			  j->error ? j->error : strerror(-j->r));
 	else if (j->timed_out)
-		log_notice("%s: the %s that timed out has finished after all", j->syspath,
+		log_notice("%s: the %s that timed out has finished after all", job_device(j),
 			   op_names[j->op]);
 	if (!j->timed_out || j->r >= 0)
 		job_finish_definition(m, j);
@@ -520,7 +555,7 @@ void jobs_abandon(struct manager *m)
 		job_get_step(j, step, sizeof(step));
 		log_warning("%s: leaving the %s behind, blocked in step %s; the journal will "
 			    "finish it at the next start",
-			    j->syspath, op_names[j->op], step);
+			    job_device(j), op_names[j->op], step);
 		j->timer = sd_event_source_disable_unref(j->timer);
 		j->msg = sd_bus_message_unref(j->msg);
 		j->next = abandoned;
@@ -547,7 +582,8 @@ json_t *jobs_json(struct manager *m)
 
 		pthread_mutex_lock(&j->lock);
 		json_object_set_new(o, "operation", json_string(op_names[j->op]));
-		json_object_set_new(o, "device", json_string(j->syspath));
+		json_object_set_new(o, "device", json_string(job_device(j)));
+		json_object_set_new(o, "kind", json_string(j->kind));
 		json_object_set_new(o, "name", json_string(j->name));
 		json_object_set_new(o, "iommu_group",
 				    j->iommu_group >= 0 ? json_integer(j->iommu_group)

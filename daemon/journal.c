@@ -10,7 +10,10 @@
  *    "steps": ["load-module", "record", "set-override", "unbind"]}
  *
  * "step" is the last step libvfiod was about to take.  libvfiod's own
- * records (<runtime>/assigned/) say what the device had before.
+ * records (<runtime>/assigned/) say what the device had before.  Entries
+ * of other kinds than "pci" also keep "input" and "options" (the call) and
+ * "undo" (the destroy that gives back what it makes): an interrupted create
+ * is undone, an interrupted destroy run again.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -58,7 +61,7 @@ static int recover_one(struct manager *m, const char *file)
 	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 	_cleanup_(job_freep) struct job *j = NULL;
 	_cleanup_free_ char *path = NULL;
-	const char *op, *name, *device;
+	const char *op, *name, *device, *kind;
 	json_error_t jerr;
 	json_t *o;
 	int r;
@@ -69,6 +72,7 @@ static int recover_one(struct manager *m, const char *file)
 	op = json_string_value(json_object_get(o, "operation"));
 	name = json_string_value(json_object_get(o, "name"));
 	device = json_string_value(json_object_get(o, "device"));
+	kind = json_string_value(json_object_get(o, "kind"));
 	if (!o || !op || !valid_name(name) || (!streq(op, "assign") && !streq(op, "release"))) {
 		log_error("%s: not a journal entry, removing it%s%s", path, o ? "" : ": ",
 			  o ? "" : jerr.text);
@@ -78,9 +82,26 @@ static int recover_one(struct manager *m, const char *file)
 	log_notice("%s: vfiod stopped in the middle of %s at step %s; recovering",
 		   device ? device : name, op,
 		   json_string_value(json_object_get(o, "step")) ?: "?");
-	r = job_new(m, JOB_RECOVER, device ? device : name, &j);
-	if (r >= 0 && !(j->journal_op = strdup(op)))
-		r = -ENOMEM;
+	if (!kind || streq(kind, "pci")) {
+		r = job_new(m, JOB_RECOVER, device ? device : name, &j);
+		if (r >= 0 && !(j->journal_op = strdup(op)))
+			r = -ENOMEM;
+	} else {
+		/* Other kinds: an interrupted create is undone, an interrupted destroy finished. */
+		json_t *call = streq(op, "assign") ? json_object_get(o, "undo") : o;
+		const char *target = json_string_value(
+			json_object_get(call, streq(op, "assign") ? "path" : "input"));
+
+		r = target ? job_new(m, JOB_RELEASE, target, &j) : -EBADMSG;
+		if (r >= 0) {
+			j->keep_definition = true;
+			json_t *opts = json_object_get(call, "options");
+
+			j->options = opts ? json_dumps(opts, JSON_COMPACT) : strdup("{}");
+			if (!j->options)
+				r = -ENOMEM;
+		}
+	}
 	json_decref(o);
 	if (r < 0)
 		return r;

@@ -10,6 +10,9 @@
 
 #include "bus-errors.h"
 #include "bus-names.h"
+#include "bus-options.h"
+#include "definitions.h"
+#include "options.h"
 #include "daemon.h"
 #include "log.h"
 #include "macro.h"
@@ -44,113 +47,25 @@ static void vfiod_ctx_unrefp(struct vfiod_ctx **ctx)
 	vfiod_ctx_unref(*ctx);
 }
 
-/* The option keys of each method that takes options, and their types. */
-static const struct option_spec {
-	const char *method;
-	const char *key;
-	const char *type;
-} option_specs[] = {
-	{"Create", VFIOD_OPTION_DRIVER, "s"},
-	{"Create", VFIOD_OPTION_GROUP, "b"},
-	{"Create", VFIOD_OPTION_PERSISTENT, "b"},
-};
-
-static const char *option_type(const char *method, const char *key)
+/* Read the a{sv} options of a Create or Destroy into J. */
+static int read_options(sd_bus_message *msg, unsigned int method, struct job *j,
+			sd_bus_error *error)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(option_specs); i++)
-		if (streq(option_specs[i].method, method) && streq(option_specs[i].key, key))
-			return option_specs[i].type;
-	return NULL;
-}
-
-static void option_list(const char *method, char *buf, size_t size)
-{
-	size_t len = 0;
-
-	buf[0] = '\0';
-	for (size_t i = 0; i < ARRAY_SIZE(option_specs); i++)
-		if (streq(option_specs[i].method, method))
-			len += snprintf(buf + len, len < size ? size - len : 0, "%s%s (%s)",
-					len ? ", " : "", option_specs[i].key, option_specs[i].type);
-	if (!buf[0])
-		snprintf(buf, size, "none");
-}
-
-/* Read a{sv} into J; unknown keys, wrong types and repeats are InvalidArgs naming the key. */
-static int read_options(sd_bus_message *msg, const char *method, struct job *j, sd_bus_error *error)
-{
-	char seen[8][32] = {};
-	size_t n_seen = 0;
+	json_t *opts = NULL, *p;
 	int r;
 
-	r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+	r = bus_options_read(msg, method, sd_bus_message_get_member(msg), &opts, error);
 	if (r < 0)
 		return r;
-	while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-		const char *key, *contents, *type;
-		char allowed[256];
-
-		r = sd_bus_message_read(msg, "s", &key);
-		if (r < 0)
-			return r;
-		r = sd_bus_message_peek_type(msg, NULL, &contents);
-		if (r < 0)
-			return r;
-		type = option_type(method, key);
-		if (!type) {
-			option_list(method, allowed, sizeof(allowed));
-			return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-						 "unknown option \"%s\"; %s takes: %s", key, method,
-						 allowed);
-		}
-		if (!streq(contents, type))
-			return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-						 "option \"%s\" must be of type %s, not %s", key,
-						 type, contents);
-		for (size_t i = 0; i < n_seen; i++)
-			if (streq(seen[i], key))
-				return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-							 "option \"%s\" is given twice", key);
-		if (n_seen < ARRAY_SIZE(seen))
-			snprintf(seen[n_seen++], sizeof(seen[0]), "%s", key);
-
-		r = sd_bus_message_enter_container(msg, 'v', type);
-		if (r < 0)
-			return r;
-		if (streq(key, VFIOD_OPTION_DRIVER)) {
-			const char *s;
-
-			r = sd_bus_message_read(msg, "s", &s);
-			if (r < 0)
-				return r;
-			if (!*s || strchr(s, '/') || strlen(s) > 64)
-				return sd_bus_error_setf(
-					error, SD_BUS_ERROR_INVALID_ARGS,
-					"option \"%s\": \"%s\" is not a driver name", key, s);
-			free(j->driver);
-			j->driver = strdup(s);
-			if (!j->driver)
-				return -ENOMEM;
-		} else {
-			int b;
-
-			r = sd_bus_message_read(msg, "b", &b);
-			if (r < 0)
-				return r;
-			if (streq(key, VFIOD_OPTION_GROUP))
-				j->whole_group = b;
-			else
-				j->persistent = b;
-		}
-		r = sd_bus_message_exit_container(msg);
-		if (r >= 0)
-			r = sd_bus_message_exit_container(msg);
-		if (r < 0)
-			return r;
+	p = json_object_get(opts, "persistent");
+	if (p) {
+		j->persistent = json_is_true(p);
+		json_object_del(opts, "persistent");
 	}
-	if (r < 0)
-		return r;
-	return sd_bus_message_exit_container(msg);
+	free(j->options);
+	j->options = json_dumps(opts, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(opts);
+	return j->options ? 0 : -ENOMEM;
 }
 
 /* Create and Destroy continue here once the caller is authorized. */
@@ -204,7 +119,7 @@ static int method_create(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 	r = job_new(m, JOB_ASSIGN, path, &j);
 	if (r < 0)
 		return r;
-	r = read_options(msg, "Create", j, error);
+	r = read_options(msg, OPT_CREATE, j, error);
 	if (r < 0)
 		return r;
 	return submit_authorized(m, msg, TAKE_PTR(j));
@@ -226,7 +141,7 @@ static int method_destroy(sd_bus_message *msg, void *userdata, sd_bus_error *err
 	r = job_new(m, JOB_RELEASE, d && d->syspath ? d->syspath : path, &j);
 	if (r < 0)
 		return r;
-	r = read_options(msg, "Destroy", j, error);
+	r = read_options(msg, OPT_DESTROY, j, error);
 	if (r < 0)
 		return r;
 	return submit_authorized(m, msg, TAKE_PTR(j));
@@ -272,21 +187,225 @@ static char *answer_match(struct manager *m, sd_bus_message *msg, sd_bus_error *
 	return json;
 }
 
+static char *merge_definitions(struct manager *m, char *list, sd_bus_error *error);
+
 static char *answer_list(struct manager *m, sd_bus_message *msg, sd_bus_error *error)
 {
 	_cleanup_(vfiod_ctx_unrefp) struct vfiod_ctx *ctx = NULL;
 	char *json = NULL;
 	int r;
 
-	(void)m, (void)msg;
+	(void)msg;
 	ctx = manager_ctx_new(log_get_max_priority(), "List");
 	if (!ctx) {
 		sd_bus_error_set_errno(error, -ENOMEM);
 		return NULL;
 	}
 	r = vfiod_list(ctx, &json);
-	if (r < 0)
+	if (r < 0) {
 		bus_error_set(error, BUS_ERROR_OTHER, r, vfiod_ctx_get_error(ctx));
+		return NULL;
+	}
+	return merge_definitions(m, json, error);
+}
+
+/* LIST (JSON text, freed) with the definitions, as vfioctl --direct list shows them. */
+static char *merge_definitions(struct manager *m, char *list, sd_bus_error *error)
+{
+	json_t *a = json_loads(list, 0, NULL), *defs = store_list(m);
+	char *json = NULL;
+
+	free(list);
+	if (a && defs) {
+		definitions_merge(a, defs);
+		json = json_dumps(a, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	}
+	json_decref(a);
+	json_decref(defs);
+	if (!json)
+		sd_bus_error_set_errno(error, -ENOMEM);
+	return json;
+}
+
+static char *answer_types(struct manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+	_cleanup_(vfiod_ctx_unrefp) struct vfiod_ctx *ctx = NULL;
+	const char *path = NULL;
+	char *json = NULL;
+	int r;
+
+	(void)m;
+	r = sd_bus_message_read(msg, "s", &path);
+	ctx = r >= 0 ? manager_ctx_new(log_get_max_priority(), path) : NULL;
+	if (!ctx) {
+		sd_bus_error_set_errno(error, r < 0 ? r : -ENOMEM);
+		return NULL;
+	}
+	r = vfiod_mdev_types(ctx, path, &json);
+	if (r < 0)
+		bus_error_set(error, BUS_ERROR_KIND, r, vfiod_ctx_get_error(ctx));
+	return json;
+}
+
+static char *answer_mgmtdevs(struct manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+	_cleanup_(vfiod_ctx_unrefp) struct vfiod_ctx *ctx = NULL;
+	char *json = NULL;
+	int r;
+
+	(void)m, (void)msg;
+	ctx = manager_ctx_new(log_get_max_priority(), "VdpaManagementDevices");
+	if (!ctx) {
+		sd_bus_error_set_errno(error, -ENOMEM);
+		return NULL;
+	}
+	r = vfiod_vdpa_mgmtdevs(ctx, &json);
+	if (r < 0)
+		bus_error_set(error, BUS_ERROR_KIND, r, vfiod_ctx_get_error(ctx));
+	return json;
+}
+
+/* A definition by name, or an error naming what is wrong with it. */
+static json_t *load_definition(struct manager *m, const char *name, sd_bus_error *error)
+{
+	char err[256];
+	json_t *def = NULL;
+	int r;
+
+	r = definition_load(m->definitions_dir, name, &def, err, sizeof(err));
+	if (r == -ENOENT || r == -EINVAL)
+		sd_bus_error_setf(error, VFIOD_ERROR_NO_SUCH_DEVICE, "%s is not defined", name);
+	else if (r == -EBADMSG)
+		sd_bus_error_setf(error, VFIOD_ERROR_FAILED,
+				  "the definition of %s in %s is unreadable: %s", name,
+				  m->definitions_dir, err);
+	else if (r < 0)
+		sd_bus_error_set_errno(error, r);
+	return r < 0 ? NULL : def;
+}
+
+static char *save_definition(struct manager *m, json_t *def, const char *what,
+			     sd_bus_error *error)
+{
+	const char *name = json_string_value(json_object_get(def, "name"));
+	struct mdevice *d;
+	char *json;
+	int r;
+
+	r = definition_save(m->definitions_dir, def);
+	if (r < 0) {
+		sd_bus_error_set_errnof(error, r, "cannot write the definition of %s in %s: %s",
+					name, m->definitions_dir, strerror(-r));
+		return NULL;
+	}
+	log_info("%s: %s", name, what);
+	d = mdevice_find(m, name);
+	if (d)
+		mdevice_set_persistent(d, true);
+	json = json_dumps(def, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (!json)
+		sd_bus_error_set_errno(error, -ENOMEM);
+	return json;
+}
+
+static char *answer_define(struct manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+	_cleanup_(vfiod_ctx_unrefp) struct vfiod_ctx *ctx = NULL;
+	json_t *opts = NULL, *def = NULL;
+	const char *path = NULL, *name;
+	char *json = NULL;
+	int r;
+
+	r = sd_bus_message_read(msg, "s", &path);
+	if (r >= 0)
+		r = bus_options_read(msg, OPT_DEFINE, "Define", &opts, error);
+	if (r < 0) {
+		if (!sd_bus_error_is_set(error))
+			sd_bus_error_set_errno(error, r);
+		return NULL;
+	}
+	ctx = manager_ctx_new(log_get_max_priority(), path);
+	r = ctx ? definition_make(ctx, path, opts, true, &def) : -ENOMEM;
+	json_decref(opts);
+	if (r < 0) {
+		bus_error_set(error, r == -EINVAL ? BUS_ERROR_KIND : BUS_ERROR_PATH, r,
+			      ctx ? vfiod_ctx_get_error(ctx) : NULL);
+		return NULL;
+	}
+	name = json_string_value(json_object_get(def, "name"));
+	if (store_exists(m, name))
+		sd_bus_error_setf(error, VFIOD_ERROR_ALREADY_EXISTS,
+				  "%s is defined already; use Modify", name);
+	else
+		json = save_definition(m, def, "defined", error);
+	json_decref(def);
+	return json;
+}
+
+static char *answer_modify(struct manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+	_cleanup_(vfiod_ctx_unrefp) struct vfiod_ctx *ctx = NULL;
+	json_t *opts = NULL, *def = NULL, *changed = NULL;
+	const char *name = NULL;
+	char *json = NULL, err[256];
+	int r;
+
+	r = sd_bus_message_read(msg, "s", &name);
+	if (r >= 0)
+		r = bus_options_read(msg, OPT_DEFINE, "Modify", &opts, error);
+	if (r < 0) {
+		if (!sd_bus_error_is_set(error))
+			sd_bus_error_set_errno(error, r);
+		return NULL;
+	}
+	def = load_definition(m, name, error);
+	ctx = def ? manager_ctx_new(log_get_max_priority(), name) : NULL;
+	if (ctx) {
+		r = definition_modify(ctx, def, opts, &changed, err, sizeof(err));
+		if (r < 0)
+			bus_error_set(error, r == -EINVAL ? BUS_ERROR_KIND : BUS_ERROR_PATH, r,
+				      err[0] ? err : vfiod_ctx_get_error(ctx));
+		else
+			json = save_definition(m, changed, "definition modified", error);
+	} else if (def) {
+		sd_bus_error_set_errno(error, -ENOMEM);
+	}
+	json_decref(opts);
+	json_decref(def);
+	json_decref(changed);
+	return json;
+}
+
+static char *answer_undefine(struct manager *m, sd_bus_message *msg, sd_bus_error *error)
+{
+	const char *name = NULL;
+	json_t *def;
+	char *json = NULL;
+	int r;
+
+	r = sd_bus_message_read(msg, "s", &name);
+	if (r < 0) {
+		sd_bus_error_set_errno(error, r);
+		return NULL;
+	}
+	def = load_definition(m, name, error);
+	if (!def)
+		return NULL;
+	r = store_remove(m, name);
+	if (r < 0) {
+		sd_bus_error_set_errnof(error, r, "cannot remove the definition of %s: %s", name,
+					strerror(-r));
+	} else {
+		struct mdevice *d = mdevice_find(m, name);
+
+		if (d)
+			mdevice_set_persistent(d, false);
+		json_object_set_new(def, "state", json_string("undefined"));
+		json = json_dumps(def, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (!json)
+			sd_bus_error_set_errno(error, -ENOMEM);
+	}
+	json_decref(def);
 	return json;
 }
 
@@ -353,6 +472,52 @@ static int method_describe(sd_bus_message *msg, void *userdata, sd_bus_error *er
 	return method_read(msg, userdata, &call);
 }
 
+#define READ_METHOD(name, fn)                                                                      \
+	static int name(sd_bus_message *msg, void *userdata, sd_bus_error *error)                  \
+	{                                                                                          \
+		static struct read_call call = {fn};                                               \
+                                                                                                   \
+		(void)error;                                                                       \
+		return method_read(msg, userdata, &call);                                          \
+	}
+
+READ_METHOD(method_types, answer_types)
+READ_METHOD(method_mgmtdevs, answer_mgmtdevs)
+READ_METHOD(method_define, answer_define)
+READ_METHOD(method_modify, answer_modify)
+READ_METHOD(method_undefine, answer_undefine)
+
+/* Start and Stop: a job that makes (or gives back) a defined device, keeping its definition. */
+static int start_stop(sd_bus_message *msg, struct manager *m, bool start, sd_bus_error *error)
+{
+	const char *name;
+	struct job *j = NULL;
+	json_t *def;
+	int r;
+
+	r = sd_bus_message_read(msg, "s", &name);
+	if (r < 0)
+		return r;
+	def = load_definition(m, name, error);
+	if (!def)
+		return -EINVAL;
+	r = store_job(m, def, start, &j);
+	json_decref(def);
+	if (r < 0)
+		return r;
+	return submit_authorized(m, msg, j);
+}
+
+static int method_start(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	return start_stop(msg, userdata, true, error);
+}
+
+static int method_stop(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	return start_stop(msg, userdata, false, error);
+}
+
 char *manager_describe(struct manager *m)
 {
 	json_t *o, *devices = json_array();
@@ -405,6 +570,21 @@ static const sd_bus_vtable manager_vtable[] = {
 				 SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("Describe", "", , "s", SD_BUS_PARAM(json), method_describe,
 				 SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("MdevTypes", "s", SD_BUS_PARAM(path), "s", SD_BUS_PARAM(json),
+				 method_types, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("VdpaManagementDevices", "", , "s", SD_BUS_PARAM(json),
+				 method_mgmtdevs, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("Define", "sa{sv}", SD_BUS_PARAM(path) SD_BUS_PARAM(options), "s",
+				 SD_BUS_PARAM(json), method_define, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("Modify", "sa{sv}", SD_BUS_PARAM(name) SD_BUS_PARAM(options), "s",
+				 SD_BUS_PARAM(json), method_modify, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("Undefine", "s", SD_BUS_PARAM(name), "s", SD_BUS_PARAM(json),
+				 method_undefine, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("Start", "s", SD_BUS_PARAM(name), "os",
+				 SD_BUS_PARAM(device) SD_BUS_PARAM(json), method_start,
+				 SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("Stop", "s", SD_BUS_PARAM(name), "s", SD_BUS_PARAM(json),
+				 method_stop, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_VTABLE_END};
 
 int manager_bus_register(struct manager *m)

@@ -1,63 +1,41 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Persistent definitions: <state>/devices/<name>.json, written atomically
- * when Create is called with persistent=true, removed by Destroy, applied
- * again at every start.
- *
- *   {"device": "/sys/devices/...", "name": "0000:03:00.0", "driver": null, "group": false}
+ * Persistent definitions as vfiod keeps them (format: lib/definitions.h):
+ * saved when Create is called with persistent=true or by Define, removed
+ * by Destroy and Undefine, started at every start when "start" is "auto".
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "daemon.h"
+#include "definitions.h"
 #include "fileio.h"
 #include "log.h"
 #include "macro.h"
+#include "vfiod.h"
 
-static int def_file(const char *name, char **ret)
+int store_save(struct manager *m, struct job *j)
 {
-	if (!name || !*name || strchr(name, '/') || name[0] == '.')
-		return -EINVAL;
-	return asprintf(ret, "%s.json", name) < 0 ? -ENOMEM : 0;
-}
-
-int store_save(struct manager *m, const char *name, const char *syspath, const char *driver,
-	       bool whole_group)
-{
-	_cleanup_free_ char *file = NULL, *text = NULL;
-	json_t *o;
+	json_t *def = definition_new(j->target, j->syspath ? j->syspath : j->input, true);
 	int r;
 
-	r = def_file(name, &file);
-	if (r < 0)
-		return r;
-	o = json_pack("{s:s, s:s, s:s?, s:b}", "device", syspath, "name", name, "driver", driver,
-		      "group", whole_group);
-	text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-	json_decref(o);
-	if (!text)
+	if (!def)
 		return -ENOMEM;
-	r = write_file_atomic(m->definitions_dir, file, text);
+	r = definition_save(m->definitions_dir, def);
+	json_decref(def);
 	if (r >= 0)
-		log_info("%s: definition stored, it will be assigned again at every start",
-			 syspath);
+		log_info("%s: definition stored, it will be made again at every start", j->name);
 	return r;
 }
 
 int store_remove(struct manager *m, const char *name)
 {
-	_cleanup_free_ char *file = NULL;
-	int r = def_file(name, &file);
+	int r = definition_remove(m->definitions_dir, name);
 
-	if (r < 0)
-		return r;
-	if (!store_exists(m, name))
+	if (r == -ENOENT)
 		return 0;
-	r = remove_file_durable(m->definitions_dir, file);
 	if (r >= 0)
 		log_info("%s: definition removed", name);
 	return r;
@@ -65,42 +43,143 @@ int store_remove(struct manager *m, const char *name)
 
 bool store_exists(struct manager *m, const char *name)
 {
-	_cleanup_free_ char *file = NULL, *path = NULL;
-
-	if (def_file(name, &file) < 0 || asprintf(&path, "%s/%s", m->definitions_dir, file) < 0)
-		return false;
-	return access(path, F_OK) == 0;
+	return definition_exists(m->definitions_dir, name);
 }
 
-/* Every definition, in name order. */
+static void warn_definition(const char *file, const char *why)
+{
+	log_warning("%s: not a definition (%s), ignoring it", file, why);
+}
+
 json_t *store_list(struct manager *m)
 {
-	struct dirent **list = NULL;
-	json_t *a = json_array();
-	int n;
+	return definitions_list(m->definitions_dir, warn_definition);
+}
 
-	n = scandir(m->definitions_dir, &list, NULL, alphasort);
-	for (int i = 0; i < n; i++) {
-		_cleanup_free_ char *path = NULL;
-		const char *f = list[i]->d_name;
-		size_t l = strlen(f);
-		json_error_t err;
-		json_t *o;
+int store_job(struct manager *m, json_t *def, bool start, struct job **ret)
+{
+	json_t *call = start ? def : json_object_get(def, "undo");
+	_cleanup_free_ char *options = json_dumps(json_object_get(call, "options"), JSON_COMPACT);
+	struct job *j = NULL;
+	int r;
 
-		if (f[0] != '.' && l > 5 && streq(f + l - 5, ".json") &&
-		    asprintf(&path, "%s/%s", m->definitions_dir, f) >= 0) {
-			o = json_load_file(path, 0, &err);
-			if (json_is_object(o) && json_is_string(json_object_get(o, "name")))
-				json_array_append_new(a, o);
-			else {
-				log_warning("%s: not a definition (%s), ignoring", path, err.text);
-				json_decref(o);
-			}
-		}
-		free(list[i]);
+	if (!options)
+		return -ENOMEM;
+	r = job_new(m, start ? JOB_ASSIGN : JOB_RELEASE,
+		    json_string_value(json_object_get(call, "path")), &j);
+	if (r < 0)
+		return r;
+	j->options = TAKE_PTR(options);
+	j->keep_definition = true;
+	*ret = j;
+	return 0;
+}
+
+/*
+ * The UUIDs imported from mdevctl once, kept so that a definition undefined
+ * here is not imported again at the next start.
+ */
+#define IMPORTED_FILE "mdevctl-imported.json"
+
+static json_t *load_imported(struct manager *m)
+{
+	_cleanup_free_ char *path = NULL;
+	json_t *a = NULL;
+
+	if (asprintf(&path, "%s/%s", m->cfg.state_dir, IMPORTED_FILE) >= 0)
+		a = json_load_file(path, 0, NULL);
+	if (!json_is_array(a)) {
+		json_decref(a);
+		a = json_array();
 	}
-	free(list);
 	return a;
+}
+
+static void save_imported(struct manager *m, json_t *a)
+{
+	_cleanup_free_ char *text = json_dumps(a, JSON_INDENT(2));
+	int r = text ? write_file_atomic(m->cfg.state_dir, IMPORTED_FILE, text) : -ENOMEM;
+
+	if (r < 0)
+		log_warning_errno(r, "%s/%s: cannot record the imported definitions, ignoring: %m",
+				  m->cfg.state_dir, IMPORTED_FILE);
+}
+
+static bool json_array_contains(json_t *a, const char *s)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(a, i, e)
+		if (json_is_string(e) && streq(json_string_value(e), s))
+			return true;
+	return false;
+}
+
+/*
+ * mdevctl's definitions become vfiod's, once: each one not defined here yet
+ * is copied (with "source" naming its file), so that a host can move from
+ * mdevctl without rewriting them.  Definitions already here win; a UUID
+ * imported once is not imported again.
+ */
+int store_import_mdevctl(struct manager *m)
+{
+	struct vfiod_ctx *ctx = manager_ctx_new(log_get_max_priority(), "mdevctl");
+	_cleanup_free_ char *json = NULL;
+	json_t *a, *e, *seen;
+	bool changed = false;
+	size_t i;
+	int r;
+
+	if (!ctx)
+		return -ENOMEM;
+	r = vfiod_mdevctl_read(ctx, NULL, &json);
+	if (r < 0) {
+		log_warning("cannot read mdevctl's definitions: %s, ignoring",
+			    vfiod_ctx_get_error(ctx) ?: strerror(-r));
+		vfiod_ctx_unref(ctx);
+		return 0;
+	}
+	vfiod_ctx_unref(ctx);
+	a = json_loads(json, 0, NULL);
+	seen = load_imported(m);
+	json_array_foreach(a, i, e)
+	{
+		const char *uuid = json_string_value(json_object_get(e, "uuid"));
+		const char *src = json_string_value(json_object_get(e, "source"));
+		const char *err = json_string_value(json_object_get(e, "error"));
+		json_t *def, *opts;
+
+		if (err) {
+			log_warning("%s: not imported: %s", src ?: "mdevctl definition", err);
+			continue;
+		}
+		if (!uuid || store_exists(m, uuid) || json_array_contains(seen, uuid))
+			continue;
+		opts = json_pack("{s:O, s:s}", "type", json_object_get(e, "type"), "uuid", uuid);
+		if (opts && json_object_size(json_object_get(e, "attrs")) > 0)
+			json_object_set(opts, "attrs", json_object_get(e, "attrs"));
+		def = opts ? json_pack("{s:s, s:s, s:O, s:o, s:{s:s, s:{}}, s:O, s:s?}", "name", uuid,
+				       "kind", "mdev", "path", json_object_get(e, "parent_path"),
+				       "options", opts, "undo", "path", uuid, "options", "start",
+				       json_object_get(e, "start"), "source", src)
+			   : NULL;
+		r = def ? definition_save(m->definitions_dir, def) : -ENOMEM;
+		json_decref(def);
+		if (r < 0)
+			log_error_errno(r, "%s: cannot import it into %s: %m", src, m->definitions_dir);
+		else {
+			log_notice("%s: imported mdevctl's definition of %s (start %s)", src, uuid,
+				   json_string_value(json_object_get(e, "start")) ?: "?");
+			json_array_append_new(seen, json_string(uuid));
+			changed = true;
+		}
+	}
+	json_decref(a);
+	if (changed)
+		save_imported(m, seen);
+	json_decref(seen);
+	return 0;
 }
 
 int store_apply(struct manager *m)
@@ -112,24 +191,24 @@ int store_apply(struct manager *m)
 	{
 		_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 		_cleanup_(job_freep) struct job *j = NULL;
-		const char *device = json_string_value(json_object_get(o, "device"));
 		const char *name = json_string_value(json_object_get(o, "name"));
-		const char *driver = json_string_value(json_object_get(o, "driver"));
+		const char *start = json_string_value(json_object_get(o, "start"));
 		int r;
 
-		r = job_new(m, JOB_ASSIGN, device ? device : name, &j);
-		if (r < 0)
+		if (start && streq(start, "manual"))
+			continue;
+		r = store_job(m, o, true, &j);
+		if (r < 0) {
+			json_decref(defs);
 			return r;
-		j->whole_group = json_is_true(json_object_get(o, "group"));
-		if (driver && !(j->driver = strdup(driver)))
-			return -ENOMEM;
+		}
 		r = job_submit(m, j, &error);
 		if (r < 0) {
-			log_warning("%s: defined but not assigned: %s", device ? device : name,
+			log_warning("%s: defined but not made: %s", name,
 				    error.message ?: strerror(-r));
 			continue;
 		}
-		log_info("%s: assigning again, as defined", j->syspath);
+		log_info("%s: making it again, as defined", name);
 		TAKE_PTR(j);
 	}
 	json_decref(defs);

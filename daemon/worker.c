@@ -27,17 +27,23 @@ static void set_step(struct job *j, const char *step)
 	pthread_mutex_unlock(&j->lock);
 }
 
-/* The journal entry of NAME in this job, created on first use. */
+/*
+ * The journal entry of NAME in this job, created on first use: for the
+ * job's own device, what it was asked and how to undo it; for the other
+ * devices an operation touches (group members, VFs), PCI assignments.
+ */
 static json_t *journal_entry(struct job *j, const char *operation, const char *name)
 {
+	bool own = streq(name, j->name);
 	json_t *e = json_object_get(j->journal, name);
 
 	if (e)
 		return e;
-	e = json_pack("{s:s, s:s, s:s?, s:s?, s:b, s:s, s:[]}", "operation", operation, "name",
-		      name, "device", streq(name, j->name) ? j->syspath : NULL, "driver",
-		      streq(name, j->name) ? j->driver : NULL, "group", j->whole_group, "step",
-		      "start", "steps");
+	e = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:o, s:O?, s:s, s:[]}", "operation", operation,
+		      "kind", own ? j->kind : "pci", "name", name, "device",
+		      own ? j->syspath : NULL, "input", own ? j->input : name, "options",
+		      own ? json_loads(j->options, 0, NULL) : json_object(), "undo",
+		      own ? json_object_get(j->target, "undo") : NULL, "step", "start", "steps");
 	if (e)
 		json_object_set_new(j->journal, name, e);
 	return e;
@@ -99,6 +105,8 @@ static int worker_recover(struct job *j, struct vfiod_device *dev)
 {
 	int r;
 
+	if (!dev)
+		return -ENODEV;
 	if (streq(j->journal_op, "assign") && !record_exists(j)) {
 		log_info("%s: the interrupted assign had changed nothing", j->syspath);
 		j->json = strdup("{}");
@@ -144,24 +152,28 @@ void *worker_main(void *userdata)
 	vfiod_ctx_set_log_priority(ctx, j->log_priority);
 	vfiod_ctx_set_step_fn(ctx, on_step, j);
 
-	r = vfiod_device_new(ctx, j->syspath, &dev);
+	if (streq(j->kind, "pci"))
+		r = vfiod_device_new(ctx, j->syspath, &dev);
 	if (r >= 0 && j->op != JOB_RECOVER) {
 		/* The intent, durable before the first step. */
 		json_t *e = journal_entry(j, j->op == JOB_ASSIGN ? "assign" : "release", j->name);
 
 		r = e ? journal_write(j->journal_dir, e) : -ENOMEM;
 		if (r < 0)
-			log_error_errno(r, "%s: cannot write the journal in %s: %m", j->syspath,
-					j->journal_dir);
+			log_error_errno(r, "%s: cannot write the journal in %s: %m",
+					j->syspath ? j->syspath : j->input, j->journal_dir);
 	}
 	if (r >= 0) {
+		const char *path = j->syspath ? j->syspath : j->input;
+
 		switch (j->op) {
 		case JOB_ASSIGN:
-			r = vfiod_device_assign(dev, j->driver,
-						j->whole_group ? VFIOD_ASSIGN_GROUP : 0, &j->json);
+			r = vfiod_create(ctx, path, j->options, &j->json);
 			break;
 		case JOB_RELEASE:
-			r = vfiod_device_release(dev, 0, &j->json);
+			r = vfiod_destroy(ctx, path, j->options, &j->json);
+			if (r == -ENOENT && j->keep_definition && !j->msg)
+				r = 0; /* recovery: nothing was left to give back */
 			break;
 		case JOB_RECOVER:
 			r = worker_recover(j, dev);
@@ -189,7 +201,9 @@ void *worker_main(void *userdata)
 	}
 	if (dev)
 		(void)vfiod_device_to_json(dev, &j->after_json);
-	(void)vfiod_list(ctx, &j->list_json);
+	/* What libvfiod kept of a failed operation; a success says it all itself. */
+	if (r < 0)
+		(void)vfiod_list(ctx, &j->list_json);
 out:
 	vfiod_device_unref(dev);
 	vfiod_ctx_unref(ctx);

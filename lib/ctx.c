@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,6 +244,50 @@ int vfiod_ctx_kernel(struct vfiod_ctx *ctx, struct vfiod_kernel **ret)
 				   "the kernel module vfio_select is not loaded (modprobe vfio_select)");
 	*ret = ctx->kernel;
 	return 0;
+}
+
+/*
+ * Names from pci.ids.  libpci reads and hashes the whole file (over a
+ * megabyte) on a pci_access's first lookup; vfiod makes a context for every
+ * operation, so one pci_access serves the process, loaded once, and lookups
+ * take turns (libpci's hash and its hwdb handle are not thread-safe).
+ */
+static struct {
+	pthread_mutex_t lock;
+	struct pci_access *pacc;
+} pci_names = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+const char *vfiod_ctx_pci_name(struct vfiod_ctx *ctx, char *buf, size_t size, unsigned int vendor,
+			       unsigned int device)
+{
+	const char *name = NULL;
+
+	(void)ctx;
+	pthread_mutex_lock(&pci_names.lock);
+	if (!pci_names.pacc) {
+		pci_names.pacc = pci_alloc();
+		if (pci_names.pacc)
+			pci_names.pacc->numeric_ids = 0;
+	}
+	if (pci_names.pacc) {
+		name = pci_lookup_name(pci_names.pacc, buf, size,
+				       PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS,
+				       vendor, device);
+		/* A name in libpci's own table: copy it while the table is ours. */
+		if (name && name != buf) {
+			snprintf(buf, size, "%s", name);
+			name = buf;
+		}
+	}
+	pthread_mutex_unlock(&pci_names.lock);
+	return name;
+}
+
+__attribute__((destructor)) static void pci_names_free(void)
+{
+	if (pci_names.pacc)
+		pci_cleanup(pci_names.pacc);
+	pci_names.pacc = NULL;
 }
 
 _public_ const char *vfiod_version(void)

@@ -111,7 +111,7 @@ static int device_read_ids(struct vfiod_device *dev)
 		return vfiod_error(dev->ctx, r, "%s: cannot read modalias: %s", dev->syspath,
 				   strerror(-r));
 	if (strncmp(dev->modalias, PCI_MODALIAS_PREFIX, strlen(PCI_MODALIAS_PREFIX)) != 0)
-		return vfiod_error(dev->ctx, -EINVAL, "%s: modalias \"%s\" is not a PCI modalias",
+		return vfiod_error(dev->ctx, -ENODEV, "%s: modalias \"%s\" is not a PCI modalias",
 				   dev->syspath, dev->modalias);
 	r = read_link_name(dev->dirfd, ATTR_PHYSFN, &dev->physfn);
 	if (r < 0 && r != -ENOENT)
@@ -214,17 +214,7 @@ _public_ int vfiod_device_get_iommu_group(struct vfiod_device *dev)
 /* "Red Hat, Inc. QEMU NVM Express Controller", from pci.ids. */
 static const char *device_description(struct vfiod_device *dev, char *buf, size_t size)
 {
-	struct vfiod_ctx *ctx = dev->ctx;
-
-	if (!ctx->pacc) {
-		ctx->pacc = pci_alloc();
-		if (!ctx->pacc)
-			return NULL;
-		ctx->pacc->numeric_ids = 0;
-	}
-	return pci_lookup_name(ctx->pacc, buf, size, PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE |
-					    PCI_LOOKUP_NO_NUMBERS,
-			       dev->vendor, dev->device);
+	return vfiod_ctx_pci_name(dev->ctx, buf, size, dev->vendor, dev->device);
 }
 
 static json_t *json_string_or_null(const char *s)

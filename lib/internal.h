@@ -99,6 +99,9 @@ int vfiod_step(struct vfiod_ctx *ctx, const char *operation, const char *device,
 int vfiod_ctx_kmod(struct vfiod_ctx *ctx, struct kmod_ctx **ret);
 /* The kernel layer when it is to be used, NULL for the user-space path. */
 int vfiod_ctx_kernel(struct vfiod_ctx *ctx, struct vfiod_kernel **ret);
+/* "Vendor Device" from pci.ids, into BUF; NULL when unknown.  Any thread. */
+const char *vfiod_ctx_pci_name(struct vfiod_ctx *ctx, char *buf, size_t size, unsigned int vendor,
+			       unsigned int device);
 
 /* sysfs.c */
 int sysfs_canonicalize(struct vfiod_ctx *ctx, const char *input, char **logical, char **real);
@@ -147,3 +150,9 @@ int record_load(struct vfiod_ctx *ctx, const char *name, struct record *r);
 int record_remove(struct vfiod_ctx *ctx, const char *name);
 void record_done(struct record *r);
 int record_list(struct vfiod_ctx *ctx, char ***names);
+
+/* vdpa.c */
+/* <root>/RELPATH resolved to a logical "/sys/devices/..." path. */
+int root_syspath(struct vfiod_ctx *ctx, const char *relpath, char **ret);
+/* "00:11:22:33:44:55" into six bytes; -EINVAL for anything else. */
+int mac_parse(const char *s, uint8_t mac[6]);

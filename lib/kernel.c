@@ -1,12 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Client of the kernel module vfio_select over generic netlink (libnl-3).
- *
- * Requests are sent with NLM_F_ACK and read until the ack (or NLMSG_DONE
- * of a dump), so the socket never holds a stale answer.  Kernel errors come
- * back as the errno of the nlmsgerr, with the extended ack message (which
- * libnl 3.7 does not expose) parsed here from the TLVs after it.  libnl's own
- * NLE_* codes are turned into errno values in nle_to_errno() only.
+ * Client of the kernel module vfio_select over generic netlink, through
+ * the one netlink layer of libvfiod (netlink.c): requests, acks, dumps,
+ * extended ack messages and libnl's error codes are handled there.
  */
 #include <errno.h>
 #include <poll.h>
@@ -16,84 +12,22 @@
 
 #include <linux/netlink.h>
 #include <linux/vfio_select.h>
-#include <netlink/errno.h>
-#include <netlink/genl/ctrl.h>
 #include <netlink/genl/genl.h>
 #include <netlink/netlink.h>
 
+#include "internal.h"
 #include "kernel.h"
+#include "netlink.h"
 
 #define MONITOR_BUF_SIZE 16384
 
 struct vfiod_kernel {
-	struct nl_sock *sk;
-	int family;
-	char errmsg[512];
-	bool have_errmsg;
+	struct gnl *g;
 	/* monitor: the datagram being handed out, one message per read */
 	char *buf;
 	int buf_len;
 	int buf_off;
 };
-
-/* The one place where libnl's error codes become errno values. */
-static int nle_to_errno(int nle)
-{
-	switch (nle < 0 ? -nle : nle) {
-	case 0:
-		return 0;
-	case NLE_INTR:
-		return -EINTR;
-	case NLE_BAD_SOCK:
-		return -EBADF;
-	case NLE_AGAIN:
-		return -EAGAIN;
-	case NLE_NOMEM:
-		return -ENOMEM;
-	case NLE_EXIST:
-		return -EEXIST;
-	case NLE_INVAL:
-		return -EINVAL;
-	case NLE_RANGE:
-		return -ERANGE;
-	case NLE_MSGSIZE:
-	case NLE_MSG_TRUNC:
-	case NLE_MSG_TOOSHORT:
-		return -EMSGSIZE;
-	case NLE_OPNOTSUPP:
-		return -EOPNOTSUPP;
-	case NLE_AF_NOSUPPORT:
-		return -EAFNOSUPPORT;
-	case NLE_OBJ_NOTFOUND:
-		return -ENOENT;
-	case NLE_NOATTR:
-		return -ENODATA;
-	case NLE_MISSING_ATTR:
-		return -EBADMSG;
-	case NLE_AF_MISMATCH:
-		return -EAFNOSUPPORT;
-	case NLE_SEQ_MISMATCH:
-		return -EILSEQ;
-	case NLE_MSG_OVERFLOW:
-		return -EOVERFLOW;
-	case NLE_DUMP_INTR:
-		return -EINTR;
-	case NLE_PERM:
-		return -EPERM;
-	case NLE_BUSY:
-		return -EBUSY;
-	case NLE_NODEV:
-		return -ENODEV;
-	case NLE_NOACCESS:
-		return -EACCES;
-	case NLE_PROTO_MISMATCH:
-		return -EPROTONOSUPPORT;
-	case NLE_IMMUTABLE:
-		return -EROFS;
-	default:
-		return -EIO;
-	}
-}
 
 /* Reply attributes, checked by libnl as they are parsed. */
 static struct nla_policy attr_policy[VFIO_SELECT_ATTR_MAX + 1] = {
@@ -131,55 +65,36 @@ static int copy_str(char *dst, size_t size, const struct nlattr *a)
 	return 0;
 }
 
-static int new_socket(struct vfiod_kernel **out)
+int vfiod_kernel_open(struct vfiod_kernel **out)
 {
 	struct vfiod_kernel *k;
-	int one = 1, r;
+	int r;
 
 	*out = NULL;
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return -ENOMEM;
-	k->sk = nl_socket_alloc();
-	if (!k->sk) {
+	r = gnl_open(GENL_VFIO_SELECT, &k->g);
+	if (r < 0) {
 		free(k);
-		return -ENOMEM;
+		return r;
 	}
-	r = genl_connect(k->sk);
-	if (r < 0)
-		goto fail;
-	/* Extended acks; and no copy of our request in error replies. */
-	(void)setsockopt(nl_socket_get_fd(k->sk), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
-	(void)setsockopt(nl_socket_get_fd(k->sk), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
-	r = genl_ctrl_resolve(k->sk, VFIO_SELECT_GENL_NAME);
-	if (r < 0)
-		goto fail;
-	k->family = r;
 	*out = k;
 	return 0;
-fail:
-	nl_socket_free(k->sk);
-	free(k);
-	return nle_to_errno(r);
-}
-
-int vfiod_kernel_open(struct vfiod_kernel **out)
-{
-	return new_socket(out);
 }
 
 void vfiod_kernel_close(struct vfiod_kernel *k)
 {
 	if (!k)
 		return;
-	nl_socket_free(k->sk);
+	gnl_close(k->g);
 	free(k->buf);
 	free(k);
 }
 
 const char *vfiod_kernel_errmsg(struct vfiod_kernel *k)
 {
-	return k && k->have_errmsg ? k->errmsg : NULL;
+	return k ? gnl_errmsg(k->g) : NULL;
 }
 
 /* One request in flight: how its answer is taken apart. */
@@ -189,132 +104,42 @@ struct request {
 	struct vfiod_kernel *k;
 	parse_fn parse;
 	void *data;
-	int error;		/* first local error while parsing */
-	int kernel_error;	/* errno of the kernel's nlmsgerr */
-	bool done;
 };
 
 static int parse_genl(struct vfiod_kernel *k, struct nlmsghdr *nlh, struct nlattr **tb)
 {
-	if (nlh->nlmsg_type != k->family)
-		return -EBADMSG;
-	return nle_to_errno(genlmsg_parse(nlh, 0, tb, VFIO_SELECT_ATTR_MAX, attr_policy));
+	return gnl_parse(k->g, nlh, VFIO_SELECT_ATTR_MAX, attr_policy, tb);
 }
 
-static int on_valid(struct nl_msg *msg, void *arg)
+static int on_reply(struct nlmsghdr *nlh, void *arg)
 {
 	struct request *req = arg;
 	struct nlattr *tb[VFIO_SELECT_ATTR_MAX + 1];
-	struct nlmsghdr *nlh = nlmsg_hdr(msg);
 	int r;
 
-	if (req->error < 0)
-		return NL_SKIP;
 	r = parse_genl(req->k, nlh, tb);
 	if (r >= 0 && req->parse)
 		r = req->parse(nlh, tb, req->data);
-	if (r < 0)
-		req->error = r;
-	/* Keep reading until the ack, so that the socket stays in step. */
-	return NL_SKIP;
-}
-
-static int on_finish(struct nl_msg *msg, void *arg)
-{
-	struct request *req = arg;
-
-	(void)msg;
-	req->done = true;
-	return NL_STOP;
-}
-
-/*
- * The extended ack: NLMSGERR_ATTR_* TLVs after the nlmsgerr and, unless the
- * ack was capped, after the payload of our request echoed in it.
- */
-static void save_extack(struct vfiod_kernel *k, const struct nlmsgerr *e)
-{
-	const struct nlmsghdr *nlh = (const struct nlmsghdr *)((const char *)e - NLMSG_HDRLEN);
-	size_t off = sizeof(*e);
-	const struct nlattr *a;
-	int len;
-
-	if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*e) || !(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
-		return;
-	if (!(nlh->nlmsg_flags & NLM_F_CAPPED)) {
-		if (e->msg.nlmsg_len < NLMSG_HDRLEN)
-			return;
-		off += e->msg.nlmsg_len - NLMSG_HDRLEN;
-	}
-	off = NLMSG_ALIGN(off);
-	len = (int)nlh->nlmsg_len - NLMSG_HDRLEN - (int)off;
-	if (len <= 0)
-		return;
-	a = nla_find((const struct nlattr *)((const char *)e + off), len, NLMSGERR_ATTR_MSG);
-	if (!a || nla_len(a) < 1 || !memchr(nla_data(a), '\0', nla_len(a)))
-		return;
-	snprintf(k->errmsg, sizeof(k->errmsg), "%s", (const char *)nla_data(a));
-	k->have_errmsg = k->errmsg[0] != '\0';
-}
-
-static int on_error(struct sockaddr_nl *nla, struct nlmsgerr *e, void *arg)
-{
-	struct request *req = arg;
-
-	(void)nla;
-	req->kernel_error = e->error < 0 ? e->error : -EIO;
-	save_extack(req->k, e);
-	req->done = true;
-	return NL_STOP;
+	return r;
 }
 
 /* Send msg (consumed) and read every answer up to the ack or NLMSG_DONE. */
 static int transact(struct vfiod_kernel *k, struct nl_msg *msg, parse_fn parse, void *data)
 {
 	struct request req = { .k = k, .parse = parse, .data = data };
-	struct nl_cb *cb;
-	int r;
 
-	cb = nl_cb_alloc(NL_CB_DEFAULT);
-	if (!cb) {
-		nlmsg_free(msg);
-		return -ENOMEM;
-	}
-	nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, on_valid, &req);
-	nl_cb_set(cb, NL_CB_FINISH, NL_CB_CUSTOM, on_finish, &req);
-	nl_cb_set(cb, NL_CB_ACK, NL_CB_CUSTOM, on_finish, &req);
-	nl_cb_err(cb, NL_CB_CUSTOM, on_error, &req);
-
-	r = nl_send_auto(k->sk, msg);
-	nlmsg_free(msg);
-	while (r >= 0 && !req.done)
-		r = nl_recvmsgs(k->sk, cb);
-	nl_cb_put(cb);
-
-	if (req.kernel_error < 0)
-		return req.kernel_error;
-	if (r < 0)
-		return nle_to_errno(r);
-	return req.error;
+	return gnl_transact(k->g, msg, on_reply, &req);
 }
 
 static int new_request(struct vfiod_kernel *k, uint8_t cmd, int flags, const char *syspath,
 		       struct nl_msg **out)
 {
 	struct nl_msg *msg;
-	int r = 0;
+	int r;
 
-	*out = NULL;
-	k->have_errmsg = false;
-	k->errmsg[0] = '\0';
-	msg = nlmsg_alloc();
-	if (!msg)
-		return -ENOMEM;
-	if (!genlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, k->family, 0, flags, cmd,
-			 VFIO_SELECT_GENL_VERSION)) {
-		nlmsg_free(msg);
-		return -ENOMEM;
-	}
+	r = gnl_request(k->g, cmd, flags, &msg);
+	if (r < 0)
+		return r;
 	if (syspath)
 		r = nla_put_string(msg,
 				   syspath[0] == '/' ? VFIO_SELECT_ATTR_DEV_PATH
@@ -322,7 +147,7 @@ static int new_request(struct vfiod_kernel *k, uint8_t cmd, int flags, const cha
 				   syspath);
 	if (r < 0) {
 		nlmsg_free(msg);
-		return nle_to_errno(r);
+		return gnl_errno(r);
 	}
 	*out = msg;
 	return 0;
@@ -352,7 +177,7 @@ static int parse_candidate(struct nlattr *nest, struct vfiod_kernel_candidate *c
 	struct nlattr *tb[VFIO_SELECT_CAND_MAX + 1];
 	int r;
 
-	r = nle_to_errno(nla_parse_nested(tb, VFIO_SELECT_CAND_MAX, nest, cand_policy));
+	r = gnl_parse_nested(nest, VFIO_SELECT_CAND_MAX, cand_policy, tb);
 	if (r < 0)
 		return r;
 	if (!tb[VFIO_SELECT_CAND_DRIVER] || !tb[VFIO_SELECT_CAND_RANK] ||
@@ -441,7 +266,7 @@ int vfiod_kernel_bind(struct vfiod_kernel *k, const char *syspath, const char *d
 		r = nla_put_u32(msg, VFIO_SELECT_ATTR_FLAGS, flags);
 	if (r < 0) {
 		nlmsg_free(msg);
-		return nle_to_errno(r);
+		return gnl_errno(r);
 	}
 	memset(out, 0, sizeof(*out));
 	r = transact(k, msg, parse_one_binding, out);
@@ -513,16 +338,15 @@ int vfiod_kernel_get(struct vfiod_kernel *k, const char *syspath,
 int vfiod_kernel_monitor_open(struct vfiod_kernel **out)
 {
 	struct vfiod_kernel *k;
-	int r, grp;
+	int r;
 
-	r = new_socket(&k);
+	r = vfiod_kernel_open(&k);
 	if (r < 0)
 		return r;
-	grp = genl_ctrl_resolve_grp(k->sk, VFIO_SELECT_GENL_NAME, VFIO_SELECT_MCGRP_EVENTS);
-	r = grp < 0 ? grp : nl_socket_add_membership(k->sk, grp);
+	r = gnl_join(k->g, VFIO_SELECT_MCGRP_EVENTS);
 	if (r < 0) {
 		vfiod_kernel_close(k);
-		return nle_to_errno(r);
+		return r;
 	}
 	k->buf = malloc(MONITOR_BUF_SIZE);
 	if (!k->buf) {
@@ -535,7 +359,7 @@ int vfiod_kernel_monitor_open(struct vfiod_kernel **out)
 
 int vfiod_kernel_monitor_fd(struct vfiod_kernel *k)
 {
-	return k ? nl_socket_get_fd(k->sk) : -EINVAL;
+	return k ? gnl_fd(k->g) : -EINVAL;
 }
 
 /* The next message of the current datagram, or NULL when it is used up. */
@@ -566,8 +390,7 @@ int vfiod_kernel_monitor_read(struct vfiod_kernel *k, int *cmd, struct vfiod_ker
 
 	if (!k || !k->buf || !cmd || !out)
 		return -EINVAL;
-	fd = nl_socket_get_fd(k->sk);
-	k->have_errmsg = false;
+	fd = gnl_fd(k->g);
 	for (;;) {
 		struct nlattr *tb[VFIO_SELECT_ATTR_MAX + 1];
 		struct sockaddr_nl from;
@@ -578,7 +401,7 @@ int vfiod_kernel_monitor_read(struct vfiod_kernel *k, int *cmd, struct vfiod_ker
 
 		nlh = next_buffered(k);
 		if (nlh) {
-			if (nlh->nlmsg_type != k->family || parse_genl(k, nlh, tb) < 0)
+			if (parse_genl(k, nlh, tb) < 0)
 				continue;
 			c = genlmsg_hdr(nlh)->cmd;
 			if (c != VFIO_SELECT_CMD_BIND && c != VFIO_SELECT_CMD_UNBIND)

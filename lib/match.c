@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,18 +90,23 @@ int vfio_alias_from_modalias(const char *modalias, char **ret)
 			modalias + strlen(PCI_MODALIAS_PREFIX)) < 0 ? -ENOMEM : 0;
 }
 
-static int alias_add(struct vfiod_ctx *ctx, const char *pattern, size_t plen, const char *module,
+struct alias_list {
+	struct alias *v;
+	size_t n;
+};
+
+static int alias_add(struct alias_list *l, const char *pattern, size_t plen, const char *module,
 		     size_t mlen, enum alias_source source)
 {
 	struct alias *a;
 
-	if (ctx->n_aliases % 16 == 0) {
-		a = realloc(ctx->aliases, (ctx->n_aliases + 16) * sizeof(*a));
+	if (l->n % 16 == 0) {
+		a = realloc(l->v, (l->n + 16) * sizeof(*a));
 		if (!a)
 			return -ENOMEM;
-		ctx->aliases = a;
+		l->v = a;
 	}
-	a = &ctx->aliases[ctx->n_aliases];
+	a = &l->v[l->n];
 	a->pattern = strndup(pattern, plen);
 	a->module = strndup(module, mlen);
 	a->source = source;
@@ -113,8 +119,19 @@ static int alias_add(struct vfiod_ctx *ctx, const char *pattern, size_t plen, co
 	for (char *p = a->module; *p; p++)
 		if (*p == '-')
 			*p = '_';
-	ctx->n_aliases++;
+	l->n++;
 	return 0;
+}
+
+static void alias_list_done(struct alias_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].pattern);
+		free(l->v[i].module);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
 }
 
 static int read_file(int dirfd, const char *name, char **ret, size_t *size)
@@ -146,31 +163,37 @@ static int read_file(int dirfd, const char *name, char **ret, size_t *size)
 	return 0;
 }
 
-/* "alias vfio_pci:v... module" lines of modules.alias. */
-static int aliases_load_modules_alias(struct vfiod_ctx *ctx, int dirfd)
+/*
+ * "alias vfio_pci:v... module" lines of modules.alias.  A distribution's file
+ * has tens of thousands of lines and a handful of vfio_pci: ones: look for
+ * the line start with one strstr() pass rather than line by line.
+ */
+static int aliases_load_modules_alias(struct alias_list *l, int dirfd)
 {
 	_cleanup_free_ char *buf = NULL;
 	const char *prefix = "alias " VFIO_PCI_ALIAS_PREFIX;
+	const char *needle = "\nalias " VFIO_PCI_ALIAS_PREFIX;
 	size_t size;
+	char *line;
 	int r;
 
 	r = read_file(dirfd, MODULES_ALIAS, &buf, &size);
 	if (r < 0)
 		return r == -ENOENT ? 0 : r;
-	for (char *line = buf, *next; line && *line; line = next) {
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		if (strncmp(line, prefix, strlen(prefix)) != 0)
-			continue;
+	line = strncmp(buf, prefix, strlen(prefix)) == 0 ? buf : strstr(buf, needle);
+	for (; line; line = strstr(line, needle)) {
+		if (*line == '\n')
+			line++;
+		char *end = line + strcspn(line, "\n");
 		char *pat = line + strlen("alias ");
-		size_t plen = strcspn(pat, " \t");
+		size_t plen = strcspn(pat, " \t\n");
 		char *mod = pat + plen + strspn(pat + plen, " \t");
-		size_t mlen = strcspn(mod, " \t");
+		size_t mlen = strcspn(mod, " \t\n");
 
+		line = end;
 		if (plen == 0 || mlen == 0)
 			continue;
-		r = alias_add(ctx, pat, plen, mod, mlen, ALIAS_SOURCE_MODULES_ALIAS);
+		r = alias_add(l, pat, plen, mod, mlen, ALIAS_SOURCE_MODULES_ALIAS);
 		if (r < 0)
 			return r;
 	}
@@ -178,7 +201,7 @@ static int aliases_load_modules_alias(struct vfiod_ctx *ctx, int dirfd)
 }
 
 /* "module.alias=vfio_pci:..." records, NUL-separated, of built-in modules. */
-static int aliases_load_builtin(struct vfiod_ctx *ctx, int dirfd)
+static int aliases_load_builtin(struct alias_list *l, int dirfd)
 {
 	_cleanup_free_ char *buf = NULL;
 	const char *key = ".alias=" VFIO_PCI_ALIAS_PREFIX;
@@ -193,15 +216,15 @@ static int aliases_load_builtin(struct vfiod_ctx *ctx, int dirfd)
 
 		if (!k || memchr(rec, '=', k - rec))
 			continue;
-		r = alias_add(ctx, k + strlen(".alias="), strlen(k + strlen(".alias=")), rec,
-			      k - rec, ALIAS_SOURCE_BUILTIN);
+		r = alias_add(l, k + strlen(".alias="), strlen(k + strlen(".alias=")), rec, k - rec,
+			      ALIAS_SOURCE_BUILTIN);
 		if (r < 0)
 			return r;
 	}
 	return 0;
 }
 
-static int aliases_load_config(struct vfiod_ctx *ctx, struct kmod_ctx *kmod)
+static int aliases_load_config(struct alias_list *l, struct kmod_ctx *kmod)
 {
 	struct kmod_config_iter *it = kmod_config_get_aliases(kmod);
 	int r = 0;
@@ -215,7 +238,7 @@ static int aliases_load_config(struct vfiod_ctx *ctx, struct kmod_ctx *kmod)
 		if (!pat || !mod ||
 		    strncmp(pat, VFIO_PCI_ALIAS_PREFIX, strlen(VFIO_PCI_ALIAS_PREFIX)) != 0)
 			continue;
-		r = alias_add(ctx, pat, strlen(pat), mod, strlen(mod), ALIAS_SOURCE_CONFIG);
+		r = alias_add(l, pat, strlen(pat), mod, strlen(mod), ALIAS_SOURCE_CONFIG);
 		if (r < 0)
 			break;
 	}
@@ -223,9 +246,110 @@ static int aliases_load_config(struct vfiod_ctx *ctx, struct kmod_ctx *kmod)
 	return r;
 }
 
+/*
+ * What modules.alias and modules.builtin.modinfo say, kept for the process:
+ * vfiod makes a context for every operation, and reading a distribution's
+ * modules.alias (over a megabyte) each time cost more than the rest of the
+ * choice.  The copy is used while both files are the very same (device,
+ * inode, size, modification time: depmod replaces them by rename), and
+ * contexts may be made in several threads at once.
+ */
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	bool exists;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	char *dir;
+	struct file_id alias, builtin;
+	struct alias_list list;
+} alias_cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static int file_id_get(int dirfd, const char *name, struct file_id *id)
+{
+	struct stat st;
+
+	memset(id, 0, sizeof(*id));
+	if (fstatat(dirfd, name, &st, 0) < 0)
+		return errno == ENOENT ? 0 : negative_errno();
+	*id = (struct file_id){ .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
+				.mtime = st.st_mtim, .exists = true };
+	return 0;
+}
+
+static bool file_id_eq(const struct file_id *a, const struct file_id *b)
+{
+	return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino &&
+	       a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+	       a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+static int alias_list_copy(struct alias_list *to, const struct alias_list *from)
+{
+	for (size_t i = 0; i < from->n; i++) {
+		const struct alias *a = &from->v[i];
+		int r = alias_add(to, a->pattern, strlen(a->pattern), a->module, strlen(a->module),
+				  a->source);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Append the aliases of the module directory DIR (open as DIRFD) to L. */
+static int aliases_load_files(struct alias_list *l, const char *dir, int dirfd)
+{
+	struct alias_list fresh = { 0 };
+	struct file_id alias, builtin;
+	int r;
+
+	r = file_id_get(dirfd, MODULES_ALIAS, &alias);
+	if (r >= 0)
+		r = file_id_get(dirfd, MODULES_BUILTIN_MODINFO, &builtin);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&alias_cache.lock);
+	if (!alias_cache.dir || !streq(alias_cache.dir, dir) ||
+	    !file_id_eq(&alias_cache.alias, &alias) || !file_id_eq(&alias_cache.builtin, &builtin)) {
+		char *d = strdup(dir);
+
+		r = d ? aliases_load_modules_alias(&fresh, dirfd) : -ENOMEM;
+		if (r >= 0)
+			r = aliases_load_builtin(&fresh, dirfd);
+		if (r < 0) {
+			free(d);
+			alias_list_done(&fresh);
+			pthread_mutex_unlock(&alias_cache.lock);
+			return r;
+		}
+		free(alias_cache.dir);
+		alias_list_done(&alias_cache.list);
+		alias_cache.dir = d;
+		alias_cache.alias = alias;
+		alias_cache.builtin = builtin;
+		alias_cache.list = fresh;
+	}
+	r = alias_list_copy(l, &alias_cache.list);
+	pthread_mutex_unlock(&alias_cache.lock);
+	return r;
+}
+
+__attribute__((destructor)) static void alias_cache_free(void)
+{
+	free(alias_cache.dir);
+	alias_cache.dir = NULL;
+	alias_list_done(&alias_cache.list);
+}
+
 int aliases_load(struct vfiod_ctx *ctx)
 {
 	_cleanup_close_ int dirfd = -1;
+	struct alias_list l = { 0 };
 	struct kmod_ctx *kmod;
 	const char *dir;
 	int r;
@@ -239,14 +363,17 @@ int aliases_load(struct vfiod_ctx *ctx)
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		return vfiod_error(ctx, negative_errno(), "module directory %s: %m", dir);
-	r = aliases_load_config(ctx, kmod);
+	/* In this order: modprobe.d, modules.alias, modules.builtin.modinfo. */
+	r = aliases_load_config(&l, kmod);
 	if (r >= 0)
-		r = aliases_load_modules_alias(ctx, dirfd);
-	if (r >= 0)
-		r = aliases_load_builtin(ctx, dirfd);
-	if (r < 0)
+		r = aliases_load_files(&l, dir, dirfd);
+	if (r < 0) {
+		alias_list_done(&l);
 		return vfiod_error(ctx, r, "cannot read the module aliases in %s: %s", dir,
 				   strerror(-r));
+	}
+	ctx->aliases = l.v;
+	ctx->n_aliases = l.n;
 	ctx->aliases_loaded = true;
 	return 0;
 }

@@ -13,6 +13,8 @@
 #define VFIOD_ENV_RUNTIME_DIRECTORY "RUNTIME_DIRECTORY"
 #define VFIOD_DEFAULT_SYSFS_ROOT "/sys"
 #define VFIOD_DEFAULT_RUNTIME_DIR "/run/vfiod"
+#define VFIOD_ENV_MDEVCTL_DIR "VFIOD_MDEVCTL_DIR"
+#define VFIOD_DEFAULT_MDEVCTL_DIR "/etc/mdevctl.d"
 
 /* Paths below the sysfs root. */
 #define SYSFS_DEVICES "devices"
@@ -21,6 +23,8 @@
 #define SYSFS_PCI_DRIVERS_PROBE "bus/pci/drivers_probe"
 #define SYSFS_MODULE "module"
 #define SYSFS_IOMMU_GROUPS "kernel/iommu_groups"
+#define SYSFS_MDEV_DEVICES "bus/mdev/devices"
+#define SYSFS_MDEV_BUS_CLASS "class/mdev_bus"
 
 /* Attributes of a device directory. */
 #define ATTR_UEVENT "uevent"
@@ -41,6 +45,20 @@
 #define ATTR_SRIOV_TOTALVFS "sriov_totalvfs"
 #define ATTR_VFIO_DEV "vfio-dev"
 
+/* mdev: a parent's types, a type's attributes, an mdev's own. */
+#define SUBSYSTEM_MDEV "mdev"
+#define ATTR_MDEV_SUPPORTED_TYPES "mdev_supported_types"
+#define ATTR_MDEV_CREATE "create"
+#define ATTR_MDEV_AVAILABLE "available_instances"
+#define ATTR_MDEV_DEVICE_API "device_api"
+#define ATTR_MDEV_NAME "name"
+#define ATTR_MDEV_DESCRIPTION "description"
+#define ATTR_MDEV_TYPE_DEVICES "devices"
+#define ATTR_MDEV_TYPE "mdev_type"
+#define ATTR_MDEV_REMOVE "remove"
+/* mdevctl's folder of callout scripts inside its definitions directory. */
+#define MDEVCTL_SCRIPTS_DIR "scripts.d"
+
 /* Attributes of a driver or module directory. */
 #define ATTR_MODULE "module"
 #define ATTR_MODULE_DRIVERS "drivers"
@@ -51,6 +69,8 @@
 #define DRIVER_VFIO_PCI "vfio-pci"
 
 /* Modules. */
+#define MODULE_VFIO "vfio"
+#define MODULE_VFIO_IOMMU_TYPE1 "vfio_iommu_type1"
 #define MODULES_ALIAS "modules.alias"
 #define MODULES_BUILTIN_MODINFO "modules.builtin.modinfo"
 #define VFIO_PCI_ALIAS_PREFIX "vfio_pci:"
@@ -59,6 +79,31 @@
 /* Device nodes. */
 #define DEV_VFIO "/dev/vfio"
 #define DEV_VFIO_DEVICES "/dev/vfio/devices"
+
+/* Generic netlink families (the *_GENL_NAME of their uapi headers). */
+#define GENL_VFIO_SELECT "vfio_select"
+#define GENL_VDPA "vdpa"
+#define GENL_DEVLINK "devlink"
+
+/* vdpa: the bus, its drivers and what they make. */
+#define SYSFS_VDPA_DEVICES "bus/vdpa/devices"
+#define SYSFS_VDPA_DRIVERS "bus/vdpa/drivers"
+#define SYSFS_VDPA_DRIVERS_PROBE "bus/vdpa/drivers_probe"
+#define SYSFS_BUS "bus"
+#define VDPA_MGMTDEV_VDUSE "vduse"
+#define DRIVER_VHOST_VDPA "vhost_vdpa"
+#define DRIVER_VIRTIO_VDPA "virtio_vdpa"
+#define MODULE_VDPA "vdpa"
+#define MODULE_VHOST_VDPA "vhost_vdpa"
+#define MODULE_VIRTIO_VDPA "virtio_vdpa"
+#define ATTR_VHOST_VDPA_PREFIX "vhost-vdpa-"
+#define ATTR_VIRTIO_PREFIX "virtio"
+#define DEV_PREFIX "/dev/"
+
+/* devlink subfunctions: the auxiliary bus, where a function's device appears. */
+#define SYSFS_AUXILIARY_DEVICES "bus/auxiliary/devices"
+#define ATTR_SFNUM "sfnum"
+#define DEVLINK_BUS_PCI "pci"
 
 /* SR-IOV (sriov.c). */
 #define ATTR_SRIOV_DRIVERS_AUTOPROBE "sriov_drivers_autoprobe"

@@ -15,25 +15,25 @@
 
 const struct option_def option_defs[] = {
 	/* key, word, type, methods, kinds, value */
-	{ "driver", "driver", "s", C | F, "pci, vdpa", "NAME" },
-	{ "group", "group", "b", C | F, "pci", NULL },
-	{ "persistent", "persistent", "b", C, "all", NULL },
-	{ "type", "type", "s", C | F, "mdev", "TYPE" },
-	{ "uuid", "uuid", "s", C | F, "mdev", "UUID" },
-	{ "attrs", "attr", "a{ss}", C | F, "mdev", "NAME=VALUE" },
-	{ "vfs", "vfs", "u", C | F, "vfs", "N" },
-	{ "vfs", "vfs", "b", D, "vfs", NULL },
-	{ "assign", "assign", "b", C | F, "vfs", NULL },
-	{ "autoprobe", "autoprobe", "b", C | F, "vfs", NULL },
-	{ "force", "force", "b", D, "vfs", NULL },
-	{ "vdpa", "vdpa", "s", C | F, "vdpa", "NAME" },
-	{ "mac", "mac", "s", C | F, "vdpa, sf", "ADDRESS" },
-	{ "mtu", "mtu", "u", C | F, "vdpa", "BYTES" },
-	{ "max_vqp", "max_vqp", "u", C | F, "vdpa", "N" },
-	{ "features", "features", "t", C | F, "vdpa", "BITS" },
-	{ "sf", "sf", "u", C | D | F, "sf", "N" },
-	{ "pfnum", "pfnum", "u", C | F, "sf", "N" },
-	{ "controller", "controller", "u", C | F, "sf", "N" },
+	{ "driver", "driver", "s", C | F, "pci, vdpa", "NAME", true },
+	{ "group", "group", "b", C | F, "pci", NULL, false },
+	{ "persistent", "persistent", "b", C, "all", NULL, false },
+	{ "type", "type", "s", C | F, "mdev", "TYPE", true },
+	{ "uuid", "uuid", "s", C | F, "mdev", "UUID", false },
+	{ "attrs", "attr", "a{ss}", C | F, "mdev", "NAME=VALUE", false },
+	{ "vfs", "vfs", "u", C | F, "vfs", "N", false },
+	{ "vfs", "vfs", "b", D, "vfs", NULL, false },
+	{ "assign", "assign", "b", C | F, "vfs", NULL, false },
+	{ "autoprobe", "autoprobe", "b", C | F, "vfs", NULL, false },
+	{ "force", "force", "b", D, "vfs", NULL, false },
+	{ "vdpa", "vdpa", "s", C | F, "vdpa", "NAME", true },
+	{ "mac", "mac", "s", C | F, "vdpa, sf", "ADDRESS", false },
+	{ "mtu", "mtu", "u", C | F, "vdpa", "BYTES", false },
+	{ "max_vqp", "max_vqp", "u", C | F, "vdpa", "N", false },
+	{ "features", "features", "t", C | F, "vdpa", "BITS", false },
+	{ "sf", "sf", "u", C | D | F, "sf", "N", false },
+	{ "pfnum", "pfnum", "u", C | F, "sf", "N", false },
+	{ "controller", "controller", "u", C | F, "sf", "N", false },
 };
 const size_t n_option_defs = ARRAY_SIZE(option_defs);
 
@@ -126,6 +126,8 @@ int options_from_words(unsigned int method, int argc, char **argv, json_t *opts,
 				return -EINVAL;
 			}
 			json_object_set_new(opts, o->key, json_string(v));
+			if (option_value_check(o, json_object_get(opts, o->key), err, errsize) < 0)
+				return -EINVAL;
 		} else if (streq(o->type, "u") || streq(o->type, "t")) {
 			json_int_t n;
 
@@ -151,6 +153,26 @@ int options_from_words(unsigned int method, int argc, char **argv, json_t *opts,
 			}
 			json_object_set_new(a, name, json_string(eq + 1));
 		}
+	}
+	return 0;
+}
+
+int option_value_check(const struct option_def *o, json_t *v, char *err, size_t errsize)
+{
+	const char *s = json_string_value(v);
+	size_t len = s ? strlen(s) : 0;
+
+	if (!o->name || !s)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] <= ' ' || s[i] == '/' || s[i] == 0x7f) {
+			len = 0;
+			break;
+		}
+	if (len == 0 || len > 64) {
+		snprintf(err, errsize, "option \"%s\": \"%.80s\" is not a %s name (1 to 64 "
+			 "printable characters, no '/')", o->key, s, o->key);
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -203,6 +225,8 @@ int options_check(unsigned int method, json_t *opts, char *err, size_t errsize)
 			snprintf(err, errsize, "option \"%s\" must be of type %s", key, o->type);
 			return -EINVAL;
 		}
+		if (option_value_check(o, v, err, errsize) < 0)
+			return -EINVAL;
 	}
 	return 0;
 }

@@ -22,6 +22,7 @@ struct option_def {
 	unsigned int methods;
 	const char *kinds;   /* the kinds that take it, for messages */
 	const char *arg;     /* vfioctl's name of the value; NULL for a flag */
+	bool name;	     /* a string that names something: 1-64 printable bytes, no '/' */
 };
 
 extern const struct option_def option_defs[];
@@ -38,5 +39,7 @@ void option_list(unsigned int method, char *buf, size_t size);
  */
 int options_from_words(unsigned int method, int argc, char **argv, json_t *opts, char *err,
 		       size_t errsize);
-/* Check every key and type of OPTS against METHOD's table; -EINVAL and ERR when wrong. */
+/* Whether V, of O's type, is a value O can take; -EINVAL and ERR when not. */
+int option_value_check(const struct option_def *o, json_t *v, char *err, size_t errsize);
+/* Check every key, type and value of OPTS against METHOD's table; -EINVAL and ERR when wrong. */
 int options_check(unsigned int method, json_t *opts, char *err, size_t errsize);

@@ -64,16 +64,16 @@ int sysfs_canonicalize(struct vfiod_ctx *ctx, const char *input, char **logical,
 	int r;
 
 	if (!input || !*input)
-		return vfiod_error(ctx, -EINVAL, "empty device path");
+		return vfiod_error(ctx, -ENOTDIR, "empty device path");
 	if (strlen(input) >= PATH_MAX)
 		return vfiod_error(ctx, -ENAMETOOLONG, "device path is too long (%zu bytes)",
 				   strlen(input));
 	if (has_dotdot(input))
-		return vfiod_error(ctx, -EINVAL, "%s: device paths may not contain '..'", input);
+		return vfiod_error(ctx, -ENOTDIR, "%s: device paths may not contain '..'", input);
 
 	if (input[0] != '/') {
 		if (!is_pci_name(input))
-			return vfiod_error(ctx, -EINVAL,
+			return vfiod_error(ctx, -ENOTDIR,
 					   "%s: not a sysfs path nor a PCI address "
 					   "(DDDD:BB:DD.F or BB:DD.F)",
 					   input);
@@ -86,7 +86,7 @@ int sysfs_canonicalize(struct vfiod_ctx *ctx, const char *input, char **logical,
 		r = asprintf(&candidate, "%s%s", ctx->sysfs_root,
 			     input + strlen(VFIOD_DEFAULT_SYSFS_ROOT));
 	} else {
-		return vfiod_error(ctx, -EINVAL, "%s: not a path under /sys", input);
+		return vfiod_error(ctx, -ENOTDIR, "%s: not a path under /sys", input);
 	}
 	if (r < 0)
 		return -ENOMEM;
@@ -101,7 +101,7 @@ int sysfs_canonicalize(struct vfiod_ctx *ctx, const char *input, char **logical,
 	if (asprintf(&devices, "%s/%s", ctx->sysfs_real, SYSFS_DEVICES) < 0)
 		return -ENOMEM;
 	if (!has_prefix_dir(resolved, devices) || streq(resolved, devices))
-		return vfiod_error(ctx, -EINVAL, "%s: resolves to %s, which is not under /sys/devices",
+		return vfiod_error(ctx, -ENOTDIR, "%s: resolves to %s, which is not under /sys/devices",
 				   input, resolved);
 	if (stat(resolved, &st) < 0)
 		return vfiod_error(ctx, negative_errno(), "%s: %m", input);

@@ -1,35 +1,768 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The vdpa kind: not built yet. */
+/*
+ * vdpa devices, made on a management device through the kernel's "vdpa"
+ * generic netlink family (<linux/vdpa.h>; iproute2's `vdpa dev add`) and
+ * bound to vhost_vdpa (the default: /dev/vhost-vdpa-N for a VMM) or to
+ * virtio_vdpa (a virtio device for the host itself) through the vdpa bus's
+ * driver_override.
+ *
+ * create: load-module (vdpa), dev-new, set-override, load-module (the
+ * driver), unbind (whatever took the device first), probe, verify.  A
+ * failure after dev-new deletes the device again.  destroy: dev-del.
+ *
+ * A management device is named as `vdpa mgmtdev show` does ("vduse",
+ * "pci/0000:08:00.0", "auxiliary/mlx5_core.sf.2") or by its sysfs path.
+ */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/vdpa.h>
+#include <linux/virtio_ids.h>
 
 #include "internal.h"
 #include "kinds.h"
+#include "netlink.h"
 
-static int vdpa_target(struct vfiod_ctx *ctx, const char *path, json_t *opts, bool destroy,
-			 struct target *t)
+#define OP_CREATE "vdpa-create"
+#define OP_DESTROY "vdpa-destroy"
+
+/*
+ * Provisioned virtio features: VDPA_ATTR_DEV_FEATURES since Linux 6.0,
+ * VDPA_ATTR_VDPA_DEV_SUPPORTED_FEATURES in older headers; the number is
+ * the same.
+ */
+#define ATTR_DEV_FEATURES (VDPA_ATTR_DEV_VENDOR_ATTR_VALUE + 1)
+#define ATTR_MAX ATTR_DEV_FEATURES
+
+static struct nla_policy vdpa_policy[ATTR_MAX + 1] = {
+	[VDPA_ATTR_MGMTDEV_BUS_NAME] = { .type = NLA_NUL_STRING },
+	[VDPA_ATTR_MGMTDEV_DEV_NAME] = { .type = NLA_NUL_STRING },
+	[VDPA_ATTR_MGMTDEV_SUPPORTED_CLASSES] = { .type = NLA_U64 },
+	[VDPA_ATTR_DEV_NAME] = { .type = NLA_NUL_STRING },
+	[VDPA_ATTR_DEV_ID] = { .type = NLA_U32 },
+	[VDPA_ATTR_DEV_VENDOR_ID] = { .type = NLA_U32 },
+	[VDPA_ATTR_DEV_MAX_VQS] = { .type = NLA_U32 },
+	[VDPA_ATTR_DEV_MAX_VQ_SIZE] = { .type = NLA_U16 },
+	[VDPA_ATTR_DEV_MIN_VQ_SIZE] = { .type = NLA_U16 },
+	[VDPA_ATTR_DEV_MGMTDEV_MAX_VQS] = { .type = NLA_U32 },
+	[VDPA_ATTR_DEV_SUPPORTED_FEATURES] = { .type = NLA_U64 },
+};
+
+/* What a management device name or path stands for. */
+struct mgmtdev {
+	char bus[64]; /* "" when the device is on no bus (vduse) */
+	char dev[256];
+};
+
+static const char *mgmtdev_str(const struct mgmtdev *m, char *buf, size_t size)
 {
-	(void)opts, (void)t;
-	if (destroy)
-		return 0;
-	return vfiod_error(ctx, -EOPNOTSUPP, "%s: vdpa devices are not supported yet", path);
+	snprintf(buf, size, "%s%s%s", m->bus, m->bus[0] ? "/" : "", m->dev);
+	return buf;
 }
 
-static int vdpa_none(struct vfiod_ctx *ctx, const char *path, json_t *opts, json_t **ret)
+/* <root>/RELPATH as a logical "/sys/devices/..." path. */
+int root_syspath(struct vfiod_ctx *ctx, const char *relpath, char **ret)
 {
-	(void)opts, (void)ret;
-	return vfiod_error(ctx, -EOPNOTSUPP, "%s: vdpa devices are not supported yet", path);
+	_cleanup_free_ char *p = NULL, *real = NULL;
+	size_t l = strlen(ctx->sysfs_real);
+
+	if (asprintf(&p, "%s/%s", ctx->sysfs_real, relpath) < 0)
+		return -ENOMEM;
+	real = realpath(p, NULL);
+	if (!real)
+		return negative_errno();
+	if (strncmp(real, ctx->sysfs_real, l) != 0 || real[l] != '/')
+		return -EINVAL;
+	return asprintf(ret, "%s%s", VFIOD_DEFAULT_SYSFS_ROOT, real + l) < 0 ? -ENOMEM : 0;
+}
+
+/* A device or driver name: one path component. */
+static bool valid_name(const char *s)
+{
+	return s && *s && !strchr(s, '/') && !streq(s, ".") && !streq(s, "..") &&
+	       strlen(s) < NAME_MAX;
+}
+
+/* "bus/dev", "dev" or a sysfs path (its bus from the subsystem link). */
+static int mgmtdev_parse(struct vfiod_ctx *ctx, const char *s, struct mgmtdev *m, char **syspath)
+{
+	const char *slash;
+
+	*m = (struct mgmtdev){};
+	*syspath = NULL;
+	if (s[0] == '/') {
+		_cleanup_free_ char *logical = NULL, *real = NULL;
+		_cleanup_close_ int fd = -1;
+		char link[PATH_MAX];
+		const char *base, *sub;
+		ssize_t n;
+		int r;
+
+		r = sysfs_canonicalize(ctx, s, &logical, &real);
+		if (r < 0)
+			return r;
+		fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return vfiod_error(ctx, negative_errno(), "%s: %m", s);
+		n = readlinkat(fd, ATTR_SUBSYSTEM, link, sizeof(link) - 1);
+		link[n > 0 ? n : 0] = '\0';
+		/* ".../bus/pci": a bus device; ".../class/vduse" or none: no bus. */
+		sub = strrchr(link, '/');
+		if (sub && sub - link >= 4 && strncmp(sub - 4, "/bus", 4) == 0)
+			snprintf(m->bus, sizeof(m->bus), "%s", sub + 1);
+		base = strrchr(logical, '/');
+		snprintf(m->dev, sizeof(m->dev), "%s", base + 1);
+		*syspath = TAKE_PTR(logical);
+		return 0;
+	}
+	slash = strchr(s, '/');
+	if (slash) {
+		if ((size_t)(slash - s) >= sizeof(m->bus) || slash == s || !valid_name(slash + 1))
+			return vfiod_error(ctx, -EINVAL,
+					   "%s: not a vdpa management device (BUS/NAME, NAME "
+					   "or a sysfs path)", s);
+		snprintf(m->bus, sizeof(m->bus), "%.*s", (int)(slash - s), s);
+		snprintf(m->dev, sizeof(m->dev), "%s", slash + 1);
+	} else {
+		if (!valid_name(s))
+			return vfiod_error(ctx, -EINVAL, "\"%s\": not a vdpa management device", s);
+		snprintf(m->dev, sizeof(m->dev), "%s", s);
+	}
+	if (m->bus[0]) {
+		_cleanup_free_ char *rel = NULL;
+
+		if (asprintf(&rel, "%s/%s/devices/%s", SYSFS_BUS, m->bus, m->dev) < 0)
+			return -ENOMEM;
+		(void)root_syspath(ctx, rel, syspath); /* NULL: the kernel will say */
+	}
+	return 0;
+}
+
+static int put_mgmtdev(struct nl_msg *msg, const struct mgmtdev *m)
+{
+	int r = 0;
+
+	if (m->bus[0])
+		r = nla_put_string(msg, VDPA_ATTR_MGMTDEV_BUS_NAME, m->bus);
+	if (r >= 0)
+		r = nla_put_string(msg, VDPA_ATTR_MGMTDEV_DEV_NAME, m->dev);
+	return gnl_errno(r);
+}
+
+static int vdpa_open(struct vfiod_ctx *ctx, struct gnl **ret)
+{
+	int r = gnl_open(GENL_VDPA, ret);
+
+	if (r == -ENOENT) {
+		r = module_load(ctx, MODULE_VDPA);
+		if (r < 0)
+			return r;
+	}
+	return r < 0 ? gnl_open_ctx(ctx, GENL_VDPA, ret) : 0;
+}
+
+/* The vdpa device's directory, or a negative errno (-ENOENT: there is none). */
+static int vdpa_dev_open(struct vfiod_ctx *ctx, const char *name)
+{
+	_cleanup_free_ char *rel = NULL;
+
+	if (!valid_name(name))
+		return -ENOENT;
+	if (asprintf(&rel, "%s/%s", SYSFS_VDPA_DEVICES, name) < 0)
+		return -ENOMEM;
+	return root_open(ctx, rel, O_RDONLY | O_DIRECTORY);
+}
+
+/* The child "PREFIX*" of the directory DIRFD (vhost-vdpa-0, virtio1), or NULL. */
+static char *child_named(int dirfd, const char *prefix)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+
+	if (dir_from_fd(openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), &d) < 0)
+		return NULL;
+	while ((de = readdir(d)))
+		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+			return strdup(de->d_name);
+	return NULL;
+}
+
+static const char *class_name(unsigned int id)
+{
+	switch (id) {
+	case VIRTIO_ID_NET:
+		return "net";
+	case VIRTIO_ID_BLOCK:
+		return "block";
+	case VIRTIO_ID_CONSOLE:
+		return "console";
+	case VIRTIO_ID_CRYPTO:
+		return "crypto";
+	default:
+		return NULL;
+	}
+}
+
+static json_t *class_json(unsigned int id)
+{
+	const char *n = class_name(id);
+	char buf[32];
+
+	if (n)
+		return json_string(n);
+	snprintf(buf, sizeof(buf), "virtio-%u", id);
+	return json_string(buf);
+}
+
+/* What a vdpa device is now: its driver and the node or virtio device it gave. */
+static json_t *dev_json(struct vfiod_ctx *ctx, const char *name)
+{
+	_cleanup_free_ char *rel = NULL, *syspath = NULL, *driver = NULL, *child = NULL;
+	_cleanup_close_ int fd = vdpa_dev_open(ctx, name);
+	json_t *o = json_object();
+
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "kind", json_string("vdpa"));
+	json_object_set_new(o, "name", json_string(name));
+	if (asprintf(&rel, "%s/%s", SYSFS_VDPA_DEVICES, name) >= 0)
+		(void)root_syspath(ctx, rel, &syspath);
+	json_object_set_new(o, "device", syspath ? json_string(syspath) : json_null());
+	if (fd < 0) {
+		json_object_set_new(o, "state", json_string("gone"));
+		return o;
+	}
+	(void)read_link_name(fd, ATTR_DRIVER, &driver);
+	json_object_set_new(o, "driver", driver ? json_string(driver) : json_null());
+	if (driver && streq(driver, DRIVER_VHOST_VDPA)) {
+		child = child_named(fd, ATTR_VHOST_VDPA_PREFIX);
+		if (child) {
+			char node[NAME_MAX + 8];
+
+			snprintf(node, sizeof(node), "%s%s", DEV_PREFIX, child);
+			json_object_set_new(o, "node", json_string(node));
+		}
+	} else if (driver && streq(driver, DRIVER_VIRTIO_VDPA)) {
+		child = child_named(fd, ATTR_VIRTIO_PREFIX);
+		if (child)
+			json_object_set_new(o, "virtio", json_string(child));
+	}
+	return o;
+}
+
+struct dev_info {
+	json_t *a;		/* the dump: every device */
+	char mgmtdev[320];	/* a GET: its management device */
+	unsigned int id;	/* and its virtio id */
+	struct gnl *g;
+};
+
+static int on_dev(struct nlmsghdr *nlh, void *data)
+{
+	struct dev_info *di = data;
+	struct nlattr *tb[ATTR_MAX + 1];
+	struct mgmtdev m = {};
+	int r;
+
+	r = gnl_parse(di->g, nlh, ATTR_MAX, vdpa_policy, tb);
+	if (r < 0)
+		return r;
+	if (!tb[VDPA_ATTR_DEV_NAME] || !tb[VDPA_ATTR_MGMTDEV_DEV_NAME])
+		return -EBADMSG;
+	if (tb[VDPA_ATTR_MGMTDEV_BUS_NAME])
+		snprintf(m.bus, sizeof(m.bus), "%s", nla_get_string(tb[VDPA_ATTR_MGMTDEV_BUS_NAME]));
+	snprintf(m.dev, sizeof(m.dev), "%s", nla_get_string(tb[VDPA_ATTR_MGMTDEV_DEV_NAME]));
+	mgmtdev_str(&m, di->mgmtdev, sizeof(di->mgmtdev));
+	di->id = tb[VDPA_ATTR_DEV_ID] ? nla_get_u32(tb[VDPA_ATTR_DEV_ID]) : 0;
+	if (di->a) {
+		/* The list carries no context: names come from the kernel, not from us. */
+		json_t *o = json_object();
+
+		if (!o)
+			return -ENOMEM;
+		json_object_set_new(o, "name", json_string(nla_get_string(tb[VDPA_ATTR_DEV_NAME])));
+		json_object_set_new(o, "mgmtdev", json_string(di->mgmtdev));
+		json_object_set_new(o, "class", class_json(di->id));
+		if (tb[VDPA_ATTR_DEV_MAX_VQS])
+			json_object_set_new(o, "max_vqs",
+					    json_integer(nla_get_u32(tb[VDPA_ATTR_DEV_MAX_VQS])));
+		json_array_append_new(di->a, o);
+	}
+	return 0;
+}
+
+/* "00:11:22:33:44:55": exactly six bytes in hex. */
+int mac_parse(const char *s, uint8_t mac[6])
+{
+	int n = 0;
+
+	if (sscanf(s, "%2hhx:%2hhx:%2hhx:%2hhx:%2hhx:%2hhx%n", &mac[0], &mac[1], &mac[2], &mac[3],
+		   &mac[4], &mac[5], &n) != 6 ||
+	    n != 17 || s[n])
+		return -EINVAL;
+	return 0;
+}
+
+/* vhost_vdpa unless OPTS say virtio_vdpa; NULL for anything else. */
+static const char *driver_choice(json_t *opts)
+{
+	const char *d = opt_str(opts, "driver", DRIVER_VHOST_VDPA);
+
+	if (streq(d, DRIVER_VHOST_VDPA) || streq(d, "vhost-vdpa"))
+		return DRIVER_VHOST_VDPA;
+	if (streq(d, DRIVER_VIRTIO_VDPA) || streq(d, "virtio-vdpa"))
+		return DRIVER_VIRTIO_VDPA;
+	return NULL;
+}
+
+static int vdpa_target(struct vfiod_ctx *ctx, const char *path, json_t *opts, bool destroy,
+		       struct target *t)
+{
+	const char *name;
+	struct mgmtdev m;
+	int r;
+
+	if (destroy) {
+		_cleanup_free_ char *rel = NULL;
+		_cleanup_close_ int fd = -1;
+		const char *base = strrchr(path, '/');
+
+		/* A vdpa device's name, or a path whose last component is one. */
+		name = base ? base + 1 : path;
+		fd = vdpa_dev_open(ctx, name);
+		if (fd < 0)
+			return fd == -ENOENT || fd == -ENOTDIR ? 0 : fd;
+		if (base) {
+			_cleanup_free_ char *mine = NULL, *logical = NULL, *real = NULL;
+
+			/* A path must be that device's own, not a namesake elsewhere. */
+			if (asprintf(&rel, "%s/%s", SYSFS_VDPA_DEVICES, name) < 0)
+				return -ENOMEM;
+			r = root_syspath(ctx, rel, &mine);
+			free(rel);
+			rel = NULL;
+			if (r < 0)
+				return 0;
+			r = sysfs_canonicalize(ctx, path, &logical, &real);
+			if (r < 0) {
+				ctx->error[0] = '\0';
+				return 0;
+			}
+			if (!streq(mine, logical))
+				return 0;
+		}
+		if (asprintf(&rel, "%s/%s", SYSFS_VDPA_DEVICES, name) < 0)
+			return -ENOMEM;
+		r = root_syspath(ctx, rel, &t->device);
+		if (r < 0)
+			return r;
+	} else {
+		name = opt_str(opts, "vdpa", NULL);
+		if (!valid_name(name))
+			return vfiod_error(ctx, -EINVAL, "\"%s\" is not a valid vdpa device name",
+					   name ? name : "");
+		r = mgmtdev_parse(ctx, path, &m, &t->device);
+		if (r < 0)
+			return r;
+	}
+	t->name = strdup(name);
+	if (!t->name || asprintf(&t->key, "vdpa:%s", name) < 0)
+		return -ENOMEM;
+	return 1;
+}
+
+/* The attributes of DEV_NEW from OPTS, checked for what we can tell ourselves. */
+static int put_config(struct vfiod_ctx *ctx, struct nl_msg *msg, const char *name, json_t *opts)
+{
+	const char *mac = opt_str(opts, "mac", NULL);
+	long long mtu = opt_uint(opts, "mtu"), vqp = opt_uint(opts, "max_vqp");
+	json_t *features = json_object_get(opts, "features");
+	int r = 0;
+
+	if (mac) {
+		uint8_t a[6];
+
+		if (mac_parse(mac, a) < 0)
+			return vfiod_error(ctx, -EINVAL, "%s: mac \"%s\" is not an address like "
+					   "00:11:22:33:44:55", name, mac);
+		r = nla_put(msg, VDPA_ATTR_DEV_NET_CFG_MACADDR, sizeof(a), a);
+	}
+	if (r >= 0 && mtu >= 0) {
+		if (mtu > UINT16_MAX)
+			return vfiod_error(ctx, -EINVAL, "%s: mtu %lld is out of range (at most %u)",
+					   name, mtu, UINT16_MAX);
+		r = nla_put_u16(msg, VDPA_ATTR_DEV_NET_CFG_MTU, (uint16_t)mtu);
+	}
+	if (r >= 0 && vqp >= 0) {
+		if (vqp > UINT16_MAX)
+			return vfiod_error(ctx, -EINVAL,
+					   "%s: max_vqp %lld is out of range (at most %u)", name, vqp,
+					   UINT16_MAX);
+		r = nla_put_u16(msg, VDPA_ATTR_DEV_NET_CFG_MAX_VQP, (uint16_t)vqp);
+	}
+	if (r >= 0 && json_is_integer(features))
+		r = nla_put_u64(msg, ATTR_DEV_FEATURES, (uint64_t)json_integer_value(features));
+	return gnl_errno(r);
+}
+
+static int dev_del(struct gnl *g, const char *name)
+{
+	struct nl_msg *msg;
+	int r;
+
+	r = gnl_request(g, VDPA_CMD_DEV_DEL, 0, &msg);
+	if (r < 0)
+		return r;
+	r = gnl_errno(nla_put_string(msg, VDPA_ATTR_DEV_NAME, name));
+	if (r < 0) {
+		nlmsg_free(msg);
+		return r;
+	}
+	return gnl_transact(g, msg, NULL, NULL);
+}
+
+/* Wait, bounded, for DRIVER to be bound to the device at FD (drivers may defer a probe). */
+static int wait_driver(int fd, const char *driver)
+{
+	const struct timespec tick = { 0, 10 * 1000 * 1000 };
+
+	for (int i = 0; i < 200; i++) {
+		_cleanup_free_ char *now = NULL;
+
+		if (read_link_name(fd, ATTR_DRIVER, &now) >= 0 && streq(now, driver))
+			return 0;
+		nanosleep(&tick, NULL);
+	}
+	return -ETIMEDOUT;
+}
+
+/* Bind the new device NAME (directory FD) to DRIVER, and nothing else. */
+static int bind_driver(struct vfiod_ctx *ctx, int fd, const char *name, const char *driver)
+{
+	_cleanup_free_ char *now = NULL;
+	_cleanup_close_ int probe = -1;
+	int r;
+
+	r = vfiod_step(ctx, OP_CREATE, name, "set-override");
+	if (r < 0)
+		return r;
+	r = write_attr(fd, ATTR_DRIVER_OVERRIDE, driver);
+	if (r < 0)
+		return vfiod_error(ctx, r, "vdpa device %s: cannot set driver_override: %s", name,
+				   strerror(-r));
+	r = vfiod_step(ctx, OP_CREATE, name, "load-module");
+	if (r >= 0)
+		r = module_load(ctx, streq(driver, DRIVER_VHOST_VDPA) ? MODULE_VHOST_VDPA
+								  : MODULE_VIRTIO_VDPA);
+	if (r < 0)
+		return r;
+	r = vfiod_step(ctx, OP_CREATE, name, "unbind");
+	if (r < 0)
+		return r;
+	/* Another vdpa driver may have taken the device the moment it appeared. */
+	if (read_link_name(fd, ATTR_DRIVER, &now) >= 0 && !streq(now, driver)) {
+		r = write_attr(fd, ATTR_DRIVER_UNBIND, name);
+		if (r < 0)
+			return vfiod_error(ctx, r, "vdpa device %s: cannot unbind %s: %s", name, now,
+					   strerror(-r));
+	}
+	r = vfiod_step(ctx, OP_CREATE, name, "probe");
+	if (r < 0)
+		return r;
+	if (!now || !streq(now, driver)) {
+		probe = root_open(ctx, SYSFS_VDPA_DRIVERS_PROBE, O_WRONLY | O_TRUNC);
+		if (probe < 0 || write(probe, name, strlen(name)) < 0) {
+			r = probe < 0 ? probe : negative_errno();
+			/* ENODEV: no driver took it; verify says which. */
+			if (r != -ENODEV)
+				return vfiod_error(ctx, r, "vdpa device %s: probe failed: %s", name,
+						   strerror(-r));
+		}
+	}
+	r = vfiod_step(ctx, OP_CREATE, name, "verify");
+	if (r < 0)
+		return r;
+	if (wait_driver(fd, driver) < 0) {
+		free(now);
+		now = NULL;
+		(void)read_link_name(fd, ATTR_DRIVER, &now);
+		return vfiod_error(ctx, -EIO, "vdpa device %s: %s did not bind (now %s); see dmesg",
+				   name, driver, now ? now : "unbound");
+	}
+	return 0;
+}
+
+static int vdpa_create(struct vfiod_ctx *ctx, const char *path, json_t *opts, json_t **ret)
+{
+	const char *name = opt_str(opts, "vdpa", NULL), *driver = driver_choice(opts);
+	_cleanup_free_ char *syspath = NULL;
+	_cleanup_close_ int fd = -1;
+	struct gnl *g = NULL;
+	struct nl_msg *msg;
+	struct mgmtdev m;
+	char mstr[320];
+	json_t *o;
+	int r;
+
+	if (!valid_name(name))
+		return vfiod_error(ctx, -EINVAL, "\"%s\" is not a valid vdpa device name",
+				   name ? name : "");
+	if (!driver)
+		return vfiod_error(ctx, -EINVAL,
+				   "vdpa device %s: driver \"%s\" is not a vdpa bus driver (%s or %s)",
+				   name, opt_str(opts, "driver", ""), DRIVER_VHOST_VDPA,
+				   DRIVER_VIRTIO_VDPA);
+	r = mgmtdev_parse(ctx, path, &m, &syspath);
+	if (r < 0)
+		return r;
+	mgmtdev_str(&m, mstr, sizeof(mstr));
+
+	r = vfiod_step(ctx, OP_CREATE, name, "load-module");
+	if (r >= 0)
+		r = vdpa_open(ctx, &g);
+	if (r < 0)
+		return r;
+	r = gnl_request(g, VDPA_CMD_DEV_NEW, 0, &msg);
+	if (r < 0)
+		goto out;
+	r = put_mgmtdev(msg, &m);
+	if (r >= 0)
+		r = gnl_errno(nla_put_string(msg, VDPA_ATTR_DEV_NAME, name));
+	if (r >= 0)
+		r = put_config(ctx, msg, name, opts);
+	if (r >= 0)
+		r = vfiod_step(ctx, OP_CREATE, name, "dev-new");
+	if (r < 0) {
+		nlmsg_free(msg);
+		goto out;
+	}
+	r = gnl_transact(g, msg, NULL, NULL);
+	if (r == -EEXIST && !gnl_errmsg(g)) {
+		r = vfiod_error(ctx, r, "vdpa device %s on %s: the kernel refused: %s (a vdpa "
+				"device of that name exists already)", name, mstr, strerror(-r));
+		goto out;
+	}
+	if (r < 0) {
+		r = gnl_error(ctx, g, r, "vdpa device %s on %s: the kernel refused", name, mstr);
+		goto out;
+	}
+
+	fd = vdpa_dev_open(ctx, name);
+	if (fd < 0) {
+		r = vfiod_error(ctx, fd, "vdpa device %s: made, but not on the vdpa bus: %s", name,
+				strerror(-fd));
+		goto undo;
+	}
+	r = bind_driver(ctx, fd, name, driver);
+	if (r < 0)
+		goto undo;
+
+	o = dev_json(ctx, name);
+	if (!o) {
+		r = -ENOMEM;
+		goto undo;
+	}
+	json_object_set_new(o, "mgmtdev", json_string(mstr));
+	json_object_set_new(o, "mgmtdev_device", syspath ? json_string(syspath) : json_null());
+	*ret = o;
+	vfiod_log(ctx, LOG_INFO, "vdpa device %s made on %s, bound to %s", name, mstr, driver);
+	gnl_close(g);
+	return 0;
+undo:
+	{
+		/* The message of the failure stays; the undo is best effort. */
+		int q = dev_del(g, name);
+
+		if (q < 0)
+			vfiod_log(ctx, LOG_WARNING, "vdpa device %s: cannot delete it again: %s",
+				  name, gnl_errmsg(g) ? gnl_errmsg(g) : strerror(-q));
+	}
+out:
+	gnl_close(g);
+	return r;
+}
+
+static int vdpa_destroy(struct vfiod_ctx *ctx, const char *path, json_t *opts, json_t **ret)
+{
+	const char *base = strrchr(path, '/');
+	const char *name = base ? base + 1 : path;
+	struct gnl *g = NULL;
+	json_t *o;
+	int r;
+
+	(void)opts;
+	if (!valid_name(name))
+		return vfiod_error(ctx, -EINVAL, "%s: not a vdpa device", path);
+	o = dev_json(ctx, name);
+	if (!o)
+		return -ENOMEM;
+	r = vfiod_step(ctx, OP_DESTROY, name, "dev-del");
+	if (r >= 0)
+		r = gnl_open_ctx(ctx, GENL_VDPA, &g);
+	if (r >= 0) {
+		r = dev_del(g, name);
+		if (r == -ENODEV)
+			r = vfiod_error(ctx, -ENOENT, "%s: there is no vdpa device %s", path, name);
+		else if (r < 0)
+			r = gnl_error(ctx, g, r, "vdpa device %s: the kernel refused to delete it",
+				      name);
+	}
+	gnl_close(g);
+	if (r < 0) {
+		json_decref(o);
+		return r;
+	}
+	json_object_set_new(o, "destroyed", json_true());
+	*ret = o;
+	vfiod_log(ctx, LOG_INFO, "vdpa device %s deleted", name);
+	return 0;
+}
+
+/* Every vdpa device the kernel has (nothing when vdpa is not loaded). */
+static int vdpa_list(struct vfiod_ctx *ctx, json_t *a)
+{
+	struct dev_info di = { .a = json_array() };
+	struct nl_msg *msg;
+	size_t i;
+	json_t *e;
+	int r;
+
+	if (!di.a)
+		return -ENOMEM;
+	/* The kernel knows only the real /sys: a fixture tree has none of its devices. */
+	if (!streq(ctx->sysfs_real, VFIOD_DEFAULT_SYSFS_ROOT)) {
+		json_decref(di.a);
+		return 0;
+	}
+	r = gnl_open(GENL_VDPA, &di.g);
+	if (r == -ENOENT) {
+		json_decref(di.a);
+		return 0;
+	}
+	if (r >= 0)
+		r = gnl_request(di.g, VDPA_CMD_DEV_GET, NLM_F_DUMP, &msg);
+	if (r >= 0)
+		r = gnl_transact(di.g, msg, on_dev, &di);
+	if (r < 0) {
+		r = di.g ? gnl_error(ctx, di.g, r, "vdpa devices") :
+			   vfiod_error(ctx, r, "vdpa devices: %s", strerror(-r));
+		gnl_close(di.g);
+		json_decref(di.a);
+		return r;
+	}
+	gnl_close(di.g);
+	json_array_foreach(di.a, i, e) {
+		json_t *o = dev_json(ctx, json_string_value(json_object_get(e, "name")));
+
+		if (!o)
+			continue;
+		json_object_set(o, "mgmtdev", json_object_get(e, "mgmtdev"));
+		json_object_set(o, "class", json_object_get(e, "class"));
+		json_array_append_new(a, o);
+	}
+	json_decref(di.a);
+	return 0;
 }
 
 const struct kind kind_vdpa = {
 	.name = "vdpa",
 	.selector = "vdpa",
 	.target = vdpa_target,
-	.create = vdpa_none,
-	.destroy = vdpa_none,
+	.create = vdpa_create,
+	.destroy = vdpa_destroy,
+	.list = vdpa_list,
 };
+
+struct mgmt_info {
+	struct vfiod_ctx *ctx;
+	struct gnl *g;
+	json_t *a;
+};
+
+static int on_mgmtdev(struct nlmsghdr *nlh, void *data)
+{
+	struct mgmt_info *mi = data;
+	struct nlattr *tb[ATTR_MAX + 1];
+	_cleanup_free_ char *syspath = NULL;
+	struct mgmtdev m = {};
+	char mstr[320];
+	json_t *o, *classes;
+	int r;
+
+	r = gnl_parse(mi->g, nlh, ATTR_MAX, vdpa_policy, tb);
+	if (r < 0)
+		return r;
+	if (!tb[VDPA_ATTR_MGMTDEV_DEV_NAME])
+		return -EBADMSG;
+	if (tb[VDPA_ATTR_MGMTDEV_BUS_NAME])
+		snprintf(m.bus, sizeof(m.bus), "%s", nla_get_string(tb[VDPA_ATTR_MGMTDEV_BUS_NAME]));
+	snprintf(m.dev, sizeof(m.dev), "%s", nla_get_string(tb[VDPA_ATTR_MGMTDEV_DEV_NAME]));
+	if (m.bus[0] && valid_name(m.bus) && valid_name(m.dev)) {
+		_cleanup_free_ char *rel = NULL;
+
+		if (asprintf(&rel, "%s/%s/devices/%s", SYSFS_BUS, m.bus, m.dev) >= 0)
+			(void)root_syspath(mi->ctx, rel, &syspath);
+	}
+	o = json_object();
+	classes = json_array();
+	if (!o || !classes) {
+		json_decref(o);
+		json_decref(classes);
+		return -ENOMEM;
+	}
+	json_object_set_new(o, "name", json_string(mgmtdev_str(&m, mstr, sizeof(mstr))));
+	json_object_set_new(o, "bus", m.bus[0] ? json_string(m.bus) : json_null());
+	json_object_set_new(o, "dev", json_string(m.dev));
+	json_object_set_new(o, "device", syspath ? json_string(syspath) : json_null());
+	if (tb[VDPA_ATTR_MGMTDEV_SUPPORTED_CLASSES]) {
+		uint64_t c = nla_get_u64(tb[VDPA_ATTR_MGMTDEV_SUPPORTED_CLASSES]);
+
+		for (unsigned int id = 0; id < 64; id++)
+			if (c & (1ULL << id))
+				json_array_append_new(classes, class_json(id));
+	}
+	json_object_set_new(o, "classes", classes);
+	if (tb[VDPA_ATTR_DEV_MGMTDEV_MAX_VQS])
+		json_object_set_new(o, "max_vqs",
+				    json_integer(nla_get_u32(tb[VDPA_ATTR_DEV_MGMTDEV_MAX_VQS])));
+	if (tb[VDPA_ATTR_DEV_SUPPORTED_FEATURES]) {
+		char hex[24];
+
+		snprintf(hex, sizeof(hex), "0x%llx",
+			 (unsigned long long)nla_get_u64(tb[VDPA_ATTR_DEV_SUPPORTED_FEATURES]));
+		json_object_set_new(o, "supported_features", json_string(hex));
+	}
+	json_array_append_new(mi->a, o);
+	return 0;
+}
 
 _public_ int vfiod_vdpa_mgmtdevs(struct vfiod_ctx *ctx, char **ret)
 {
-	(void)ret;
-	return vfiod_error(ctx, -EOPNOTSUPP, "vdpa devices are not supported yet");
+	struct mgmt_info mi = { .ctx = ctx, .a = json_array() };
+	struct nl_msg *msg;
+	int r;
+
+	ctx->error[0] = '\0';
+	if (!mi.a)
+		return -ENOMEM;
+	r = vdpa_open(ctx, &mi.g);
+	if (r >= 0)
+		r = gnl_request(mi.g, VDPA_CMD_MGMTDEV_GET, NLM_F_DUMP, &msg);
+	if (r >= 0) {
+		r = gnl_transact(mi.g, msg, on_mgmtdev, &mi);
+		if (r < 0)
+			r = gnl_error(ctx, mi.g, r, "vdpa management devices");
+	}
+	gnl_close(mi.g);
+	if (r < 0) {
+		json_decref(mi.a);
+		return r;
+	}
+	return json_dump_to(mi.a, ret);
 }

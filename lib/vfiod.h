@@ -64,7 +64,9 @@ void vfiod_ctx_set_step_fn(struct vfiod_ctx *ctx, vfiod_step_fn fn, void *userda
  * Devices.  PATH may be /sys/devices/..., /sys/bus/pci/devices/NAME, a
  * /sys/class/... link to a device, or a PCI address ("0000:03:00.0",
  * "03:00.0").  It is resolved to one real path under /sys/devices; anything
- * else is refused with -EINVAL, -ENOENT, -ENOTDIR or -ENODEV.
+ * else is refused with -ENOENT (no such device), -ENOTDIR (not a device
+ * path) or -ENODEV (not a PCI device).  Across libvfiod, -EINVAL means a bad
+ * argument other than the path (an option, a name, a number).
  */
 int vfiod_device_new(struct vfiod_ctx *ctx, const char *path, struct vfiod_device **ret);
 struct vfiod_device *vfiod_device_ref(struct vfiod_device *dev);
@@ -121,8 +123,19 @@ int vfiod_destroy(struct vfiod_ctx *ctx, const char *path, const char *options, 
 int vfiod_target(struct vfiod_ctx *ctx, const char *path, const char *options, bool destroy,
 		 char **ret);
 
-/* The mdev types a parent offers, as a JSON array. */
+/*
+ * The mdev types a parent offers, as a JSON array of {"name", "pretty_name",
+ * "device_api", "available_instances", "description", "devices"}.  PATH is
+ * the parent's sysfs path, PCI address or name under /sys/class/mdev_bus.
+ */
 int vfiod_mdev_types(struct vfiod_ctx *ctx, const char *path, char **ret);
+/*
+ * mdevctl's persistent definitions, DIR/<parent>/<uuid> (DIR NULL:
+ * $VFIOD_MDEVCTL_DIR, else /etc/mdevctl.d), as a JSON array of {"uuid",
+ * "parent", "parent_path", "type", "start", "attrs", "source"}.  A file that
+ * cannot be read as a definition is an entry with "error" saying why.
+ */
+int vfiod_mdevctl_read(struct vfiod_ctx *ctx, const char *dir, char **ret);
 /* The vdpa management devices and what they support, as a JSON array. */
 int vfiod_vdpa_mgmtdevs(struct vfiod_ctx *ctx, char **ret);
 

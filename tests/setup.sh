@@ -12,8 +12,12 @@ PACKAGES=(
 	# tests on the host
 	python3 python3-dbusmock dbus kmod util-linux
 	# the VM suite: QEMU, the guest's init, kernel module builds against the
-	# downloaded headers (gcc-12 is the compiler Debian's 6.12 kernel was built with)
+	# downloaded headers (gcc-12 is the compiler Debian's 6.12 kernel was built with);
+	# qemu-system-common has qemu-storage-daemon (the VDUSE export of vm-vdpa)
 	qemu-system-x86 busybox-static cpio dwarves gcc-12 make libelf1 bc systemd udev iproute2
+	qemu-system-common
+	# the benchmarks (tests/bench): the baseline the VM figures compare with
+	driverctl
 )
 
 missing=()

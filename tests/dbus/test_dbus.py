@@ -412,8 +412,9 @@ class TestPersistent(Base):
 
     def test_definition_stored_reapplied_and_removed(self):
         path, _ = self.create(NVME, persistent=dbus.Boolean(True))
-        self.assertEqual(self.definition(), {"device": NVME_PATH, "name": NVME, "driver": None,
-                                             "group": False})
+        self.assertEqual(self.definition(), {
+            "name": NVME, "kind": "pci", "path": NVME_PATH, "options": {},
+            "undo": {"path": NVME_PATH, "options": {}}, "start": "auto"})
         self.assertTrue(self.props(path)["Persistent"])
         self.assertEqual(self.describe()["definitions"][0]["name"], NVME)
 
@@ -722,7 +723,10 @@ class TestDocumented(Base):
                 self.assertIn(e, text)
         with open(os.path.join(SOURCE, "daemon", "bus-names.h")) as f:
             names = f.read()
-        for key in re.findall(r'#define VFIOD_OPTION_\w+ "(\w+)"', names):
+        with open(os.path.join(SOURCE, "lib", "options.c")) as f:
+            keys = set(re.findall(r'^\t\{ "(\w+)", "\w+", "', f.read(), re.M))
+        self.assertGreater(len(keys), 10)
+        for key in sorted(keys):
             with self.subTest(option=key):
                 self.assertRegex(text, rf"\n\.B {key}\b")
         for state in re.findall(r'#define VFIOD_STATE_\w+ "(\w+)"', names):

@@ -317,7 +317,7 @@ class TestAssign(Base):
 
     def test_list_empty(self):
         self.assertEqual(json.loads(self.vfioctl("-j", "list").stdout), [])
-        self.assertIn("DEVICE", self.vfioctl("list").stdout)
+        self.assertIn("KIND", self.vfioctl("list").stdout)
 
 
 if __name__ == "__main__":

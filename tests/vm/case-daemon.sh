@@ -44,7 +44,7 @@ BUSCTL=(busctl --address="$VFIOD_BUS_ADDRESS")
 out=$("${VFIOCTL[@]}" create "$NVME")
 vm_note "$out"
 vm_check "vfioctl create through vfiod: most specific variant" test "$(drv "$NVME")" = vfio-fixture-vdsub
-vm_check "vfioctl list through vfiod shows it" sh -c '"$0" list | grep -q "^$1 .*vfio-fixture-vdsub"' \
+vm_check "vfioctl list through vfiod shows it" sh -c '"$0" list | grep -q "^pci  *$1 .*vfio-fixture-vdsub"' \
 	"${VFIOCTL[0]}" "$NVME"
 vm_check "-j output is the same as --direct's" sh -c \
 	'test "$("$0" -j list)" = "$("$0" --direct -j list)"' "${VFIOCTL[0]}"
@@ -79,7 +79,7 @@ check_consistent() { # label
 	vm_check "$1: device fully assigned or back on nvme ($d)" \
 		sh -c 'test "$0" = vfio-fixture-vdsub || test "$0" = nvme' "$d"
 	if [ "$d" = vfio-fixture-vdsub ]; then
-		vm_check "$1: assigned, and listed so" sh -c '"$0" list | grep -q "^$1 "' \
+		vm_check "$1: assigned, and listed so" sh -c '"$0" list | grep -q "^pci  *$1 "' \
 			"${VFIOCTL[0]}" "$NVME"
 		"${VFIOCTL[@]}" destroy "$NVME" >/dev/null
 	else

@@ -3,8 +3,8 @@
  * vfio-open GROUP DEVICE: prove a device assigned to vfio is usable, the way
  * QEMU opens it through the group API: open the container and the group, check
  * the group is viable, attach it to a type1 IOMMU container, get the device fd
- * and read its region and IRQ info.  Exit 0 on success; each failure names the
- * step.
+ * and read its region and IRQ info and the IDs at the start of its config
+ * space.  Exit 0 on success; each failure names the step.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +15,9 @@
 #include <unistd.h>
 
 #include <linux/vfio.h>
+
+/* Config space up to the subsystem IDs. */
+#define PCI_CONFIG_IDS 0x30
 
 static int fail(const char *step)
 {
@@ -71,6 +74,15 @@ int main(int argc, char **argv)
 		return fail("VFIO_DEVICE_GET_REGION_INFO config");
 	printf("%s: %u regions, %u irqs, config space %llu bytes\n", argv[2], info.num_regions,
 	       info.num_irqs, (unsigned long long)reg.size);
+	if (reg.size >= PCI_CONFIG_IDS) {
+		unsigned char c[PCI_CONFIG_IDS];
+
+		if (pread(device, c, sizeof(c), reg.offset) != (ssize_t)sizeof(c))
+			return fail("read config space");
+		/* Little endian: vendor, device at 0; subsystem vendor, device at 0x2c. */
+		printf("%s: config %02x%02x:%02x%02x subsystem %02x%02x:%02x%02x\n", argv[2], c[1],
+		       c[0], c[3], c[2], c[0x2d], c[0x2c], c[0x2f], c[0x2e]);
+	}
 	close(device);
 	close(group);
 	close(container);

@@ -1,0 +1,181 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# VM case: vdpa devices made through libvfiod on the real vdpa bus.
+#
+#   case-vdpa.sh BUILD_DIR
+#
+# Runs in the guest (tests/vm/run.sh). qemu-storage-daemon exports a null
+# block device over VDUSE; libvfiod (through tests/vfiod-call) makes a vdpa
+# device of it on the management device "vduse", binds it to vhost_vdpa (the
+# node is opened and asked what it is) or to virtio_vdpa (a virtio block
+# device appears and is read), and deletes it.  Refusals show the kernel's
+# own message.
+set -uo pipefail
+
+BUILD=$1
+HERE=$(cd "$(dirname "$0")" && pwd)
+CALL="$BUILD/tests/vfiod-call"
+VHOST_OPEN="$BUILD/tests/vhost-vdpa-open"
+export RUNTIME_DIRECTORY=/run/vfiod
+RESULTS=${RESULTS:-/tmp}
+# shellcheck source=guest-lib.sh
+. "$HERE/guest-lib.sh"
+
+VDPA=/sys/bus/vdpa/devices
+jget() { python3 -c 'import json,sys; d=json.load(sys.stdin); exec("print(" + sys.argv[1] + ")")' "$1"; }
+ms() { date +%s%N; }
+: >"$RESULTS/figures"
+
+# call VERB PATH [JSON]: libvfiod's answer in $OUT, its error in $ERR.
+call() {
+	local rc
+	OUT=$("$CALL" "$@" 2>"$RESULTS/err")
+	rc=$?
+	ERR=$(cat "$RESULTS/err")
+	[ -n "$ERR" ] && echo "# $1 $2: $ERR"
+	return $rc
+}
+has() { grep -qF -- "$2" <<<"$1"; }
+# refused NAME VERB PATH [JSON]: a check that the call fails; $ERR keeps its message.
+refused() {
+	local name=$1
+	shift
+	call "$@"
+	vm_check "$name" test $? -ne 0
+}
+gone() { [ ! -e "$1" ]; }
+
+vm_dmesg_mark
+modprobe -a vdpa vduse virtio_blk || { echo "vdpa modules missing"; exit 1; }
+qemu-storage-daemon --blockdev driver=null-co,node-name=n0,size=67108864,read-zeroes=on \
+	--export type=vduse-blk,id=e0,node-name=n0,name=blk0,writable=on \
+	--pidfile /run/qsd.pid --daemonize
+vm_check "qemu-storage-daemon exports vduse blk0" test -e /dev/vduse/blk0
+
+# Management devices.
+call mgmtdevs
+echo "# mgmtdevs: $OUT"
+vm_check "mgmtdevs: vduse offers block" \
+	test "$(jget '"block" in [m["classes"] for m in d if m["name"] == "vduse"][0]' <<<"$OUT")" = True
+vm_check "mgmtdevs: vduse is on no bus" \
+	test "$(jget '[m["bus"] for m in d if m["name"] == "vduse"][0]' <<<"$OUT")" = None
+
+# What a create and a destroy act on, known before they start.
+call target-create vduse '{"vdpa":"blk0"}'
+vm_check "target of create: key vdpa:blk0, no device" \
+	test "$(jget 'd["key"], d["device"], d["kind"]' <<<"$OUT")" = "vdpa:blk0 None vdpa"
+vm_check_not "target of destroy: blk0 does not exist yet, not a vdpa device" \
+	"$CALL" target-destroy blk0
+
+# vhost_vdpa, the default.
+t0=$(ms)
+call create vduse '{"vdpa":"blk0"}'
+t1=$(ms)
+echo "vdpa create vhost_vdpa: $(((t1 - t0) / 1000000)) ms" >>"$RESULTS/figures"
+echo "# create: $OUT"
+vm_check "create blk0 on vduse" test -e $VDPA/blk0
+vm_check "blk0 bound to vhost_vdpa" test "$(basename "$(readlink $VDPA/blk0/driver)")" = vhost_vdpa
+NODE=$(jget 'd["node"]' <<<"$OUT")
+vm_check "result names the node /dev/vhost-vdpa-N" test -c "$NODE"
+vm_check "result's device is blk0's sysfs path" \
+	test "$(jget 'd["device"]' <<<"$OUT")" = "$(cd -P $VDPA/blk0 && pwd)"
+vm_check "driver_override says vhost_vdpa" test "$(cat $VDPA/blk0/driver_override)" = vhost_vdpa
+out=$("$VHOST_OPEN" "$NODE")
+echo "# $NODE: $out"
+vm_check "vhost-vdpa node opens: a virtio block device (id 2)" has "$out" "device_id 2 "
+call list
+vm_check "list shows blk0 on vhost_vdpa with its node" \
+	test "$(jget '[(e["driver"], e["node"], e["mgmtdev"], e["class"]) for e in d if e.get("kind") == "vdpa" and e["name"] == "blk0"]' <<<"$OUT")" = "[('vhost_vdpa', '$NODE', 'vduse', 'block')]"
+call target-destroy blk0
+vm_check "target of destroy by name: vdpa, key vdpa:blk0" \
+	test "$(jget 'd["kind"], d["key"]' <<<"$OUT")" = "vdpa vdpa:blk0"
+call target-destroy $VDPA/blk0
+vm_check "target of destroy by /sys/bus/vdpa path" test "$(jget 'd["name"]' <<<"$OUT")" = blk0
+
+# A second device of the same name: the kernel refuses, and the first stays.
+refused "duplicate name refused" create vduse '{"vdpa":"blk0"}'
+vm_check "duplicate: the kernel's answer is shown" has "$ERR" "File exists"
+vm_check "duplicate: the first device is untouched" \
+	test "$(basename "$(readlink $VDPA/blk0/driver)")" = vhost_vdpa
+
+t0=$(ms)
+call destroy blk0
+t1=$(ms)
+echo "vdpa destroy: $(((t1 - t0) / 1000000)) ms" >>"$RESULTS/figures"
+vm_check "destroy blk0: gone from the vdpa bus" gone $VDPA/blk0
+vm_check "destroy blk0: its node is gone" gone "$NODE"
+refused "destroy again: nothing to destroy" destroy blk0
+
+# virtio_vdpa on request: a virtio block device for the host itself.
+call create vduse '{"vdpa":"blk0","driver":"virtio_vdpa"}'
+echo "# create virtio: $OUT"
+vm_check "virtio_vdpa on request" test "$(basename "$(readlink $VDPA/blk0/driver)")" = virtio_vdpa
+VIRTIO=$(jget 'd["virtio"]' <<<"$OUT")
+vm_check "a virtio device appears with blk0 as parent" \
+	test "$(basename "$(dirname "$(cd -P /sys/bus/virtio/devices/"$VIRTIO" && pwd)")")" = blk0
+vm_check "the virtio device is a block device (virtio_blk)" \
+	test "$(basename "$(readlink /sys/bus/virtio/devices/"$VIRTIO"/driver)")" = virtio_blk
+DISK=
+for b in /sys/bus/virtio/devices/"$VIRTIO"/block/*; do DISK=/dev/${b##*/}; done
+vm_check "a disk appears: $DISK, 64 MiB" \
+	test "$(cat /sys/bus/virtio/devices/"$VIRTIO"/block/"${DISK#/dev/}"/size)" = 131072
+vm_check "the disk reads through the vdpa device" \
+	dd if="$DISK" of=/dev/null bs=4096 count=16 iflag=direct status=none
+call destroy blk0
+vm_check "destroy the virtio one: gone" gone $VDPA/blk0
+vm_check "destroy the virtio one: the virtio device is gone" gone /sys/bus/virtio/devices/"$VIRTIO"
+
+# Refusals: the kernel's own words.
+refused "unknown management device refused" create nosuch '{"vdpa":"x0"}'
+vm_check "unknown mgmtdev: the kernel's message" has "$ERR" "vdpa: Fail to find the specified"
+# A management device by sysfs path: a PCI function is named pci/BDF to the kernel.
+NVME=$(vm_pci_find 1b36 0010 plain | head -n1)
+call target-create "/sys/bus/pci/devices/$NVME" '{"vdpa":"n0"}'
+vm_check "target of create by sysfs path: the mgmtdev's canonical path" \
+	test "$(jget 'd["device"]' <<<"$OUT")" = "$(cd -P "/sys/bus/pci/devices/$NVME" && pwd)"
+refused "a PCI function that is no management device refused" \
+	create "/sys/bus/pci/devices/$NVME" '{"vdpa":"n0"}'
+vm_check "no mgmtdev: the kernel's message, naming pci/$NVME" \
+	has "$ERR" "on pci/$NVME: the kernel refused: vdpa: Fail to find the specified"
+refused "mac on a block management device refused" \
+	create vduse '{"vdpa":"blk0","mac":"00:11:22:33:44:55"}'
+vm_check "unsupported attribute: the kernel's message" has "$ERR" "not supported"
+refused "a malformed mac refused before the kernel" \
+	create vduse '{"vdpa":"blk0","mac":"00:11:22"}'
+vm_check "malformed mac: says what is wrong" has "$ERR" 'mac "00:11:22" is not an address'
+refused "a driver that is not a vdpa bus driver refused" \
+	create vduse '{"vdpa":"blk0","driver":"vfio-pci"}'
+refused "a name with a slash refused" create vduse '{"vdpa":"a/b"}'
+vm_check "nothing left behind by the refusals" test -z "$(ls $VDPA)"
+
+# Stopped after the device was made: it is deleted again.
+for step in set-override verify; do
+	VFIOD_CALL_STOP_AT=$step call create vduse '{"vdpa":"blk0"}'
+	vm_check "stopped before $step: refused, naming the step" has "$ERR" "before step $step"
+	vm_check "stopped before $step: the new device is deleted again" gone $VDPA/blk0
+done
+call create vduse '{"vdpa":"blk0"}'
+vm_check "after the stops, create works" test -e $VDPA/blk0/driver
+call destroy /sys/bus/vdpa/devices/blk0
+vm_check "destroy by /sys/bus/vdpa path" gone $VDPA/blk0
+
+# The same through vfioctl's words (JSON: its text printer knows only PCI results yet).
+VFIOCTL=("$BUILD/cli/vfioctl" --direct)
+vm_check "vfioctl mgmtdev lists vduse" has "$("${VFIOCTL[@]}" -j mgmtdev)" '"name":"vduse"'
+out=$("${VFIOCTL[@]}" -j create vduse vdpa blk0 driver vhost_vdpa)
+echo "# vfioctl create: $out"
+vm_check "vfioctl create vduse vdpa blk0 driver vhost_vdpa" \
+	test "$(basename "$(readlink $VDPA/blk0/driver)")" = vhost_vdpa
+vm_check "vfioctl destroy blk0" "${VFIOCTL[@]}" -j destroy blk0
+vm_check "vfioctl destroy blk0: gone" gone $VDPA/blk0
+t0=$(ms)
+"$CALL" list >/dev/null
+t1=$(ms)
+echo "vfiod-call list (process start, vdpa and devlink dumps): $(((t1 - t0) / 1000000)) ms" \
+	>>"$RESULTS/figures"
+
+kill "$(cat /run/qsd.pid)"
+for i in $(seq 50); do [ -e /dev/vduse/blk0 ] || break; sleep 0.1; done
+vm_check "modules unload cleanly" modprobe -r vhost_vdpa virtio_vdpa virtio_blk vduse vdpa
+vm_no_kernel_warnings
+vm_summary
