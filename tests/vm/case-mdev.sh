@@ -326,7 +326,7 @@ vm_check "vfiod: its org.vfiod1.Mdev interface names parent and type" sh -c '
 	for o in $0; do
 		busctl --address="$VFIOD_BUS_ADDRESS" get-property org.vfiod1 "$o" org.vfiod1.Mdev Parent Type 2>/dev/null |
 			tr "\n" " " | grep -q "s \"$1\" s \"$2\"" && exit 0
-	done; exit 1' "$obj" "$MOD" "$SMALL"
+	done; exit 1' "$obj" "$P" "$SMALL"
 vm_check "vfiod: start the manual definition" "${V[@]}" start $U3
 vm_check "vfiod: started" test -e "$BUS/$U3"
 vm_check "vfiod: stop it" "${V[@]}" stop $U3
