@@ -659,6 +659,11 @@ static int set_numvfs(struct pf *pf, unsigned int n, json_t *rec)
 
 	if (r == -ETIMEDOUT)
 		return r;
+	if (r == -ENOENT && !pf->dev->driver)
+		return vfiod_error(ctx, -ENXIO,
+				   "%s: no driver is bound to the PF, and only its driver changes "
+				   "the VF count: bind it first",
+				   pf->dev->syspath);
 	if (r == -ENOENT)
 		return vfiod_error(ctx, -EOPNOTSUPP,
 				   "%s: its driver %s does not support SR-IOV configuration through "
