@@ -10,6 +10,11 @@
 #define VFIOD_MANAGER_IFACE "org.vfiod1.Manager"
 #define VFIOD_DEVICE_PREFIX "/org/vfiod1/device"
 #define VFIOD_DEVICE_IFACE "org.vfiod1.Device"
+/* On device objects of these kinds only. */
+#define VFIOD_MDEV_IFACE "org.vfiod1.Mdev"
+#define VFIOD_VFS_IFACE "org.vfiod1.Vfs"
+#define VFIOD_VDPA_IFACE "org.vfiod1.Vdpa"
+#define VFIOD_SF_IFACE "org.vfiod1.Subfunction"
 
 /* polkit */
 #define POLKIT_BUS_NAME "org.freedesktop.PolicyKit1"

@@ -35,6 +35,7 @@ struct mdevice {
 	char **vfio_nodes;
 	const char *state; /* VFIOD_STATE_* */
 	bool persistent;
+	json_t *info; /* the last result of another kind than pci: its own properties */
 };
 
 enum job_op {

@@ -54,6 +54,7 @@ static void mdevice_free(struct mdevice *d)
 	free(d->driver);
 	free(d->previous_driver);
 	strv_free(d->vfio_nodes);
+	json_decref(d->info);
 	free(d);
 }
 
@@ -144,6 +145,8 @@ static char **vfio_nodes(json_t *o)
 	return v;
 }
 
+static void kind_changed(struct mdevice *d);
+
 struct mdevice *mdevice_update(struct manager *m, json_t *o, const char *state)
 {
 	const char *name = json_string_value(json_object_get(o, "name"));
@@ -209,6 +212,12 @@ struct mdevice *mdevice_update(struct manager *m, json_t *o, const char *state)
 	if (!str_equal(d->state, state)) {
 		d->state = state;
 		changed(&c, "State");
+	}
+	if (json_is_string(json_object_get(o, "kind")) &&
+	    !streq(json_string_value(json_object_get(o, "kind")), "pci") && !json_equal(o, d->info)) {
+		json_decref(d->info);
+		d->info = json_deep_copy(o);
+		kind_changed(d);
 	}
 
 	if (added) {
@@ -322,6 +331,123 @@ static const sd_bus_vtable device_vtable[] = {
 	SD_BUS_PROPERTY("Persistent", "b", get_persistent, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_VTABLE_END};
 
+/*
+ * The interfaces of the other kinds: their properties are members of the
+ * kind's last result (libvfiod's JSON), by key.
+ */
+static json_t *info_get(struct mdevice *d, const char *key)
+{
+	return d->info ? json_object_get(d->info, key) : NULL;
+}
+
+static int info_str(sd_bus_message *reply, struct mdevice *d, const char *key)
+{
+	return sd_bus_message_append(reply, "s", json_string_value(info_get(d, key)) ?: "");
+}
+
+static int info_uint(sd_bus_message *reply, struct mdevice *d, const char *key)
+{
+	json_t *v = info_get(d, key);
+
+	return sd_bus_message_append(reply, "u",
+				     json_is_integer(v) ? (uint32_t)json_integer_value(v) : 0);
+}
+
+/* The "name" of each member of the array KEY. */
+static int info_names(sd_bus_message *reply, struct mdevice *d, const char *key)
+{
+	json_t *e;
+	size_t i;
+	int r;
+
+	r = sd_bus_message_open_container(reply, 'a', "s");
+	json_array_foreach(info_get(d, key), i, e)
+	{
+		if (r >= 0 && json_is_string(json_object_get(e, "name")))
+			r = sd_bus_message_append(reply, "s",
+						  json_string_value(json_object_get(e, "name")));
+	}
+	return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
+#define INFO_GETTER(fn, how, key)                                                                  \
+	static int fn(sd_bus *bus, const char *path, const char *iface, const char *prop,          \
+		      sd_bus_message *reply, void *userdata, sd_bus_error *error)                  \
+	{                                                                                          \
+		(void)bus, (void)path, (void)iface, (void)prop, (void)error;                       \
+		return how(reply, userdata, key);                                                  \
+	}
+
+INFO_GETTER(get_mdev_parent, info_str, "parent")
+INFO_GETTER(get_mdev_type, info_str, "type")
+INFO_GETTER(get_vfs_numvfs, info_uint, "numvfs")
+INFO_GETTER(get_vfs_previous, info_uint, "previous_numvfs")
+INFO_GETTER(get_vfs_vfs, info_names, "vfs")
+INFO_GETTER(get_vdpa_mgmtdev, info_str, "mgmtdev")
+INFO_GETTER(get_vdpa_node, info_str, "node")
+INFO_GETTER(get_sf_pf, info_str, "pf")
+INFO_GETTER(get_sf_sfnum, info_uint, "sfnum")
+INFO_GETTER(get_sf_aux, info_str, "auxiliary")
+INFO_GETTER(get_sf_hwaddr, info_str, "hw_addr")
+
+#define INFO_PROP(name, sig, fn)                                                                   \
+	SD_BUS_PROPERTY(name, sig, fn, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE)
+
+static const sd_bus_vtable mdev_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	INFO_PROP("Parent", "s", get_mdev_parent),
+	INFO_PROP("Type", "s", get_mdev_type),
+	SD_BUS_VTABLE_END};
+
+static const sd_bus_vtable vfs_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	INFO_PROP("NumVfs", "u", get_vfs_numvfs),
+	INFO_PROP("PreviousNumVfs", "u", get_vfs_previous),
+	INFO_PROP("Vfs", "as", get_vfs_vfs),
+	SD_BUS_VTABLE_END};
+
+static const sd_bus_vtable vdpa_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	INFO_PROP("ManagementDevice", "s", get_vdpa_mgmtdev),
+	INFO_PROP("Node", "s", get_vdpa_node),
+	SD_BUS_VTABLE_END};
+
+static const sd_bus_vtable sf_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	INFO_PROP("Pf", "s", get_sf_pf),
+	INFO_PROP("SfNumber", "u", get_sf_sfnum),
+	INFO_PROP("Auxiliary", "s", get_sf_aux),
+	INFO_PROP("HwAddr", "s", get_sf_hwaddr),
+	SD_BUS_VTABLE_END};
+
+static const struct {
+	const char *kind;
+	const char *iface;
+	const sd_bus_vtable *vtable;
+} kind_ifaces[] = {
+	{"mdev", VFIOD_MDEV_IFACE, mdev_vtable},
+	{"vfs", VFIOD_VFS_IFACE, vfs_vtable},
+	{"vdpa", VFIOD_VDPA_IFACE, vdpa_vtable},
+	{"sf", VFIOD_SF_IFACE, sf_vtable},
+};
+
+/* Every property of the kind's interface changed with its result. */
+static void kind_changed(struct mdevice *d)
+{
+	int r;
+
+	if (!d->m->bus || !d->kind)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(kind_ifaces); i++)
+		if (streq(d->kind, kind_ifaces[i].kind)) {
+			r = sd_bus_emit_properties_changed_strv(d->m->bus, d->object_path,
+								kind_ifaces[i].iface, NULL);
+			if (r < 0)
+				log_warning_errno(r, "%s: cannot signal PropertiesChanged: %m",
+						d->name);
+		}
+}
+
 static int device_find(sd_bus *bus, const char *path, const char *iface, void *userdata,
 		       void **found, sd_bus_error *error)
 {
@@ -330,13 +456,18 @@ static int device_find(sd_bus *bus, const char *path, const char *iface, void *u
 	struct mdevice *d;
 	int r;
 
-	(void)bus, (void)iface, (void)error;
+	(void)bus, (void)error;
 	r = sd_bus_path_decode(path, VFIOD_DEVICE_PREFIX, &name);
 	if (r <= 0)
 		return r;
 	d = mdevice_find(m, name);
 	if (!d)
 		return 0;
+	/* A kind's own interface is there only on devices of that kind. */
+	for (size_t i = 0; i < ARRAY_SIZE(kind_ifaces); i++)
+		if (streq(iface, kind_ifaces[i].iface) &&
+		    (!d->kind || !streq(d->kind, kind_ifaces[i].kind)))
+			return 0;
 	*found = d;
 	return 1;
 }
@@ -374,5 +505,12 @@ int device_objects_register(struct manager *m)
 				       device_vtable, device_find, m);
 	if (r < 0)
 		return r;
+	for (size_t i = 0; i < ARRAY_SIZE(kind_ifaces); i++) {
+		r = sd_bus_add_fallback_vtable(m->bus, NULL, VFIOD_DEVICE_PREFIX,
+					       kind_ifaces[i].iface, kind_ifaces[i].vtable,
+					       device_find, m);
+		if (r < 0)
+			return r;
+	}
 	return sd_bus_add_node_enumerator(m->bus, NULL, VFIOD_DEVICE_PREFIX, device_enumerate, m);
 }

@@ -322,6 +322,11 @@ vm_check "vfiod: the mdev has a device object of kind mdev" sh -c '
 	for o in $0; do
 		busctl --address="$VFIOD_BUS_ADDRESS" get-property org.vfiod1 "$o" org.vfiod1.Device Name Kind | tr "\n" " " | grep -q "\"$1\" s \"mdev\"" && exit 0
 	done; exit 1' "$obj" "$u5"
+vm_check "vfiod: its org.vfiod1.Mdev interface names parent and type" sh -c '
+	for o in $0; do
+		busctl --address="$VFIOD_BUS_ADDRESS" get-property org.vfiod1 "$o" org.vfiod1.Mdev Parent Type 2>/dev/null |
+			tr "\n" " " | grep -q "s \"$1\" s \"$2\"" && exit 0
+	done; exit 1' "$obj" "$MOD" "$SMALL"
 vm_check "vfiod: start the manual definition" "${V[@]}" start $U3
 vm_check "vfiod: started" test -e "$BUS/$U3"
 vm_check "vfiod: stop it" "${V[@]}" stop $U3

@@ -144,7 +144,7 @@ qemu=(
 	-device isa-debug-exit,iobase=0xf4,iosize=4
 	-display none -no-reboot -nodefaults -serial stdio
 	-kernel "$kernel" -initrd "$initrd"
-	-append "console=ttyS0 intel_iommu=on quiet panic=-1 ${VFIOD_VM_APPEND:-}"
+	-append "console=ttyS0 intel_iommu=on quiet panic=-1 no_timer_check ${VFIOD_VM_APPEND:-}"
 	-virtfs "local,path=/,mount_tag=hostroot,readonly=on,$p9"
 	-virtfs "local,path=$results,mount_tag=results,$p9"
 	-virtfs "local,path=$ctl,mount_tag=vfiodctl,$p9"

@@ -60,7 +60,7 @@ depmod_in_guest() {
 	touch "$t/lib/modules/$KV/"{modules.order,modules.builtin,modules.builtin.modinfo}
 	cp "/lib/modules/$KV/updates/"vfio_fixture_*.ko "$t/lib/modules/$KV/updates/" &&
 		depmod -b "$t" "$KV" &&
-		grep '^alias ' "$t/lib/modules/$KV/modules.alias"
+		grep '^alias vfio_pci:' "$t/lib/modules/$KV/modules.alias"
 	rm -rf "$t"
 }
 guest_aliases=$(depmod_in_guest | sort)
