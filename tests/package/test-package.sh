@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-#   test-package.sh [SOURCE_DIR]
+#   test-package.sh [--keep DIR] [SOURCE_DIR]
 #
 # Build the Debian packages from a copy of the tree (dpkg-buildpackage -b, debian/), then:
 #  - each package holds what it must, where Debian and pkg-config's systemd, udev and
@@ -14,9 +14,15 @@
 #    headers the VM suite fetched are at hand;
 #  - dpkg installs, removes and purges the packages in a throw-away root (dpkg --root,
 #    maintainer scripts run with DPKG_ROOT set), leaving nothing behind.
+# --keep DIR: copy the packages to DIR (the VM suite installs them in the guest: vm-package).
 # Needs no network; tests/setup.sh installs debhelper and dh-dkms.
 set -euo pipefail
 
+KEEP=
+if [ "${1:-}" = --keep ]; then
+	KEEP=$2
+	shift 2
+fi
 SRC=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vfiod-package.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -267,5 +273,10 @@ else
 	echo "skipped: dpkg --root install and removal (needs root)"
 fi
 
+if [ -n "$KEEP" ]; then
+	mkdir -p "$KEEP"
+	rm -f "$KEEP"/*.deb
+	cp "$VFIOD" "$LIB" "$DEV" "$DKMS" "$KEEP"/
+fi
 echo "$checks checks passed, $fails failed ($(($(date +%s) - t0)) s)"
 [ "$fails" -eq 0 ]
