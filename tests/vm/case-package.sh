@@ -27,6 +27,7 @@ VERSION=$(dpkg-deb -f "$VFIOD_DEB" Version)
 MULTIARCH=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
 vm_check_not "vfiod is not installed before" sh -c 'dpkg -s vfiod 2>/dev/null | grep -q "ok installed"'
 
+: >"$RESULTS/figures"
 # man-db's trigger would rebuild the index of every page (minutes under TCG).
 rm -f /var/lib/man-db/auto-update
 t0=$(date +%s%N)
