@@ -9,8 +9,12 @@ PACKAGES=(
 	build-essential cmake pkg-config
 	libkmod-dev libudev-dev libpci-dev pci.ids libjansson-dev libnl-3-dev libnl-genl-3-dev
 	libsystemd-dev
+	# install paths (pkg-config systemd, udev, bash-completion) and the Debian packages
+	bash-completion debhelper dh-dkms
 	# tests on the host
 	python3 python3-dbusmock dbus kmod util-linux
+	# the documentation test renders every man page
+	groff-base
 	# the VM suite: QEMU, the guest's init, kernel module builds against the
 	# downloaded headers (gcc-12 is the compiler Debian's 6.12 kernel was built with);
 	# qemu-system-common has qemu-storage-daemon (the VDUSE export of vm-vdpa)

@@ -1,0 +1,282 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+#   test-package.sh [--keep DIR] [SOURCE_DIR]
+#
+# Build the Debian packages from a copy of the tree (dpkg-buildpackage -b, debian/), then:
+#  - each package holds what it must, where Debian and pkg-config's systemd, udev and
+#    bash-completion say, and its version is the project's;
+#  - every shared library a program of vfiod needs comes from a package it depends on;
+#  - the programs run from the unpacked packages (dpkg -x), with libvfiod from the package;
+#  - the unit, the D-Bus activation file and the bus policy agree with each other and
+#    with the files shipped;
+#  - the DKMS tree builds the module with dkms.conf's own MAKE line, when the kernel
+#    headers the VM suite fetched are at hand;
+#  - dpkg installs, removes and purges the packages in a throw-away root (dpkg --root,
+#    maintainer scripts run with DPKG_ROOT set), leaving nothing behind.
+# --keep DIR: copy the packages to DIR (the VM suite installs them in the guest: vm-package).
+# Needs no network; tests/setup.sh installs debhelper and dh-dkms.
+set -euo pipefail
+
+KEEP=
+if [ "${1:-}" = --keep ]; then
+	KEEP=$2
+	shift 2
+fi
+SRC=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/vfiod-package.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+fails=0
+checks=0
+
+fail() {
+	echo "FAIL: $*" >&2
+	fails=$((fails + 1))
+}
+ok() {
+	checks=$((checks + 1))
+}
+check() { # DESCRIPTION COMMAND...
+	local what=$1
+	shift
+	if "$@"; then ok; else fail "$what"; fi
+}
+die() {
+	echo "test-package: $*" >&2
+	exit 1
+}
+
+VERSION=$(sed -n 's/^project(vfiod VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
+[ -n "$VERSION" ] || die "no project version in $SRC/CMakeLists.txt"
+MULTIARCH=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+UNITDIR=$(pkg-config --variable=systemdsystemunitdir systemd)
+UDEVDIR=$(pkg-config --variable=udevdir udev)
+COMPLETIONSDIR=$(pkg-config --variable=completionsdir bash-completion)
+[ -n "$UNITDIR" ] && [ -n "$UDEVDIR" ] && [ -n "$COMPLETIONSDIR" ] ||
+	die "pkg-config has no systemd, udev or bash-completion (run tests/setup.sh)"
+
+# --- Build, from a copy: dpkg-buildpackage writes into the tree and next to it.
+t0=$(date +%s)
+mkdir "$WORK/src"
+tar -C "$SRC" --exclude-vcs --exclude='./build*' --exclude='./obj-*' -cf - . |
+	tar -C "$WORK/src" -xf -
+if ! (cd "$WORK/src" && dpkg-buildpackage -b -uc -us -j"$(nproc)") >"$WORK/build.log" 2>&1; then
+	tail -40 "$WORK/build.log" >&2
+	die "dpkg-buildpackage failed"
+fi
+echo "built in $(($(date +%s) - t0)) s"
+
+deb() { # PACKAGE -> its .deb
+	local f
+	f=$(ls "$WORK/$1"_*.deb 2>/dev/null | grep -v dbgsym | head -1)
+	[ -n "$f" ] || die "no package $1 was built"
+	echo "$f"
+}
+VFIOD=$(deb vfiod)
+LIB=$(deb libvfiod0)
+DEV=$(deb libvfiod-dev)
+DKMS=$(deb vfio-select-dkms)
+
+# --- Versions: debian/changelog, dkms.conf and CMakeLists.txt agree.
+for p in "$VFIOD" "$LIB" "$DEV" "$DKMS"; do
+	check "$(basename "$p"): version $(dpkg-deb -f "$p" Version), not $VERSION" \
+		test "$(dpkg-deb -f "$p" Version)" = "$VERSION"
+done
+
+# --- Contents.
+contents() { dpkg-deb --contents "$1" | awk '{ sub(/^\./, "", $6); print $6 }'; }
+has() { # DEB PATH...
+	local list p name
+	list=$(contents "$1")
+	name=$(basename "$1")
+	shift
+	for p in "$@"; do
+		if grep -qxF -- "$p" <<<"$list"; then ok; else fail "$name lacks $p"; fi
+	done
+}
+has "$VFIOD" /usr/bin/vfioctl /usr/libexec/vfiod /etc/vfiod/vfiod.conf \
+	"$UNITDIR/vfiod.service" \
+	/usr/share/dbus-1/system.d/org.vfiod1.conf \
+	/usr/share/dbus-1/system-services/org.vfiod1.service \
+	/usr/share/polkit-1/actions/org.vfiod1.policy \
+	"$COMPLETIONSDIR/vfioctl"
+# Every page of man/ in some package, compressed, in its section.
+for page in "$SRC"/man/*.[1-9]; do
+	name=$(basename "$page")
+	target=/usr/share/man/man${name##*.}/$name.gz
+	if contents "$VFIOD" | grep -qxF "$target"; then
+		ok
+	elif [ "$name" = vfio_select.4 ] && contents "$DKMS" | grep -qxF "$target"; then
+		ok
+	else
+		fail "no package has $target"
+	fi
+done
+# Every rule of udev-rules/ in udev's rules directory; examples in the documentation.
+for rule in "$SRC"/udev-rules/*.rules; do
+	[ -e "$rule" ] || continue
+	has "$VFIOD" "$UDEVDIR/rules.d/$(basename "$rule")"
+done
+for ex in "$SRC"/udev-rules/*.example; do
+	[ -e "$ex" ] || continue
+	has "$VFIOD" "/usr/share/doc/vfiod/examples/$(basename "$ex")"
+done
+has "$LIB" "/usr/lib/$MULTIARCH/libvfiod.so.0"
+has "$DEV" /usr/include/vfiod.h "/usr/lib/$MULTIARCH/libvfiod.so" \
+	"/usr/lib/$MULTIARCH/pkgconfig/libvfiod.pc"
+KSRC=/usr/src/vfio-select-$VERSION
+has "$DKMS" "$KSRC/dkms.conf" "$KSRC/Kbuild" "$KSRC/vfio_select.c" \
+	"$KSRC/include/vfio_select/rank.h" "$KSRC/include/uapi/linux/vfio_select.h"
+# No test fixture, no build product, no static library, nothing under /usr/local.
+for p in "$VFIOD" "$LIB" "$DEV" "$DKMS"; do
+	bad=$(contents "$p" | grep -E 'fixture|\.ko$|\.o$|\.a$|^/usr/local/|/CMake' || true)
+	check "$(basename "$p") ships $bad" test -z "$bad"
+done
+check "conffiles: /etc/vfiod/vfiod.conf" \
+	sh -c "dpkg-deb --ctrl-tarfile '$VFIOD' | tar -xO ./conffiles | grep -qx /etc/vfiod/vfiod.conf"
+check "libvfiod-dev depends on libvfiod0 (= $VERSION)" \
+	sh -c "dpkg-deb -f '$DEV' Depends | grep -qF 'libvfiod0 (= $VERSION)'"
+check "vfiod depends on a system bus" \
+	sh -c "dpkg-deb -f '$VFIOD' Depends | grep -q 'dbus-system-bus'"
+check "vfio-select-dkms depends on dkms" sh -c "dpkg-deb -f '$DKMS' Depends | grep -q dkms"
+
+# --- Unpacked: the programs run, on the packaged library.
+ROOT=$WORK/x
+for p in "$VFIOD" "$LIB" "$DEV" "$DKMS"; do dpkg -x "$p" "$ROOT"; done
+export LD_LIBRARY_PATH=$ROOT/usr/lib/$MULTIARCH
+out=$("$ROOT/usr/bin/vfioctl" --version 2>&1) || fail "vfioctl --version: $out"
+check "vfioctl --version says '$out'" test "$out" = "vfioctl $VERSION"
+out=$("$ROOT/usr/libexec/vfiod" --version 2>&1) || fail "vfiod --version: $out"
+check "vfiod --version says '$out'" test "$out" = "vfiod $VERSION"
+check "vfioctl runs on the packaged libvfiod" \
+	sh -c "ldd '$ROOT/usr/bin/vfioctl' | grep -qF '$ROOT/usr/lib/$MULTIARCH/libvfiod.so.0'"
+# vfioctl does something real from the package: the driver choice on a fixture tree, with
+# a variant driver that outranks vfio-pci.
+fx=$WORK/fixture
+moddir=$(python3 - "$SRC/tests/sysfs" "$fx" <<'PY'
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from fixture import ModulesDir, Sysfs
+s = Sysfs(os.path.join(sys.argv[2], "sys"))
+s.pci("0000:00:03.0", 0x1b36, 0x0010, driver="nvme", group=3)
+m = ModulesDir(os.path.join(sys.argv[2], "modroot"))
+m.add("vfio_pci", ["vfio_pci:v*d*sv*sd*bc*sc*i*"])
+m.add("vfio_fixture_vdsub", ["vfio_pci:v00001B36d00000010sv00001AF4sd00001100bc*sc*i*"])
+m.depmod()
+print(m.dir)
+PY
+)
+out=$(VFIOD_SYSFS_ROOT=$fx/sys VFIOD_MODULES_DIR=$moddir VFIOD_MODPROBE_CONFIG=/dev/null \
+	VFIOD_NO_KERNEL=1 "$ROOT/usr/bin/vfioctl" --direct -j match 0000:00:03.0 2>&1) ||
+	fail "vfioctl --direct match on a fixture tree: $out"
+sel=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["selected"]["module"])' \
+	"$out" 2>/dev/null || true)
+check "vfioctl --direct match chose '$sel', not vfio_fixture_vdsub: $out" \
+	test "$sel" = vfio_fixture_vdsub
+unset LD_LIBRARY_PATH
+
+# Every library a program or libvfiod needs is provided by a package they depend on.
+needed=$(for f in "$ROOT/usr/bin/vfioctl" "$ROOT/usr/libexec/vfiod" \
+	"$ROOT/usr/lib/$MULTIARCH/libvfiod.so.0"; do
+	objdump -p "$f" | awk '$1 == "NEEDED" { print $2 }'
+done | sort -u)
+depends="$(dpkg-deb -f "$VFIOD" Depends), $(dpkg-deb -f "$LIB" Depends)"
+for so in $needed; do
+	[ "$so" = libvfiod.so.0 ] && { check "vfiod depends on libvfiod0" \
+		grep -q 'libvfiod0' <<<"$depends"; continue; }
+	pkg=$(dpkg -S "*/$so" 2>/dev/null | head -1 | cut -d: -f1)
+	[ -n "$pkg" ] || { fail "no installed package provides $so"; continue; }
+	check "$so ($pkg) is not in Depends: $depends" grep -qE "(^|, )$pkg( |,|$)" <<<"$depends"
+done
+
+# The unit starts the daemon the package ships; activation and policy name the same bus name.
+unit=$ROOT$UNITDIR/vfiod.service
+exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
+check "ExecStart=$exec_start is not a shipped program" test -x "$ROOT${exec_start%% *}"
+check "the unit is Type=dbus BusName=org.vfiod1" \
+	sh -c "grep -qx 'Type=dbus' '$unit' && grep -qx 'BusName=org.vfiod1' '$unit'"
+act=$ROOT/usr/share/dbus-1/system-services/org.vfiod1.service
+check "the activation file names org.vfiod1 and vfiod.service" \
+	sh -c "grep -qx 'Name=org.vfiod1' '$act' && grep -qx 'SystemdService=vfiod.service' '$act'"
+check "the bus policy lets root own org.vfiod1" \
+	grep -q '<allow own="org.vfiod1"/>' "$ROOT/usr/share/dbus-1/system.d/org.vfiod1.conf"
+for xml in "$ROOT/usr/share/dbus-1/system.d/org.vfiod1.conf" \
+	"$ROOT/usr/share/polkit-1/actions/org.vfiod1.policy"; do
+	check "$xml is not well-formed XML" python3 -c \
+		"import sys, xml.dom.minidom as m; m.parse(sys.argv[1])" "$xml"
+done
+check "the bash completion is not valid bash" bash -n "$ROOT$COMPLETIONSDIR/vfioctl"
+check "libvfiod.pc does not give -lvfiod with the libdir" sh -c \
+	"PKG_CONFIG_SYSROOT_DIR='$ROOT' PKG_CONFIG_LIBDIR='$ROOT/usr/lib/$MULTIARCH/pkgconfig' \
+	 pkg-config --libs libvfiod | grep -q -- '-lvfiod'"
+
+# --- The DKMS tree builds, with dkms.conf's own MAKE line (when headers are at hand).
+CACHE=${VFIOD_VM_CACHE:-/var/tmp/vfiod-vm}
+KV=$(cat "$CACHE/KV" 2>/dev/null || true)
+if [ -n "$KV" ] && [ -d "$CACHE/root/usr/src/linux-headers-$KV" ]; then
+	dkms_tree=$WORK/dkms
+	mkdir -p "$dkms_tree/vfio-select/$VERSION"
+	cp -a "$ROOT$KSRC" "$dkms_tree/vfio-select/$VERSION/build"
+	make_line=$(
+		# shellcheck disable=SC1090,SC2034
+		kernel_source_dir=$CACHE/root/usr/src/linux-headers-$KV
+		. "$ROOT$KSRC/dkms.conf"
+		echo "${MAKE[0]}"
+	)
+	if (cd "$dkms_tree/vfio-select/$VERSION/build" && eval "$make_line") \
+		>"$WORK/dkms.log" 2>&1 &&
+		[ -f "$dkms_tree/vfio-select/$VERSION/build/vfio_select.ko" ]; then
+		ok
+		echo "DKMS tree built vfio_select.ko against $KV"
+	else
+		tail -20 "$WORK/dkms.log" >&2
+		fail "the DKMS tree does not build against $KV"
+	fi
+else
+	echo "skipped: building the DKMS tree (no kernel headers in $CACHE; the VM suite fetches them)"
+fi
+
+# --- Install, remove and purge in a throw-away root; the maintainer scripts run with
+# DPKG_ROOT (they must not touch the host: no systemctl, no udevadm).
+if [ "$(id -u)" -eq 0 ]; then
+	R=$WORK/root
+	mkdir -p "$R/var/lib/dpkg/info" "$R/var/lib/dpkg/updates" "$R/var/lib/dpkg/triggers" \
+		"$R/run"
+	: >"$R/var/lib/dpkg/status"
+	: >"$R/var/lib/dpkg/available"
+	dpkg_r() {
+		dpkg --root="$R" --force-script-chrootless --force-depends \
+			--log="$WORK/dpkg.log" "$@" >>"$WORK/dpkg-out.log" 2>&1 ||
+			{ cat "$WORK/dpkg-out.log" >&2; return 1; }
+	}
+	check "dpkg --root -i vfiod libvfiod0 libvfiod-dev" dpkg_r -i "$VFIOD" "$LIB" "$DEV"
+	for f in /usr/bin/vfioctl /usr/libexec/vfiod "$UNITDIR/vfiod.service" \
+		"/usr/lib/$MULTIARCH/libvfiod.so.0"; do
+		check "installed: $f" test -e "$R$f"
+	done
+	check "postinst enabled vfiod.service (multi-user.target.wants)" \
+		test -L "$R/etc/systemd/system/multi-user.target.wants/vfiod.service"
+	# State vfiod would have made.
+	mkdir -p "$R/run/vfiod/journal" "$R/var/lib/vfiod/devices"
+	echo '{}' >"$R/run/vfiod/journal/x.json"
+	echo '{}' >"$R/var/lib/vfiod/devices/x.json"
+	check "dpkg --root -r vfiod" dpkg_r -r vfiod
+	check "removed: /usr/bin/vfioctl" test ! -e "$R/usr/bin/vfioctl"
+	check "remove leaves /run/vfiod" test ! -e "$R/run/vfiod"
+	check "remove keeps the definitions (until purge)" test -e "$R/var/lib/vfiod/devices/x.json"
+	check "dpkg --root -P vfiod libvfiod-dev libvfiod0" dpkg_r -P vfiod libvfiod-dev libvfiod0
+	left=$(cd "$R" && find . -path ./var/lib/dpkg -prune -o \( -type f -o -type l \) -print)
+	check "purge left: $left" test -z "$left"
+	check "purge left /var/lib/vfiod or /etc/vfiod" \
+		test ! -e "$R/var/lib/vfiod" -a ! -e "$R/etc/vfiod"
+else
+	echo "skipped: dpkg --root install and removal (needs root)"
+fi
+
+if [ -n "$KEEP" ]; then
+	mkdir -p "$KEEP"
+	rm -f "$KEEP"/*.deb
+	cp "$VFIOD" "$LIB" "$DEV" "$DKMS" "$KEEP"/
+fi
+echo "$checks checks passed, $fails failed ($(($(date +%s) - t0)) s)"
+[ "$fails" -eq 0 ]
