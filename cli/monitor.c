@@ -98,6 +98,9 @@ int monitor_run(enum print_mode mode)
 	sigset_t ss;
 	int r, code = 0;
 
+	/* Taken through the event loop; also where a shell started us with them ignored. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGINT);
 	sigaddset(&ss, SIGTERM);
@@ -140,9 +143,9 @@ int monitor_run(enum print_mode mode)
 		code = EXIT_FAILURE;
 		goto out;
 	}
-	/* The line the caller may wait for before making things happen. */
-	if (mode == PRINT_TEXT)
-		printf("# monitoring vfiod's events on %s; ^C ends\n", address);
+	/* The line a caller may wait for before making things happen; JSON output stays pure. */
+	fprintf(mode == PRINT_TEXT ? stdout : stderr,
+		"# monitoring vfiod's events on %s; ^C ends\n", address);
 	fflush(stdout);
 	r = sd_event_loop(event);
 	if (r != 0) {

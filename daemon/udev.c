@@ -82,9 +82,16 @@ static void pending_free(struct pending *p)
 	free(p);
 }
 
+/* Not a uevent: a marked device found by a scan (at start, after an overflow). */
+#define ACTION_PRESENT "present"
+
 static int action_rank(const char *action)
 {
-	return streq(action, "add") ? 3 : streq(action, "change") ? 2 : streq(action, "bind") ? 1 : 0;
+	return streq(action, "add")		? 4
+	       : streq(action, "change")	? 3
+	       : streq(action, ACTION_PRESENT) ? 2
+	       : streq(action, "bind")		? 1
+					       : 0;
 }
 
 static bool str_eq(const char *a, const char *b)
@@ -252,15 +259,34 @@ static void submit(struct manager *m, struct job *j, const char *what)
 	job_free(j);
 }
 
-static bool held(struct manager *m, const char *syspath, const char *name)
+static bool job_for(struct job *j, const char *syspath, const char *name)
 {
-	struct mdevice *d = mdevice_find(m, syspath);
+	return str_eq(j->syspath, syspath) || str_eq(j->input, syspath) ||
+	       (name && (str_eq(j->name, name) || str_eq(j->input, name)));
+}
 
+/*
+ * vfiod has the device, or work for it is on the way.  After an add (a new
+ * kernel device), work still running began on an earlier device at that
+ * path: what comes now queues behind it.  An object whose driver is not
+ * the one the device is on now is an older state, not a hold.
+ */
+static bool held(struct manager *m, struct pending *p, const char *name)
+{
+	bool fresh = streq(p->action, "add");
+	struct mdevice *d;
+
+	for (struct job *j = m->jobs; j; j = j->next)
+		if (job_for(j, p->syspath, name) && !(fresh && j->running))
+			return true;
+	d = mdevice_find(m, p->syspath);
 	if (!d && name)
 		d = mdevice_find(m, name);
-	return (d && (str_eq(d->state, VFIOD_STATE_ASSIGNED) ||
-		      str_eq(d->state, VFIOD_STATE_ASSIGNING))) ||
-	       jobs_pending_for(m, syspath, name);
+	if (!d || fresh)
+		return false;
+	if (p->driver && d->driver && !streq(p->driver, d->driver))
+		return false;
+	return str_eq(d->state, VFIOD_STATE_ASSIGNED) || str_eq(d->state, VFIOD_STATE_ASSIGNING);
 }
 
 static void make_definition(struct udev_watch *w, json_t *def, struct pending *p)
@@ -270,7 +296,7 @@ static void make_definition(struct udev_watch *w, json_t *def, struct pending *p
 	struct job *j = NULL;
 	int r;
 
-	if (held(m, p->syspath, name))
+	if (held(m, p, name))
 		return;
 	r = store_job(m, def, true, &j);
 	if (r < 0) {
@@ -290,7 +316,7 @@ static void assign_marked(struct udev_watch *w, struct pending *p)
 	struct job *j = NULL;
 	int r;
 
-	if (held(m, p->syspath, p->sysname) || !opts) {
+	if (held(m, p, p->sysname) || !opts) {
 		json_decref(opts);
 		return;
 	}
@@ -311,7 +337,7 @@ static void assign_marked(struct udev_watch *w, struct pending *p)
 	j->trigger = p->trigger;
 	if (asprintf(&j->reason, "%s=%s%s%s (%s)", VFIOD_UDEV_ASSIGN, p->assign ? p->assign : "",
 		     p->group ? " " VFIOD_UDEV_GROUP "=" : "", p->group ? p->group : "",
-		     streq(p->trigger, VFIOD_TRIGGER_START) ? "present at start" : p->action) < 0)
+		     streq(p->action, ACTION_PRESENT) ? "present" : p->action) < 0)
 		j->reason = NULL;
 	submit(m, j, "marked by udev, assigning");
 }
@@ -348,6 +374,28 @@ static void forget_record(struct manager *m, const char *name)
 				  path);
 }
 
+/*
+ * An add at a path vfiod still has an object for: the device went and came
+ * back faster than vfiod heard (or a job that was running then brought the
+ * object back).  That state belongs to the earlier device: drop it quietly.
+ */
+static void forget_earlier(struct udev_watch *w, struct pending *p)
+{
+	struct manager *m = w->m;
+	struct mdevice *d = mdevice_find(m, p->syspath);
+
+	if (!d)
+		return;
+	for (struct job *j = m->jobs; j; j = j->next)
+		if (!j->running && job_for(j, p->syspath, d->name))
+			return; /* queued: it will act on this device */
+	log_info("%s: appeared again; forgetting what vfiod knew of the earlier device",
+		 p->syspath);
+	if (str_eq(d->kind, "pci"))
+		forget_record(m, d->name);
+	mdevice_remove(d);
+}
+
 static void device_gone(struct udev_watch *w, struct pending *p)
 {
 	struct manager *m = w->m;
@@ -376,6 +424,8 @@ static void handle(struct udev_watch *w, struct pending *p)
 		device_gone(w, p);
 	if (streq(p->action, "remove"))
 		return;
+	if (streq(p->action, "add"))
+		forget_earlier(w, p);
 	if (p->marked && p->announce && streq(p->action, "add"))
 		emit_device(w->m, VFIOD_EVENT_ADDED, p, NULL, "marked by udev");
 	if (streq(p->action, "add") || streq(p->action, "bind") || streq(p->action, "change")) {
@@ -388,7 +438,8 @@ static void handle(struct udev_watch *w, struct pending *p)
 		}
 	}
 	/* A bind is someone's choice (vfioctl destroy gives the device back): leave it. */
-	if (p->marked && (streq(p->action, "add") || streq(p->action, "change")))
+	if (p->marked && (streq(p->action, "add") || streq(p->action, "change") ||
+			  streq(p->action, ACTION_PRESENT)))
 		assign_marked(w, p);
 }
 
@@ -433,7 +484,7 @@ static int scan(struct udev_watch *w, const char *trigger)
 
 		if (!dev)
 			continue;
-		r = pending_add(w, dev, "add", true, trigger, false);
+		r = pending_add(w, dev, ACTION_PRESENT, true, trigger, false);
 		udev_device_unref(dev);
 		if (r < 0)
 			break;
