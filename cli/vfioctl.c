@@ -17,6 +17,7 @@
 #include "bus.h"
 #include "definitions.h"
 #include "macro.h"
+#include "monitor.h"
 #include "options.h"
 #include "print.h"
 #include "vfiod.h"
@@ -285,6 +286,8 @@ static const struct verb verbs[] = {
 	{ "modify", "modify NAME [OPTION...]", "Modify", "NAME", OPT_DEFINE, false, direct_modify },
 	{ "start", "start NAME", "Start", "NAME", 0, true, direct_start },
 	{ "stop", "stop NAME", "Stop", "NAME", 0, true, direct_stop },
+	/* vfiod's Event signal; no direct form (monitor.c). */
+	{ "monitor", "monitor", "Event", NULL, 0, false, NULL },
 	{ "help", "help", NULL, NULL, 0, false, NULL },
 };
 
@@ -439,6 +442,15 @@ int main(int argc, char **argv)
 	if (!verb->method) {
 		help(stdout);
 		return EXIT_SUCCESS;
+	}
+	if (!verb->direct) {
+		/* monitor: what vfiod does as it happens; without vfiod nothing happens. */
+		if (o.direct)
+			return usage_error(verb->name, "needs vfiod, whose events it shows; "
+						       "--direct acts in this process and has none");
+		if (argc - optind > 1)
+			return usage_error(verb->name, "unexpected argument '%s'", argv[optind + 1]);
+		return monitor_run(o.mode);
 	}
 	if (!o.direct) {
 		/* vfiod decides and binds: only --direct has a context of its own. */

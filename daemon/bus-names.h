@@ -31,10 +31,29 @@
 #define VFIOD_STATE_RELEASING "releasing"
 #define VFIOD_STATE_FAILED "failed"
 
+/* The Manager's Event signal: "event" and "trigger" values. */
+#define VFIOD_EVENT_SIGNAL "Event"
+#define VFIOD_EVENT_ADDED "added"
+#define VFIOD_EVENT_REMOVED "removed"
+#define VFIOD_EVENT_ASSIGNED "assigned"
+#define VFIOD_EVENT_RELEASED "released"
+#define VFIOD_EVENT_RECOVERED "recovered"
+#define VFIOD_EVENT_FAILED "failed"
+#define VFIOD_TRIGGER_CALL "call"
+#define VFIOD_TRIGGER_UDEV "udev"
+#define VFIOD_TRIGGER_DEFINITION "definition"
+#define VFIOD_TRIGGER_START "start"
+
+/* udev: the tag our rules give marked devices, and the keys admins set. */
+#define VFIOD_UDEV_TAG "vfiod"
+#define VFIOD_UDEV_ASSIGN "VFIOD_ASSIGN"
+#define VFIOD_UDEV_GROUP "VFIOD_GROUP"
+
 /* Environment. */
 #define VFIOD_ENV_BUS_ADDRESS "VFIOD_BUS_ADDRESS"
 #define VFIOD_ENV_OPERATION_TIMEOUT "VFIOD_OPERATION_TIMEOUT_SEC"
 #define VFIOD_ENV_ABORT_AT "VFIOD_ABORT_AT"
+#define VFIOD_ENV_NO_UDEV "VFIOD_NO_UDEV"
 #define VFIOD_ENV_STATE_DIRECTORY "STATE_DIRECTORY"
 #define VFIOD_ENV_RUNTIME_DIRECTORY "RUNTIME_DIRECTORY"
 #define VFIOD_ENV_CONFIGURATION_DIRECTORY "CONFIGURATION_DIRECTORY"

@@ -199,6 +199,8 @@ int manager_start(struct manager *m)
 		r = store_import_mdevctl(m);
 	if (r >= 0)
 		r = store_apply(m);
+	if (r >= 0)
+		r = udev_watch_start(m);
 	if (r < 0)
 		return log_error_errno(r, "cannot queue the start-up work: %m");
 
@@ -224,6 +226,7 @@ struct manager *manager_free(struct manager *m)
 {
 	if (!m)
 		return NULL;
+	udev_watch_stop(m);
 	jobs_abandon(m);
 	if (m->bus) {
 		(void)sd_bus_flush(m->bus);

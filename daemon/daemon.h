@@ -53,6 +53,8 @@ struct job {
 	char *name;
 	int iommu_group;
 	char *key; /* operations with the same key run one at a time */
+	const char *trigger; /* VFIOD_TRIGGER_*: what asked for it, for the Event signal */
+	char *reason;	     /* why vfiod started it by itself (NULL for calls) */
 	char *kind;
 	char *options; /* JSON object for vfiod_create()/vfiod_destroy(), as vfiod_target() completed it */
 	json_t *target; /* vfiod_target()'s answer */
@@ -96,6 +98,7 @@ struct manager {
 	struct job *jobs; /* in arrival order; running, timed out and queued */
 	int notify_pipe[2];
 	sd_event_source *notify_source;
+	struct udev_watch *udev; /* udev.c; NULL when hotplug is off */
 	bool stopping;
 };
 
@@ -163,6 +166,23 @@ int store_job(struct manager *m, json_t *def, bool start, struct job **ret);
 int store_import_mdevctl(struct manager *m);
 /* Queue a create job for each definition that starts by itself. */
 int store_apply(struct manager *m);
+
+/* events.c: the Manager's Event signal, one JSON object an event (org.vfiod1(5)). */
+/*
+ * Signal EVENT (VFIOD_EVENT_*) caused by TRIGGER (VFIOD_TRIGGER_*) with the
+ * members of FIELDS (borrowed, may be NULL: "name", "device", "kind",
+ * "driver", "previous_driver", "reason") and the time.
+ */
+void event_emit(struct manager *m, const char *event, const char *trigger, json_t *fields);
+/* The events of a job that has ended: RESULT is libvfiod's JSON (may be NULL). */
+void event_emit_job(struct manager *m, struct job *j, json_t *result);
+
+/* udev.c: hotplug (devices marked by udev rules, definitions whose device appears). */
+/* Watch udev and queue work for the marked devices present now; 0 when hotplug is off. */
+int udev_watch_start(struct manager *m);
+void udev_watch_stop(struct manager *m);
+/* A job for this device (by sysfs path or name) is queued or running. */
+bool jobs_pending_for(struct manager *m, const char *syspath, const char *name);
 
 /* auth.c */
 typedef void (*auth_done_fn)(struct manager *m, sd_bus_message *msg, void *userdata,

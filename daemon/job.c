@@ -39,6 +39,7 @@ int job_new(struct manager *m, enum job_op op, const char *input, struct job **r
 	j->op = op;
 	j->persistent = -1;
 	j->iommu_group = -1;
+	j->trigger = VFIOD_TRIGGER_CALL;
 	j->notify_fd = -1;
 	j->log_priority = log_get_max_priority();
 	pthread_mutex_init(&j->lock, NULL);
@@ -66,6 +67,7 @@ struct job *job_free(struct job *j)
 	free(j->syspath);
 	free(j->name);
 	free(j->key);
+	free(j->reason);
 	free(j->kind);
 	free(j->options);
 	json_decref(j->target);
@@ -507,6 +509,7 @@ static void job_complete(struct manager *m, struct job *j)
 		job_finish_definition(m, j);
 	job_sync_objects(m, j, result, list, after);
 	job_reply(j);
+	event_emit_job(m, j, result);
 	json_decref(result);
 	json_decref(list);
 	json_decref(after);
@@ -561,6 +564,17 @@ void jobs_abandon(struct manager *m)
 		j->next = abandoned;
 		abandoned = j;
 	}
+}
+
+bool jobs_pending_for(struct manager *m, const char *syspath, const char *name)
+{
+	for (struct job *j = m->jobs; j; j = j->next) {
+		if (syspath && ((j->syspath && streq(j->syspath, syspath)) || streq(j->input, syspath)))
+			return true;
+		if (name && ((j->name && streq(j->name, name)) || streq(j->input, name)))
+			return true;
+	}
+	return false;
 }
 
 bool jobs_busy(struct manager *m)

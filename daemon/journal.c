@@ -105,6 +105,7 @@ static int recover_one(struct manager *m, const char *file)
 	json_decref(o);
 	if (r < 0)
 		return r;
+	j->trigger = VFIOD_TRIGGER_START;
 	r = job_submit(m, j, &error);
 	if (r < 0) {
 		log_error("%s: cannot recover: %s; dropping the journal entry", j->input,

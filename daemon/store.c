@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus-names.h"
 #include "daemon.h"
 #include "definitions.h"
 #include "fileio.h"
@@ -202,6 +203,7 @@ int store_apply(struct manager *m)
 			json_decref(defs);
 			return r;
 		}
+		j->trigger = VFIOD_TRIGGER_START;
 		r = job_submit(m, j, &error);
 		if (r < 0) {
 			log_warning("%s: defined but not made: %s", name,

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 #   run.sh --modroot DIR --results DIR [--timeout SEC] [--qemu 'ARGS'] [--no-default-devices]
-#          -- GUEST_COMMAND [ARGS...]
+#          [--qmp] -- GUEST_COMMAND [ARGS...]
 #
 # Boot the kernel fetched by fetch-kernel.sh in QEMU (q35, TCG, intel-iommu) and run
 # GUEST_COMMAND in it as root. The guest sees the host's / read-only through 9p under a
@@ -19,6 +19,13 @@
 # PF on its own PCIe root port. --qemu adds QEMU arguments (may be given more than once);
 # --no-default-devices drops the default devices.
 #
+# --qmp gives the guest QEMU's QMP monitor on a virtio-serial port named org.vfiod.qmp, so
+# that a guest script drives device_add/device_del itself (tests/vm/qmp.py): the monitor
+# listens on a unix socket that QEMU's own port backend connects to (a chardev has one
+# frontend, so the monitor and the port each get one end). Unix sockets do not cross 9p,
+# and a host-side relay would poll files; this keeps the guest in charge and the round trip
+# short.
+#
 # Environment: VFIOD_VM_CACHE (see fetch-kernel.sh), VFIOD_VM_QEMU (QEMU binary),
 # VFIOD_VM_MEM (default 1G), VFIOD_VM_SMP (default 2), VFIOD_VM_APPEND (extra kernel args).
 set -uo pipefail
@@ -31,7 +38,7 @@ RC_CRASH=125
 
 usage() {
 	echo "usage: run.sh --modroot DIR --results DIR [--timeout SEC] [--qemu 'ARGS']" \
-		"[--no-default-devices] -- GUEST_COMMAND [ARGS...]" >&2
+		"[--no-default-devices] [--qmp] -- GUEST_COMMAND [ARGS...]" >&2
 	exit 2
 }
 
@@ -51,6 +58,7 @@ results=
 timeout=600
 extra=()
 defaults=1
+qmp=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--modroot) [ $# -ge 2 ] || usage; modroot=$2; shift 2 ;;
@@ -63,6 +71,7 @@ while [ $# -gt 0 ]; do
 		shift 2
 		;;
 	--no-default-devices) defaults=0; shift ;;
+	--qmp) qmp=1; shift ;;
 	--) shift; break ;;
 	*) echo "vm: unknown argument '$1'" >&2; usage ;;
 	esac
@@ -132,6 +141,17 @@ if [ $defaults = 1 ]; then
 		-device pcie-root-port,id=rp1,chassis=1,slot=1
 		-device nvme-subsys,id=s0
 		-device nvme,serial=pf,subsys=s0,bus=rp1,sriov_max_vfs=2,sriov_vq_flexible=4,sriov_vi_flexible=2
+	)
+fi
+
+if [ $qmp = 1 ]; then
+	# shellcheck disable=SC2054
+	devices+=(
+		-chardev "socket,id=qmpmon,path=$ctl/qmp.sock,server=on,wait=off"
+		-mon chardev=qmpmon,mode=control
+		-chardev "socket,id=qmpport,path=$ctl/qmp.sock"
+		-device virtio-serial-pci,id=vser0
+		-device virtserialport,bus=vser0.0,chardev=qmpport,name=org.vfiod.qmp
 	)
 fi
 
