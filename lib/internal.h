@@ -150,6 +150,8 @@ int record_load(struct vfiod_ctx *ctx, const char *name, struct record *r);
 int record_remove(struct vfiod_ctx *ctx, const char *name);
 void record_done(struct record *r);
 int record_list(struct vfiod_ctx *ctx, char ***names);
+/* O as an indented JSON file DIR/FILE, written atomically; the message names the file. */
+int json_write_state(struct vfiod_ctx *ctx, const char *dir, const char *file, json_t *o);
 
 /* vdpa.c */
 /* <root>/RELPATH resolved to a logical "/sys/devices/..." path. */

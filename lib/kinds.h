@@ -29,6 +29,8 @@ struct target {
 };
 
 void target_done(struct target *t);
+/* T for the PCI function at PATH: its path, name, IOMMU group and the group's key. Returns 1. */
+int target_of_pci(struct vfiod_ctx *ctx, const char *path, struct target *t);
 
 struct kind {
 	const char *name;

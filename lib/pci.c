@@ -664,10 +664,15 @@ static int pci_list(struct vfiod_ctx *ctx, json_t *a)
 static int pci_target(struct vfiod_ctx *ctx, const char *path, json_t *opts, bool destroy,
 		      struct target *t)
 {
+	(void)opts, (void)destroy;
+	return target_of_pci(ctx, path, t);
+}
+
+int target_of_pci(struct vfiod_ctx *ctx, const char *path, struct target *t)
+{
 	struct vfiod_device *dev = NULL;
 	int r;
 
-	(void)opts, (void)destroy;
 	r = vfiod_device_new(ctx, path, &dev);
 	if (r < 0)
 		return r;

@@ -52,8 +52,16 @@ int record_save(struct vfiod_ctx *ctx, const struct record *rec)
 	set_str(o, "previous_driver", rec->previous_driver);
 	set_str(o, "previous_override", rec->previous_override);
 	set_str(o, "resolver", rec->resolver);
-	text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	r = json_write_state(ctx, dir, file, o);
 	json_decref(o);
+	return r;
+}
+
+int json_write_state(struct vfiod_ctx *ctx, const char *dir, const char *file, json_t *o)
+{
+	_cleanup_free_ char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	int r;
+
 	if (!text)
 		return -ENOMEM;
 	r = write_file_atomic(dir, file, text);

@@ -98,21 +98,14 @@ static int rec_dir(struct vfiod_ctx *ctx, char **ret)
 
 static int rec_save(struct vfiod_ctx *ctx, json_t *rec)
 {
-	_cleanup_free_ char *dir = NULL, *file = NULL, *text = NULL;
+	_cleanup_free_ char *dir = NULL, *file = NULL;
 	const char *name = json_string_value(json_object_get(rec, "name"));
-	int r;
 
 	if (!name || !is_pci_name(name))
 		return -EINVAL;
 	if (rec_dir(ctx, &dir) < 0 || asprintf(&file, "%s.json", name) < 0)
 		return -ENOMEM;
-	text = json_dumps(rec, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	if (!text)
-		return -ENOMEM;
-	r = write_file_atomic(dir, file, text);
-	if (r < 0)
-		return vfiod_error(ctx, r, "cannot write %s/%s: %s", dir, file, strerror(-r));
-	return 0;
+	return json_write_state(ctx, dir, file, rec);
 }
 
 static int rec_remove(struct vfiod_ctx *ctx, const char *name)
@@ -1164,7 +1157,6 @@ static int vfs_target(struct vfiod_ctx *ctx, const char *path, json_t *opts, boo
 		      struct target *t)
 {
 	_cleanup_free_ char *logical = NULL, *real = NULL;
-	struct vfiod_device *dev = NULL;
 	int r;
 
 	if (!json_object_get(opts, "vfs"))
@@ -1177,18 +1169,7 @@ static int vfs_target(struct vfiod_ctx *ctx, const char *path, json_t *opts, boo
 	r = pending_check(ctx, strrchr(logical, '/') + 1);
 	if (r < 0)
 		return r;
-	r = vfiod_device_new(ctx, logical, &dev);
-	if (r < 0)
-		return r;
-	t->device = strdup(dev->syspath);
-	t->name = strdup(dev->name);
-	t->iommu_group = dev->iommu_group;
-	r = dev->iommu_group >= 0 ? asprintf(&t->key, "group:%d", dev->iommu_group)
-				  : asprintf(&t->key, "device:%s", dev->name);
-	vfiod_device_unref(dev);
-	if (r < 0 || !t->device || !t->name)
-		return -ENOMEM;
-	return 1;
+	return target_of_pci(ctx, logical, t);
 }
 
 /* The PFs with a record, each with its VFs now. */
