@@ -104,7 +104,7 @@ static void print_list_row(FILE *f, json_t *o)
 
 	if (json_is_integer(g))
 		snprintf(group, sizeof(group), "%lld", (long long)json_integer_value(g));
-	fprintf(f, "%-5s %-36s %-16s %-12s %-5s %-9s %-3s ", str(o, "kind", "pci"),
+	fprintf(f, "%-5s %-36s %-20s %-12s %-5s %-9s %-3s ", str(o, "kind", "pci"),
 		str(o, "name", "?"), str(o, "driver", "-"), str(o, "previous_driver", "-"), group,
 		str(o, "state", "?"), json_is_true(json_object_get(o, "defined")) ? "yes" : "no");
 	print_vfio(f, o);
@@ -120,7 +120,7 @@ static int print_list(FILE *f, json_t *a)
 
 	if (!json_is_array(a))
 		return -EBADMSG;
-	fprintf(f, "%-5s %-36s %-16s %-12s %-5s %-9s %-3s %s\n", "KIND", "NAME", "DRIVER",
+	fprintf(f, "%-5s %-36s %-20s %-12s %-5s %-9s %-3s %s\n", "KIND", "NAME", "DRIVER",
 		"PREVIOUS", "GROUP", "STATE", "DEF", "VFIO");
 	json_array_foreach(a, i, o)
 	{
