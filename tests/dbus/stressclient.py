@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""One client of the stress test: random calls to org.vfiod1 for a while.
+
+    stressclient.py ADDRESS SECONDS SEED DEVICE[,group]...
+
+Each call is Create, Destroy, Define, Undefine, Match, List or Describe on one
+of the devices (",group": one of a multi-device group, created with group).
+Prints a JSON object: answers per method and outcome, the longest call (s).
+"""
+import json
+import random
+import sys
+import time
+
+import dbus
+
+address, seconds, seed = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+devices = [d.split(",") for d in sys.argv[4:]]
+r = random.Random(seed)
+bus = dbus.bus.BusConnection(address)
+mgr = dbus.Interface(bus.get_object("org.vfiod1", "/org/vfiod1", introspect=False),
+                     "org.vfiod1.Manager")
+out = {"answers": {}, "longest": 0.0, "calls": 0}
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    dev = r.choice(devices)
+    name, grouped = dev[0], len(dev) > 1
+    method = r.choice(["Create", "Create", "Destroy", "Destroy", "Define", "Undefine", "Match",
+                       "List", "Describe"])
+    opts = dbus.Dictionary({}, signature="sv")
+    if method in ("Create", "Define") and grouped and r.random() < 0.8:
+        opts["group"] = dbus.Boolean(True)
+    args = {"Create": (name, opts), "Destroy": (name, dbus.Dictionary({}, signature="sv")),
+            "Define": (name, opts), "Undefine": (name,), "Match": (name,), "List": (),
+            "Describe": ()}[method]
+    t0 = time.monotonic()
+    try:
+        getattr(mgr, method)(*args, timeout=120)
+        key = "ok"
+    except dbus.exceptions.DBusException as e:
+        key = e.get_dbus_name()
+    dt = time.monotonic() - t0
+    out["longest"] = max(out["longest"], dt)
+    out["calls"] += 1
+    k = f"{method} {key}"
+    out["answers"][k] = out["answers"].get(k, 0) + 1
+print(json.dumps(out))
