@@ -106,7 +106,7 @@ def main():
         m, c = introspect(bus, p)
         methods += [(p,) + x for x in m]
         todo += c
-    answers = {}
+    answers, generic = {}, []
     for _ in range(count):
         path, iface, member, sig = r.choice(methods)
         c = r.random()
@@ -127,6 +127,8 @@ def main():
             key = "reply"
         except dbus.exceptions.DBusException as e:
             key = e.get_dbus_name()
+            if key == "org.vfiod1.Error.Failed":
+                generic.append([path, iface, member, sig, e.get_dbus_message()])
             if key in ("org.freedesktop.DBus.Error.NoReply",
                        "org.freedesktop.DBus.Error.ServiceUnknown",
                        "org.freedesktop.DBus.Error.Disconnected"):
@@ -136,7 +138,8 @@ def main():
         except (ValueError, TypeError, UnicodeError, OverflowError):
             key = "unsendable"
         answers[key] = answers.get(key, 0) + 1
-    print(json.dumps({"calls": count, "answers": answers, "methods": len(methods)}))
+    print(json.dumps({"calls": count, "answers": answers, "methods": len(methods),
+                      "generic": generic[:10]}))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ r = random.Random(seed)
 bus = dbus.bus.BusConnection(address)
 mgr = dbus.Interface(bus.get_object("org.vfiod1", "/org/vfiod1", introspect=False),
                      "org.vfiod1.Manager")
-out = {"answers": {}, "longest": 0.0, "calls": 0}
+out = {"answers": {}, "longest": 0.0, "calls": 0, "generic": []}
 end = time.monotonic() + seconds
 while time.monotonic() < end:
     dev = r.choice(devices)
@@ -39,6 +39,9 @@ while time.monotonic() < end:
         key = "ok"
     except dbus.exceptions.DBusException as e:
         key = e.get_dbus_name()
+        if key in ("org.vfiod1.Error.Failed", "org.freedesktop.DBus.Error.NoMemory",
+                   "org.freedesktop.DBus.Error.Failed") and len(out["generic"]) < 5:
+            out["generic"].append([method, [str(a) for a in args], e.get_dbus_message()])
     dt = time.monotonic() - t0
     out["longest"] = max(out["longest"], dt)
     out["calls"] += 1

@@ -79,18 +79,19 @@ class TestStress(Base):
         while any(p.poll() is None for p in procs) and time.monotonic() - t0 < seconds + 300:
             samples.append((round(time.monotonic() - t0), rss_kb(pid)))
             time.sleep(max(1.0, seconds / 20))
-        totals, calls, longest = {}, 0, 0.0
+        totals, calls, longest, generic = {}, 0, 0.0, []
         for p in procs:
             out, err = p.communicate(timeout=seconds + 300)
             self.assertEqual(p.returncode, 0, err)
             res = json.loads(out)
             calls += res["calls"]
+            generic += res["generic"]
             longest = max(longest, res["longest"])
             for k, n in res["answers"].items():
                 totals[k] = totals.get(k, 0) + n
         wall = time.monotonic() - t0
         bad = {k: n for k, n in totals.items() if k.split(" ", 1)[1] not in ALLOWED}
-        self.assertEqual(bad, {}, totals)
+        self.assertEqual(bad, {}, f"{totals}; {generic}")
         self.assertLess(wall, seconds + 120, "a client did not finish: deadlock?")
         # The end state is the kernel's.
         self.assert_consistent()
