@@ -39,6 +39,8 @@ class TestFuzzBus(Base):
         print(f"\nfuzz-bus: seed {seed}: {json.dumps(summary)}")
         self.assertEqual(summary["calls"], calls)
         self.assertNotIn("org.freedesktop.DBus.Error.NoReply", summary["answers"])
+        # Every refusal is a precise one.
+        self.assertNotIn("org.vfiod1.Error.Failed", summary["answers"], summary["generic"])
         self.assertGreater(summary["answers"].get("org.freedesktop.DBus.Error.AccessDenied", 0), 0)
         # Still alive, still answering, nothing changed.
         self.assertIsNone(self.vfiod.proc.poll())
