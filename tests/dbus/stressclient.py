@@ -8,6 +8,7 @@ of the devices (",group": one of a multi-device group, created with group).
 Prints a JSON object: answers per method and outcome, the longest call (s).
 """
 import json
+import os
 import random
 import sys
 import time
@@ -17,6 +18,9 @@ import dbus
 address, seconds, seed = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 devices = [d.split(",") for d in sys.argv[4:]]
 r = random.Random(seed)
+METHODS = os.environ.get("VFIOD_STRESS_METHODS", "").split(",") if os.environ.get(
+    "VFIOD_STRESS_METHODS") else ["Create", "Create", "Destroy", "Destroy", "Define", "Undefine",
+                                  "Match", "List", "Describe"]
 bus = dbus.bus.BusConnection(address)
 mgr = dbus.Interface(bus.get_object("org.vfiod1", "/org/vfiod1", introspect=False),
                      "org.vfiod1.Manager")
@@ -25,8 +29,7 @@ end = time.monotonic() + seconds
 while time.monotonic() < end:
     dev = r.choice(devices)
     name, grouped = dev[0], len(dev) > 1
-    method = r.choice(["Create", "Create", "Destroy", "Destroy", "Define", "Undefine", "Match",
-                       "List", "Describe"])
+    method = r.choice(METHODS)
     opts = dbus.Dictionary({}, signature="sv")
     if method in ("Create", "Define") and grouped and r.random() < 0.8:
         opts["group"] = dbus.Boolean(True)
