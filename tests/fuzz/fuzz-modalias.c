@@ -6,6 +6,8 @@
  * candidate never ranks before itself, and two ranks are antisymmetric.
  */
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <vfio_select/rank.h>
 

@@ -7,6 +7,9 @@
  * must say why.
  */
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "options.h"
 
