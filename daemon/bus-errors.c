@@ -63,6 +63,8 @@ int bus_error_errno(enum bus_error_context context, int r)
 			return -ENODEV;
 		if (e == EPERM || e == EACCES)
 			return -EPERM;
+		if (e == ENAMETOOLONG)
+			return -ENOTDIR;
 		/* fall through */
 	case BUS_ERROR_OTHER:
 		for (const sd_bus_error_map *m = vfiod_bus_errors; m->name; m++)

@@ -30,6 +30,9 @@ int parse_seconds(const char *s, uint64_t *ret_usec)
 		end++;
 	if (errno || end == s || *end || !isfinite(d) || d <= 0 || d > 365.0 * 24 * 3600)
 		return -EINVAL;
+	/* Below a microsecond is 0, which would time out every operation at once. */
+	if ((uint64_t)(d * 1e6) == 0)
+		return -EINVAL;
 	*ret_usec = (uint64_t)(d * 1e6);
 	return 0;
 }

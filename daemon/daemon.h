@@ -151,6 +151,15 @@ void *worker_main(void *userdata);
 /* journal.c */
 int journal_write(const char *dir, json_t *entry);
 int journal_remove(const char *dir, const char *name);
+/* What recovery needs of one journal entry; -EBADMSG and ERR when it is not one. */
+struct journal_item {
+	char *op, *name, *device, *step;
+	bool pci;
+	char *target;  /* other kinds: the destroy that undoes (assign) or finishes (release) */
+	char *options; /* its options, as JSON */
+};
+int journal_item_parse(json_t *o, struct journal_item *it, char *err, size_t errsize);
+void journal_item_done(struct journal_item *it);
 /* Queue a recovery job for each journal entry left by an earlier run. */
 int journal_recover(struct manager *m);
 

@@ -165,7 +165,7 @@ static int job_resolve(struct job *j, sd_bus_error *error)
 	g = json_object_get(t, "iommu_group");
 	j->iommu_group = json_is_integer(g) ? (int)json_integer_value(g) : -1;
 	if (!j->options || !j->kind || !j->name || !j->key ||
-	    (json_object_get(t, "device") && !j->syspath))
+	    (json_is_string(json_object_get(t, "device")) && !j->syspath))
 		return sd_bus_error_set_errno(error, -ENOMEM);
 	return 0;
 }

@@ -56,53 +56,126 @@ int journal_remove(const char *dir, const char *name)
 	return remove_file_durable(dir, file);
 }
 
+void journal_item_done(struct journal_item *it)
+{
+	free(it->op);
+	free(it->name);
+	free(it->device);
+	free(it->step);
+	free(it->target);
+	free(it->options);
+	*it = (struct journal_item){};
+}
+
+static int dup_or_null(const char *s, char **ret)
+{
+	*ret = NULL;
+	if (s && !(*ret = strdup(s)))
+		return -ENOMEM;
+	return 0;
+}
+
+int journal_item_parse(json_t *o, struct journal_item *it, char *err, size_t errsize)
+{
+	const char *op = json_string_value(json_object_get(o, "operation"));
+	const char *name = json_string_value(json_object_get(o, "name"));
+	const char *device = json_string_value(json_object_get(o, "device"));
+	const char *kind = json_string_value(json_object_get(o, "kind"));
+	const char *step = json_string_value(json_object_get(o, "step"));
+	int r;
+
+	*it = (struct journal_item){};
+	if (!json_is_object(o)) {
+		snprintf(err, errsize, "not a JSON object");
+		return -EBADMSG;
+	}
+	if (!op || (!streq(op, "assign") && !streq(op, "release"))) {
+		snprintf(err, errsize, "\"operation\" is not \"assign\" or \"release\"");
+		return -EBADMSG;
+	}
+	if (!valid_name(name)) {
+		snprintf(err, errsize, "\"name\" is missing or not a valid name");
+		return -EBADMSG;
+	}
+	it->pci = !kind || streq(kind, "pci");
+	if (!it->pci) {
+		/* Other kinds: an interrupted create is undone, an interrupted destroy finished. */
+		json_t *call = streq(op, "assign") ? json_object_get(o, "undo") : o;
+		const char *target = json_string_value(
+			json_object_get(call, streq(op, "assign") ? "path" : "input"));
+		json_t *opts = json_object_get(call, "options");
+
+		if (!target) {
+			snprintf(err, errsize, "no %s to %s",
+				 streq(op, "assign") ? "\"undo\" path" : "\"input\"",
+				 streq(op, "assign") ? "undo the create with" : "run the destroy again on");
+			return -EBADMSG;
+		}
+		if (opts && !json_is_object(opts)) {
+			snprintf(err, errsize, "\"options\" is not an object");
+			return -EBADMSG;
+		}
+		r = dup_or_null(target, &it->target);
+		if (r >= 0) {
+			it->options = opts ? json_dumps(opts, JSON_COMPACT) : strdup("{}");
+			if (!it->options)
+				r = -ENOMEM;
+		}
+		if (r < 0)
+			goto fail;
+	}
+	r = dup_or_null(op, &it->op);
+	if (r >= 0)
+		r = dup_or_null(name, &it->name);
+	if (r >= 0)
+		r = dup_or_null(device, &it->device);
+	if (r >= 0)
+		r = dup_or_null(step, &it->step);
+	if (r >= 0)
+		return 0;
+fail:
+	journal_item_done(it);
+	return r;
+}
+
 static int recover_one(struct manager *m, const char *file)
 {
 	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 	_cleanup_(job_freep) struct job *j = NULL;
 	_cleanup_free_ char *path = NULL;
-	const char *op, *name, *device, *kind;
+	struct journal_item it;
 	json_error_t jerr;
+	char err[256];
 	json_t *o;
 	int r;
 
 	if (asprintf(&path, "%s/%s", m->journal_dir, file) < 0)
 		return -ENOMEM;
 	o = json_load_file(path, 0, &jerr);
-	op = json_string_value(json_object_get(o, "operation"));
-	name = json_string_value(json_object_get(o, "name"));
-	device = json_string_value(json_object_get(o, "device"));
-	kind = json_string_value(json_object_get(o, "kind"));
-	if (!o || !op || !valid_name(name) || (!streq(op, "assign") && !streq(op, "release"))) {
-		log_error("%s: not a journal entry, removing it%s%s", path, o ? "" : ": ",
-			  o ? "" : jerr.text);
-		json_decref(o);
+	if (!o)
+		snprintf(err, sizeof(err), "%s", jerr.text);
+	r = o ? journal_item_parse(o, &it, err, sizeof(err)) : -EBADMSG;
+	json_decref(o);
+	if (r == -EBADMSG) {
+		log_error("%s: not a journal entry, removing it: %s", path, err);
 		return remove_file_durable(m->journal_dir, file);
 	}
+	if (r < 0)
+		return r;
 	log_notice("%s: vfiod stopped in the middle of %s at step %s; recovering",
-		   device ? device : name, op,
-		   json_string_value(json_object_get(o, "step")) ?: "?");
-	if (!kind || streq(kind, "pci")) {
-		r = job_new(m, JOB_RECOVER, device ? device : name, &j);
-		if (r >= 0 && !(j->journal_op = strdup(op)))
-			r = -ENOMEM;
+		   it.device ?: it.name, it.op, it.step ?: "?");
+	if (it.pci) {
+		r = job_new(m, JOB_RECOVER, it.device ?: it.name, &j);
+		if (r >= 0)
+			j->journal_op = TAKE_PTR(it.op);
 	} else {
-		/* Other kinds: an interrupted create is undone, an interrupted destroy finished. */
-		json_t *call = streq(op, "assign") ? json_object_get(o, "undo") : o;
-		const char *target = json_string_value(
-			json_object_get(call, streq(op, "assign") ? "path" : "input"));
-
-		r = target ? job_new(m, JOB_RELEASE, target, &j) : -EBADMSG;
+		r = job_new(m, JOB_RELEASE, it.target, &j);
 		if (r >= 0) {
 			j->keep_definition = true;
-			json_t *opts = json_object_get(call, "options");
-
-			j->options = opts ? json_dumps(opts, JSON_COMPACT) : strdup("{}");
-			if (!j->options)
-				r = -ENOMEM;
+			j->options = TAKE_PTR(it.options);
 		}
 	}
-	json_decref(o);
+	journal_item_done(&it);
 	if (r < 0)
 		return r;
 	j->trigger = VFIOD_TRIGGER_START;

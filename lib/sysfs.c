@@ -96,6 +96,9 @@ int sysfs_canonicalize(struct vfiod_ctx *ctx, const char *input, char **logical,
 		r = negative_errno();
 		if (r == -ENOENT || r == -ENOTDIR)
 			return vfiod_error(ctx, -ENOENT, "%s: no such device", input);
+		if (r == -ELOOP)
+			return vfiod_error(ctx, -ENOTDIR, "%s: a loop of symbolic links, not a device",
+					   input);
 		return vfiod_error(ctx, r, "%s: %s", input, strerror(-r));
 	}
 	if (asprintf(&devices, "%s/%s", ctx->sysfs_real, SYSFS_DEVICES) < 0)

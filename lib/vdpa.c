@@ -324,8 +324,9 @@ static const char *driver_choice(json_t *opts)
 static int vdpa_target(struct vfiod_ctx *ctx, const char *path, json_t *opts, bool destroy,
 		       struct target *t)
 {
-	const char *name;
+	const char *name, *mac;
 	struct mgmtdev m;
+	uint8_t hw[6];
 	int r;
 
 	if (destroy) {
@@ -367,6 +368,10 @@ static int vdpa_target(struct vfiod_ctx *ctx, const char *path, json_t *opts, bo
 		if (!valid_name(name))
 			return vfiod_error(ctx, -EINVAL, "\"%s\" is not a valid vdpa device name",
 					   name ? name : "");
+		mac = opt_str(opts, "mac", NULL);
+		if (mac && mac_parse(mac, hw) < 0)
+			return vfiod_error(ctx, -EINVAL, "%s: mac \"%s\" is not an address like "
+					   "00:11:22:33:44:55", name, mac);
 		r = mgmtdev_parse(ctx, path, &m, &t->device);
 		if (r < 0)
 			return r;

@@ -22,6 +22,8 @@ PACKAGES=(
 	qemu-system-common
 	# the benchmarks (tests/bench): the baseline the VM figures compare with
 	driverctl
+	# the libFuzzer harnesses (tests/fuzz): clang and its runtimes
+	clang libclang-rt-14-dev
 )
 
 missing=()

@@ -128,14 +128,18 @@ class Core:
     def serve(self):
         while True:
             ready, _, _ = select.select([sys.stdin] + list(self.fds), [], [])
-            # Unbinds before probes: a probe is always written after its unbind.
-            for fd in sorted((r for r in ready if r in self.fds),
-                             key=lambda fd: self.fds[fd][0] != "unbind"):
-                kind, driver = self.fds[fd]
+            # Unbinds before probes: a probe is always written after its unbind.  So take
+            # the probes first, then every unbind pipe (ready or not: an unbind written
+            # after select() returned may belong to a probe just taken), then act.
+            batches = {}
+            for fd in sorted(self.fds, key=lambda fd: self.fds[fd][0] == "unbind"):
                 try:
-                    data = os.read(fd, NAME_LEN * 256).decode()
+                    batches[fd] = os.read(fd, NAME_LEN * 256).decode()
                 except BlockingIOError:
                     continue
+            for fd in sorted(batches, key=lambda fd: self.fds[fd][0] != "unbind"):
+                kind, driver = self.fds[fd]
+                data = batches[fd]
                 for i in range(0, len(data) - NAME_LEN + 1, NAME_LEN):
                     if kind == "unbind":
                         self.unbind(driver, data[i:i + NAME_LEN])

@@ -1,0 +1,259 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# VM case: faults in the middle of every kind's operations, through vfiod.
+#
+#   case-faults.sh BUILD_DIR
+#
+# For mdev, vdpa and devlink SF (PCI assign/release: case-daemon.sh; VFs: not on
+# main yet), vfiod is made to die (VFIOD_ABORT_AT: abort, no clean-up, like a
+# kill -9) right before each named step of create and destroy, and restarted: the
+# device must be fully made or back where it was, vfiod's list must agree with the
+# kernel, the journal must be empty and the state files must parse.  Then the
+# kernel refuses (an mdev attribute, an SF on a legacy eswitch, a vdpa device its
+# management device does not have) and hangs (an mdev probe slower than
+# VFIOD_OPERATION_TIMEOUT_SEC, then vfiod killed during such a hang): the same
+# must hold.  The table operation:step -> consistent goes to RESULTS/faults-table.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/guest-lib.sh"
+BUILD=$1
+H=$HERE/../dbus/vfiod-private-bus.sh
+D=/run/vfiod-faults
+export RUNTIME_DIRECTORY=/run/vfiod
+export ASAN_OPTIONS=detect_leaks=0 # the aborts below are on purpose
+JOURNAL=$RUNTIME_DIRECTORY/journal
+TABLE=$RESULTS/faults-table
+: >"$TABLE"
+
+vfiod_start() { "$H" start $D "$BUILD" "$@" >/dev/null; }
+vfiod_stop() { "$H" stop $D; }
+journal_drained() {
+	for _ in $(seq 300); do
+		[ -z "$(ls -A "$JOURNAL" 2>/dev/null)" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+# Every state file vfiod keeps parses as JSON.
+state_parses() {
+	python3 - "$D/state" "$RUNTIME_DIRECTORY" <<-'PY'
+	import json, os, sys
+	for top in sys.argv[1:]:
+	    for dp, _, fns in os.walk(top):
+	        for f in fns:
+	            if f.endswith(".json"):
+	                json.load(open(os.path.join(dp, f)))
+	PY
+}
+bus() { busctl --address="$VFIOD_BUS_ADDRESS" "$@"; }
+create() { bus call org.vfiod1 /org/vfiod1 org.vfiod1.Manager Create 'sa{sv}' "$@"; }
+destroy() { bus call org.vfiod1 /org/vfiod1 org.vfiod1.Manager Destroy 'sa{sv}' "$@"; }
+listed() { bus call org.vfiod1 /org/vfiod1 org.vfiod1.Manager List | grep -qF -- "$1"; }
+
+# row LABEL CHECK...: run the checks of one table row; the row is "yes" when all pass.
+row() {
+	local label=$1 failed=$VM_FAILED
+	shift
+	"$@"
+	if [ "$VM_FAILED" -eq "$failed" ]; then
+		printf '%-32s consistent yes\n' "$label" >>"$TABLE"
+	else
+		printf '%-32s consistent NO\n' "$label" >>"$TABLE"
+	fi
+}
+# after LABEL KIND: vfiod restarted, journal empty, state parses, the device all there or all gone.
+after() {
+	local label=$1 kind=$2 state
+	vm_check "$label: vfiod restarts" vfiod_start
+	export VFIOD_BUS_ADDRESS=$(cat $D/address)
+	vm_check "$label: journal drained" journal_drained
+	vm_check "$label: state files parse" state_parses
+	state=$("${kind}_state")
+	vm_note "$label: $state"
+	vm_check "$label: all made or all gone ($state)" \
+		sh -c 'test "$0" = made || test "$0" = gone' "$state"
+	if [ "$state" = made ]; then
+		vm_check "$label: made, and vfiod lists it" listed "$("${kind}_name")"
+		"${kind}_destroy" >/dev/null
+		vm_check "$label: then destroyed" test "$("${kind}_state")" = gone
+	else
+		vm_check "$label: gone, and vfiod does not list it" vm__not listed "$("${kind}_name")"
+	fi
+}
+# kill_at KIND OP STEP: die before OP:STEP of a create (or of a destroy of a made one).
+kill_at() {
+	local kind=$1 op=$2 step=$3
+	vfiod_stop
+	if [ "${op#*-}" = destroy ]; then
+		vfiod_start
+		export VFIOD_BUS_ADDRESS=$(cat $D/address)
+		"${kind}_create" >/dev/null
+		vm_check "$op:$step: made before the destroy" test "$("${kind}_state")" = made
+		vfiod_stop
+	fi
+	vfiod_start VFIOD_ABORT_AT="$op:$step"
+	export VFIOD_BUS_ADDRESS=$(cat $D/address)
+	if [ "${op#*-}" = destroy ]; then
+		"${kind}_destroy" >/dev/null 2>&1
+	else
+		"${kind}_create" >/dev/null 2>&1
+	fi
+	vfiod_stop
+	vm_check "$op:$step: vfiod died there" grep -q "aborting before $op:$step" $D/vfiod.log
+	after "$op:$step" "$kind"
+}
+
+vm_dmesg_mark
+
+# mdev: the fixture parent, an instance of the small type with an attribute.
+MOD=vfio_fixture_mdev
+P=/sys/devices/virtual/$MOD/$MOD
+T=/sys/class/mdev_bus/$MOD/mdev_supported_types
+U=5f4c6a8e-1d1e-4c55-9b8e-2b6c3f0a7d21
+vm_check "mdev fixture loads" modprobe $MOD
+mdev_name() { echo $U; }
+mdev_create() { create "$P" 3 type s $MOD-small uuid s $U attrs 'a{ss}' 1 knob 1; }
+mdev_destroy() { destroy $U 0; }
+mdev_state() {
+	if [ -e /sys/bus/mdev/devices/$U ]; then
+		[ "$(cat /sys/bus/mdev/devices/$U/knob)" = 1 ] && echo made || echo half-made
+	elif [ "$(cat $T/$MOD-small/available_instances)" = 2 ]; then
+		echo gone
+	else
+		echo "instance leaked"
+	fi
+}
+
+# vdpa: a VDUSE block device exported by qemu-storage-daemon, made a vdpa device blk0.
+modprobe -a vdpa vduse vhost_vdpa virtio_vdpa
+qemu-storage-daemon --blockdev driver=null-co,node-name=n0,size=67108864,read-zeroes=on \
+	--export type=vduse-blk,id=e0,node-name=n0,name=blk0,writable=on \
+	--pidfile /run/qsd.pid --daemonize
+vm_check "vduse blk0 exported" test -e /dev/vduse/blk0
+vdpa_name() { echo blk0; }
+vdpa_create() { create vduse 1 vdpa s blk0; }
+vdpa_destroy() { destroy blk0 0; }
+vdpa_state() {
+	local d=/sys/bus/vdpa/devices/blk0
+	if [ -e $d ]; then
+		[ "$(basename "$(readlink $d/driver)")" = vhost_vdpa ] && echo made || echo half-made
+	else
+		echo gone
+	fi
+}
+
+# SF: the fixture binds pci-testdev and offers subfunctions.
+PF=$(vm_pci_find 1b36 0005 | head -n1)
+vm_check "SF fixture binds pci-testdev $PF" modprobe vfio_fixture_sf
+sf_name() { echo "$PF-sf88"; }
+sf_create() { create "/sys/bus/pci/devices/$PF" 2 sf u 88 mac s 00:11:22:33:44:55; }
+sf_destroy() { destroy "/sys/bus/pci/devices/$PF" 1 sf u 88; }
+sf_ports() { devlink port show 2>/dev/null | grep -c "pci/$PF/.*flavour pcisf"; }
+sf_state() {
+	local aux
+	aux=$(ls /sys/bus/auxiliary/devices 2>/dev/null | grep -c '\.sf\.')
+	if [ "$(sf_ports)" = 0 ] && [ "$aux" = 0 ]; then
+		echo gone
+	elif [ "$(sf_ports)" = 1 ] && [ "$aux" = 1 ] &&
+		devlink port show 2>/dev/null | grep -q "hw_addr 00:11:22:33:44:55 state active"; then
+		echo made
+	else
+		echo "half-made (ports $(sf_ports), auxiliary devices $aux)"
+	fi
+}
+
+vfiod_start
+export VFIOD_BUS_ADDRESS=$(cat $D/address)
+for k in mdev vdpa sf; do
+	vm_check "$k: plain create through vfiod" "${k}_create"
+	vm_check "$k: made" test "$("${k}_state")" = made
+	vm_check "$k: plain destroy through vfiod" "${k}_destroy"
+	vm_check "$k: gone" test "$("${k}_state")" = gone
+done
+
+# 1. Death before every step.
+for step in create attrs verify; do row "mdev-create:$step" kill_at mdev mdev-create $step; done
+row "mdev-destroy:remove" kill_at mdev mdev-destroy remove
+# load-module is announced twice (the vdpa modules, then the bus driver's): the first aborts.
+for step in load-module dev-new set-override unbind probe verify; do
+	row "vdpa-create:$step" kill_at vdpa vdpa-create $step
+done
+row "vdpa-destroy:dev-del" kill_at vdpa vdpa-destroy dev-del
+for step in port-new hw-addr activate wait-auxiliary; do
+	row "sf-create:$step" kill_at sf sf-create $step
+done
+for step in deactivate port-del; do row "sf-destroy:$step" kill_at sf sf-destroy $step; done
+
+# 2. The kernel refuses.
+refused_by_kernel() { # label kind expected-words create-command...
+	local label=$1 kind=$2 words=$3 out
+	shift 3
+	out=$("$@" 2>&1)
+	vm_note "$label: $out"
+	vm_check "$label: refused, saying so" grep -q -- "$words" <<<"$out"
+	vm_check "$label: journal empty" journal_drained
+	vm_check "$label: nothing left" test "$("${kind}_state")" = gone
+	vm_check "$label: state files parse" state_parses
+}
+row "mdev attr refused (EINVAL)" refused_by_kernel "mdev knob=500" mdev "knob" \
+	create "$P" 3 type s $MOD-small uuid s $U attrs 'a{ss}' 1 knob 500
+row "vdpa DEV_NEW refused" refused_by_kernel "vdpa nosuch" vdpa "nosuch" \
+	create vduse 1 vdpa s nosuch
+devlink dev eswitch set "pci/$PF" mode legacy
+row "sf PORT_NEW refused (legacy)" refused_by_kernel "sf on legacy eswitch" sf "88" sf_create
+devlink dev eswitch set "pci/$PF" mode switchdev
+
+# 3. The kernel hangs: an mdev probe of 4 s against a timeout of 1 s.
+hang_late_completion() {
+	local out t0 t1
+	vfiod_stop
+	vfiod_start VFIOD_OPERATION_TIMEOUT_SEC=1
+	export VFIOD_BUS_ADDRESS=$(cat $D/address)
+	echo 4000 >/sys/module/$MOD/parameters/probe_delay_ms
+	t0=$(date +%s)
+	out=$(mdev_create 2>&1)
+	t1=$(date +%s)
+	vm_note "hung create: $out ($((t1 - t0)) s)"
+	vm_check "hang: the caller gets Timeout, not a wait" \
+		bash -c 'grep -q "Timeout\|timed out" <<<"$0" && test "$1" -lt 4' "$out" "$((t1 - t0))"
+	echo 0 >/sys/module/$MOD/parameters/probe_delay_ms
+	vm_check "hang: the journal empties once the kernel returns" journal_drained
+	vm_check "hang: state files parse" state_parses
+	state=$(mdev_state)
+	vm_check "hang: all made or all gone ($state)" sh -c 'test "$0" = made || test "$0" = gone' "$state"
+	if [ "$state" = made ]; then
+		vm_check "hang: made late, and listed" listed $U
+		mdev_destroy >/dev/null
+	fi
+	vm_check "hang: gone at the end" test "$(mdev_state)" = gone
+}
+row "mdev-create hang > timeout" hang_late_completion
+
+hang_then_kill() {
+	vfiod_stop
+	vfiod_start VFIOD_OPERATION_TIMEOUT_SEC=1
+	export VFIOD_BUS_ADDRESS=$(cat $D/address)
+	echo 3000 >/sys/module/$MOD/parameters/probe_delay_ms
+	mdev_create >/dev/null 2>&1 &
+	sleep 1.5
+	"$H" kill $D
+	wait
+	echo 0 >/sys/module/$MOD/parameters/probe_delay_ms
+	sleep 2 # the write the killed vfiod left in the kernel returns
+	after "killed during a hung create" mdev
+}
+row "mdev-create hang, SIGKILL" hang_then_kill
+
+vfiod_stop
+"$H" down $D
+kill "$(cat /run/qsd.pid)" 2>/dev/null
+cp $D/vfiod.log "$RESULTS/vfiod.log"
+vm_check "no sanitizer report in vfiod's log" sh -c '! grep -q "AddressSanitizer\|runtime error" "$0"' $D/vfiod.log
+{
+	echo "# PCI assign/release at every step: vm-daemon (case-daemon.sh)."
+	echo "# VFs (sriov): not on main when this case was written."
+	echo "# Kernel family without CAP_SYS_ADMIN: vm-vfio-select (vfio-select-hostile)."
+} >>"$TABLE"
+sed 's/^/# /' "$TABLE"
+vm_no_kernel_warnings
+vm_summary
