@@ -29,7 +29,6 @@ static int device_identify(struct vfiod_device *dev, const char *input)
 		return vfiod_error(ctx, -ENODEV, "%s: %s is not a device (it has no subsystem)",
 				   input, dev->syspath);
 	if (!streq(subsystem, "pci")) {
-		_cleanup_free_ char *parent = NULL;
 		char buf[PATH_MAX];
 		ssize_t n = readlinkat(dev->dirfd, ATTR_DEVICE, buf, sizeof(buf) - 1);
 
