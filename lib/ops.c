@@ -6,6 +6,7 @@
  * assignment is the rest.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,20 @@ static int parse_options(struct vfiod_ctx *ctx, unsigned int method, const char 
 	return 0;
 }
 
-/* The kind an operation on PATH with OPTS is of. */
+/* Ask kind K for its target: < 0 an error, 0 not its own, 1 its own (T filled). */
+static int try_kind(struct vfiod_ctx *ctx, const struct kind *k, const char *path, json_t *opts,
+		    bool destroy, struct target *t)
+{
+	int r;
+
+	*t = (struct target){ .kind = k->name, .iommu_group = -1 };
+	r = k->target(ctx, path, opts, destroy, t);
+	if (r <= 0)
+		target_done(t);
+	return r;
+}
+
+/* The kind an operation on PATH with OPTS is of, and its target. */
 static int pick_kind(struct vfiod_ctx *ctx, const char *path, json_t *opts, bool destroy,
 		     const struct kind **ret, struct target *t)
 {
@@ -81,38 +95,27 @@ static int pick_kind(struct vfiod_ctx *ctx, const char *path, json_t *opts, bool
 	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
 		if (!kinds[i]->selector || !json_object_get(opts, kinds[i]->selector))
 			continue;
-		if (chosen && !(destroy && streq(kinds[i]->selector, "sf")))
+		if (chosen)
 			return vfiod_error(ctx, -EINVAL, "options \"%s\" and \"%s\" cannot be "
-					   "combined: they make different kinds of device",
+					   "combined: they make different kinds of device; give one",
 					   chosen->selector, kinds[i]->selector);
 		chosen = kinds[i];
 	}
-	*t = (struct target){ .iommu_group = -1 };
-	if (chosen) {
-		t->kind = chosen->name;
-		r = chosen->target(ctx, path, opts, destroy, t);
-		if (r < 0) {
-			target_done(t);
-			return r;
-		}
-		*ret = chosen;
-		return 0;
-	}
+	/* A create without a selector, or a destroy of what the path names. */
 	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
-		if (kinds[i]->selector && !destroy)
+		if (chosen ? kinds[i] != chosen : kinds[i]->selector && !destroy)
 			continue;
-		t->kind = kinds[i]->name;
-		r = kinds[i]->target(ctx, path, opts, destroy, t);
-		if (r < 0) {
-			target_done(t);
+		r = try_kind(ctx, kinds[i], path, opts, destroy, t);
+		if (r < 0)
 			return r;
-		}
-		if (r > 0) {
+		if (r > 0 || chosen) {
 			*ret = kinds[i];
 			return 0;
 		}
 	}
-	return vfiod_error(ctx, -ENODEV, "%s: not a device vfiod can act on", path);
+	return vfiod_error(ctx, -ENODEV, "%s: not a device vfiod can act on (a PCI function, "
+			   "an mdev UUID or a vdpa device name; VFs and subfunctions are named "
+			   "by their PF with \"vfs\" or \"sf N\")", path);
 }
 
 /* The destroy that gives back what a create of kind K on T with OPTS makes. */
@@ -138,6 +141,22 @@ static json_t *target_json(const struct kind *k, const struct target *t, json_t 
 			 "options", opts, "undo", destroy ? json_null() : undo_json(k, t, opts));
 }
 
+/* The options of a call, checked, and what it acts on. */
+static int prepare(struct vfiod_ctx *ctx, const char *path, const char *options, bool destroy,
+		   json_t **opts, const struct kind **k, struct target *t)
+{
+	int r;
+
+	ctx->error[0] = '\0';
+	r = parse_options(ctx, destroy ? OPT_DESTROY : OPT_CREATE, options, opts);
+	if (r < 0)
+		return r;
+	r = pick_kind(ctx, path, *opts, destroy, k, t);
+	if (r < 0)
+		json_decref(*opts);
+	return r;
+}
+
 _public_ int vfiod_target(struct vfiod_ctx *ctx, const char *path, const char *options,
 			  bool destroy, char **ret)
 {
@@ -146,15 +165,11 @@ _public_ int vfiod_target(struct vfiod_ctx *ctx, const char *path, const char *o
 	json_t *opts;
 	int r;
 
-	ctx->error[0] = '\0';
-	r = parse_options(ctx, destroy ? OPT_DESTROY : OPT_CREATE, options, &opts);
+	r = prepare(ctx, path, options, destroy, &opts, &k, &t);
 	if (r < 0)
 		return r;
-	r = pick_kind(ctx, path, opts, destroy, &k, &t);
-	if (r >= 0) {
-		r = json_dump_to(target_json(k, &t, opts, destroy), ret);
-		target_done(&t);
-	}
+	r = json_dump_to(target_json(k, &t, opts, destroy), ret);
+	target_done(&t);
 	json_decref(opts);
 	return r;
 }
@@ -167,15 +182,9 @@ static int run(struct vfiod_ctx *ctx, const char *path, const char *options, boo
 	struct target t;
 	int r;
 
-	ctx->error[0] = '\0';
-	r = parse_options(ctx, destroy ? OPT_DESTROY : OPT_CREATE, options, &opts);
+	r = prepare(ctx, path, options, destroy, &opts, &k, &t);
 	if (r < 0)
 		return r;
-	r = pick_kind(ctx, path, opts, destroy, &k, &t);
-	if (r < 0) {
-		json_decref(opts);
-		return r;
-	}
 	r = destroy ? k->destroy(ctx, t.device ? t.device : path, opts, &res)
 		    : k->create(ctx, t.device ? t.device : path, opts, &res);
 	if (r >= 0 && json_is_object(res) && !json_object_get(res, "kind"))
@@ -222,4 +231,29 @@ _public_ int vfiod_list(struct vfiod_ctx *ctx, char **ret)
 	}
 	ctx->error[0] = '\0';
 	return json_dump_to(a, ret);
+}
+
+_public_ int vfiod_forget(struct vfiod_ctx *ctx, const char *name)
+{
+	_cleanup_free_ char *rel = NULL;
+	_cleanup_close_ int fd = -1;
+	int r = 0;
+
+	ctx->error[0] = '\0';
+	if (!is_pci_name(name) || strlen(name) != 12)
+		return vfiod_error(ctx, -EINVAL, "\"%s\" is not a PCI function's name", name);
+	if (asprintf(&rel, "%s/%s", SYSFS_PCI_DEVICES, name) < 0)
+		return -ENOMEM;
+	fd = root_open(ctx, rel, O_RDONLY | O_DIRECTORY);
+	if (fd >= 0)
+		return vfiod_error(ctx, -EBUSY, "%s is still there: give it back with destroy "
+				   "instead", name);
+	for (size_t i = 0; i < ARRAY_SIZE(kinds) && r >= 0; i++)
+		if (kinds[i]->forget)
+			r = kinds[i]->forget(ctx, name);
+	if (r < 0)
+		return vfiod_error(ctx, r, "%s: cannot drop what vfiod kept of it: %s", name,
+				   strerror(-r));
+	vfiod_log(ctx, LOG_INFO, "%s: gone; what vfiod kept of it is dropped", name);
+	return 0;
 }
