@@ -131,6 +131,8 @@ json_t *mdevice_json(struct mdevice *d);
 /* job.c */
 int job_new(struct manager *m, enum job_op op, const char *input, struct job **ret);
 struct job *job_free(struct job *j);
+/* "assign"/"release" for PCI functions, "create"/"destroy" for the other kinds, "recover". */
+const char *job_op_name(const struct job *j);
 static inline void job_freep(struct job **j)
 {
 	job_free(*j);

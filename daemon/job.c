@@ -29,6 +29,14 @@ static const char *const op_names[] = {
 	[JOB_RECOVER] = "recover",
 };
 
+/* What the job does, in its kind's words: a PCI function is assigned, an mdev created. */
+const char *job_op_name(const struct job *j)
+{
+	if (j->op != JOB_RECOVER && j->kind && !streq(j->kind, "pci"))
+		return j->op == JOB_ASSIGN ? "create" : "destroy";
+	return op_names[j->op];
+}
+
 int job_new(struct manager *m, enum job_op op, const char *input, struct job **ret)
 {
 	struct job *j = calloc(1, sizeof(*j));
@@ -191,7 +199,7 @@ int job_submit(struct manager *m, struct job *j, sd_bus_error *error)
 			"%s: an earlier %s of %s timed out and is still blocked in "
 			"the kernel (step %s); IOMMU group %d takes no new work "
 			"until it returns",
-			job_device(j), op_names[blocking->op], job_device(blocking), step,
+			job_device(j), job_op_name(blocking), job_device(blocking), step,
 			j->iommu_group);
 	}
 	for (tail = &m->jobs; *tail; tail = &(*tail)->next)
@@ -251,7 +259,7 @@ static int job_start(struct manager *m, struct job *j)
 	if (r < 0)
 		return r;
 	j->running = true;
-	log_debug("%s: %s started (%s)", job_device(j), op_names[j->op], j->key);
+	log_debug("%s: %s started (%s)", job_device(j), job_op_name(j), j->key);
 	return 0;
 }
 
@@ -274,7 +282,7 @@ void jobs_schedule(struct manager *m)
 		r = job_start(m, j);
 		if (r < 0) {
 			log_error_errno(r, "%s: cannot start the %s: %m", job_device(j),
-					op_names[j->op]);
+					job_op_name(j));
 			job_reply_error(j, VFIOD_ERROR_FAILED, "%s: cannot start the operation: %s",
 					job_device(j), strerror(-r));
 			if (!j->had_object) {
@@ -304,12 +312,12 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 
 	log_error("%s: %s timed out after %.1f s in step %s; the kernel has not returned, "
 		  "IOMMU group %d is closed until it does",
-		  job_device(j), op_names[j->op], m->cfg.operation_timeout_usec / 1e6, step,
+		  job_device(j), job_op_name(j), m->cfg.operation_timeout_usec / 1e6, step,
 		  j->iommu_group);
 	job_reply_error(j, VFIOD_ERROR_TIMEOUT,
 			"%s: the %s timed out after %.1f s in step %s; the device is marked "
 			"failed and its IOMMU group takes no new work until the kernel returns",
-			job_device(j), op_names[j->op], m->cfg.operation_timeout_usec / 1e6, step);
+			job_device(j), job_op_name(j), m->cfg.operation_timeout_usec / 1e6, step);
 	d = mdevice_find(m, j->name);
 	if (d)
 		mdevice_set_state(d, VFIOD_STATE_FAILED);
@@ -322,7 +330,7 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 		job_reply_error(k, VFIOD_ERROR_BUSY,
 				"%s: an earlier %s of %s timed out and is still blocked in the "
 				"kernel (step %s)",
-				job_device(k), op_names[j->op], job_device(j), step);
+				job_device(k), job_op_name(j), job_device(j), step);
 		job_unlink(m, k);
 		job_free(k);
 	}
@@ -498,13 +506,13 @@ static void job_complete(struct manager *m, struct job *j)
 	j->timer = sd_event_source_disable_unref(j->timer);
 	/* Logged once, here, naming the device: libvfiod's messages already do. */
 	if (j->r < 0 && j->error && strstr(j->error, job_device(j)))
-		log_error("%s failed: %s", op_names[j->op], j->error);
+		log_error("%s failed: %s", job_op_name(j), j->error);
 	else if (j->r < 0)
-		log_error("%s: %s failed: %s", job_device(j), op_names[j->op],
+		log_error("%s: %s failed: %s", job_device(j), job_op_name(j),
 			  j->error ? j->error : strerror(-j->r));
 	else if (j->timed_out)
 		log_notice("%s: the %s that timed out has finished after all", job_device(j),
-			   op_names[j->op]);
+			   job_op_name(j));
 	if (!j->timed_out || j->r >= 0)
 		job_finish_definition(m, j);
 	job_sync_objects(m, j, result, list, after);
@@ -558,7 +566,7 @@ void jobs_abandon(struct manager *m)
 		job_get_step(j, step, sizeof(step));
 		log_warning("%s: leaving the %s behind, blocked in step %s; the journal will "
 			    "finish it at the next start",
-			    job_device(j), op_names[j->op], step);
+			    job_device(j), job_op_name(j), step);
 		j->timer = sd_event_source_disable_unref(j->timer);
 		j->msg = sd_bus_message_unref(j->msg);
 		j->next = abandoned;
@@ -595,7 +603,7 @@ json_t *jobs_json(struct manager *m)
 		json_t *o = json_object();
 
 		pthread_mutex_lock(&j->lock);
-		json_object_set_new(o, "operation", json_string(op_names[j->op]));
+		json_object_set_new(o, "operation", json_string(job_op_name(j)));
 		json_object_set_new(o, "device", json_string(job_device(j)));
 		json_object_set_new(o, "kind", json_string(j->kind));
 		json_object_set_new(o, "name", json_string(j->name));
