@@ -36,6 +36,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "macro.h"
+#include "vfiod.h"
 
 /* What systemd-udevd asks for its own monitor: a storm of VFs fits. */
 #define RECEIVE_BUFFER_SIZE (128 * 1024 * 1024)
@@ -357,21 +358,29 @@ static void drop_queued(struct manager *m, const char *syspath)
 		}
 		*p = j->next;
 		log_info("%s: gone before its %s started, dropping it", syspath,
-			 j->op == JOB_ASSIGN ? "assign" : "release");
+			 job_op_name(j));
 		job_free(j);
 	}
 }
 
-/* libvfiod's record of a PCI function that is gone: nothing is left to give back. */
-static void forget_record(struct manager *m, const char *name)
+/*
+ * libvfiod's records of a PCI function (or a PF with VFs) that is gone:
+ * nothing is left to give back.
+ */
+static void forget_records(const struct mdevice *d)
 {
-	_cleanup_free_ char *path = NULL;
+	struct vfiod_ctx *ctx;
+	int r;
 
-	if (asprintf(&path, "%s/%s.json", m->records_dir, name) < 0)
+	if (!str_eq(d->kind, "pci") && !str_eq(d->kind, "vfs"))
 		return;
-	if (unlink(path) < 0 && errno != ENOENT)
-		log_warning_errno(negative_errno(), "%s: cannot remove %s, ignoring: %m", name,
-				  path);
+	ctx = manager_ctx_new(log_get_max_priority(), d->name);
+	if (!ctx)
+		return;
+	r = vfiod_forget(ctx, d->name);
+	if (r < 0)
+		log_warning("%s, ignoring", vfiod_ctx_get_error(ctx) ?: strerror(-r));
+	vfiod_ctx_unref(ctx);
 }
 
 /*
@@ -391,8 +400,7 @@ static void forget_earlier(struct udev_watch *w, struct pending *p)
 			return; /* queued: it will act on this device */
 	log_info("%s: appeared again; forgetting what vfiod knew of the earlier device",
 		 p->syspath);
-	if (str_eq(d->kind, "pci"))
-		forget_record(m, d->name);
+	forget_records(d);
 	mdevice_remove(d);
 }
 
@@ -410,8 +418,7 @@ static void device_gone(struct udev_watch *w, struct pending *p)
 	log_info("%s: the device went away; forgetting it (nothing to give back)", p->syspath);
 	emit_device(m, VFIOD_EVENT_REMOVED, p, d,
 		    "the device went away while vfiod held it; nothing to give back");
-	if (str_eq(d->kind, "pci"))
-		forget_record(m, d->name);
+	forget_records(d);
 	mdevice_remove(d);
 }
 

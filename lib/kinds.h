@@ -50,6 +50,8 @@ struct kind {
 	int (*destroy)(struct vfiod_ctx *ctx, const char *path, json_t *opts, json_t **ret);
 	/* Append this kind's devices to A (for vfiod_list()); NULL when none. */
 	int (*list)(struct vfiod_ctx *ctx, json_t *a);
+	/* Drop what this kind keeps of NAME, which is gone (vfiod_forget()); NULL when nothing. */
+	int (*forget)(struct vfiod_ctx *ctx, const char *name);
 };
 
 extern const struct kind kind_pci;  /* pci.c */

@@ -729,4 +729,5 @@ const struct kind kind_pci = {
 	.create = pci_create,
 	.destroy = pci_destroy,
 	.list = pci_list,
+	.forget = record_remove,
 };

@@ -1225,4 +1225,5 @@ const struct kind kind_vfs = {
 	.create = vfs_create,
 	.destroy = vfs_destroy,
 	.list = vfs_list,
+	.forget = rec_remove,
 };

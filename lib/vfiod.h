@@ -139,6 +139,13 @@ int vfiod_mdevctl_read(struct vfiod_ctx *ctx, const char *dir, char **ret);
 /* The vdpa management devices and what they support, as a JSON array. */
 int vfiod_vdpa_mgmtdevs(struct vfiod_ctx *ctx, char **ret);
 
+/*
+ * NAME (a PCI function, or a PF whose VFs vfiod made) has gone away, with
+ * nothing to give back: drop what libvfiod keeps of it.  -EBUSY while it
+ * is still there.
+ */
+int vfiod_forget(struct vfiod_ctx *ctx, const char *name);
+
 /* The devices vfiod made or assigned, of every kind, as a JSON array. */
 int vfiod_list(struct vfiod_ctx *ctx, char **ret);
 
