@@ -147,14 +147,18 @@ static int method_destroy(sd_bus_message *msg, void *userdata, sd_bus_error *err
 	return submit_authorized(m, msg, TAKE_PTR(j));
 }
 
-/* Reading methods: authorized by the table too (open), answered at once. */
+/*
+ * Methods answered at once (reading ones, and the definitions' own):
+ * authorized by the table too, each given a libvfiod context of its own.
+ */
 struct read_call {
-	char *(*answer)(struct manager *m, sd_bus_message *msg, sd_bus_error *error);
+	char *(*answer)(struct manager *m, struct vfiod_ctx *ctx, sd_bus_message *msg,
+			sd_bus_error *error);
 };
 
-static char *answer_match(struct manager *m, sd_bus_message *msg, sd_bus_error *error)
+static char *answer_match(struct manager *m, struct vfiod_ctx *ctx, sd_bus_message *msg,
+			     sd_bus_error *error)
 {
-	_cleanup_(vfiod_ctx_unrefp) struct vfiod_ctx *ctx = NULL;
 	struct vfiod_device *dev = NULL;
 	struct vfiod_match *match = NULL;
 	const char *path;
@@ -165,11 +169,6 @@ static char *answer_match(struct manager *m, sd_bus_message *msg, sd_bus_error *
 	r = sd_bus_message_read(msg, "s", &path);
 	if (r < 0) {
 		sd_bus_error_set_errno(error, r);
-		return NULL;
-	}
-	ctx = manager_ctx_new(log_get_max_priority(), path);
-	if (!ctx) {
-		sd_bus_error_set_errno(error, -ENOMEM);
 		return NULL;
 	}
 	r = vfiod_device_new(ctx, path, &dev);
@@ -189,18 +188,13 @@ static char *answer_match(struct manager *m, sd_bus_message *msg, sd_bus_error *
 
 static char *merge_definitions(struct manager *m, char *list, sd_bus_error *error);
 
-static char *answer_list(struct manager *m, sd_bus_message *msg, sd_bus_error *error)
+static char *answer_list(struct manager *m, struct vfiod_ctx *ctx, sd_bus_message *msg,
+			     sd_bus_error *error)
 {
-	_cleanup_(vfiod_ctx_unrefp) struct vfiod_ctx *ctx = NULL;
 	char *json = NULL;
 	int r;
 
 	(void)msg;
-	ctx = manager_ctx_new(log_get_max_priority(), "List");
-	if (!ctx) {
-		sd_bus_error_set_errno(error, -ENOMEM);
-		return NULL;
-	}
 	r = vfiod_list(ctx, &json);
 	if (r < 0) {
 		bus_error_set(error, BUS_ERROR_OTHER, r, vfiod_ctx_get_error(ctx));
@@ -227,18 +221,17 @@ static char *merge_definitions(struct manager *m, char *list, sd_bus_error *erro
 	return json;
 }
 
-static char *answer_types(struct manager *m, sd_bus_message *msg, sd_bus_error *error)
+static char *answer_types(struct manager *m, struct vfiod_ctx *ctx, sd_bus_message *msg,
+			     sd_bus_error *error)
 {
-	_cleanup_(vfiod_ctx_unrefp) struct vfiod_ctx *ctx = NULL;
 	const char *path = NULL;
 	char *json = NULL;
 	int r;
 
 	(void)m;
 	r = sd_bus_message_read(msg, "s", &path);
-	ctx = r >= 0 ? manager_ctx_new(log_get_max_priority(), path) : NULL;
-	if (!ctx) {
-		sd_bus_error_set_errno(error, r < 0 ? r : -ENOMEM);
+	if (r < 0) {
+		sd_bus_error_set_errno(error, r);
 		return NULL;
 	}
 	r = vfiod_mdev_types(ctx, path, &json);
@@ -247,18 +240,13 @@ static char *answer_types(struct manager *m, sd_bus_message *msg, sd_bus_error *
 	return json;
 }
 
-static char *answer_mgmtdevs(struct manager *m, sd_bus_message *msg, sd_bus_error *error)
+static char *answer_mgmtdevs(struct manager *m, struct vfiod_ctx *ctx, sd_bus_message *msg,
+			     sd_bus_error *error)
 {
-	_cleanup_(vfiod_ctx_unrefp) struct vfiod_ctx *ctx = NULL;
 	char *json = NULL;
 	int r;
 
 	(void)m, (void)msg;
-	ctx = manager_ctx_new(log_get_max_priority(), "VdpaManagementDevices");
-	if (!ctx) {
-		sd_bus_error_set_errno(error, -ENOMEM);
-		return NULL;
-	}
 	r = vfiod_vdpa_mgmtdevs(ctx, &json);
 	if (r < 0)
 		bus_error_set(error, BUS_ERROR_KIND, r, vfiod_ctx_get_error(ctx));
@@ -308,9 +296,9 @@ static char *save_definition(struct manager *m, json_t *def, const char *what,
 	return json;
 }
 
-static char *answer_define(struct manager *m, sd_bus_message *msg, sd_bus_error *error)
+static char *answer_define(struct manager *m, struct vfiod_ctx *ctx, sd_bus_message *msg,
+			     sd_bus_error *error)
 {
-	_cleanup_(vfiod_ctx_unrefp) struct vfiod_ctx *ctx = NULL;
 	json_t *opts = NULL, *def = NULL;
 	const char *path = NULL, *name;
 	char *json = NULL;
@@ -324,12 +312,11 @@ static char *answer_define(struct manager *m, sd_bus_message *msg, sd_bus_error 
 			sd_bus_error_set_errno(error, r);
 		return NULL;
 	}
-	ctx = manager_ctx_new(log_get_max_priority(), path);
-	r = ctx ? definition_make(ctx, path, opts, true, &def) : -ENOMEM;
+	r = definition_make(ctx, path, opts, true, &def);
 	json_decref(opts);
 	if (r < 0) {
 		bus_error_set(error, r == -EINVAL ? BUS_ERROR_KIND : BUS_ERROR_PATH, r,
-			      ctx ? vfiod_ctx_get_error(ctx) : NULL);
+			      vfiod_ctx_get_error(ctx));
 		return NULL;
 	}
 	name = json_string_value(json_object_get(def, "name"));
@@ -342,9 +329,9 @@ static char *answer_define(struct manager *m, sd_bus_message *msg, sd_bus_error 
 	return json;
 }
 
-static char *answer_modify(struct manager *m, sd_bus_message *msg, sd_bus_error *error)
+static char *answer_modify(struct manager *m, struct vfiod_ctx *ctx, sd_bus_message *msg,
+			     sd_bus_error *error)
 {
-	_cleanup_(vfiod_ctx_unrefp) struct vfiod_ctx *ctx = NULL;
 	json_t *opts = NULL, *def = NULL, *changed = NULL;
 	const char *name = NULL;
 	char *json = NULL, err[256];
@@ -359,16 +346,13 @@ static char *answer_modify(struct manager *m, sd_bus_message *msg, sd_bus_error 
 		return NULL;
 	}
 	def = load_definition(m, name, error);
-	ctx = def ? manager_ctx_new(log_get_max_priority(), name) : NULL;
-	if (ctx) {
+	if (def) {
 		r = definition_modify(ctx, def, opts, &changed, err, sizeof(err));
 		if (r < 0)
 			bus_error_set(error, r == -EINVAL ? BUS_ERROR_KIND : BUS_ERROR_PATH, r,
 				      err[0] ? err : vfiod_ctx_get_error(ctx));
 		else
 			json = save_definition(m, changed, "definition modified", error);
-	} else if (def) {
-		sd_bus_error_set_errno(error, -ENOMEM);
 	}
 	json_decref(opts);
 	json_decref(def);
@@ -376,13 +360,15 @@ static char *answer_modify(struct manager *m, sd_bus_message *msg, sd_bus_error 
 	return json;
 }
 
-static char *answer_undefine(struct manager *m, sd_bus_message *msg, sd_bus_error *error)
+static char *answer_undefine(struct manager *m, struct vfiod_ctx *ctx, sd_bus_message *msg,
+			     sd_bus_error *error)
 {
 	const char *name = NULL;
 	json_t *def;
 	char *json = NULL;
 	int r;
 
+	(void)ctx;
 	r = sd_bus_message_read(msg, "s", &name);
 	if (r < 0) {
 		sd_bus_error_set_errno(error, r);
@@ -409,11 +395,12 @@ static char *answer_undefine(struct manager *m, sd_bus_message *msg, sd_bus_erro
 	return json;
 }
 
-static char *answer_describe(struct manager *m, sd_bus_message *msg, sd_bus_error *error)
+static char *answer_describe(struct manager *m, struct vfiod_ctx *ctx, sd_bus_message *msg,
+			     sd_bus_error *error)
 {
 	char *json = manager_describe(m);
 
-	(void)msg;
+	(void)ctx, (void)msg;
 	if (!json)
 		sd_bus_error_set_errno(error, -ENOMEM);
 	return json;
@@ -430,7 +417,13 @@ static void on_read_authorized(struct manager *m, sd_bus_message *msg, void *use
 	if (denied) {
 		r = sd_bus_reply_method_error(msg, denied);
 	} else {
-		json = call->answer(m, msg, &error);
+		_cleanup_(vfiod_ctx_unrefp) struct vfiod_ctx *ctx =
+			manager_ctx_new(log_get_max_priority(), sd_bus_message_get_member(msg));
+
+		if (ctx)
+			json = call->answer(m, ctx, msg, &error);
+		else
+			sd_bus_error_set_errno(&error, -ENOMEM);
 		if (json)
 			r = sd_bus_reply_method_return(msg, "s", json);
 		else
