@@ -188,6 +188,12 @@ class Base(unittest.TestCase):
         listed = {e["name"]: e for e in json.loads(str(self.call("List")))}
         objs = self.objects()
         for name, e in listed.items():
+            if e["state"] == "defined":
+                # Defined and not made: a definition, and nothing of it active.
+                self.assertTrue(os.path.exists(os.path.join(self.state_dir, "devices",
+                                                            name + ".json")), e)
+                self.assertNotIn(object_path(name), objs, e)
+                continue
             self.assertEqual(e["state"], "assigned", e)
             self.assertIn(object_path(name), objs)
             self.assertEqual(self.props(object_path(name))["State"], "assigned")
