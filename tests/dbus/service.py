@@ -23,36 +23,9 @@ POLICY = os.path.join(SOURCE, "systemd", "org.vfiod1.conf")
 VFIOD = os.environ.get("VFIOD", "vfiod")
 PYTHON = os.environ.get("VFIOD_DBUS_PYTHON", sys.executable)
 
-SYSTEM_LIKE = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>vfiod-test</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Properties"/>
-    <allow send_destination="org.freedesktop.PolicyKit1"/>
-  </policy>
-  <policy user="root">
-    <allow own="org.freedesktop.PolicyKit1"/>
-  </policy>
-  <include>{policy}</include>
-</busconfig>
-"""
+# The system bus's rules (as root), or anything goes (as a user, who cannot own names
+# under those rules).
+SYSTEM_LIKE = os.path.join(HERE, "system-like-bus.conf.in")
 
 PERMISSIVE = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -87,8 +60,12 @@ class Bus:
         self.system_like = is_root()
         conf = os.path.join(self.dir, "bus.conf")
         with open(conf, "w") as f:
-            f.write((SYSTEM_LIKE if self.system_like else PERMISSIVE).format(
-                socket=os.path.join(self.dir, "socket"), policy=POLICY))
+            sock = os.path.join(self.dir, "socket")
+            if self.system_like:
+                with open(SYSTEM_LIKE) as t:
+                    f.write(t.read().replace("@SOCKET@", sock).replace("@POLICY@", POLICY))
+            else:
+                f.write(PERMISSIVE.format(socket=sock))
         self.proc = subprocess.Popen(["dbus-daemon", "--config-file", conf, "--nofork",
                                       "--print-address"], stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)

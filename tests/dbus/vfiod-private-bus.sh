@@ -25,35 +25,8 @@ start() {
 	shift
 	mkdir -p "$dir"
 	if [ ! -e "$dir/bus.pid" ] || ! kill -0 "$(cat "$dir/bus.pid")" 2>/dev/null; then
-		cat >"$dir/bus.conf" <<-EOF
-		<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
-		 "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-		<busconfig>
-		  <type>vfiod-private</type>
-		  <listen>unix:path=$dir/socket</listen>
-		  <auth>EXTERNAL</auth>
-		  <policy context="default">
-		    <allow user="*"/>
-		    <deny own="*"/>
-		    <deny send_type="method_call"/>
-		    <allow send_type="signal"/>
-		    <allow send_requested_reply="true" send_type="method_return"/>
-		    <allow send_requested_reply="true" send_type="error"/>
-		    <allow receive_type="method_call"/>
-		    <allow receive_type="method_return"/>
-		    <allow receive_type="error"/>
-		    <allow receive_type="signal"/>
-		    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-		    <allow send_destination="org.freedesktop.DBus"
-		           send_interface="org.freedesktop.DBus.Introspectable"/>
-		    <allow send_destination="org.freedesktop.PolicyKit1"/>
-		  </policy>
-		  <policy user="root">
-		    <allow own="org.freedesktop.PolicyKit1"/>
-		  </policy>
-		  <include>$SRC/systemd/org.vfiod1.conf</include>
-		</busconfig>
-		EOF
+		sed -e "s|@SOCKET@|$dir/socket|" -e "s|@POLICY@|$SRC/systemd/org.vfiod1.conf|" \
+			"$SRC/tests/dbus/system-like-bus.conf.in" >"$dir/bus.conf"
 		dbus-daemon --config-file="$dir/bus.conf" --fork --print-address=3 \
 			--print-pid=4 3>"$dir/address" 4>"$dir/bus.pid"
 		chmod 0777 "$dir/socket"
