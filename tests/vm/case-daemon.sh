@@ -23,14 +23,6 @@ LOG=$D/vfiod.log
 
 vfiod_start() { "$H" start $D "$BUILD" "$@" >/dev/null; }
 vfiod_stop() { "$H" stop $D; }
-# Recovery runs as queued jobs after start: wait for the journal to empty (bounded).
-journal_drained() {
-	for _ in $(seq 300); do
-		[ -z "$(ls -A "$JOURNAL" 2>/dev/null)" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 drv() { vm_pci_driver "$1"; }
 
 modprobe nvme

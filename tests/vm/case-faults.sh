@@ -27,13 +27,6 @@ TABLE=$RESULTS/faults-table
 
 vfiod_start() { "$H" start $D "$BUILD" "$@" >/dev/null; }
 vfiod_stop() { "$H" stop $D; }
-journal_drained() {
-	for _ in $(seq 300); do
-		[ -z "$(ls -A "$JOURNAL" 2>/dev/null)" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 # Every state file vfiod keeps parses as JSON.
 state_parses() {
 	python3 - "$D/state" "$RUNTIME_DIRECTORY" <<-'PY'

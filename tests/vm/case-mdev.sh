@@ -35,8 +35,6 @@ U3=5f4c6a8e-1d1e-4c55-9b8e-2b6c3f0a7d21
 U4=0d8a3c6e-7b0f-4d6e-8f6e-1c2b3a4d5e6f
 BUS=/sys/bus/mdev/devices
 
-jget() { python3 -c 'import json,sys; d=json.load(sys.stdin); exec("print(" + sys.argv[1] + ")")' "$1"; }
-ms() { date +%s%N; }
 # The mdevs on the bus, sorted, on one line.
 mdevs() {
 	local d out=
@@ -73,9 +71,9 @@ vm_check "types by /sys/class/mdev_bus path gives the same" \
 
 # 2. create with a given UUID (upper case) and attributes, in order
 before=$(state)
-t0=$(ms)
+t0=$(now_ns)
 out=$("${VFIOCTL[@]}" -j create "$P" type $SMALL uuid $U1 attr knob=42 attr vendor/label=hello)
-t1=$(ms)
+t1=$(now_ns)
 echo "create-ms $(((t1 - t0) / 1000000))" >>"$RESULTS/figures"
 vm_note "create: $out"
 vm_check "create: the UUID lower-cased, kind, parent, type, driver" test \
@@ -197,9 +195,9 @@ for step in create attrs verify; do
 done
 
 # 8. destroy: by UUID, by /sys/devices path; again: ENOENT
-t0=$(ms)
+t0=$(now_ns)
 out=$("${VFIOCTL[@]}" -j destroy $U1)
-t1=$(ms)
+t1=$(now_ns)
 echo "destroy-ms $(((t1 - t0) / 1000000))" >>"$RESULTS/figures"
 vm_check "destroy by UUID (any case): gone, reply names it" bash -c \
 	'test "$0" = "'"mdev $u1 $P $SMALL"'" && ! test -e '"$BUS/$u1" \
@@ -353,23 +351,23 @@ unset VFIOD_BUS_ADDRESS
 
 # Figures: vfioctl --direct against the bare sysfs writes, side by side (A B A B ...).
 for round in 1 2 3; do
-	t0=$(ms)
+	t0=$(now_ns)
 	echo $U3 >"$T/$LARGE/create"
-	t1=$(ms)
+	t1=$(now_ns)
 	echo 1 >"$BUS/$U3/remove"
-	t2=$(ms)
+	t2=$(now_ns)
 	"${VFIOCTL[@]}" create "$P" type $LARGE uuid $U3 >/dev/null
-	t3=$(ms)
+	t3=$(now_ns)
 	"${VFIOCTL[@]}" destroy $U3 >/dev/null
-	t4=$(ms)
+	t4=$(now_ns)
 	echo "round $round: sysfs create $(((t1 - t0) / 1000)) us, remove $(((t2 - t1) / 1000)) us;" \
 		"vfioctl --direct create $(((t3 - t2) / 1000000)) ms, destroy $(((t4 - t3) / 1000000)) ms" \
 		>>"$RESULTS/figures"
 done
-t0=$(ms)
+t0=$(now_ns)
 for _ in 1 2 3 4 5; do "${VFIOCTL[@]}" -j list >/dev/null; done
-t1=$(ms)
-echo "vfioctl --direct version (process start): $( t=$(ms); "${VFIOCTL[@]}" --version >/dev/null; echo $((($(ms) - t) / 1000000)) ) ms;" \
+t1=$(now_ns)
+echo "vfioctl --direct version (process start): $( t=$(now_ns); "${VFIOCTL[@]}" --version >/dev/null; echo $((($(now_ns) - t) / 1000000)) ) ms;" \
 	"list $(((t1 - t0) / 5000000)) ms" >>"$RESULTS/figures"
 vm_check "after the figures: no mdev left" test -z "$(mdevs)"
 

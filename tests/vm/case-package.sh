@@ -18,7 +18,6 @@ if [ "${VFIOD_VM:-}" != 1 ]; then
 	echo "case-package.sh runs inside the test VM: see tests/vm/README.md" >&2
 	exit 2
 fi
-jget() { python3 -c 'import json,sys; d=json.load(sys.stdin); exec("print(" + sys.argv[1] + ")")' "$1"; }
 
 VFIOD_DEB=$(ls "$DEBS"/vfiod_*.deb 2>/dev/null)
 LIB_DEB=$(ls "$DEBS"/libvfiod0_*.deb 2>/dev/null)

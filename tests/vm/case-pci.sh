@@ -25,8 +25,6 @@ RESULTS=${RESULTS:-/tmp}
 
 drv() { vm_pci_driver "$1"; }
 group() { vm_pci_group "$1"; }
-jget() { python3 -c 'import json,sys; d=json.load(sys.stdin); exec("print(" + sys.argv[1] + ")")' "$1"; }
-ms() { date +%s%N; }
 
 modprobe nvme
 modprobe ahci 2>/dev/null
@@ -65,9 +63,9 @@ run_cases() { # resolver
 	# 2. Variants installed: the most specific one wins, loaded on demand.
 	vm_check "$R: variant modules not loaded before create" \
 		sh -c '! grep -q "^vfio_fixture" /proc/modules'
-	t0=$(ms)
+	t0=$(now_ns)
 	out=$("${V[@]}" -j create "$NVME")
-	t1=$(ms)
+	t1=$(now_ns)
 	echo "# $R: create took $(((t1 - t0) / 1000000)) ms"
 	echo "create-time-ms $R $(((t1 - t0) / 1000000))" >>"$RESULTS/figures"
 	echo "most-specific $(drv "$NVME")" >>"$D"
@@ -91,9 +89,9 @@ run_cases() { # resolver
 	out=$("${V[@]}" -j list)
 	vm_check "$R: the host driver stays on record" \
 		test "$(jget '[e["previous_driver"] for e in d]' <<<"$out")" = "['nvme']"
-	t0=$(ms)
+	t0=$(now_ns)
 	"${V[@]}" destroy "$NVME"
-	t1=$(ms)
+	t1=$(now_ns)
 	echo "destroy-time-ms $R $(((t1 - t0) / 1000000))" >>"$RESULTS/figures"
 	echo "restored $(drv "$NVME")" >>"$D"
 	vm_check "$R: destroy gives the nvme back to nvme" test "$(drv "$NVME")" = nvme
@@ -174,22 +172,22 @@ if [ "$MODE" = both ]; then
 	modprobe -a vfio_pci vfio_fixture_vd vfio_fixture_vdsub
 	for round in 1 2 3 4 5; do
 		for R in user kernel; do
-			t0=$(ms)
+			t0=$(now_ns)
 			"$VFIOCTL" --direct --resolver=$R create "$NVME" >/dev/null
-			t1=$(ms)
+			t1=$(now_ns)
 			"$VFIOCTL" --direct --resolver=$R destroy "$NVME" >/dev/null
-			t2=$(ms)
+			t2=$(now_ns)
 			echo "preloaded-create-ms $R $(((t1 - t0) / 1000000))" >>"$RESULTS/figures"
 			echo "preloaded-destroy-ms $R $(((t2 - t1) / 1000000))" >>"$RESULTS/figures"
 		done
 	done
 	vm_check "nvme back after the timing rounds" test "$(drv "$NVME")" = nvme
 	for R in user kernel; do
-		t0=$(ms)
+		t0=$(now_ns)
 		for _ in 1 2 3 4 5 6 7 8 9 10; do
 			"$VFIOCTL" --direct --resolver=$R match "$NVME" >/dev/null
 		done
-		t1=$(ms)
+		t1=$(now_ns)
 		echo "match-ms $R $(((t1 - t0) / 10000000))" >>"$RESULTS/figures"
 	done
 	rmmod vfio_select

@@ -19,26 +19,8 @@ RESULTS=${RESULTS:-/tmp}
 . "$HERE/guest-lib.sh"
 
 AUXDEVS=/sys/bus/auxiliary/devices
-jget() { python3 -c 'import json,sys; d=json.load(sys.stdin); exec("print(" + sys.argv[1] + ")")' "$1"; }
-ms() { date +%s%N; }
 : >"$RESULTS/figures"
 
-call() {
-	local rc
-	OUT=$("$CALL" "$@" 2>"$RESULTS/err")
-	rc=$?
-	ERR=$(cat "$RESULTS/err")
-	[ -n "$ERR" ] && echo "# $1 $2 ${3:-}: $ERR"
-	return $rc
-}
-has() { grep -qF -- "$2" <<<"$1"; }
-refused() {
-	local name=$1
-	shift
-	call "$@"
-	vm_check "$name" test $? -ne 0
-}
-gone() { [ ! -e "$1" ]; }
 # The SF ports of pci/$PF as iproute2 sees them: "sfnum state hw_addr" lines.
 dl_ports() {
 	devlink -j port show 2>/dev/null | python3 -c '
@@ -62,9 +44,9 @@ call target-create "/sys/bus/pci/devices/$PF" '{"sf":88}'
 vm_check "target of create: name $PF-sf88, key the PF's group" \
 	test "$(jget 'd["kind"], d["name"], d["key"]' <<<"$OUT")" = "sf $PF-sf88 group:$(vm_pci_group "$PF")"
 
-t0=$(ms)
+t0=$(now_ns)
 call create "/sys/bus/pci/devices/$PF" '{"sf":88,"mac":"00:11:22:33:44:55"}'
-t1=$(ms)
+t1=$(now_ns)
 echo "sf create (port-new, hw-addr, activate, auxiliary device): $(((t1 - t0) / 1000000)) ms" \
 	>>"$RESULTS/figures"
 echo "# create: $OUT"
@@ -87,9 +69,9 @@ refused "a second SF 88 refused" create "/sys/bus/pci/devices/$PF" '{"sf":88}'
 vm_check "duplicate: the kernel's message is shown" has "$ERR" "An SF with this sfnum exists already"
 vm_check "duplicate: the first SF is untouched" test "$(dl_ports)" = "88 active 00:11:22:33:44:55"
 
-t0=$(ms)
+t0=$(now_ns)
 call destroy "/sys/bus/pci/devices/$PF" '{"sf":88}'
-t1=$(ms)
+t1=$(now_ns)
 echo "sf destroy: $(((t1 - t0) / 1000000)) ms" >>"$RESULTS/figures"
 vm_check "destroy: the auxiliary device is gone" gone "$AUXDEVS/$AUX"
 vm_check "destroy: devlink has no SF port left" test -z "$(dl_ports)"

@@ -22,28 +22,7 @@ RESULTS=${RESULTS:-/tmp}
 . "$HERE/guest-lib.sh"
 
 VDPA=/sys/bus/vdpa/devices
-jget() { python3 -c 'import json,sys; d=json.load(sys.stdin); exec("print(" + sys.argv[1] + ")")' "$1"; }
-ms() { date +%s%N; }
 : >"$RESULTS/figures"
-
-# call VERB PATH [JSON]: libvfiod's answer in $OUT, its error in $ERR.
-call() {
-	local rc
-	OUT=$("$CALL" "$@" 2>"$RESULTS/err")
-	rc=$?
-	ERR=$(cat "$RESULTS/err")
-	[ -n "$ERR" ] && echo "# $1 $2: $ERR"
-	return $rc
-}
-has() { grep -qF -- "$2" <<<"$1"; }
-# refused NAME VERB PATH [JSON]: a check that the call fails; $ERR keeps its message.
-refused() {
-	local name=$1
-	shift
-	call "$@"
-	vm_check "$name" test $? -ne 0
-}
-gone() { [ ! -e "$1" ]; }
 
 vm_dmesg_mark
 modprobe -a vdpa vduse virtio_blk || { echo "vdpa modules missing"; exit 1; }
@@ -68,9 +47,9 @@ vm_check_not "target of destroy: blk0 does not exist yet, not a vdpa device" \
 	"$CALL" target-destroy blk0
 
 # vhost_vdpa, the default.
-t0=$(ms)
+t0=$(now_ns)
 call create vduse '{"vdpa":"blk0"}'
-t1=$(ms)
+t1=$(now_ns)
 echo "vdpa create vhost_vdpa: $(((t1 - t0) / 1000000)) ms" >>"$RESULTS/figures"
 echo "# create: $OUT"
 vm_check "create blk0 on vduse" test -e $VDPA/blk0
@@ -98,9 +77,9 @@ vm_check "duplicate: the kernel's answer is shown" has "$ERR" "File exists"
 vm_check "duplicate: the first device is untouched" \
 	test "$(basename "$(readlink $VDPA/blk0/driver)")" = vhost_vdpa
 
-t0=$(ms)
+t0=$(now_ns)
 call destroy blk0
-t1=$(ms)
+t1=$(now_ns)
 echo "vdpa destroy: $(((t1 - t0) / 1000000)) ms" >>"$RESULTS/figures"
 vm_check "destroy blk0: gone from the vdpa bus" gone $VDPA/blk0
 vm_check "destroy blk0: its node is gone" gone "$NODE"
@@ -168,9 +147,9 @@ vm_check "vfioctl create vduse vdpa blk0 driver vhost_vdpa" \
 	test "$(basename "$(readlink $VDPA/blk0/driver)")" = vhost_vdpa
 vm_check "vfioctl destroy blk0" "${VFIOCTL[@]}" -j destroy blk0
 vm_check "vfioctl destroy blk0: gone" gone $VDPA/blk0
-t0=$(ms)
+t0=$(now_ns)
 "$CALL" list >/dev/null
-t1=$(ms)
+t1=$(now_ns)
 echo "vfiod-call list (process start, vdpa and devlink dumps): $(((t1 - t0) / 1000000)) ms" \
 	>>"$RESULTS/figures"
 

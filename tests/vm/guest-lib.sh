@@ -15,6 +15,41 @@ VM_DMESG_MARK=0
 
 # vm_check NAME CMD [ARGS...]: run CMD; passes when it exits 0. Its output is shown only
 # when it fails (or always with VM_VERBOSE=1).
+# jget EXPR: print the Python expression EXPR over the JSON on stdin, bound to d.
+jget() { python3 -c 'import json,sys; d=json.load(sys.stdin); exec("print(" + sys.argv[1] + ")")' "$1"; }
+# The time in nanoseconds.
+now_ns() { date +%s%N; }
+# vfiod's recovery runs as queued jobs after its start: wait (bounded) for the
+# journal $JOURNAL to empty.
+journal_drained() {
+	for _ in $(seq 300); do
+		[ -z "$(ls -A "$JOURNAL" 2>/dev/null)" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# call VERB PATH [JSON]: run $CALL (tests/vfiod-call: one libvfiod call) with these
+# arguments; its answer in $OUT, its error in $ERR.
+call() {
+	local rc
+	OUT=$("$CALL" "$@" 2>"$RESULTS/err")
+	rc=$?
+	ERR=$(cat "$RESULTS/err")
+	[ -n "$ERR" ] && echo "# $1 $2 ${3:-}: $ERR"
+	return $rc
+}
+# has TEXT WORDS: TEXT contains WORDS.
+has() { grep -qF -- "$2" <<<"$1"; }
+# refused NAME VERB PATH [JSON]: a check that the call fails; $ERR keeps its message.
+refused() {
+	local name=$1
+	shift
+	call "$@"
+	vm_check "$name" test $? -ne 0
+}
+gone() { [ ! -e "$1" ]; }
+
 vm_check() {
 	local name=$1 out rc
 	shift
