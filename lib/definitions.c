@@ -266,7 +266,8 @@ int definition_modify(struct vfiod_ctx *ctx, json_t *def, json_t *opts, json_t *
 			json_object_set(merged, key, v);
 	}
 	r = definition_make(ctx, json_string_value(json_object_get(def, "path")), merged,
-			    !json_equal(json_object_get(def, "start"), json_string("manual")), &o);
+			    !streq(json_string_value(json_object_get(def, "start")) ?: "auto", "manual"),
+			    &o);
 	json_decref(merged);
 	if (r < 0)
 		return r;
