@@ -164,9 +164,11 @@ static int def_load(const char *name, json_t **def)
 		return -ENOMEM;
 	r = definition_load(dir, name, def, err, sizeof(err));
 	if (r == -ENOENT)
-		return def_fail(r, "%s is not defined (in %s)", name, dir);
+		return def_fail(r, "%s is not defined (in %s); 'vfioctl list' shows the definitions",
+				name, dir);
 	if (r == -EBADMSG)
-		return def_fail(r, "the definition of %s in %s is unreadable: %s", name, dir, err);
+		return def_fail(r, "the definition of %s in %s is unreadable: %s; undefine it and "
+				"define it again", name, dir, err);
 	if (r == -EINVAL)
 		return def_fail(r, "'%s' is not a definition name", name);
 	return r;
@@ -212,6 +214,12 @@ static int direct_undefine(struct vfiod_ctx *ctx, const char *name, json_t *opts
 
 	(void)ctx, (void)opts;
 	r = def_load(name, &def);
+	/* An unreadable definition can be undefined: that is the way out of it. */
+	if (r == -EBADMSG) {
+		def_error[0] = '\0';
+		def = json_pack("{s:s}", "name", name);
+		r = def ? 0 : -ENOMEM;
+	}
 	if (r >= 0)
 		r = definition_remove(dir, name);
 	if (r >= 0) {

@@ -262,11 +262,12 @@ static json_t *load_definition(struct manager *m, const char *name, sd_bus_error
 
 	r = definition_load(m->definitions_dir, name, &def, err, sizeof(err));
 	if (r == -ENOENT || r == -EINVAL)
-		sd_bus_error_setf(error, VFIOD_ERROR_NO_SUCH_DEVICE, "%s is not defined", name);
+		sd_bus_error_setf(error, VFIOD_ERROR_NO_SUCH_DEVICE,
+				  "%s is not defined; List shows the definitions", name);
 	else if (r == -EBADMSG)
 		sd_bus_error_setf(error, VFIOD_ERROR_FAILED,
-				  "the definition of %s in %s is unreadable: %s", name,
-				  m->definitions_dir, err);
+				  "the definition of %s in %s is unreadable: %s; undefine it and "
+				  "define it again", name, m->definitions_dir, err);
 	else if (r < 0)
 		sd_bus_error_set_errno(error, r);
 	return r < 0 ? NULL : def;
@@ -375,6 +376,11 @@ static char *answer_undefine(struct manager *m, struct vfiod_ctx *ctx, sd_bus_me
 		return NULL;
 	}
 	def = load_definition(m, name, error);
+	/* An unreadable definition can be undefined: that is the way out of it. */
+	if (!def && sd_bus_error_has_name(error, VFIOD_ERROR_FAILED)) {
+		sd_bus_error_free(error);
+		def = json_pack("{s:s}", "name", name);
+	}
 	if (!def)
 		return NULL;
 	r = store_remove(m, name);

@@ -320,5 +320,42 @@ class TestAssign(Base):
         self.assertIn("KIND", self.vfioctl("list").stdout)
 
 
+class TestDefinitions(Base):
+    """define/modify/start/stop/undefine with --direct, on the definitions directory."""
+
+    def setUp(self):
+        super().setUp()
+        self.standard_modules()
+        self.env["STATE_DIRECTORY"] = os.path.join(self.tmp, "state")
+        self.defs = os.path.join(self.tmp, "state", "devices")
+
+    def test_define_modify_undefine(self):
+        # (start and stop act as create and destroy: the VM and D-Bus suites drive them.)
+        before = self.sys.snapshot()
+        d = json.loads(self.vfioctl("-j", "define", NVME).stdout)
+        self.assertEqual((d["name"], d["kind"], d["start"], d["options"]),
+                         (NVME, "pci", "auto", {}))
+        self.assertEqual(before, self.sys.snapshot())  # defined, nothing made
+        listed = json.loads(self.vfioctl("-j", "list").stdout)
+        self.assertEqual([(e["name"], e["state"]) for e in listed], [(NVME, "defined")])
+        self.assertIn("defined already", self.vfioctl("define", NVME, rc=1).stderr)
+        self.vfioctl("modify", NVME, "driver", "vfio_fixture_vd")
+        with open(os.path.join(self.defs, NVME + ".json")) as f:
+            self.assertEqual(json.load(f)["options"], {"driver": "vfio_fixture_vd"})
+        self.vfioctl("undefine", NVME)
+        self.assertEqual(json.loads(self.vfioctl("-j", "list").stdout), [])
+        self.assertIn("is not defined", self.vfioctl("start", NVME, rc=1).stderr)
+
+    def test_unreadable_definition_named_and_undefinable(self):
+        os.makedirs(self.defs)
+        with open(os.path.join(self.defs, "x.json"), "w") as f:
+            f.write('{"name": broken')
+        err = self.vfioctl("start", "x", rc=1).stderr
+        self.assertIn("unreadable", err)
+        self.assertIn("undefine it", err)
+        self.vfioctl("undefine", "x")
+        self.assertFalse(os.path.exists(os.path.join(self.defs, "x.json")))
+
+
 if __name__ == "__main__":
     unittest.main()
