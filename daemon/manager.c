@@ -152,26 +152,21 @@ static int method_destroy(sd_bus_message *msg, void *userdata, sd_bus_error *err
  * authorized by the table too, each given a libvfiod context of its own.
  */
 struct read_call {
-	char *(*answer)(struct manager *m, struct vfiod_ctx *ctx, sd_bus_message *msg,
-			sd_bus_error *error);
+	/* ARG: the method's first argument when it is a string (a path or a name), else NULL. */
+	char *(*answer)(struct manager *m, struct vfiod_ctx *ctx, const char *arg,
+			sd_bus_message *msg, sd_bus_error *error);
 };
 
-static char *answer_match(struct manager *m, struct vfiod_ctx *ctx, sd_bus_message *msg,
-			     sd_bus_error *error)
+static char *answer_match(struct manager *m, struct vfiod_ctx *ctx, const char *arg,
+			     sd_bus_message *msg, sd_bus_error *error)
 {
 	struct vfiod_device *dev = NULL;
 	struct vfiod_match *match = NULL;
-	const char *path;
 	char *json = NULL;
 	int r;
 
-	(void)m;
-	r = sd_bus_message_read(msg, "s", &path);
-	if (r < 0) {
-		sd_bus_error_set_errno(error, r);
-		return NULL;
-	}
-	r = vfiod_device_new(ctx, path, &dev);
+	(void)m, (void)msg;
+	r = vfiod_device_new(ctx, arg, &dev);
 	if (r < 0) {
 		bus_error_set(error, BUS_ERROR_PATH, r, vfiod_ctx_get_error(ctx));
 		return NULL;
@@ -188,13 +183,13 @@ static char *answer_match(struct manager *m, struct vfiod_ctx *ctx, sd_bus_messa
 
 static char *merge_definitions(struct manager *m, char *list, sd_bus_error *error);
 
-static char *answer_list(struct manager *m, struct vfiod_ctx *ctx, sd_bus_message *msg,
-			     sd_bus_error *error)
+static char *answer_list(struct manager *m, struct vfiod_ctx *ctx, const char *arg,
+			     sd_bus_message *msg, sd_bus_error *error)
 {
 	char *json = NULL;
 	int r;
 
-	(void)msg;
+	(void)arg, (void)msg;
 	r = vfiod_list(ctx, &json);
 	if (r < 0) {
 		bus_error_set(error, BUS_ERROR_OTHER, r, vfiod_ctx_get_error(ctx));
@@ -221,32 +216,26 @@ static char *merge_definitions(struct manager *m, char *list, sd_bus_error *erro
 	return json;
 }
 
-static char *answer_types(struct manager *m, struct vfiod_ctx *ctx, sd_bus_message *msg,
-			     sd_bus_error *error)
-{
-	const char *path = NULL;
-	char *json = NULL;
-	int r;
-
-	(void)m;
-	r = sd_bus_message_read(msg, "s", &path);
-	if (r < 0) {
-		sd_bus_error_set_errno(error, r);
-		return NULL;
-	}
-	r = vfiod_mdev_types(ctx, path, &json);
-	if (r < 0)
-		bus_error_set(error, BUS_ERROR_KIND, r, vfiod_ctx_get_error(ctx));
-	return json;
-}
-
-static char *answer_mgmtdevs(struct manager *m, struct vfiod_ctx *ctx, sd_bus_message *msg,
-			     sd_bus_error *error)
+static char *answer_types(struct manager *m, struct vfiod_ctx *ctx, const char *arg,
+			     sd_bus_message *msg, sd_bus_error *error)
 {
 	char *json = NULL;
 	int r;
 
 	(void)m, (void)msg;
+	r = vfiod_mdev_types(ctx, arg, &json);
+	if (r < 0)
+		bus_error_set(error, BUS_ERROR_KIND, r, vfiod_ctx_get_error(ctx));
+	return json;
+}
+
+static char *answer_mgmtdevs(struct manager *m, struct vfiod_ctx *ctx, const char *arg,
+			     sd_bus_message *msg, sd_bus_error *error)
+{
+	char *json = NULL;
+	int r;
+
+	(void)m, (void)arg, (void)msg;
 	r = vfiod_vdpa_mgmtdevs(ctx, &json);
 	if (r < 0)
 		bus_error_set(error, BUS_ERROR_KIND, r, vfiod_ctx_get_error(ctx));
@@ -297,23 +286,21 @@ static char *save_definition(struct manager *m, json_t *def, const char *what,
 	return json;
 }
 
-static char *answer_define(struct manager *m, struct vfiod_ctx *ctx, sd_bus_message *msg,
-			     sd_bus_error *error)
+static char *answer_define(struct manager *m, struct vfiod_ctx *ctx, const char *arg,
+			     sd_bus_message *msg, sd_bus_error *error)
 {
 	json_t *opts = NULL, *def = NULL;
-	const char *path = NULL, *name;
+	const char *name;
 	char *json = NULL;
 	int r;
 
-	r = sd_bus_message_read(msg, "s", &path);
-	if (r >= 0)
-		r = bus_options_read(msg, OPT_DEFINE, "Define", &opts, error);
+	r = bus_options_read(msg, OPT_DEFINE, "Define", &opts, error);
 	if (r < 0) {
 		if (!sd_bus_error_is_set(error))
 			sd_bus_error_set_errno(error, r);
 		return NULL;
 	}
-	r = definition_make(ctx, path, opts, true, &def);
+	r = definition_make(ctx, arg, opts, true, &def);
 	json_decref(opts);
 	if (r < 0) {
 		bus_error_set(error, r == -EINVAL ? BUS_ERROR_KIND : BUS_ERROR_PATH, r,
@@ -330,23 +317,20 @@ static char *answer_define(struct manager *m, struct vfiod_ctx *ctx, sd_bus_mess
 	return json;
 }
 
-static char *answer_modify(struct manager *m, struct vfiod_ctx *ctx, sd_bus_message *msg,
-			     sd_bus_error *error)
+static char *answer_modify(struct manager *m, struct vfiod_ctx *ctx, const char *arg,
+			     sd_bus_message *msg, sd_bus_error *error)
 {
 	json_t *opts = NULL, *def = NULL, *changed = NULL;
-	const char *name = NULL;
 	char *json = NULL, err[256];
 	int r;
 
-	r = sd_bus_message_read(msg, "s", &name);
-	if (r >= 0)
-		r = bus_options_read(msg, OPT_DEFINE, "Modify", &opts, error);
+	r = bus_options_read(msg, OPT_DEFINE, "Modify", &opts, error);
 	if (r < 0) {
 		if (!sd_bus_error_is_set(error))
 			sd_bus_error_set_errno(error, r);
 		return NULL;
 	}
-	def = load_definition(m, name, error);
+	def = load_definition(m, arg, error);
 	if (def) {
 		r = definition_modify(ctx, def, opts, &changed, err, sizeof(err));
 		if (r < 0)
@@ -361,20 +345,15 @@ static char *answer_modify(struct manager *m, struct vfiod_ctx *ctx, sd_bus_mess
 	return json;
 }
 
-static char *answer_undefine(struct manager *m, struct vfiod_ctx *ctx, sd_bus_message *msg,
-			     sd_bus_error *error)
+static char *answer_undefine(struct manager *m, struct vfiod_ctx *ctx, const char *arg,
+			     sd_bus_message *msg, sd_bus_error *error)
 {
-	const char *name = NULL;
+	const char *name = arg;
 	json_t *def;
 	char *json = NULL;
 	int r;
 
-	(void)ctx;
-	r = sd_bus_message_read(msg, "s", &name);
-	if (r < 0) {
-		sd_bus_error_set_errno(error, r);
-		return NULL;
-	}
+	(void)ctx, (void)msg;
 	def = load_definition(m, name, error);
 	/* An unreadable definition can be undefined: that is the way out of it. */
 	if (!def && sd_bus_error_has_name(error, VFIOD_ERROR_FAILED)) {
@@ -401,12 +380,12 @@ static char *answer_undefine(struct manager *m, struct vfiod_ctx *ctx, sd_bus_me
 	return json;
 }
 
-static char *answer_describe(struct manager *m, struct vfiod_ctx *ctx, sd_bus_message *msg,
-			     sd_bus_error *error)
+static char *answer_describe(struct manager *m, struct vfiod_ctx *ctx, const char *arg,
+			     sd_bus_message *msg, sd_bus_error *error)
 {
 	char *json = manager_describe(m);
 
-	(void)ctx, (void)msg;
+	(void)ctx, (void)arg, (void)msg;
 	if (!json)
 		sd_bus_error_set_errno(error, -ENOMEM);
 	return json;
@@ -425,9 +404,15 @@ static void on_read_authorized(struct manager *m, sd_bus_message *msg, void *use
 	} else {
 		_cleanup_(vfiod_ctx_unrefp) struct vfiod_ctx *ctx =
 			manager_ctx_new(log_get_max_priority(), sd_bus_message_get_member(msg));
+		const char *arg = NULL;
 
-		if (ctx)
-			json = call->answer(m, ctx, msg, &error);
+		r = sd_bus_message_get_signature(msg, true)[0] == 's'
+			    ? sd_bus_message_read(msg, "s", &arg)
+			    : 0;
+		if (r < 0)
+			sd_bus_error_set_errno(&error, r);
+		else if (ctx)
+			json = call->answer(m, ctx, arg, msg, &error);
 		else
 			sd_bus_error_set_errno(&error, -ENOMEM);
 		if (json)
