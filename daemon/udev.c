@@ -25,6 +25,7 @@
  * and the ones it manages.  Jobs are queued per IOMMU group as for calls.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -266,15 +267,34 @@ static bool job_for(struct job *j, const char *syspath, const char *name)
 	       (name && (str_eq(j->name, name) || str_eq(j->input, name)));
 }
 
+/* The driver SYSPATH is on now (not when its event was sent); NULL when none. */
+static char *driver_now(const char *syspath)
+{
+	_cleanup_free_ char *link = NULL;
+	char target[PATH_MAX];
+	ssize_t n;
+
+	if (asprintf(&link, "%s/driver", syspath) < 0)
+		return NULL;
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return NULL;
+	target[n] = '\0';
+	return strdup(strrchr(target, '/') ? strrchr(target, '/') + 1 : target);
+}
+
 /*
  * vfiod has the device, or work for it is on the way.  After an add (a new
  * kernel device), work still running began on an earlier device at that
  * path: what comes now queues behind it.  An object whose driver is not
- * the one the device is on now is an older state, not a hold.
+ * the one the device is on now is an older state, not a hold.  "Now" is
+ * read when the event is handled: events queued during a storm carry the
+ * driver of before the assign they would otherwise repeat.
  */
 static bool held(struct manager *m, struct pending *p, const char *name)
 {
 	bool fresh = streq(p->action, "add");
+	_cleanup_free_ char *driver = NULL;
 	struct mdevice *d;
 
 	for (struct job *j = m->jobs; j; j = j->next)
@@ -285,7 +305,8 @@ static bool held(struct manager *m, struct pending *p, const char *name)
 		d = mdevice_find(m, name);
 	if (!d || fresh)
 		return false;
-	if (p->driver && d->driver && !streq(p->driver, d->driver))
+	driver = driver_now(p->syspath);
+	if (driver && d->driver && !streq(driver, d->driver))
 		return false;
 	return str_eq(d->state, VFIOD_STATE_ASSIGNED) || str_eq(d->state, VFIOD_STATE_ASSIGNING);
 }
