@@ -59,27 +59,6 @@ sys.exit(0 if r >= 0 else 1)
 EOF
 }
 
-# Hold a VF's vfio device open, as a VM does: container, group, type1, device fd.
-hold_start() { # GROUP DEVICE READY_FILE
-	python3 - "$@" <<'EOF' &
-import fcntl, os, struct, sys, time
-group, dev, ready = sys.argv[1:4]
-c = os.open("/dev/vfio/vfio", os.O_RDWR)
-g = os.open("/dev/vfio/" + group, os.O_RDWR)
-fcntl.ioctl(g, 0x3B68, bytearray(struct.pack("i", c)))     # VFIO_GROUP_SET_CONTAINER
-fcntl.ioctl(c, 0x3B66, 3)                                  # VFIO_SET_IOMMU, TYPE1v2
-d = fcntl.ioctl(g, 0x3B6A, bytearray(dev.encode() + b"\0"))  # VFIO_GROUP_GET_DEVICE_FD
-open(ready, "w").write("%d\n" % d)
-time.sleep(600)
-EOF
-	HOLDER=$!
-	for _ in $(seq 100); do
-		[ -s "$3" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 modprobe nvme
 PF=$(vm_pci_find 1b36 0010 pf) || { echo "no SR-IOV nvme PF"; exit 1; }
 NVME=$(vm_pci_find 1b36 0010 plain) || { echo "no plain nvme"; exit 1; }
