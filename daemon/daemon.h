@@ -61,6 +61,7 @@ struct job {
 	int persistent;	   /* -1: leave the definition as it is */
 	bool keep_definition; /* Stop: give the device back, keep its definition */
 	char *journal_op;  /* JOB_RECOVER: the interrupted operation */
+	char *journal_key; /* recovery: the key of the interrupted operation, which it keeps */
 	char *journal_dir; /* copies, so that a hung worker never needs the manager */
 	char *records_dir;
 	char *abort_at;
@@ -156,6 +157,8 @@ int journal_remove(const char *dir, const char *name);
 /* What recovery needs of one journal entry; -EBADMSG and ERR when it is not one. */
 struct journal_item {
 	char *op, *name, *device, *step;
+	char *key;    /* the serialisation key of the operation that wrote it */
+	char *within; /* a device another operation touched (a VF, a group member): its name */
 	bool pci;
 	char *target;  /* other kinds: the destroy that undoes (assign) or finishes (release) */
 	char *options; /* its options, as JSON */

@@ -80,6 +80,7 @@ struct job *job_free(struct job *j)
 	free(j->options);
 	json_decref(j->target);
 	free(j->journal_op);
+	free(j->journal_key);
 	free(j->journal_dir);
 	free(j->records_dir);
 	free(j->abort_at);
@@ -167,7 +168,11 @@ static int job_resolve(struct job *j, sd_bus_error *error)
 	j->options = json_dumps(json_object_get(t, "options"), JSON_COMPACT | JSON_PRESERVE_ORDER);
 	j->kind = strdup(json_string_value(json_object_get(t, "kind")));
 	j->name = strdup(json_string_value(json_object_get(t, "name")) ?: j->input);
-	j->key = strdup(json_string_value(json_object_get(t, "key")) ?: j->name);
+	/*
+	 * A recovery keeps the key of the operation it finishes: a VF's assign
+	 * that a vfs create made waits in the PF's queue, ahead of the undo.
+	 */
+	j->key = strdup(j->journal_key ?: json_string_value(json_object_get(t, "key")) ?: j->name);
 	if (json_is_string(json_object_get(t, "device")))
 		j->syspath = strdup(json_string_value(json_object_get(t, "device")));
 	g = json_object_get(t, "iommu_group");

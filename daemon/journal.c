@@ -62,6 +62,8 @@ void journal_item_done(struct journal_item *it)
 	free(it->name);
 	free(it->device);
 	free(it->step);
+	free(it->key);
+	free(it->within);
 	free(it->target);
 	free(it->options);
 	*it = (struct journal_item){};
@@ -82,6 +84,8 @@ int journal_item_parse(json_t *o, struct journal_item *it, char *err, size_t err
 	const char *device = json_string_value(json_object_get(o, "device"));
 	const char *kind = json_string_value(json_object_get(o, "kind"));
 	const char *step = json_string_value(json_object_get(o, "step"));
+	const char *key = json_string_value(json_object_get(o, "key"));
+	const char *within = json_string_value(json_object_get(o, "within"));
 	int r;
 
 	*it = (struct journal_item){};
@@ -95,6 +99,14 @@ int journal_item_parse(json_t *o, struct journal_item *it, char *err, size_t err
 	}
 	if (!valid_name(name)) {
 		snprintf(err, errsize, "\"name\" is missing or not a valid name");
+		return -EBADMSG;
+	}
+	if (!json_is_null(json_object_get(o, "within") ?: json_null()) && !valid_name(within)) {
+		snprintf(err, errsize, "\"within\" is not a valid name");
+		return -EBADMSG;
+	}
+	if (!json_is_null(json_object_get(o, "key") ?: json_null()) && (!key || !*key)) {
+		snprintf(err, errsize, "\"key\" is not a non-empty string");
 		return -EBADMSG;
 	}
 	it->pci = !kind || streq(kind, "pci");
@@ -132,13 +144,18 @@ int journal_item_parse(json_t *o, struct journal_item *it, char *err, size_t err
 	if (r >= 0)
 		r = dup_or_null(step, &it->step);
 	if (r >= 0)
+		r = dup_or_null(key, &it->key);
+	if (r >= 0)
+		r = dup_or_null(within, &it->within);
+	if (r >= 0)
 		return 0;
 fail:
 	journal_item_done(it);
 	return r;
 }
 
-static int recover_one(struct manager *m, const char *file)
+/* Queue the recovery of FILE if it is of this pass: touched devices ("within") or not. */
+static int recover_one(struct manager *m, const char *file, bool within)
 {
 	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 	_cleanup_(job_freep) struct job *j = NULL;
@@ -162,8 +179,16 @@ static int recover_one(struct manager *m, const char *file)
 	}
 	if (r < 0)
 		return r;
-	log_notice("%s: vfiod stopped in the middle of %s at step %s; recovering",
-		   it.device ?: it.name, it.op, it.step ?: "?");
+	if (!it.within != !within) {
+		journal_item_done(&it);
+		return 0;
+	}
+	if (it.within)
+		log_notice("%s: vfiod stopped in the middle of %s at step %s, within %s; recovering",
+			   it.device ?: it.name, it.op, it.step ?: "?", it.within);
+	else
+		log_notice("%s: vfiod stopped in the middle of %s at step %s; recovering",
+			   it.device ?: it.name, it.op, it.step ?: "?");
 	if (it.pci) {
 		r = job_new(m, JOB_RECOVER, it.device ?: it.name, &j);
 		if (r >= 0)
@@ -175,6 +200,8 @@ static int recover_one(struct manager *m, const char *file)
 			j->options = TAKE_PTR(it.options);
 		}
 	}
+	if (r >= 0)
+		j->journal_key = TAKE_PTR(it.key);
 	journal_item_done(&it);
 	if (r < 0)
 		return r;
@@ -189,6 +216,12 @@ static int recover_one(struct manager *m, const char *file)
 	return 0;
 }
 
+/*
+ * Two passes: the devices an operation touched (a VF it assigned, a group
+ * member) first, then the operations themselves.  Recoveries keep their
+ * operation's key, so a vfs create's undo runs after its VFs are given
+ * back, and sees no VF of its own left on vfio.
+ */
 int journal_recover(struct manager *m)
 {
 	_cleanup_closedir_ DIR *d = opendir(m->journal_dir);
@@ -198,12 +231,15 @@ int journal_recover(struct manager *m)
 		return errno == ENOENT
 			       ? 0
 			       : log_error_errno(negative_errno(), "%s: %m", m->journal_dir);
-	while ((de = readdir(d))) {
-		size_t l = strlen(de->d_name);
+	for (int pass = 0; pass < 2; pass++) {
+		rewinddir(d);
+		while ((de = readdir(d))) {
+			size_t l = strlen(de->d_name);
 
-		if (de->d_name[0] == '.' || l < 6 || !streq(de->d_name + l - 5, ".json"))
-			continue;
-		(void)recover_one(m, de->d_name);
+			if (de->d_name[0] == '.' || l < 6 || !streq(de->d_name + l - 5, ".json"))
+				continue;
+			(void)recover_one(m, de->d_name, pass == 0);
+		}
 	}
 	return 0;
 }

@@ -30,7 +30,8 @@ static void set_step(struct job *j, const char *step)
 /*
  * The journal entry of NAME in this job, created on first use: for the
  * job's own device, what it was asked and how to undo it; for the other
- * devices an operation touches (group members, VFs), PCI assignments.
+ * devices an operation touches (group members, VFs), PCI assignments,
+ * "within" the job's own.  Each keeps the job's key.
  */
 static json_t *journal_entry(struct job *j, const char *operation, const char *name)
 {
@@ -39,11 +40,12 @@ static json_t *journal_entry(struct job *j, const char *operation, const char *n
 
 	if (e)
 		return e;
-	e = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:o, s:O?, s:s, s:[]}", "operation", operation,
-		      "kind", own ? j->kind : "pci", "name", name, "device",
+	e = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:o, s:O?, s:s, s:s*, s:s, s:[]}", "operation",
+		      operation, "kind", own ? j->kind : "pci", "name", name, "device",
 		      own ? j->syspath : NULL, "input", own ? j->input : name, "options",
 		      own ? json_loads(j->options, 0, NULL) : json_object(), "undo",
-		      own ? json_object_get(j->target, "undo") : NULL, "step", "start", "steps");
+		      own ? json_object_get(j->target, "undo") : NULL, "key", j->key, "within",
+		      own ? NULL : j->name, "step", "start", "steps");
 	if (e)
 		json_object_set_new(j->journal, name, e);
 	return e;
