@@ -13,7 +13,10 @@
  * records (<runtime>/assigned/) say what the device had before.  Entries
  * of other kinds than "pci" also keep "input" and "options" (the call) and
  * "undo" (the destroy that gives back what it makes): an interrupted create
- * is undone, an interrupted destroy run again.
+ * is undone, an interrupted destroy run again.  Every entry keeps "key", the
+ * serialisation key of the operation that wrote it; an entry of a device the
+ * operation touched on its way (a VF it assigned) names that operation's
+ * device in "within".
  */
 #include <dirent.h>
 #include <errno.h>
