@@ -633,8 +633,12 @@ static int pci_list(struct vfiod_ctx *ctx, json_t *a)
 		struct record rec;
 		json_t *o;
 
-		if (record_load(ctx, *n, &rec) < 0)
+		r = record_load(ctx, *n, &rec);
+		if (r < 0) {
+			if (r != -ENOENT)
+				vfiod_log(ctx, LOG_WARNING, "ignoring it in the list: %s", ctx->error);
 			continue;
+		}
 		if (vfiod_device_new(ctx, rec.syspath ? rec.syspath : *n, &dev) >= 0) {
 			o = device_json(dev);
 			json_object_set_new(o, "state",

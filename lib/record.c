@@ -98,7 +98,10 @@ int record_load(struct vfiod_ctx *ctx, const char *name, struct record *rec)
 	if (!o) {
 		if (access(path, F_OK) < 0)
 			return -ENOENT;
-		return vfiod_error(ctx, -EBADMSG, "%s: %s (line %d)", path, err.text, err.line);
+		return vfiod_error(ctx, -EBADMSG,
+				   "%s: not a valid vfiod record: %s (line %d); move it away, and "
+				   "destroy gives the device to its host driver without it",
+				   path, err.text, err.line);
 	}
 	r = 0;
 	if (!json_is_object(o))
@@ -122,7 +125,10 @@ int record_load(struct vfiod_ctx *ctx, const char *name, struct record *rec)
 		r = -EBADMSG;
 	if (r < 0) {
 		record_done(rec);
-		return vfiod_error(ctx, r, "%s: not a valid vfiod record", path);
+		return vfiod_error(ctx, r,
+				   "%s: not a valid vfiod record; move it away, and destroy gives "
+				   "the device to its host driver without it",
+				   path);
 	}
 	return 0;
 }
