@@ -60,7 +60,7 @@ static int config_parse_file(struct config *c, const char *path)
 			       ? 0
 			       : log_warning_errno(negative_errno(), "%s: %m, ignoring", path);
 	while (fgets(line, sizeof(line), f)) {
-		char *l = strip(line), *eq;
+		char *l = strip(line), *eq, esc[256];
 
 		n++;
 		if (!*l || *l == '#' || *l == ';' || streq(l, "[Daemon]"))
@@ -77,9 +77,10 @@ static int config_parse_file(struct config *c, const char *path)
 				log_warning(
 					"%s:%u: OperationTimeoutSec=%s is not a number of seconds, "
 					"ignoring",
-					path, n, strip(eq + 1));
+					path, n, log_escape(strip(eq + 1), esc, sizeof(esc)));
 		} else {
-			log_warning("%s:%u: unknown key %s, ignoring", path, n, l);
+			log_warning("%s:%u: unknown key %s, ignoring", path, n,
+				    log_escape(l, esc, sizeof(esc)));
 		}
 	}
 	return 0;
@@ -122,9 +123,12 @@ int config_load(struct config *c)
 	free(list);
 
 	v = getenv(VFIOD_ENV_OPERATION_TIMEOUT);
-	if (v && *v && parse_seconds(v, &c->operation_timeout_usec) < 0)
+	if (v && *v && parse_seconds(v, &c->operation_timeout_usec) < 0) {
+		char esc[256];
+
 		log_warning("%s=%s is not a number of seconds, ignoring",
-			    VFIOD_ENV_OPERATION_TIMEOUT, v);
+			    VFIOD_ENV_OPERATION_TIMEOUT, log_escape(v, esc, sizeof(esc)));
+	}
 	return 0;
 }
 

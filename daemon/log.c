@@ -46,3 +46,65 @@ int log_full(int priority, int r, const char *fmt, ...)
 	va_end(ap);
 	return r;
 }
+
+/* The length of the valid UTF-8 sequence at S (1 to 4), or 0. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n;
+	unsigned int c;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, c = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, c = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, c = s[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (s[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates and past U+10FFFF are not UTF-8. */
+	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)) ||
+	    (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	return n;
+}
+
+const char *log_escape(const char *s, char *buf, size_t size)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+
+	if (size < 4)
+		return "";
+	while (*p) {
+		size_t n = utf8_len(p);
+		char esc[5];
+		const char *out = (const char *)p;
+
+		if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f || *p == '\\'))) {
+			if (*p == '\\')
+				memcpy(esc, "\\\\", 3);
+			else
+				snprintf(esc, sizeof(esc), "\\x%02x", *p);
+			out = esc;
+			n = strlen(esc);
+			p++;
+		} else {
+			p += n;
+		}
+		if (o + n + 4 > size) {
+			memcpy(buf + o, "...", 4);
+			return buf;
+		}
+		memcpy(buf + o, out, n);
+		o += n;
+	}
+	buf[o] = '\0';
+	return buf;
+}

@@ -15,6 +15,11 @@ int log_get_max_priority(void);
 /* Returns R (a negative errno, or 0) so that callers can "return log_...(r, ...)". */
 int log_full(int priority, int r, const char *fmt, ...) _printf_(3, 4);
 void log_fullv(int priority, const char *fmt, va_list ap) _printf_(2, 0);
+/*
+ * S made fit for a log line in BUF: valid UTF-8 kept, control characters and
+ * bytes that are not UTF-8 as \xNN; cut with "..." when BUF is too small.
+ */
+const char *log_escape(const char *s, char *buf, size_t size);
 
 #define log_debug(...) log_full(LOG_DEBUG, 0, __VA_ARGS__)
 #define log_info(...) log_full(LOG_INFO, 0, __VA_ARGS__)

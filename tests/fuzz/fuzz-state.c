@@ -3,10 +3,14 @@
  * The files vfiod reads back: a persistent definition
  * ($STATE_DIRECTORY/devices/NAME.json), libvfiod's record of an assignment
  * ($RUNTIME_DIRECTORY/assigned/NAME.json), a journal entry, an mdevctl
- * definition, vfiod.conf.  The first input byte picks which; the rest is the
- * file.  What a reader accepts must have the shape its users rely on.
+ * definition, vfiod.conf; and log_escape(), which quotes what those files hold
+ * for the log.  The first input byte picks which; the rest is the file.  What a
+ * reader accepts must have the shape its users rely on.
  */
+#include <locale.h>
 #include <stdint.h>
+#include <string.h>
+#include <wchar.h>
 
 #include "config.h"
 #include "daemon.h"
@@ -40,6 +44,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (vfiod_ctx_new(&ctx) < 0)
 		abort();
 	log_set_max_priority(-1);
+	if (!setlocale(LC_CTYPE, "C.UTF-8"))
+		abort();
 	return 0;
 }
 
@@ -140,11 +146,32 @@ static void config(const uint8_t *data, size_t size)
 	config_done(&c);
 }
 
+/* Whatever the bytes, the escaped line is UTF-8 without control characters, and fits. */
+static void escape(const uint8_t *data, size_t size)
+{
+	char in[512], out[128];
+	mbstate_t st = {};
+	size_t n = size < sizeof(in) - 1 ? size : sizeof(in) - 1;
+
+	memcpy(in, data, n);
+	in[n] = '\0';
+	if (log_escape(in, out, sizeof(out)) != out || strlen(out) >= sizeof(out))
+		abort();
+	for (const char *p = out; *p;) {
+		wchar_t wc;
+		size_t k = mbrtowc(&wc, p, strlen(p), &st);
+
+		if (k == (size_t)-1 || k == (size_t)-2 || k == 0 || wc < 0x20 || wc == 0x7f)
+			abort();
+		p += k;
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0:
 		definition(data + 1, size - 1);
 		break;
@@ -156,6 +183,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 3:
 		mdevctl(data + 1, size - 1);
+		break;
+	case 5:
+		escape(data + 1, size - 1);
 		break;
 	default:
 		config(data + 1, size - 1);
