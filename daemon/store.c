@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bus-names.h"
 #include "daemon.h"
@@ -85,11 +86,18 @@ int store_job(struct manager *m, json_t *def, bool start, struct job **ret)
 static json_t *load_imported(struct manager *m)
 {
 	_cleanup_free_ char *path = NULL;
+	json_error_t err;
 	json_t *a = NULL;
 
-	if (asprintf(&path, "%s/%s", m->cfg.state_dir, IMPORTED_FILE) >= 0)
-		a = json_load_file(path, 0, NULL);
+	if (asprintf(&path, "%s/%s", m->cfg.state_dir, IMPORTED_FILE) < 0)
+		return json_array();
+	a = json_load_file(path, 0, &err);
+	if (!a && access(path, F_OK) < 0)
+		return json_array();
 	if (!json_is_array(a)) {
+		log_warning("%s: %s; ignoring it: mdevctl's definitions undefined here may be "
+			    "imported again",
+			    path, a ? "not a JSON array" : err.text);
 		json_decref(a);
 		a = json_array();
 	}
