@@ -183,17 +183,23 @@ class TestHostileState(HostileBase):
                     bad.append((sub, os.path.join(dest, f)))
         with open(os.path.join(places["devices"], OTHER + ".json"), "w") as f:
             json.dump(self.GOOD, f)
+        # What vfiod imported from mdevctl, as something else than a list of UUIDs.
+        imported = os.path.join(self.state_dir, "mdevctl-imported.json")
+        with open(imported, "w") as f:
+            json.dump({"uuids": []}, f)
+        bad.append(("state", imported))
         self.env.pop("VFIOD_OPERATION_TIMEOUT_SEC")  # the configuration's word, here
         self.start_vfiod()
-        # vfiod quotes the bytes it refused, which need not be UTF-8.
+        # Read leniently for failure messages; the check below wants UTF-8 throughout.
         log_path = self.vfiod.log_path
         self.vfiod.output = lambda: open(log_path, "rb").read().decode("utf-8", "replace")
         self.idle()
         with open(self.vfiod.log_path, "rb") as f:
-            log = f.read().decode("utf-8", "replace")
+            raw = f.read()
+        # Bytes that are not UTF-8 are quoted, so the log itself is UTF-8.
+        log = raw.decode("utf-8")
+        self.assertIn("OperationTimeoutSec=\\xff\\xfe is not a number", log)
         for sub, path in bad:
-            if sub == "assigned":
-                continue
             with self.subTest(file=path):
                 lines = [l for l in log.splitlines() if path in l]
                 self.assertTrue(lines, f"{path} not named in the log")
