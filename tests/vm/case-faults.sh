@@ -55,11 +55,16 @@ row() {
 		printf '%-32s consistent NO\n' "$label" >>"$TABLE"
 	fi
 }
-# after LABEL KIND: vfiod restarted, journal empty, state parses, the device all there or all gone.
+# after LABEL KIND: vfiod restarted, then settled.
 after() {
-	local label=$1 kind=$2 state
-	vm_check "$label: vfiod restarts" vfiod_start
+	vm_check "$1: vfiod restarts" vfiod_start
 	export VFIOD_BUS_ADDRESS=$(cat $D/address)
+	settled "$@"
+}
+# settled LABEL KIND: journal empty, state parses, the device all there (then destroyed) or
+# all gone, and vfiod's list agrees.
+settled() {
+	local label=$1 kind=$2 state
 	vm_check "$label: journal drained" journal_drained
 	vm_check "$label: state files parse" state_parses
 	state=$("${kind}_state")
@@ -284,7 +289,7 @@ devlink dev eswitch set "pci/$PF" mode switchdev
 # 3. The kernel hangs: a probe of 4 s (each VF's, for vfs) against a timeout of 1 s.
 # hang_late_completion KIND DELAY_PARAMETER
 hang_late_completion() {
-	local kind=$1 delay=$2 out t0 t1 state
+	local kind=$1 delay=$2 out t0 t1
 	vfiod_stop
 	vfiod_start VFIOD_OPERATION_TIMEOUT_SEC=1
 	export VFIOD_BUS_ADDRESS=$(cat $D/address)
@@ -296,15 +301,7 @@ hang_late_completion() {
 	vm_check "$kind hang: the caller gets Timeout, not a wait" \
 		bash -c 'grep -q "Timeout\|timed out" <<<"$0" && test "$1" -lt 4' "$out" "$((t1 - t0))"
 	echo 0 >"$delay"
-	vm_check "$kind hang: the journal empties once the kernel returns" journal_drained
-	vm_check "$kind hang: state files parse" state_parses
-	state=$("${kind}_state")
-	vm_check "$kind hang: all made or all gone ($state)" \
-		sh -c 'test "$0" = made || test "$0" = gone' "$state"
-	if [ "$state" = made ]; then
-		vm_check "$kind hang: made late, and listed" listed "$("${kind}_name")"
-		"${kind}_destroy" >/dev/null
-	fi
+	settled "$kind hang, once the kernel returns" "$kind"
 	vm_check "$kind hang: gone at the end" test "$("${kind}_state")" = gone
 }
 # hang_then_kill KIND DELAY_PARAMETER: vfiod killed while the kernel hangs in its create.
