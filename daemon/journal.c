@@ -157,10 +157,9 @@ fail:
 	return r;
 }
 
-/* Queue the recovery of FILE if it is of this pass: touched devices ("within") or not. */
-static int recover_one(struct manager *m, const char *file, bool within)
+/* The recovery job of the entry in FILE, not queued yet; *RET stays NULL when there is none. */
+static int recovery_job(struct manager *m, const char *file, struct job **ret, bool *within)
 {
-	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 	_cleanup_(job_freep) struct job *j = NULL;
 	_cleanup_free_ char *path = NULL;
 	struct journal_item it;
@@ -182,16 +181,13 @@ static int recover_one(struct manager *m, const char *file, bool within)
 	}
 	if (r < 0)
 		return r;
-	if (!it.within != !within) {
-		journal_item_done(&it);
-		return 0;
-	}
 	if (it.within)
 		log_notice("%s: vfiod stopped in the middle of %s at step %s, within %s; recovering",
 			   it.device ?: it.name, it.op, it.step ?: "?", it.within);
 	else
 		log_notice("%s: vfiod stopped in the middle of %s at step %s; recovering",
 			   it.device ?: it.name, it.op, it.step ?: "?");
+	*within = it.within != NULL;
 	if (it.pci) {
 		r = job_new(m, JOB_RECOVER, it.device ?: it.name, &j);
 		if (r >= 0)
@@ -203,46 +199,76 @@ static int recover_one(struct manager *m, const char *file, bool within)
 			j->options = TAKE_PTR(it.options);
 		}
 	}
-	if (r >= 0)
+	if (r >= 0) {
 		j->journal_key = TAKE_PTR(it.key);
-	journal_item_done(&it);
-	if (r < 0)
-		return r;
-	j->trigger = VFIOD_TRIGGER_START;
-	r = job_submit(m, j, &error);
-	if (r < 0) {
-		log_error("%s: cannot recover: %s; dropping the journal entry", j->input,
-			  error.message ?: strerror(-r));
-		return remove_file_durable(m->journal_dir, file);
+		j->trigger = VFIOD_TRIGGER_START;
+		*ret = TAKE_PTR(j);
 	}
-	TAKE_PTR(j);
-	return 0;
+	journal_item_done(&it);
+	return r;
+}
+
+static void recovery_submit(struct manager *m, struct job *j, const char *file)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	int r;
+
+	r = job_submit(m, j, &error);
+	if (r >= 0)
+		return;
+	log_error("%s: cannot recover: %s; dropping the journal entry", j->input,
+		  error.message ?: strerror(-r));
+	(void)remove_file_durable(m->journal_dir, file);
+	job_free(j);
 }
 
 /*
- * Two passes: the devices an operation touched (a VF it assigned, a group
- * member) first, then the operations themselves.  Recoveries keep their
- * operation's key, so a vfs create's undo runs after its VFs are given
- * back, and sees no VF of its own left on vfio.
+ * Each entry read once, then queued in two rounds: the devices an operation
+ * touched (a VF it assigned, a group member) first, then the operations
+ * themselves.  Recoveries keep their operation's key, so a vfs create's undo
+ * runs after its VFs are given back, and sees no VF of its own left on vfio.
  */
 int journal_recover(struct manager *m)
 {
 	_cleanup_closedir_ DIR *d = opendir(m->journal_dir);
+	struct recovery {
+		struct job *job;
+		char *file;
+		bool within;
+	} *rs = NULL;
+	size_t n = 0;
 	struct dirent *de;
 
 	if (!d)
 		return errno == ENOENT
 			       ? 0
 			       : log_error_errno(negative_errno(), "%s: %m", m->journal_dir);
-	for (int pass = 0; pass < 2; pass++) {
-		rewinddir(d);
-		while ((de = readdir(d))) {
-			size_t l = strlen(de->d_name);
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		struct recovery r = {};
+		void *grown;
 
-			if (de->d_name[0] == '.' || l < 6 || !streq(de->d_name + l - 5, ".json"))
-				continue;
-			(void)recover_one(m, de->d_name, pass == 0);
+		if (de->d_name[0] == '.' || l < 6 || !streq(de->d_name + l - 5, ".json"))
+			continue;
+		if (recovery_job(m, de->d_name, &r.job, &r.within) < 0 || !r.job)
+			continue;
+		r.file = strdup(de->d_name);
+		grown = r.file ? reallocarray(rs, n + 1, sizeof(*rs)) : NULL;
+		if (!grown) {
+			log_error("%s: cannot recover: %s", de->d_name, strerror(ENOMEM));
+			free(r.file);
+			job_free(r.job);
+			continue;
 		}
+		rs = grown;
+		rs[n++] = r;
 	}
+	for (int round = 0; round < 2; round++)
+		for (size_t i = 0; i < n; i++)
+			if (rs[i].within == (round == 0))
+				recovery_submit(m, rs[i].job, rs[i].file);
+	for (size_t i = 0; i < n; i++)
+		free(rs[i].file);
+	free(rs);
 	return 0;
 }
