@@ -171,6 +171,16 @@ qemu=(
 	"${devices[@]}" "${extra[@]}"
 )
 
+# One VM at a time on this machine: two TCG guests on two cores slow each other past
+# their timeouts. Every checkout's run.sh takes the same lock in the shared cache.
+mkdir -p "$CACHE"
+exec 8>"$CACHE/.vm-lock"
+if ! flock -n 8; then
+	echo "vm: waiting for another VM on this machine to end" >&2
+	flock 8
+fi
+t0=$(date +%s%N)
+
 # A TCG guest now and then dies in early boot, before any of our code runs (an
 # int3 oops in the kernel's own text patching, under a loaded host). That proves
 # nothing about the command: boot once more, saying so. A crash after the command
