@@ -60,7 +60,7 @@ static int config_parse_file(struct config *c, const char *path)
 			       ? 0
 			       : log_warning_errno(negative_errno(), "%s: %m, ignoring", path);
 	while (fgets(line, sizeof(line), f)) {
-		char *l = strip(line), *eq, esc[256];
+		char *l = strip(line), *eq;
 
 		n++;
 		if (!*l || *l == '#' || *l == ';' || streq(l, "[Daemon]"))
@@ -75,12 +75,11 @@ static int config_parse_file(struct config *c, const char *path)
 		if (streq(l, "OperationTimeoutSec")) {
 			if (parse_seconds(strip(eq + 1), &c->operation_timeout_usec) < 0)
 				log_warning(
-					"%s:%u: OperationTimeoutSec=%s is not a number of seconds, "
-					"ignoring",
-					path, n, log_escape(strip(eq + 1), esc, sizeof(esc)));
+					"%s:%u: OperationTimeoutSec=%.200s is not a number of "
+					"seconds, ignoring",
+					path, n, strip(eq + 1));
 		} else {
-			log_warning("%s:%u: unknown key %s, ignoring", path, n,
-				    log_escape(l, esc, sizeof(esc)));
+			log_warning("%s:%u: unknown key %.200s, ignoring", path, n, l);
 		}
 	}
 	return 0;
@@ -123,12 +122,9 @@ int config_load(struct config *c)
 	free(list);
 
 	v = getenv(VFIOD_ENV_OPERATION_TIMEOUT);
-	if (v && *v && parse_seconds(v, &c->operation_timeout_usec) < 0) {
-		char esc[256];
-
-		log_warning("%s=%s is not a number of seconds, ignoring",
-			    VFIOD_ENV_OPERATION_TIMEOUT, log_escape(v, esc, sizeof(esc)));
-	}
+	if (v && *v && parse_seconds(v, &c->operation_timeout_usec) < 0)
+		log_warning("%s=%.200s is not a number of seconds, ignoring",
+			    VFIOD_ENV_OPERATION_TIMEOUT, v);
 	return 0;
 }
 

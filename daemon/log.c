@@ -18,19 +18,29 @@ int log_get_max_priority(void)
 	return max_priority;
 }
 
+/*
+ * The whole line is escaped, not only the arguments vfiod knows to come from
+ * outside: a caller's path, an mdevctl directory's name, a kernel's error text
+ * or libvfiod's message quoting any of them all reach the log through %s, and
+ * a newline in any one of them would start a line of its own, with a <N>
+ * priority of the sender's choosing.  vfiod's own format strings hold no
+ * control characters, so nothing of theirs is lost.
+ */
 void log_fullv(int priority, const char *fmt, va_list ap)
 {
-	_cleanup_free_ char *text = NULL;
-	int saved = errno;
+	_cleanup_free_ char *text = NULL, *esc = NULL;
+	int saved = errno, n;
 
 	if (priority > max_priority)
 		return;
-	if (vasprintf(&text, fmt, ap) < 0) {
+	n = vasprintf(&text, fmt, ap);
+	/* At most 4 bytes ("\xNN") for each byte, and "..." with its NUL. */
+	if (n < 0 || !(esc = malloc((size_t)n * 4 + 4))) {
 		errno = saved;
 		return;
 	}
 	/* One write per line so that lines of threads do not interleave. */
-	fprintf(stderr, "<%d>%s\n", priority, text);
+	fprintf(stderr, "<%d>%s\n", priority, log_escape(text, esc, (size_t)n * 4 + 4));
 	errno = saved;
 }
 

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Logging to stderr with <N> priority prefixes, which journald (and
- * SyslogLevelPrefix=) turns into priorities.  Safe from any thread.
+ * SyslogLevelPrefix=) turns into priorities.  Safe from any thread.  Every
+ * line is escaped as log_escape() does, whatever its arguments hold: one
+ * call is one line at the priority it names.
  */
 #pragma once
 
@@ -17,7 +19,8 @@ int log_full(int priority, int r, const char *fmt, ...) _printf_(3, 4);
 void log_fullv(int priority, const char *fmt, va_list ap) _printf_(2, 0);
 /*
  * S made fit for a log line in BUF: valid UTF-8 kept, control characters and
- * bytes that are not UTF-8 as \xNN; cut with "..." when BUF is too small.
+ * bytes that are not UTF-8 as \xNN, a backslash as \\; cut with "..." when
+ * BUF is too small.  The log functions apply it to each line themselves.
  */
 const char *log_escape(const char *s, char *buf, size_t size);
 
