@@ -23,6 +23,8 @@ const sd_bus_error_map vfiod_bus_errors[] = {
 	SD_BUS_ERROR_MAP(VFIOD_ERROR_SHUTTING_DOWN, ESHUTDOWN),
 	SD_BUS_ERROR_MAP(VFIOD_ERROR_ALREADY_EXISTS, EEXIST),
 	SD_BUS_ERROR_MAP(VFIOD_ERROR_LIMIT_REACHED, ENOSPC),
+	/* Not an errno libvfiod returns: a caller waiting for polkit too often. */
+	SD_BUS_ERROR_MAP(VFIOD_ERROR_TOO_MANY_REQUESTS, EUSERS),
 	SD_BUS_ERROR_MAP(VFIOD_ERROR_FAILED, EIO),
 	SD_BUS_ERROR_MAP_END};
 
@@ -67,6 +69,8 @@ int bus_error_errno(enum bus_error_context context, int r)
 			return -ENOTDIR;
 		/* fall through */
 	case BUS_ERROR_OTHER:
+		if (e == EUSERS)
+			break;
 		for (const sd_bus_error_map *m = vfiod_bus_errors; m->name; m++)
 			if (m->code == e)
 				return -e;

@@ -22,6 +22,10 @@
 #define POLKIT_IFACE "org.freedesktop.PolicyKit1.Authority"
 #define POLKIT_CHECK_ALLOW_INTERACTION 1u
 #define VFIOD_ACTION_MANAGE "org.vfiod1.manage"
+/* The details of vfiod's CheckAuthorization calls, for polkit rules (org.vfiod1(5)). */
+#define VFIOD_POLKIT_DETAIL_DEVICE "org.vfiod1.device"
+#define VFIOD_POLKIT_DETAIL_KIND "org.vfiod1.kind"
+#define VFIOD_POLKIT_DETAIL_OPERATION "org.vfiod1.operation"
 
 /* The keys of the a{sv} options: lib/options.c. */
 

@@ -77,7 +77,8 @@ void manager_stop(struct manager *m)
 	if (!m->stopping)
 		(void)sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
 	m->stopping = true;
-	/* Queued work is refused; running work may finish. */
+	/* Queued work is refused, and so are calls waiting for polkit; running work may finish. */
+	auth_stop(m);
 	while (*p) {
 		struct job *j = *p;
 
@@ -228,6 +229,7 @@ struct manager *manager_free(struct manager *m)
 		return NULL;
 	udev_watch_stop(m);
 	jobs_abandon(m);
+	auth_stop(m);
 	if (m->bus) {
 		(void)sd_bus_flush(m->bus);
 		m->bus = sd_bus_flush_close_unref(m->bus);

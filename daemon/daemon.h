@@ -100,6 +100,7 @@ struct manager {
 	int notify_pipe[2];
 	sd_event_source *notify_source;
 	struct udev_watch *udev; /* udev.c; NULL when hotplug is off */
+	struct auth_check *auth_checks; /* auth.c: polkit checks under way */
 	bool stopping;
 };
 
@@ -138,6 +139,8 @@ static inline void job_freep(struct job **j)
 {
 	job_free(*j);
 }
+/* The kind, device, name and key of J's target (the key set says it is resolved). */
+int job_resolve(struct job *j, sd_bus_error *error);
 /* Resolve the device, queue the job and start what can start; replies on failure. */
 int job_submit(struct manager *m, struct job *j, sd_bus_error *error);
 void jobs_schedule(struct manager *m);
@@ -205,5 +208,17 @@ typedef void (*auth_done_fn)(struct manager *m, sd_bus_message *msg, void *userd
  * Decide whether the sender of MSG may call its method: open methods and
  * uid 0 at once, everyone else by asking polkit, asynchronously.  DONE is
  * called exactly once, with DENIED set when refused, unless this returns < 0.
+ * DETAILS: NULL, or key, value, ..., NULL, sent to polkit as the check's
+ * details (VFIOD_POLKIT_DETAIL_*: the canonical device path and the kind,
+ * when known; auth.c adds the operation itself).  Identical checks under way
+ * share one polkit call; past the limits below the call is refused at once
+ * with VFIOD_ERROR_TOO_MANY_REQUESTS.
  */
-int auth_check(struct manager *m, sd_bus_message *msg, auth_done_fn done, void *userdata);
+#define AUTH_CHECKS_MAX 64	      /* CheckAuthorization calls under way */
+#define AUTH_CHECKS_PER_UID_MAX 16    /* ... for the callers of one uid */
+#define AUTH_CHECKS_PER_SENDER_MAX 8  /* ... for one connection */
+#define AUTH_WAITING_PER_UID_MAX 64   /* calls of one uid waiting, shared checks included */
+int auth_check(struct manager *m, sd_bus_message *msg, const char *const *details,
+	       auth_done_fn done, void *userdata);
+/* Refuse every call still waiting for polkit (ShuttingDown): at stop, and at exit. */
+void auth_stop(struct manager *m);

@@ -141,7 +141,7 @@ static struct job *running_with_key(struct manager *m, const char *key)
 }
 
 /* Resolve the target on the event loop: the kind, the device, its name and key. */
-static int job_resolve(struct job *j, sd_bus_error *error)
+int job_resolve(struct job *j, sd_bus_error *error)
 {
 	struct vfiod_ctx *ctx = manager_ctx_new(j->log_priority, j->input);
 	_cleanup_free_ char *json = NULL;

@@ -95,10 +95,29 @@ static void on_authorized(struct manager *m, sd_bus_message *msg, void *userdata
 
 static int submit_authorized(struct manager *m, sd_bus_message *msg, struct job *j)
 {
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	const char *details[5] = {};
+	size_t n = 0;
 	int r;
 
 	j->msg = sd_bus_message_ref(msg);
-	r = auth_check(m, msg, on_authorized, j);
+	/*
+	 * Resolved first, so that polkit is told the canonical device the job
+	 * will act on; when that fails, job_submit() says why once authorized.
+	 */
+	if (!j->key && job_resolve(j, &error) == -ENOMEM) {
+		job_free(j);
+		return -ENOMEM;
+	}
+	if (j->syspath) {
+		details[n++] = VFIOD_POLKIT_DETAIL_DEVICE;
+		details[n++] = j->syspath;
+	}
+	if (j->kind) {
+		details[n++] = VFIOD_POLKIT_DETAIL_KIND;
+		details[n++] = j->kind;
+	}
+	r = auth_check(m, msg, details, on_authorized, j);
 	if (r < 0) {
 		job_free(j);
 		return r;
@@ -427,7 +446,7 @@ static void on_read_authorized(struct manager *m, sd_bus_message *msg, void *use
 
 static int method_read(sd_bus_message *msg, struct manager *m, struct read_call *call)
 {
-	int r = auth_check(m, msg, on_read_authorized, call);
+	int r = auth_check(m, msg, NULL, on_read_authorized, call);
 
 	return r < 0 ? r : 1;
 }

@@ -1,0 +1,336 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The daemon's answers to hostile callers, on a private dbus-daemon.
+
+- polkit checks are capped and shared: with a polkit whose authentication
+  agent never answers (polkit_agentless.py), a flood of calls from nobody is
+  refused at once with org.vfiod1.Error.TooManyRequests past the caps, while
+  root and a user polkit allows keep being served; identical calls share one
+  CheckAuthorization;
+- polkit is told the canonical device, its kind and the operation;
+- a caller the bus names no user for (an ANONYMOUS connection) is refused,
+  not taken for whoever /proc says owns its pid;
+- text from callers and from the file system cannot forge a log line;
+- oversized arguments are refused with InvalidArgs naming the limit.
+"""
+import ctypes
+import json
+import os
+import shutil
+import subprocess
+import time
+import unittest
+from unittest import mock
+
+import dbus
+
+import service
+from service import PYTHON, is_root
+from test_dbus import HERE, NVME, NVME_PATH, OTHER, VDSUB, Base, object_path
+
+POLKIT_TEMPLATE = os.path.join(HERE, "polkit_agentless.py")
+# Users of the base system (dbus-daemon wants callers it can look up).
+ALLOWED_USER, ALLOWED_UID = "daemon", 1
+FLOODERS = ["bin", "sys", "games", "man", "lp"]
+TOO_MANY = "org.vfiod1.Error.TooManyRequests"
+DENIED = "org.freedesktop.DBus.Error.AccessDenied"
+# Fixture devices for distinct checks: 0000:01:DD.F, one IOMMU group each.
+FLOOD_DEVICES = [f"0000:01:{d:02x}.{f}" for d in range(5) for f in range(8)]
+# vfiod's caps (daemon/daemon.h), as org.vfiod1(5) documents them.
+CHECKS_MAX, CHECKS_PER_UID, CHECKS_PER_SENDER, WAITING_PER_UID = 64, 16, 8, 64
+
+needs_root = unittest.skipUnless(is_root() and shutil.which("setpriv"),
+                                 "needs root to run callers as other users")
+
+
+class AgentlessPolkit:
+    """polkit_agentless.py on the test bus."""
+
+    def __init__(self, bus):
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=bus.address,
+                   DBUS_SESSION_BUS_ADDRESS=bus.address, PYTHONDONTWRITEBYTECODE="1")
+        self.proc = subprocess.Popen([PYTHON, "-m", "dbusmock", "--system", "--template",
+                                      POLKIT_TEMPLATE], env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        bus.wait_for(lambda: bus.has_owner("org.freedesktop.PolicyKit1"), what="polkit mock")
+        obj = bus.conn.get_object("org.freedesktop.PolicyKit1",
+                                  "/org/freedesktop/PolicyKit1/Authority")
+        self.mock = dbus.Interface(obj, "org.freedesktop.DBus.Mock")
+
+    def allow_uids(self, uids):
+        self.mock.SetAllowedUids(dbus.Array(uids, signature="u"))
+
+    def checks(self):
+        return [c[1] for c in self.mock.GetMethodCalls("CheckAuthorization")]
+
+    def hanging(self):
+        return int(self.mock.HangingCount())
+
+    def release(self):
+        return int(self.mock.ReleaseHanging())
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def setpriv(uid):
+    return ["setpriv", f"--reuid={uid}", "--regid=nogroup", "--clear-groups", "--"]
+
+
+def as_user(uid, argv):
+    cmd = setpriv(uid) + argv
+    return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+
+
+def flood(address, uid, calls, connections=1, wait=5.0):
+    """Start floodcall.py as UID; returns the process (communicate() for the results)."""
+    p = as_user(uid, [PYTHON, os.path.join(HERE, "floodcall.py"), address, str(connections),
+                      str(wait), "-"])
+    p.stdin.write(json.dumps(calls))
+    p.stdin.close()
+    p.stdin = None
+    return p
+
+
+def results(p, timeout=120):
+    out, err = p.communicate(timeout=timeout)
+    if p.returncode != 0:
+        raise AssertionError(err)
+    return json.loads(out)
+
+
+def create_call(path, interactive=True):
+    return {"path": "/org/vfiod1", "iface": "org.vfiod1.Manager", "method": "Create",
+            "sig": "sa{sv}", "args": [path, []], "interactive": interactive}
+
+
+def call_as(address, uid, method, args):
+    p = subprocess.run(setpriv(uid) + [PYTHON, os.path.join(HERE, "call.py"), address, method,
+                                       json.dumps(list(args))], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    if p.returncode != 0:
+        raise AssertionError(p.stderr)
+    return json.loads(p.stdout)
+
+
+class PolkitBase(Base):
+    fake_kernel = True
+
+    def extra_fixture(self):
+        for i, d in enumerate(FLOOD_DEVICES):
+            self.sys.pci(d, 0x1b36, 0x0010, driver="nvme", group=100 + i)
+
+    def native(self):
+        return {d: "nvme" for d in FLOOD_DEVICES}
+
+    def setUp(self):
+        super().setUp()
+        self.polkit = AgentlessPolkit(self.bus)
+        self.addCleanup(self.polkit.stop)
+        self.polkit.allow_uids([ALLOWED_UID])
+
+    def wait_hanging(self, n, what):
+        self.bus.wait_for(lambda: self.polkit.hanging() >= n, timeout=30, what=what)
+        # Nothing more arrives.
+        time.sleep(0.5)
+        return self.polkit.hanging()
+
+
+@needs_root
+class TestPolkitLimits(PolkitBase):
+    def test_flood_is_capped_and_the_others_are_served(self):
+        # nobody: 4 connections x 40 interactive Creates of distinct devices, 160 checks,
+        # more than the 128 replies dbus-daemon lets vfiod's connection wait for.
+        calls = [create_call(d) for d in FLOOD_DEVICES for _ in range(4)]
+        t0 = time.monotonic()
+        p = flood(self.bus.address, "nobody", calls, connections=4, wait=8)
+        hanging = self.wait_hanging(CHECKS_PER_UID, "nobody's checks at polkit")
+        self.assertEqual(hanging, CHECKS_PER_UID)
+        # A user polkit allows, and root, are served meanwhile.
+        out = call_as(self.bus.address, ALLOWED_USER, "Create", [NVME, {}])
+        self.assertEqual(out.get("reply", [None])[0], object_path(NVME),
+                         out)
+        self.assertEqual(self.driver_of(NVME), VDSUB)
+        self.create(OTHER)
+        self.assertEqual(self.driver_of(OTHER), "vfio-fixture-other")
+        res = results(p)
+        refused = [r for r in res if r.get("error") == TOO_MANY]
+        pending = [r for r in res if r.get("pending")]
+        self.assertEqual(len(pending), CHECKS_PER_UID, res)
+        self.assertEqual(len(refused), len(calls) - CHECKS_PER_UID,
+                         {json.dumps(r) for r in res if r not in refused and r not in pending})
+        # Refused at once, each naming the cap.
+        self.assertLess(max(r["sec"] for r in refused), 5.0)
+        self.assertTrue(all("wait for polkit already" in r["message"] for r in refused))
+        self.assertTrue(any(f"{CHECKS_PER_SENDER} checks of one connection" in r["message"]
+                            for r in refused), refused[:3])
+        self.assertTrue(any(f"{CHECKS_PER_UID} checks of one user" in r["message"]
+                            for r in refused), refused[:3])
+        self.assertEqual(self.polkit.release(), CHECKS_PER_UID)
+        sent = len(self.polkit.checks())
+        print(f"\npolkit flood: {len(calls)} calls as nobody over 4 connections in "
+              f"{time.monotonic() - t0:.1f} s: {hanging} checks at polkit, {len(refused)} "
+              f"refused with TooManyRequests within {max(r['sec'] for r in refused):.2f} s; "
+              f"{sent} CheckAuthorization in all; {ALLOWED_USER} and root served")
+        self.destroy(OTHER)
+        self.destroy(NVME)
+
+    def test_total_cap(self):
+        # Five users flood; the fifth finds the total taken.  Root is still served.
+        procs = []
+        for k, uid in enumerate(FLOODERS):
+            calls = [create_call(d) for d in FLOOD_DEVICES[:CHECKS_PER_SENDER * 2]]
+            procs.append(flood(self.bus.address, uid, calls, connections=2, wait=6))
+            self.wait_hanging(min(CHECKS_MAX, CHECKS_PER_UID * (k + 1)), f"uid {uid}'s checks")
+        self.assertEqual(self.polkit.hanging(), CHECKS_MAX)
+        self.create(OTHER)
+        res = [results(p) for p in procs]
+        pending = sum(1 for r in res for x in r if x.get("pending"))
+        self.assertEqual(pending, CHECKS_MAX)
+        last = [x for r in res for x in r if x.get("error") == TOO_MANY]
+        self.assertTrue(any(f"{CHECKS_MAX} checks in all" in x["message"] for x in last), last)
+        self.polkit.release()
+        self.destroy(OTHER)
+
+    def test_identical_calls_share_one_check(self):
+        n = WAITING_PER_UID + 6
+        p = flood(self.bus.address, "nobody", [create_call(NVME)] * n, wait=20)
+        self.wait_hanging(1, "the shared check")
+        self.bus.wait_for(lambda: len(self.polkit.checks()) >= 1, what="a check")
+        time.sleep(1.0)
+        self.assertEqual(len(self.polkit.checks()), 1)
+        self.assertEqual(self.polkit.release(), 1)
+        res = results(p)
+        self.assertEqual([r.get("error") for r in res[:WAITING_PER_UID]],
+                         [DENIED] * WAITING_PER_UID, res)
+        self.assertEqual([r.get("error") for r in res[WAITING_PER_UID:]], [TOO_MANY] * 6, res)
+        self.assertEqual(len(self.polkit.checks()), 1)
+        self.assertEqual(self.driver_of(NVME), "nvme")
+        # A new call after the answer asks again.
+        out = call_as(self.bus.address, "nobody", "Create", [NVME, {}])
+        self.assertEqual(out["error"], "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired")
+        self.assertEqual(len(self.polkit.checks()), 2)
+
+    def test_stop_answers_the_waiting_calls(self):
+        p = flood(self.bus.address, "nobody", [create_call(NVME)] * 3, wait=15)
+        self.wait_hanging(1, "the shared check")
+        # No leak at exit (stop_vfiod checks), and each waiting call is answered.
+        self.stop_vfiod()
+        res = results(p)
+        self.assertEqual([r.get("error") for r in res], ["org.vfiod1.Error.ShuttingDown"] * 3,
+                         res)
+
+
+@needs_root
+class TestPolkitDetails(PolkitBase):
+    def test_device_kind_and_operation_reach_polkit(self):
+        self.create(NVME)
+        out = call_as(self.bus.address, "nobody", "Destroy", [NVME, {}])
+        self.assertIn("error", out)
+        out = call_as(self.bus.address, "nobody", "Create", [OTHER, {}])
+        self.assertIn("error", out)
+        details = [{str(k): str(v) for k, v in c[2].items()} for c in self.polkit.checks()]
+        self.assertEqual(details, [
+            {"org.vfiod1.operation": "destroy", "org.vfiod1.device": NVME_PATH,
+             "org.vfiod1.kind": "pci"},
+            {"org.vfiod1.operation": "create",
+             "org.vfiod1.device": "/sys/devices/pci0000:00/" + OTHER, "org.vfiod1.kind": "pci"}])
+        self.destroy(NVME)
+
+
+def anonymous_call(address, method, *args):
+    """METHOD of the manager over a connection authenticated as ANONYMOUS (sd-bus)."""
+    lib = ctypes.CDLL("libsystemd.so.0")
+
+    class Err(ctypes.Structure):
+        _fields_ = [("name", ctypes.c_char_p), ("message", ctypes.c_char_p),
+                    ("need_free", ctypes.c_int)]
+
+    bus, reply, err = ctypes.c_void_p(), ctypes.c_void_p(), Err()
+    assert lib.sd_bus_new(ctypes.byref(bus)) >= 0
+    lib.sd_bus_set_address(bus, address.encode())
+    lib.sd_bus_set_anonymous(bus, 1)
+    lib.sd_bus_set_bus_client(bus, 1)
+    assert lib.sd_bus_start(bus) >= 0
+    r = lib.sd_bus_call_method(bus, b"org.vfiod1", b"/org/vfiod1", b"org.vfiod1.Manager",
+                               method.encode(), ctypes.byref(err), ctypes.byref(reply),
+                               b"sa{sv}", args[0].encode(), ctypes.c_uint(0))
+    out = (r, err.name and err.name.decode(), err.message and err.message.decode())
+    lib.sd_bus_error_free(ctypes.byref(err))
+    lib.sd_bus_message_unref(reply)
+    lib.sd_bus_flush_close_unref(bus)
+    return out
+
+
+@needs_root
+class TestAnonymousCaller(Base):
+    """The bus gives a pid but no uid for an ANONYMOUS connection."""
+    fake_kernel = True
+
+    def setUp(self):
+        conf = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"vfiod-anon-{os.getpid()}.conf")
+        with open(service.SYSTEM_LIKE) as f:
+            text = f.read().replace("<auth>EXTERNAL</auth>", "<auth>EXTERNAL</auth>\n"
+                                    "  <auth>ANONYMOUS</auth>\n  <allow_anonymous/>")
+        with open(conf, "w") as f:
+            f.write(text)
+        self.addCleanup(os.unlink, conf)
+        with mock.patch.object(service, "SYSTEM_LIKE", conf):
+            super().setUp()
+
+    def test_root_over_anonymous_is_refused(self):
+        r, name, message = anonymous_call(self.bus.address, "Create", NVME)
+        self.assertLess(r, 0)
+        self.assertEqual(name, DENIED, message)
+        self.assertIn("the bus does not say which user is calling", message)
+        self.assertEqual(self.driver_of(NVME), "nvme")
+        self.assertIn("refused: the bus does not say which user is calling", self.vfiod.output())
+
+
+FORGED = "\n<0>FORGED"
+
+
+class TestLogForging(Base):
+    fake_kernel = True
+
+    def extra_fixture(self):
+        # An mdevctl directory whose parent's name carries a line of its own.
+        self.mdevctl = os.path.join(self.tmp, "mdevctl.d")
+        parent = os.path.join(self.mdevctl, "0000:00:05.0" + FORGED + "-MDEVCTL")
+        os.makedirs(parent)
+        with open(os.path.join(parent, "83b8f4f2-509f-382f-3c1e-e6bfe0fa1003"), "w") as f:
+            json.dump({"mdev_type": "nosuch", "start": "manual", "attrs": []}, f)
+        self.env_extra = {"VFIOD_MDEVCTL_DIR": self.mdevctl}
+
+    def start_vfiod(self, **env):
+        return super().start_vfiod(**dict(getattr(self, "env_extra", {}), **env))
+
+    def assert_no_forged_line(self, log):
+        lines = log.split("\n")[:-1]
+        self.assertTrue(lines)
+        for line in lines:
+            self.assertRegex(line, r"^<[0-7]>", line)
+            self.assertNotIn("FORGED", line[:12], line)
+        self.assertNotRegex(log, r"(?m)^<[0-3]>")
+
+    def test_caller_and_file_system_text_is_escaped(self):
+        for method, args in (("Create", (dbus.Dictionary({}, signature="sv"),)),
+                             ("Destroy", (dbus.Dictionary({}, signature="sv"),)),
+                             ("Define", (dbus.Dictionary({}, signature="sv"),)),
+                             ("Match", ())):
+            with self.assertRaises(dbus.exceptions.DBusException):
+                self.call(method, NVME_PATH + FORGED, *args)
+        with self.assertRaises(dbus.exceptions.DBusException):
+            self.call("Create", NVME, dbus.Dictionary({"type": "x" + FORGED}, signature="sv"))
+        self.idle()
+        log = self.vfiod.output()
+        self.assert_no_forged_line(log)
+        # The text is there, escaped: the caller's path and the mdevctl parent's name.
+        self.assertIn(NVME_PATH + "\\x0a<0>FORGED", log)
+        self.assertIn("0000:00:05.0\\x0a<0>FORGED-MDEVCTL", log)
+
+
+if __name__ == "__main__":
+    unittest.main()
