@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "bus-names.h"
 #include "bus-options.h"
 #include "macro.h"
 #include "options.h"
@@ -168,4 +171,170 @@ int bus_options_read(sd_bus_message *m, unsigned int method, const char *member,
 	}
 	*ret = opts;
 	return 0;
+}
+
+/*
+ * ---- Bounds on the arguments of org.vfiod1's methods ----
+ *
+ * Checked on the message as it arrived, before any handler reads it, builds
+ * anything of it or asks polkit: nothing is allocated for what is refused.
+ * The walk takes any container type, so that it holds whichever signature an
+ * option has (attrs as a{ss} or a(ss)).
+ */
+static int refuse(sd_bus_error *error, const char *what, const char *key, unsigned int limit,
+		  const char *unit)
+{
+	if (key)
+		return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+					 "%s of option \"%.64s\" is too big: at most %u %s", what,
+					 key, limit, unit);
+	return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s is too big: at most %u %s",
+				 what, limit, unit);
+}
+
+static bool is_string(char type)
+{
+	return type == SD_BUS_TYPE_STRING || type == SD_BUS_TYPE_OBJECT_PATH ||
+	       type == SD_BUS_TYPE_SIGNATURE;
+}
+
+/* A string of at most MAX bytes, or an InvalidArgs naming WHAT. */
+static int check_string(sd_bus_message *m, char type, unsigned int max, const char *what,
+			const char *key, sd_bus_error *error)
+{
+	const char *s;
+	int r = sd_bus_message_read_basic(m, type, &s);
+
+	if (r < 0)
+		return r;
+	return strlen(s) > max ? refuse(error, what, key, max, "bytes") : 0;
+}
+
+/* One element of a list option: a string, or a pair (name, value), anything else skipped. */
+static int check_element(sd_bus_message *m, char type, const char *contents, const char *key,
+			 sd_bus_error *error)
+{
+	int r, i = 0;
+
+	if (is_string(type))
+		return check_string(m, type, BUS_ATTR_VALUE_MAX, "an entry", key, error);
+	if (type != SD_BUS_TYPE_STRUCT && type != SD_BUS_TYPE_DICT_ENTRY)
+		return sd_bus_message_skip(m, NULL);
+	r = sd_bus_message_enter_container(m, type, contents);
+	while (r >= 0 && (r = sd_bus_message_peek_type(m, &type, NULL)) > 0) {
+		if (is_string(type))
+			r = check_string(m, type, i ? BUS_ATTR_VALUE_MAX : BUS_OPTION_NAME_MAX,
+					 i ? "an entry's value" : "an entry's name", key, error);
+		else
+			r = sd_bus_message_skip(m, NULL);
+		i++;
+	}
+	return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
+/* The value of option KEY (inside its variant). */
+static int check_value(sd_bus_message *m, const char *key, sd_bus_error *error)
+{
+	const char *contents;
+	unsigned int n = 0;
+	char type;
+	int r;
+
+	r = sd_bus_message_peek_type(m, &type, &contents);
+	if (r <= 0)
+		return r;
+	if (is_string(type))
+		return check_string(m, type, BUS_OPTION_NAME_MAX, "the value", key, error);
+	if (type != SD_BUS_TYPE_ARRAY)
+		return sd_bus_message_skip(m, NULL);
+	r = sd_bus_message_enter_container(m, type, contents);
+	while (r >= 0 && (r = sd_bus_message_peek_type(m, &type, &contents)) > 0) {
+		if (++n > BUS_OPTION_ITEMS_MAX)
+			return refuse(error, "the list", key, BUS_OPTION_ITEMS_MAX, "entries");
+		r = check_element(m, type, contents, key, error);
+	}
+	return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
+/* An a{sv} of options. */
+static int check_options(sd_bus_message *m, sd_bus_error *error)
+{
+	unsigned int n = 0;
+	int r;
+
+	r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sv}");
+	while (r >= 0 && (r = sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "sv")) > 0) {
+		const char *key, *contents;
+
+		if (++n > BUS_OPTIONS_MAX)
+			return refuse(error, "the options", NULL, BUS_OPTIONS_MAX, "entries");
+		r = sd_bus_message_read_basic(m, SD_BUS_TYPE_STRING, &key);
+		if (r < 0)
+			return r;
+		if (strlen(key) > BUS_OPTION_KEY_MAX)
+			return refuse(error, "an option's name", NULL, BUS_OPTION_KEY_MAX, "bytes");
+		r = sd_bus_message_peek_type(m, NULL, &contents);
+		if (r >= 0)
+			r = sd_bus_message_enter_container(m, SD_BUS_TYPE_VARIANT, contents);
+		if (r >= 0)
+			r = check_value(m, key, error);
+		if (r >= 0)
+			r = sd_bus_message_exit_container(m);
+		if (r >= 0)
+			r = sd_bus_message_exit_container(m);
+	}
+	return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
+int bus_arguments_check(sd_bus_message *m, sd_bus_error *error)
+{
+	const char *contents;
+	unsigned int i = 0;
+	char type;
+	int r;
+
+	r = sd_bus_message_rewind(m, true);
+	while (r >= 0 && (r = sd_bus_message_peek_type(m, &type, &contents)) > 0) {
+		i++;
+		if (is_string(type)) {
+			char what[32];
+
+			snprintf(what, sizeof(what), "argument %u", i);
+			r = check_string(m, type, PATH_MAX - 1, what, NULL, error);
+		} else if (type == SD_BUS_TYPE_ARRAY && streq(contents, "{sv}")) {
+			r = check_options(m, error);
+		} else {
+			r = sd_bus_message_skip(m, NULL);
+		}
+	}
+	if (r >= 0 && sd_bus_error_is_set(error))
+		r = -EINVAL;
+	if (r >= 0)
+		r = sd_bus_message_rewind(m, true);
+	return r;
+}
+
+static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+	const char *iface = sd_bus_message_get_interface(m);
+	int r;
+
+	(void)userdata, (void)ret_error;
+	/* Calls of vfiod's interfaces, and calls naming none (sd-bus dispatches them by member). */
+	if (!sd_bus_message_is_method_call(m, NULL, NULL) ||
+	    (iface && strncmp(iface, VFIOD_BUS_NAME ".", strlen(VFIOD_BUS_NAME) + 1) != 0))
+		return 0;
+	r = bus_arguments_check(m, &e);
+	if (r >= 0)
+		return 0;
+	if (!sd_bus_error_is_set(&e))
+		sd_bus_error_set_errno(&e, r);
+	(void)sd_bus_reply_method_error(m, &e);
+	return 1;
+}
+
+int bus_arguments_bound(sd_bus *bus)
+{
+	return sd_bus_add_filter(bus, NULL, on_message, NULL);
 }

@@ -17,6 +17,7 @@
 #include "bus-connect.h"
 #include "bus-errors.h"
 #include "bus-names.h"
+#include "bus-options.h"
 #include "daemon.h"
 #include "fileio.h"
 #include "log.h"
@@ -187,7 +188,9 @@ int manager_start(struct manager *m)
 	r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
 	if (r < 0)
 		return log_error_errno(r, "cannot attach the bus to the event loop: %m");
-	r = manager_bus_register(m);
+	r = bus_arguments_bound(m->bus);
+	if (r >= 0)
+		r = manager_bus_register(m);
 	if (r < 0)
 		return log_error_errno(r, "cannot register the objects: %m");
 

@@ -164,8 +164,6 @@ class TestPolkitLimits(PolkitBase):
         # Refused at once, each naming the cap.
         self.assertLess(max(r["sec"] for r in refused), 5.0)
         self.assertTrue(all("wait for polkit already" in r["message"] for r in refused))
-        self.assertTrue(any(f"{CHECKS_PER_SENDER} checks of one connection" in r["message"]
-                            for r in refused), refused[:3])
         self.assertTrue(any(f"{CHECKS_PER_UID} checks of one user" in r["message"]
                             for r in refused), refused[:3])
         self.assertEqual(self.polkit.release(), CHECKS_PER_UID)
@@ -176,6 +174,18 @@ class TestPolkitLimits(PolkitBase):
               f"{sent} CheckAuthorization in all; {ALLOWED_USER} and root served")
         self.destroy(OTHER)
         self.destroy(NVME)
+
+    def test_connection_cap(self):
+        calls = [create_call(d) for d in FLOOD_DEVICES[:20]]
+        p = flood(self.bus.address, "bin", calls, connections=1, wait=5)
+        self.assertEqual(self.wait_hanging(CHECKS_PER_SENDER, "bin's checks"), CHECKS_PER_SENDER)
+        res = results(p)
+        self.assertEqual(sum(1 for r in res if r.get("pending")), CHECKS_PER_SENDER)
+        refused = [r for r in res if r.get("error") == TOO_MANY]
+        self.assertEqual(len(refused), len(calls) - CHECKS_PER_SENDER, res)
+        self.assertTrue(all(f"{CHECKS_PER_SENDER} checks of one connection" in r["message"]
+                            for r in refused), refused)
+        self.polkit.release()
 
     def test_total_cap(self):
         # Five users flood; the fifth finds the total taken.  Root is still served.
@@ -330,6 +340,64 @@ class TestLogForging(Base):
         # The text is there, escaped: the caller's path and the mdevctl parent's name.
         self.assertIn(NVME_PATH + "\\x0a<0>FORGED", log)
         self.assertIn("0000:00:05.0\\x0a<0>FORGED-MDEVCTL", log)
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(l for l in f if l.startswith("VmRSS:")).split()[1])
+
+
+class TestArgumentBounds(Base):
+    fake_kernel = True
+
+    def invalid(self, method, *args):
+        t0 = time.monotonic()
+        with self.assertRaises(dbus.exceptions.DBusException) as c:
+            self.call(method, *args)
+        self.assertEqual(c.exception.get_dbus_name(), "org.freedesktop.DBus.Error.InvalidArgs",
+                         c.exception.get_dbus_message())
+        return c.exception.get_dbus_message(), time.monotonic() - t0
+
+    def test_huge_attrs_and_long_paths_refused_before_anything(self):
+        # ASan keeps freed memory in a quarantine: VmRSS would measure it, not vfiod.
+        self.stop_vfiod()
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        self.start_vfiod(ASAN_OPTIONS=(asan + ":" if asan else "") + "quarantine_size_mb=0")
+        before = self.sys.snapshot()
+        pid = self.vfiod.proc.pid
+        self.call("List")
+        rss0 = rss_kb(pid)
+        n = 200000
+        attrs = dbus.Dictionary({f"knob{i}": "v" for i in range(n)}, signature="ss")
+        msg, sec = self.invalid("Create", NVME, dbus.Dictionary(
+            {"type": "small", "attrs": attrs}, signature="sv"))
+        self.assertIn('the list of option "attrs" is too big: at most 1024 entries', msg)
+        rss1 = rss_kb(pid)
+        # A 4 KB path, to every method that takes one; a 4095-byte one is not refused so.
+        long_path = "/sys/devices/" + "a" * (4096 - len("/sys/devices/"))
+        for method, args in (("Create", (dbus.Dictionary({}, signature="sv"),)),
+                             ("Destroy", (dbus.Dictionary({}, signature="sv"),)),
+                             ("Define", (dbus.Dictionary({}, signature="sv"),)),
+                             ("Match", ()), ("MdevTypes", ()), ("Start", ()), ("Undefine", ())):
+            with self.subTest(method=method):
+                msg, _ = self.invalid(method, long_path, *args)
+                self.assertEqual(msg, "argument 1 is too big: at most 4095 bytes")
+        with self.assertRaises(dbus.exceptions.DBusException) as c:
+            self.call("Match", long_path[:-1])
+        self.assertNotIn("too big", c.exception.get_dbus_message())
+        # Names and values of options.
+        msg, _ = self.invalid("Create", NVME, dbus.Dictionary({"type": "t" * 256},
+                                                              signature="sv"))
+        self.assertEqual(msg, 'the value of option "type" is too big: at most 255 bytes')
+        msg, _ = self.invalid("Create", NVME, dbus.Dictionary(
+            {"attrs": dbus.Dictionary({"k": "v" * 4096}, signature="ss")}, signature="sv"))
+        self.assertEqual(msg, 'an entry\'s value of option "attrs" is too big: at most 4095 bytes')
+        msg, _ = self.invalid("Create", NVME, dbus.Dictionary({"x" * 65: "y"}, signature="sv"))
+        self.assertEqual(msg, "an option's name is too big: at most 64 bytes")
+        self.assertEqual(before, self.sys.snapshot())
+        self.assertLess(rss1 - rss0, 16 * 1024, f"VmRSS {rss0} -> {rss1} kB")
+        print(f"\nbounds: Create with {n} attrs refused in {sec:.2f} s, vfiod VmRSS "
+              f"{rss0} -> {rss1} kB; 4096-byte paths refused by every method")
 
 
 if __name__ == "__main__":
