@@ -194,7 +194,7 @@ int manager_start(struct manager *m)
 	if (r < 0)
 		return log_error_errno(r, "cannot register the objects: %m");
 
-	r = mkdir_p(m->cfg.runtime_dir, 0755);
+	r = mkdir_p(m->cfg.runtime_dir, 0700);
 	if (r < 0)
 		return log_error_errno(r, "cannot create %s: %m", m->cfg.runtime_dir);
 	(void)load_assigned(m);

@@ -46,7 +46,7 @@ int definition_save(const char *dir, json_t *def)
 	text = json_dumps(def, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	if (!text)
 		return -ENOMEM;
-	r = mkdir_p(dir, 0755);
+	r = mkdir_p(dir, 0700);
 	if (r < 0)
 		return r;
 	return write_file_atomic(dir, file, text);

@@ -45,7 +45,7 @@ int write_file_atomic(const char *dir, const char *name, const char *text)
 	size_t len = strlen(text);
 	int r;
 
-	r = mkdir_p(dir, 0755);
+	r = mkdir_p(dir, 0700);
 	if (r < 0)
 		return r;
 	if (asprintf(&path, "%s/%s", dir, name) < 0 ||
@@ -54,7 +54,7 @@ int write_file_atomic(const char *dir, const char *name, const char *text)
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return negative_errno();
-	if (fchmod(fd, 0644) < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) < 0) {
+	if (fchmod(fd, 0600) < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) < 0) {
 		r = errno ? -errno : -EIO;
 		unlink(tmp);
 		return r;

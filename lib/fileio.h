@@ -8,7 +8,9 @@ int mkdir_p(const char *path, mode_t mode);
 /*
  * Write TEXT to DIR/NAME atomically: a temporary file in DIR, fsync, rename
  * over NAME, fsync DIR.  A reader sees the old or the new content, and after
- * a crash the rename is on disk.
+ * a crash the rename is on disk.  The file is 0600 and DIR, when made, 0700:
+ * state (definitions with attributes and MACs, records, the journal) is
+ * root's alone.
  */
 int write_file_atomic(const char *dir, const char *name, const char *text);
 /* Remove DIR/NAME and make it durable; a missing file is not an error. */

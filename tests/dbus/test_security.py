@@ -400,5 +400,48 @@ class TestArgumentBounds(Base):
               f"{rss0} -> {rss1} kB; 4096-byte paths refused by every method")
 
 
+class TestFileModes(Base):
+    """What vfiod writes is root's alone: files 0600, directories 0700."""
+    fake_kernel = True
+
+    def modes(self):
+        out = {}
+        for top in (self.state_dir, self.run_dir):
+            for dp, dns, fns in os.walk(top):
+                out[dp] = (os.stat(dp).st_mode & 0o7777, 0o700)
+                for n in fns:
+                    out[os.path.join(dp, n)] = (os.stat(os.path.join(dp, n)).st_mode & 0o7777,
+                                                0o600)
+        return out
+
+    def test_definitions_records_and_journal(self):
+        self.create(NVME, persistent=True)
+        self.call("Define", OTHER, dbus.Dictionary({}, signature="sv"))
+        seen = self.modes()
+        # The journal: an operation stopped right after writing it (a test-hooks build).
+        self.stop_vfiod()
+        v = self.start_vfiod(VFIOD_ABORT_AT="release:unbind")
+        if "has no test hooks" not in v.output():
+            with self.assertRaises(dbus.exceptions.DBusException):
+                self.destroy(NVME)
+            v.wait()
+            self.vfiod = None
+            self.assertTrue(self.journal())
+            seen.update(self.modes())
+            self.start_vfiod()
+        files = {p for p, (_, want) in seen.items() if want == 0o600}
+        for want in (os.path.join(self.state_dir, "devices", NVME + ".json"),
+                     os.path.join(self.state_dir, "devices", OTHER + ".json"),
+                     os.path.join(self.run_dir, "assigned", NVME + ".json")):
+            self.assertIn(want, files)
+        wrong = {p: oct(m) for p, (m, want) in seen.items() if m != want}
+        self.assertEqual(wrong, {})
+        print(f"\nfile modes: {len(files)} files 0600, {len(seen) - len(files)} directories 0700"
+              f" ({', '.join(sorted(os.path.relpath(p, self.tmp) for p in files))})")
+        self.idle()
+        self.call("Undefine", NVME)
+        self.call("Undefine", OTHER)
+
+
 if __name__ == "__main__":
     unittest.main()

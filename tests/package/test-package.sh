@@ -195,6 +195,24 @@ exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 check "ExecStart=$exec_start is not a shipped program" test -x "$ROOT${exec_start%% *}"
 check "the unit is Type=dbus BusName=org.vfiod1" \
 	sh -c "grep -qx 'Type=dbus' '$unit' && grep -qx 'BusName=org.vfiod1' '$unit'"
+# Hardened as vfiod.service's comments say: of @module only loading; state root's alone.
+expand_filter() { # WORDS... -> the system calls they allow, one a line
+	local w
+	for w in "$@"; do
+		case $w in
+		@*) expand_filter $(systemd-analyze syscall-filter "$w" | sed -n 's/^    \([^#]\)/\1/p') ;;
+		*) echo "$w" ;;
+		esac
+	done
+}
+allowed=$(expand_filter $(sed -n 's/^SystemCallFilter=//p' "$unit"))
+check "the unit does not allow finit_module" grep -qx finit_module <<<"$allowed"
+check "the unit does not allow init_module" grep -qx init_module <<<"$allowed"
+if grep -qx delete_module <<<"$allowed"; then fail "the unit allows delete_module"; else ok; fi
+for kv in UMask=0077 StateDirectoryMode=0700 RuntimeDirectoryMode=0700 ProtectProc=invisible; do
+	check "the unit does not say $kv" grep -qx "$kv" "$unit"
+done
+echo "unit: $(systemd-analyze security --offline=yes "$unit" 2>/dev/null | tail -1)"
 act=$ROOT/usr/share/dbus-1/system-services/org.vfiod1.service
 check "the activation file names org.vfiod1 and vfiod.service" \
 	sh -c "grep -qx 'Name=org.vfiod1' '$act' && grep -qx 'SystemdService=vfiod.service' '$act'"
