@@ -114,6 +114,11 @@ class TestHostilePaths(HostileBase):
                     tried["direct"] += 1
         self.assertEqual(before, self.world())
         self.assertEqual(self.objects(), {})
+        # No path made a log line of its own (each line is one call's, at its priority).
+        log = self.vfiod.output()
+        for line in log.split("\n")[:-1]:
+            self.assertRegex(line, r"^<[4-7]>", line)
+        self.assertNotIn("\x1b", log)
         print(f"\nhostile paths: {tried['bus']} bus calls, {tried['direct']} vfioctl --direct, "
               f"{tried['unsendable']} not sendable over D-Bus; errors {json.dumps(errors)}")
 
