@@ -107,13 +107,13 @@ class Bus:
 
 
 class Polkit:
-    """dbusmock's polkitd template on the test bus."""
+    """dbusmock's polkitd template (or TEMPLATE, a file of ours) on the test bus."""
 
-    def __init__(self, bus):
+    def __init__(self, bus, template="polkitd"):
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=bus.address,
-                   DBUS_SESSION_BUS_ADDRESS=bus.address)
+                   DBUS_SESSION_BUS_ADDRESS=bus.address, PYTHONDONTWRITEBYTECODE="1")
         self.proc = subprocess.Popen([PYTHON, "-m", "dbusmock", "--system", "--template",
-                                      "polkitd"], env=env, stdout=subprocess.DEVNULL,
+                                      template], env=env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         bus.wait_for(lambda: bus.has_owner("org.freedesktop.PolicyKit1"), what="polkit mock")
         obj = bus.conn.get_object("org.freedesktop.PolicyKit1",

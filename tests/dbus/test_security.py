@@ -24,7 +24,7 @@ from unittest import mock
 import dbus
 
 import service
-from service import PYTHON, is_root
+from service import PYTHON, Polkit, is_root
 from test_dbus import HERE, NVME, NVME_PATH, OTHER, VDSUB, Base, object_path
 
 POLKIT_TEMPLATE = os.path.join(HERE, "polkit_agentless.py")
@@ -42,35 +42,20 @@ needs_root = unittest.skipUnless(is_root() and shutil.which("setpriv"),
                                  "needs root to run callers as other users")
 
 
-class AgentlessPolkit:
+class AgentlessPolkit(Polkit):
     """polkit_agentless.py on the test bus."""
 
     def __init__(self, bus):
-        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=bus.address,
-                   DBUS_SESSION_BUS_ADDRESS=bus.address, PYTHONDONTWRITEBYTECODE="1")
-        self.proc = subprocess.Popen([PYTHON, "-m", "dbusmock", "--system", "--template",
-                                      POLKIT_TEMPLATE], env=env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        bus.wait_for(lambda: bus.has_owner("org.freedesktop.PolicyKit1"), what="polkit mock")
-        obj = bus.conn.get_object("org.freedesktop.PolicyKit1",
-                                  "/org/freedesktop/PolicyKit1/Authority")
-        self.mock = dbus.Interface(obj, "org.freedesktop.DBus.Mock")
+        super().__init__(bus, POLKIT_TEMPLATE)
 
     def allow_uids(self, uids):
         self.mock.SetAllowedUids(dbus.Array(uids, signature="u"))
-
-    def checks(self):
-        return [c[1] for c in self.mock.GetMethodCalls("CheckAuthorization")]
 
     def hanging(self):
         return int(self.mock.HangingCount())
 
     def release(self):
         return int(self.mock.ReleaseHanging())
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 def setpriv(uid):
