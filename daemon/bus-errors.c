@@ -23,6 +23,7 @@ const sd_bus_error_map vfiod_bus_errors[] = {
 	SD_BUS_ERROR_MAP(VFIOD_ERROR_SHUTTING_DOWN, ESHUTDOWN),
 	SD_BUS_ERROR_MAP(VFIOD_ERROR_ALREADY_EXISTS, EEXIST),
 	SD_BUS_ERROR_MAP(VFIOD_ERROR_LIMIT_REACHED, ENOSPC),
+	SD_BUS_ERROR_MAP(VFIOD_ERROR_IN_USE, ETXTBSY),
 	SD_BUS_ERROR_MAP(VFIOD_ERROR_FAILED, EIO),
 	SD_BUS_ERROR_MAP_END};
 
@@ -37,6 +38,9 @@ int bus_error_errno(enum bus_error_context context, int r)
 
 	if (e == ENOMEM)
 		return -ENOMEM;
+	/* In use by the host, or held by a VM: the same in every call. */
+	if (e == ETXTBSY)
+		return -ETXTBSY;
 	switch (context) {
 	case BUS_ERROR_PATH:
 		if (e == ENOENT)

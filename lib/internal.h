@@ -64,6 +64,7 @@ struct vfiod_device {
 	char *driver_override;	/* NULL when unset */
 	int iommu_group;	/* -1 when none */
 	char *physfn;		/* name of the PF, for a VF */
+	bool force;		/* this operation takes it although in use */
 };
 
 struct candidate {
