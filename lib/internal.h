@@ -90,6 +90,7 @@ struct vfiod_match {
 	struct candidate *cand;
 	size_t n_cand;
 	struct candidate *selected;
+	json_t *in_use;		/* inuse_json(): how the host uses the device now */
 };
 
 /* ctx.c */
