@@ -266,6 +266,66 @@ class TestAssign(Base):
         self.assertFalse(os.path.exists(os.path.join(self.run_dir, "assigned", NVME + ".json")))
         self.assertEqual(json.loads(self.vfioctl("-j", "list").stdout), [])
 
+    def in_use_tree(self):
+        # What sysfs shows below a device the host uses: an interface that is up and
+        # enslaved, a disk a device-mapper target is stacked on, the console's framebuffer.
+        dev = NVME_PATH.removeprefix("/sys/")
+        net = f"{dev}/net/eth7"
+        self.sys._write(net + "/flags", "0x1003\n")
+        self.sys._link(net + "/subsystem", "class/net")
+        self.sys._write("devices/virtual/net/br0/flags", "0x1003\n")
+        self.sys._link(net + "/master", "devices/virtual/net/br0")
+        disk = f"{dev}/nvme/nvme0/nvme0n1"
+        self.sys._write(disk + "/dev", "511:0\n")
+        self.sys._write(disk + "/uevent", "MAJOR=511\nMINOR=0\nDEVNAME=nvme0n1\n")
+        self.sys._link(disk + "/subsystem", "class/block")
+        self.sys._write("devices/virtual/block/dm-0/dev", "511:9\n")
+        self.sys._write("devices/virtual/block/dm-0/dm/name", "data\n")
+        self.sys._link("devices/virtual/block/dm-0/subsystem", "class/block")
+        self.sys._link(disk + "/holders/dm-0", "devices/virtual/block/dm-0")
+        fb = f"{dev}/graphics/fb0"
+        self.sys._write(fb + "/dev", "511:29\n")
+        self.sys._write(fb + "/uevent", "DEVNAME=fb0\n")
+        self.sys._link(fb + "/subsystem", "class/graphics")
+        self.sys._write("class/vtconsole/vtcon1/name", "(M) frame buffer device\n")
+        self.sys._write("class/vtconsole/vtcon1/bind", "1\n")
+
+    def test_in_use_refused_naming_each_use(self):
+        self.in_use_tree()
+        before = self.sys.snapshot()
+        p = self.vfioctl("create", NVME, rc=1)
+        self.assertIn(NVME_PATH + ": in use by the host, nothing changed:", p.stderr)
+        for use in ("network interface eth7 is up",
+                    "network interface eth7 is enslaved to br0",
+                    "/dev/nvme0n1 is held by /dev/dm-0 (/dev/mapper/data)",
+                    "the console is on /dev/fb0",
+                    "Stop using it, or add `force` to take it anyway."):
+            self.assertIn("\n  " + use if "Stop" not in use else use, p.stderr)
+        self.assertEqual(before, self.sys.snapshot())
+        self.assertEqual(json.loads(self.vfioctl("-j", "list").stdout), [])
+        m = json.loads(self.vfioctl("-j", "match", NVME).stdout)
+        self.assertEqual(sorted(u["kind"] for u in m["in_use"]["uses"]),
+                         ["console", "holder", "net-master", "net-up"])
+        self.assertIn("in use by the host", self.vfioctl("match", NVME).stdout)
+
+    def test_in_use_forced_goes_on(self):
+        self.in_use_tree()
+        # Forced, the steps run (the fixture kernel then never binds: verify fails).
+        p = self.vfioctl("create", NVME, "force", rc=1)
+        self.assertNotIn("in use by the host, nothing changed", p.stderr)
+        self.assertIn("did not bind", p.stderr)
+        self.assertEqual(self.sys.read("bus/pci/drivers_probe"), NVME)
+
+    def test_group_member_in_use_blocks_group(self):
+        self.sys.pci("0000:00:03.1", 0x8086, 0x10d3, cls=0x020000, driver="e1000e", group=3)
+        self.sys._write("devices/pci0000:00/0000:00:03.1/net/eth8/flags", "0x1003\n")
+        self.sys._link("devices/pci0000:00/0000:00:03.1/net/eth8/subsystem", "class/net")
+        before = self.sys.snapshot()
+        p = self.vfioctl("create", NVME, "group", rc=1)
+        self.assertIn("IOMMU group 3: in use by the host, nothing changed:", p.stderr)
+        self.assertIn("0000:00:03.1: network interface eth8 is up", p.stderr)
+        self.assertEqual(before, self.sys.snapshot())
+
     def test_destroy_of_unassigned_device(self):
         p = self.vfioctl("destroy", NVME, rc=1)
         self.assertIn("is not assigned to a vfio driver (nvme)", p.stderr)
