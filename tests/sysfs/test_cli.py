@@ -270,23 +270,12 @@ class TestAssign(Base):
         # What sysfs shows below a device the host uses: an interface that is up and
         # enslaved, a disk a device-mapper target is stacked on, the console's framebuffer.
         dev = NVME_PATH.removeprefix("/sys/")
-        net = f"{dev}/net/eth7"
-        self.sys._write(net + "/flags", "0x1003\n")
-        self.sys._link(net + "/subsystem", "class/net")
-        self.sys._write("devices/virtual/net/br0/flags", "0x1003\n")
-        self.sys._link(net + "/master", "devices/virtual/net/br0")
-        disk = f"{dev}/nvme/nvme0/nvme0n1"
-        self.sys._write(disk + "/dev", "511:0\n")
-        self.sys._write(disk + "/uevent", "MAJOR=511\nMINOR=0\nDEVNAME=nvme0n1\n")
-        self.sys._link(disk + "/subsystem", "class/block")
-        self.sys._write("devices/virtual/block/dm-0/dev", "511:9\n")
-        self.sys._write("devices/virtual/block/dm-0/dm/name", "data\n")
-        self.sys._link("devices/virtual/block/dm-0/subsystem", "class/block")
-        self.sys._link(disk + "/holders/dm-0", "devices/virtual/block/dm-0")
-        fb = f"{dev}/graphics/fb0"
-        self.sys._write(fb + "/dev", "511:29\n")
-        self.sys._write(fb + "/uevent", "DEVNAME=fb0\n")
-        self.sys._link(fb + "/subsystem", "class/graphics")
+        net = self.sys.node(f"{dev}/net/eth7", "net", flags="0x1003")
+        self.sys._link(net + "/master", self.sys.node("devices/virtual/net/br0", "net"))
+        disk = self.sys.node(f"{dev}/nvme/nvme0/nvme0n1", "block", "511:0")
+        dm = self.sys.node("devices/virtual/block/dm-0", "block", "511:9", **{"dm/name": "data"})
+        self.sys._link(disk + "/holders/dm-0", dm)
+        self.sys.node(f"{dev}/graphics/fb0", "graphics", "511:29")
         self.sys._write("class/vtconsole/vtcon1/name", "(M) frame buffer device\n")
         self.sys._write("class/vtconsole/vtcon1/bind", "1\n")
 
@@ -318,8 +307,7 @@ class TestAssign(Base):
 
     def test_group_member_in_use_blocks_group(self):
         self.sys.pci("0000:00:03.1", 0x8086, 0x10d3, cls=0x020000, driver="e1000e", group=3)
-        self.sys._write("devices/pci0000:00/0000:00:03.1/net/eth8/flags", "0x1003\n")
-        self.sys._link("devices/pci0000:00/0000:00:03.1/net/eth8/subsystem", "class/net")
+        self.sys.node("devices/pci0000:00/0000:00:03.1/net/eth8", "net", flags="0x1003")
         before = self.sys.snapshot()
         p = self.vfioctl("create", NVME, "group", rc=1)
         self.assertIn("IOMMU group 3: in use by the host, nothing changed:", p.stderr)
