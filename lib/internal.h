@@ -65,6 +65,7 @@ struct vfiod_device {
 	int iommu_group;	/* -1 when none */
 	char *physfn;		/* name of the PF, for a VF */
 	bool force;		/* this operation takes it although in use */
+	bool held;		/* released although a process held it: wait before the probe */
 };
 
 struct candidate {

@@ -611,8 +611,16 @@ static void group_node(struct scan *s, int iommu_group)
 	if (!real)
 		return;
 	fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0)
-		node_add(s, fd, real, strrchr(real, '/') + 1, NULL);
+	if (fd >= 0) {
+		struct node *n = node_add(s, fd, real, strrchr(real, '/') + 1, NULL);
+		char *name;
+
+		/* The group's node is /dev/vfio/N (the class names it; uevent does not). */
+		if (n && asprintf(&name, "vfio/%d", iommu_group) >= 0) {
+			free(n->devname);
+			n->devname = name;
+		}
+	}
 }
 
 int inuse_scan(struct vfiod_ctx *ctx, const char *realpath, const char *name, int iommu_group,
@@ -732,8 +740,29 @@ int inuse_refuse(struct vfiod_ctx *ctx, const char *realpath, const char *subjec
 	r = inuse_scan(ctx, realpath, NULL, iommu_group, what, &u);
 	if (r >= 0)
 		r = inuse_check(ctx, subject, what & INUSE_HOLDERS, &u, force);
+	if (r >= 0 && inuse_any(&u))
+		r = 1; /* forced over a use */
 	inuse_done(&u);
 	return r;
+}
+
+int inuse_wait_released(struct vfiod_ctx *ctx, const char *realpath, int iommu_group,
+			int timeout_ms)
+{
+	for (int waited = 0;; waited += 50) {
+		struct inuse u = {};
+		bool held;
+		int r;
+
+		r = inuse_scan(ctx, realpath, NULL, iommu_group, INUSE_HOLDERS, &u);
+		held = inuse_any(&u);
+		inuse_done(&u);
+		if (r < 0 || !held)
+			return r;
+		if (waited >= timeout_ms)
+			return -ETIMEDOUT;
+		usleep(50 * 1000);
+	}
 }
 
 int inuse_refuse_syspath(struct vfiod_ctx *ctx, const char *syspath, const char *subject,

@@ -53,12 +53,23 @@ bool inuse_any(const struct inuse *u);
 int inuse_check(struct vfiod_ctx *ctx, const char *subject, bool destroy, struct inuse *u,
 		bool force);
 
-/* One device: scan and check in one call (what: INUSE_HOST or INUSE_HOLDERS). */
+/*
+ * One device: scan and check in one call (what: INUSE_HOST or INUSE_HOLDERS).
+ * 1 when forced over a use, 0 when there was none.
+ */
 int inuse_refuse(struct vfiod_ctx *ctx, const char *realpath, const char *subject, int iommu_group,
 		 unsigned int what, bool force);
 
 /* The uses as JSON ({"uses": [...], "unseen": [...]}), for match and results. */
 json_t *inuse_json(const struct inuse *u);
+
+/*
+ * Wait until no process holds the device's vfio nodes (at most TIMEOUT_MS):
+ * a VM lets go of the device first and of its group a moment later, and
+ * the host driver cannot probe while the group still has its user.
+ */
+int inuse_wait_released(struct vfiod_ctx *ctx, const char *realpath, int iommu_group,
+			int timeout_ms);
 
 /* The same for the device at SYSPATH ("/sys/devices/..."), its IOMMU group read from sysfs. */
 int inuse_refuse_syspath(struct vfiod_ctx *ctx, const char *syspath, const char *subject,

@@ -25,6 +25,9 @@
 #define OP_ASSIGN "assign"
 #define OP_RELEASE "release"
 
+/* How long a forced release waits for the holder to let go of the group too. */
+#define HELD_RELEASE_MS 5000
+
 static int probe(struct vfiod_device *dev)
 {
 	_cleanup_close_ int fd = root_open(dev->ctx, SYSFS_PCI_DRIVERS_PROBE, O_WRONLY | O_TRUNC);
@@ -401,6 +404,15 @@ static int assign_one(struct vfiod_device *dev, const char *forced, bool whole_g
 	r = device_refresh(dev);
 	if (r < 0)
 		return vfiod_error(ctx, r, "%s: %s", dev->syspath, strerror(-r));
+	/*
+	 * Before any step: nothing written, no module loaded.  A device on vfio
+	 * already is the VM's, not the host's: a holder there is no host use.
+	 */
+	if (!driver_is_vfio(ctx, dev->driver)) {
+		r = inuse_refuse(ctx, dev->realpath, dev->syspath, -1, INUSE_HOST, dev->force);
+		if (r < 0)
+			return r;
+	}
 	r = group_check(dev, whole_group);
 	if (r < 0)
 		return r;
@@ -442,10 +454,7 @@ static int assign_one(struct vfiod_device *dev, const char *forced, bool whole_g
 		}
 	}
 
-	/* Before any step: nothing written, no module loaded. */
-	r = inuse_refuse(ctx, dev->realpath, dev->syspath, -1, INUSE_HOST, dev->force);
-	if (r >= 0)
-		r = k ? assign_kernel(dev, k, forced, &rec) : assign_user(dev, forced, &rec);
+	r = k ? assign_kernel(dev, k, forced, &rec) : assign_user(dev, forced, &rec);
 	if (r >= 0) {
 		vfiod_log(ctx, LOG_INFO, "%s: %s", dev->syspath,
 			  r == 1 ? "already assigned" : "assigned");
@@ -471,7 +480,7 @@ static int group_inuse(struct vfiod_device *dev, char **members)
 		struct vfiod_device *member = NULL;
 
 		(void)member_driver(ctx, *m, &drv);
-		if (drv && streq(drv, DRIVER_PCIEPORT))
+		if (drv && (streq(drv, DRIVER_PCIEPORT) || driver_is_vfio(ctx, drv)))
 			continue;
 		r = vfiod_device_new(ctx, *m, &member);
 		if (r >= 0)
@@ -582,7 +591,13 @@ static int release_user(struct vfiod_device *dev, const struct record *rec)
 	r = vfiod_step(ctx, OP_RELEASE, dev->name, "probe");
 	if (r < 0)
 		return r;
-	return probe(dev);
+	if (dev->held)
+		(void)inuse_wait_released(ctx, dev->realpath, dev->iommu_group, HELD_RELEASE_MS);
+	r = probe(dev);
+	if (r < 0)
+		return vfiod_error(ctx, r, "%s: released, but the probe failed: %s", dev->syspath,
+				   strerror(-r));
+	return 0;
 }
 
 _public_ int vfiod_device_release(struct vfiod_device *dev, unsigned int flags, char **ret)
@@ -641,6 +656,7 @@ _public_ int vfiod_device_release(struct vfiod_device *dev, unsigned int flags, 
 	/* A VM holding it would keep the kernel's unbind waiting: say who, at once. */
 	r = inuse_refuse(ctx, dev->realpath, dev->syspath, dev->iommu_group, INUSE_HOLDERS,
 			 flags & VFIOD_RELEASE_FORCE);
+	dev->held = r == 1;
 	if (r >= 0)
 		r = vfiod_ctx_kernel(ctx, &k);
 	if (r >= 0)

@@ -97,7 +97,8 @@ refused "mounted" "/dev/${NS}p1 is mounted on /mnt/data" create "$DISK"
 out=$("${V[@]}" -j match "$DISK")
 vm_check "match reports the mount" \
 	test "$(jget '[u["kind"] for u in d["in_use"]["uses"]]' <<<"$out")" = "['mount']"
-unshare --mount --propagation private sh -c "umount /mnt/data; sleep 30" &
+# A copy of the mount table that keeps the mount after the host's own is gone.
+unshare --mount --propagation private sleep 60 &
 NSPID=$!
 sleep 0.5
 umount /mnt/data
@@ -111,13 +112,15 @@ mkswap -q "/dev/${NS}p2" >/dev/null && swapon "/dev/${NS}p2"
 refused "swap" "/dev/${NS}p2 is swap" create "$DISK"
 swapoff "/dev/${NS}p2"
 
-dmsetup create vfiodtest --table "0 2048 linear /dev/${NS}p3 0"
+# No udevd runs yet: dmsetup makes its node itself instead of waiting for udev.
+dmsetup create --noudevsync vfiodtest --table "0 2048 linear /dev/${NS}p3 0"
+dmsetup mknodes vfiodtest
 refused "stacked (dm)" "/dev/${NS}p3 is held by /dev/dm-0 (/dev/mapper/vfiodtest)" create "$DISK"
 mkfs.ext4 -q -F /dev/mapper/vfiodtest && mount /dev/mapper/vfiodtest /mnt/data
 refused "stacked, the top mounted" "/dev/dm-0 (stacked on /dev/${NS}p3) is mounted on /mnt/data" \
 	create "$DISK"
 umount /mnt/data
-dmsetup remove vfiodtest
+dmsetup remove --noudevsync vfiodtest
 
 LOOP=$(losetup -f --show "/dev/${NS}p4")
 refused "backing a loop device" "/dev/${NS}p4 backs ${LOOP}" create "$DISK"
