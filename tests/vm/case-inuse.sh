@@ -189,10 +189,18 @@ rc=$?
 vm_note "$bus"
 vm_check "over D-Bus: refused, exit 1" test $rc = 1
 vm_check "over D-Bus: byte-identical to --direct" test "$direct" = "$bus"
-out=$(busctl --address="$VFIOD_BUS_ADDRESS" call org.vfiod1 /org/vfiod1 org.vfiod1.Manager Create \
-	'sa{sv}' "$DISK" 0 2>&1)
-vm_check "over D-Bus: the error is org.vfiod1.Error.InUse" \
-	grep -q 'InUse\|in use by the host' <<<"$out"
+out=$(/usr/bin/python3 - "$VFIOD_BUS_ADDRESS" "$DISK" <<'EOF'
+import sys, dbus
+bus = dbus.bus.BusConnection(sys.argv[1])
+m = dbus.Interface(bus.get_object("org.vfiod1", "/org/vfiod1"), "org.vfiod1.Manager")
+try:
+    m.Create(sys.argv[2], dbus.Dictionary({}, signature="sv"))
+    print("accepted")
+except dbus.exceptions.DBusException as e:
+    print(e.get_dbus_name())
+EOF
+)
+vm_check "over D-Bus: the error is org.vfiod1.Error.InUse ($out)" test "$out" = org.vfiod1.Error.InUse
 vm_check "over D-Bus: nothing changed" test "$(drv "$DISK")" = nvme
 
 # 6. A udev-marked device in use when vfiod starts is left alone, with a log line.
