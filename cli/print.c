@@ -26,6 +26,22 @@ static void print_vfio(FILE *f, json_t *o)
 		fprintf(f, "%s%s", i ? ", " : "", json_string_value(n));
 }
 
+/* How the host uses the device, as create would refuse it. */
+static void print_in_use(FILE *f, json_t *u)
+{
+	json_t *e;
+	size_t i;
+
+	if (json_array_size(json_object_get(u, "uses")))
+		fprintf(f, "in use by the host (create refuses it without `force`):\n");
+	json_array_foreach(json_object_get(u, "uses"), i, e)
+		fprintf(f, "  %s\n", str(e, "text", "?"));
+	json_array_foreach(json_object_get(u, "unseen"), i, e)
+		fprintf(f, "  not checked: %s\n", json_string_value(e));
+	if (json_is_true(json_object_get(u, "root_filesystem")))
+		fprintf(f, "  it holds the root file system: never taken, not even with `force`\n");
+}
+
 static int print_match(FILE *f, json_t *o)
 {
 	json_t *cands = json_object_get(o, "candidates"), *c, *sel;
@@ -63,6 +79,7 @@ static int print_match(FILE *f, json_t *o)
 		fprintf(f, "selected nothing (decided in %s)\n", str(o, "resolver", "?"));
 	if (json_object_get(o, "note"))
 		fprintf(f, "note: %s\n", str(o, "note", ""));
+	print_in_use(f, json_object_get(o, "in_use"));
 	return 0;
 }
 

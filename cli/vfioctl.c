@@ -284,7 +284,7 @@ static int direct_stop(struct vfiod_ctx *ctx, const char *name, json_t *opts, ch
 static const struct verb verbs[] = {
 	{ "match", "match PATH", "Match", "PATH", 0, false, direct_match },
 	{ "create", "create PATH [OPTION...]", "Create", "PATH", OPT_CREATE, true, direct_create },
-	{ "destroy", "destroy PATH|NAME [vfs [force]|sf N]", "Destroy", "PATH", OPT_DESTROY, true,
+	{ "destroy", "destroy PATH|NAME [force] [vfs|sf N]", "Destroy", "PATH", OPT_DESTROY, true,
 	  direct_destroy },
 	{ "list", "list", "List", NULL, 0, false, direct_list },
 	{ "types", "types PATH", "MdevTypes", "PATH", 0, false, direct_types },

@@ -25,6 +25,7 @@ const sd_bus_error_map vfiod_bus_errors[] = {
 	SD_BUS_ERROR_MAP(VFIOD_ERROR_LIMIT_REACHED, ENOSPC),
 	/* Not an errno libvfiod returns: a caller waiting for polkit too often. */
 	SD_BUS_ERROR_MAP(VFIOD_ERROR_TOO_MANY_REQUESTS, EUSERS),
+	SD_BUS_ERROR_MAP(VFIOD_ERROR_IN_USE, ETXTBSY),
 	SD_BUS_ERROR_MAP(VFIOD_ERROR_FAILED, EIO),
 	SD_BUS_ERROR_MAP_END};
 
@@ -39,6 +40,9 @@ int bus_error_errno(enum bus_error_context context, int r)
 
 	if (e == ENOMEM)
 		return -ENOMEM;
+	/* In use by the host, or held by a VM: the same in every call. */
+	if (e == ETXTBSY)
+		return -ETXTBSY;
 	switch (context) {
 	case BUS_ERROR_PATH:
 		if (e == ENOENT)

@@ -19,6 +19,7 @@
 #define VFIOD_ERROR_ALREADY_EXISTS "org.vfiod1.Error.AlreadyExists"
 #define VFIOD_ERROR_LIMIT_REACHED "org.vfiod1.Error.LimitReached"
 #define VFIOD_ERROR_TOO_MANY_REQUESTS "org.vfiod1.Error.TooManyRequests"
+#define VFIOD_ERROR_IN_USE "org.vfiod1.Error.InUse"
 #define VFIOD_ERROR_FAILED "org.vfiod1.Error.Failed"
 
 extern const sd_bus_error_map vfiod_bus_errors[];

@@ -64,6 +64,8 @@ struct vfiod_device {
 	char *driver_override;	/* NULL when unset */
 	int iommu_group;	/* -1 when none */
 	char *physfn;		/* name of the PF, for a VF */
+	bool force;		/* this operation takes it although in use */
+	bool held;		/* released although a process held it: wait before the probe */
 };
 
 struct candidate {
@@ -89,6 +91,7 @@ struct vfiod_match {
 	struct candidate *cand;
 	size_t n_cand;
 	struct candidate *selected;
+	json_t *in_use;		/* inuse_json(): how the host uses the device now */
 };
 
 /* ctx.c */

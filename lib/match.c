@@ -23,6 +23,7 @@
 #include <libkmod.h>
 #include <vfio_select/rank.h>
 
+#include "inuse.h"
 #include "internal.h"
 #include "kernel.h"
 
@@ -694,6 +695,22 @@ static bool all_loaded(const struct vfiod_match *m)
  * present, it answers when it can see every candidate (or when asked to
  * decide alone); otherwise user space answers, and says why.
  */
+/* What assign would find in use, so that match shows it before anyone acts. */
+static int match_inuse(struct vfiod_device *dev, struct vfiod_match *m)
+{
+	struct inuse u = {};
+	int r;
+
+	r = inuse_scan(dev->ctx, dev->realpath, NULL, -1, INUSE_HOST, &u);
+	if (r >= 0) {
+		m->in_use = inuse_json(&u);
+		if (!m->in_use)
+			r = -ENOMEM;
+	}
+	inuse_done(&u);
+	return r;
+}
+
 _public_ int vfiod_device_match(struct vfiod_device *dev, struct vfiod_match **ret)
 {
 	struct vfiod_ctx *ctx = dev->ctx;
@@ -731,6 +748,11 @@ _public_ int vfiod_device_match(struct vfiod_device *dev, struct vfiod_match **r
 		return r;
 	}
 	match_sort(m);
+	r = match_inuse(dev, m);
+	if (r < 0) {
+		vfiod_match_unref(m);
+		return r;
+	}
 	*ret = m;
 	return 0;
 }
@@ -753,6 +775,7 @@ _public_ struct vfiod_match *vfiod_match_unref(struct vfiod_match *m)
 	free(m->name);
 	free(m->vfio_alias);
 	free(m->note);
+	json_decref(m->in_use);
 	free(m);
 	return NULL;
 }
@@ -826,5 +849,7 @@ _public_ int vfiod_match_to_json(struct vfiod_match *m, char **ret)
 		sel = json_null();
 	}
 	json_object_set_new(o, "selected", sel);
+	if (m->in_use)
+		json_object_set(o, "in_use", m->in_use);
 	return json_dump_to(o, ret);
 }

@@ -29,6 +29,7 @@
 
 #include "fileio.h"
 #include "internal.h"
+#include "inuse.h"
 #include "kinds.h"
 
 #define OP_CREATE "mdev-create"
@@ -1030,12 +1031,18 @@ static int mdev_destroy(struct vfiod_ctx *ctx, const char *path, json_t *opts, j
 	struct mdev m;
 	int r;
 
-	(void)opts;
 	r = mdev_lookup(ctx, path, &m);
 	if (r == 0)
 		return vfiod_error(ctx, -ENOENT, "%s: not an mdev", path);
 	if (r < 0)
 		return r;
+	/* A VM with the mdev's group open keeps remove waiting: say who, at once. */
+	r = inuse_refuse_syspath(ctx, m.syspath, m.syspath, INUSE_HOLDERS,
+				 opt_bool(opts, "force", false));
+	if (r < 0) {
+		mdev_done(&m);
+		return r;
+	}
 	if (asprintf(&real, "%s%s", ctx->sysfs_real,
 		     m.parent + strlen(VFIOD_DEFAULT_SYSFS_ROOT)) >= 0)
 		parentfd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -25,7 +25,7 @@ const struct option_def option_defs[] = {
 	{ "vfs", "vfs", "b", D, "vfs", NULL, false },
 	{ "assign", "assign", "b", C | F, "vfs", NULL, false },
 	{ "autoprobe", "autoprobe", "b", C | F, "vfs", NULL, false },
-	{ "force", "force", "b", D, "vfs", NULL, false },
+	{ "force", "force", "b", C | D, "all", NULL, false },
 	{ "vdpa", "vdpa", "s", C | F, "vdpa", "NAME", true },
 	{ "mac", "mac", "s", C | F, "vdpa, sf", "ADDRESS", false },
 	{ "mtu", "mtu", "u", C | F, "vdpa", "BYTES", false },

@@ -18,11 +18,15 @@
 #include <jansson.h>
 
 #include "internal.h"
+#include "inuse.h"
 #include "kinds.h"
 #include "kernel.h"
 
 #define OP_ASSIGN "assign"
 #define OP_RELEASE "release"
+
+/* How long a forced release waits for the holder to let go of the group too. */
+#define HELD_RELEASE_MS 5000
 
 static int probe(struct vfiod_device *dev)
 {
@@ -317,8 +321,17 @@ static int step_set_override(struct vfiod_device *dev, const struct record *rec)
 
 static int step_unbind(struct vfiod_device *dev, _unused_ const struct record *rec)
 {
-	int r = unbind(dev);
+	int r;
 
+	/*
+	 * Looked at again right before the host driver lets go: what the host
+	 * began to use since the first look is found here.  What starts between
+	 * this look and the unbind itself is not (vfioctl(8), `force`).
+	 */
+	r = inuse_refuse(dev->ctx, dev->realpath, dev->syspath, -1, INUSE_HOST, dev->force);
+	if (r < 0)
+		return r;
+	r = unbind(dev);
 	if (r < 0)
 		return vfiod_error(dev->ctx, r, "%s: cannot unbind %s: %s", dev->syspath,
 				   dev->driver, strerror(-r));
@@ -391,6 +404,15 @@ static int assign_one(struct vfiod_device *dev, const char *forced, bool whole_g
 	r = device_refresh(dev);
 	if (r < 0)
 		return vfiod_error(ctx, r, "%s: %s", dev->syspath, strerror(-r));
+	/*
+	 * Before any step: nothing written, no module loaded.  A device on vfio
+	 * already is the VM's, not the host's: a holder there is no host use.
+	 */
+	if (!driver_is_vfio(ctx, dev->driver)) {
+		r = inuse_refuse(ctx, dev->realpath, dev->syspath, -1, INUSE_HOST, dev->force);
+		if (r < 0)
+			return r;
+	}
 	r = group_check(dev, whole_group);
 	if (r < 0)
 		return r;
@@ -445,6 +467,33 @@ static int assign_one(struct vfiod_device *dev, const char *forced, bool whole_g
 	return r;
 }
 
+/* Every member of the group (but bridges) looked at before any is taken. */
+static int group_inuse(struct vfiod_device *dev, char **members)
+{
+	struct vfiod_ctx *ctx = dev->ctx;
+	struct inuse u = {};
+	char subject[64];
+	int r = 0;
+
+	for (char **m = members; *m && r >= 0; m++) {
+		_cleanup_free_ char *drv = NULL;
+		struct vfiod_device *member = NULL;
+
+		(void)member_driver(ctx, *m, &drv);
+		if (drv && (streq(drv, DRIVER_PCIEPORT) || driver_is_vfio(ctx, drv)))
+			continue;
+		r = vfiod_device_new(ctx, *m, &member);
+		if (r >= 0)
+			r = inuse_scan(ctx, member->realpath, member->name, -1, INUSE_HOST, &u);
+		vfiod_device_unref(member);
+	}
+	snprintf(subject, sizeof(subject), "IOMMU group %d", dev->iommu_group);
+	if (r >= 0)
+		r = inuse_check(ctx, subject, false, &u, dev->force);
+	inuse_done(&u);
+	return r;
+}
+
 _public_ int vfiod_device_assign(struct vfiod_device *dev, const char *driver, unsigned int flags,
 				 char **ret)
 {
@@ -454,8 +503,9 @@ _public_ int vfiod_device_assign(struct vfiod_device *dev, const char *driver, u
 	int r, changed = 1;
 
 	ctx->error[0] = '\0';
-	if (flags & ~VFIOD_ASSIGN_GROUP)
+	if (flags & ~(VFIOD_ASSIGN_GROUP | VFIOD_ASSIGN_FORCE))
 		return vfiod_error(ctx, -EINVAL, "unknown assign flags 0x%x", flags);
+	dev->force = flags & VFIOD_ASSIGN_FORCE;
 	if (!(flags & VFIOD_ASSIGN_GROUP))
 		return assign_one(dev, driver, false, ret);
 
@@ -468,6 +518,11 @@ _public_ int vfiod_device_assign(struct vfiod_device *dev, const char *driver, u
 	r = group_members(dev, &members);
 	if (r < 0)
 		return vfiod_error(ctx, r, "IOMMU group %d: %s", dev->iommu_group, strerror(-r));
+	r = group_inuse(dev, members);
+	if (r < 0) {
+		strv_free(members);
+		return r;
+	}
 	all = json_array();
 	for (char **m = members; *m && all; m++) {
 		_cleanup_free_ char *drv = NULL, *json = NULL;
@@ -477,8 +532,10 @@ _public_ int vfiod_device_assign(struct vfiod_device *dev, const char *driver, u
 		if (drv && streq(drv, DRIVER_PCIEPORT))
 			continue;
 		r = vfiod_device_new(ctx, *m, &member);
-		if (r >= 0)
+		if (r >= 0) {
+			member->force = dev->force;
 			r = assign_one(member, streq(*m, dev->name) ? driver : NULL, true, &json);
+		}
 		if (r == 0)
 			changed = 0;
 		if (r >= 0)
@@ -534,7 +591,13 @@ static int release_user(struct vfiod_device *dev, const struct record *rec)
 	r = vfiod_step(ctx, OP_RELEASE, dev->name, "probe");
 	if (r < 0)
 		return r;
-	return probe(dev);
+	if (dev->held)
+		(void)inuse_wait_released(ctx, dev->realpath, dev->iommu_group, HELD_RELEASE_MS);
+	r = probe(dev);
+	if (r < 0)
+		return vfiod_error(ctx, r, "%s: released, but the probe failed: %s", dev->syspath,
+				   strerror(-r));
+	return 0;
 }
 
 _public_ int vfiod_device_release(struct vfiod_device *dev, unsigned int flags, char **ret)
@@ -546,7 +609,7 @@ _public_ int vfiod_device_release(struct vfiod_device *dev, unsigned int flags, 
 	int r;
 
 	ctx->error[0] = '\0';
-	if (flags)
+	if (flags & ~VFIOD_RELEASE_FORCE)
 		return vfiod_error(ctx, -EINVAL, "unknown release flags 0x%x", flags);
 	r = device_refresh(dev);
 	if (r < 0)
@@ -590,7 +653,12 @@ _public_ int vfiod_device_release(struct vfiod_device *dev, unsigned int flags, 
 			(void)module_load(ctx, rec.previous_driver);
 	}
 
-	r = vfiod_ctx_kernel(ctx, &k);
+	/* A VM holding it would keep the kernel's unbind waiting: say who, at once. */
+	r = inuse_refuse(ctx, dev->realpath, dev->syspath, dev->iommu_group, INUSE_HOLDERS,
+			 flags & VFIOD_RELEASE_FORCE);
+	dev->held = r == 1;
+	if (r >= 0)
+		r = vfiod_ctx_kernel(ctx, &k);
 	if (r >= 0)
 		r = k ? release_kernel(dev, k) : release_user(dev, have_rec ? &rec : NULL);
 	if (r < 0) {
@@ -704,10 +772,12 @@ static int pci_run(struct vfiod_ctx *ctx, const char *path, json_t *opts, bool a
 		return r;
 	if (assign)
 		r = vfiod_device_assign(dev, opt_str(opts, "driver", NULL),
-					opt_bool(opts, "group", false) ? VFIOD_ASSIGN_GROUP : 0,
+					(opt_bool(opts, "group", false) ? VFIOD_ASSIGN_GROUP : 0) |
+						(opt_bool(opts, "force", false) ? VFIOD_ASSIGN_FORCE : 0),
 					&json);
 	else
-		r = vfiod_device_release(dev, 0, &json);
+		r = vfiod_device_release(dev, opt_bool(opts, "force", false) ? VFIOD_RELEASE_FORCE : 0,
+					 &json);
 	vfiod_device_unref(dev);
 	if (r >= 0) {
 		*ret = json_loads(json, 0, NULL);

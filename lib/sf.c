@@ -21,6 +21,7 @@
 #include <linux/devlink.h>
 
 #include "internal.h"
+#include "inuse.h"
 #include "kinds.h"
 #include "netlink.h"
 
@@ -570,6 +571,11 @@ static int sf_destroy(struct vfiod_ctx *ctx, const char *path, json_t *opts, jso
 	}
 	aux = aux_find(ctx, dev->realpath, (uint32_t)sfnum);
 	aux_path = aux_syspath(ctx, aux);
+	/* The SF's own device: its interfaces up, its nodes open (a VM on its vdpa). */
+	r = inuse_refuse_syspath(ctx, aux_path, name, INUSE_HOST | INUSE_HOLDERS,
+				 opt_bool(opts, "force", false));
+	if (r < 0)
+		goto out;
 
 	r = vfiod_step(ctx, OP_DESTROY, name, "deactivate");
 	if (r < 0)

@@ -42,6 +42,7 @@
 
 #include "fileio.h"
 #include "internal.h"
+#include "inuse.h"
 #include "kinds.h"
 
 #define OP_CREATE "vfs-create"
@@ -55,6 +56,7 @@ struct pf {
 	unsigned int total;  /* sriov_totalvfs */
 	unsigned int numvfs; /* VFs present (virtfnN links) */
 	bool autoprobe;	     /* sriov_drivers_autoprobe */
+	bool force;	     /* take VFs the host uses */
 };
 
 /* A VF present now, and who holds it. */
@@ -789,7 +791,7 @@ static int step_assign(struct pf *pf, json_t *rec, json_t *done)
 
 		if (v[i].vfio)
 			continue;
-		r = vfiod_device_assign(v[i].dev, NULL, 0, &json);
+		r = vfiod_device_assign(v[i].dev, NULL, pf->force ? VFIOD_ASSIGN_FORCE : 0, &json);
 		if (r < 0) {
 			char msg[sizeof(ctx->error)];
 
@@ -820,8 +822,9 @@ static bool release_vfs(struct vfiod_ctx *ctx, json_t *a, json_t *rec)
 		int r;
 
 		r = vfiod_device_new(ctx, name, &vf);
+		/* Undoing our own assign: a holder since then is waited for. */
 		if (r >= 0)
-			r = vfiod_device_release(vf, 0, &json);
+			r = vfiod_device_release(vf, VFIOD_RELEASE_FORCE, &json);
 		vfiod_device_unref(vf);
 		if (r < 0 && r != -ENOENT) {
 			vfiod_log(ctx, LOG_WARNING, "VF %s: cannot release it: %s", name,
@@ -930,6 +933,31 @@ static bool create_done_already(struct pf *pf, unsigned int want, bool ap, bool 
 	return all;
 }
 
+/* The VFs present that assign would take, looked at before any step. */
+static int vfs_inuse(struct pf *pf)
+{
+	struct inuse u = {};
+	int r = 0;
+
+	for (unsigned int i = 0; r >= 0 && i < pf->total; i++) {
+		_cleanup_free_ char *name = NULL;
+		struct vfiod_device *vf = NULL;
+		char link[32];
+
+		snprintf(link, sizeof(link), ATTR_VIRTFN_PREFIX "%u", i);
+		if (read_link_name(pf->dev->dirfd, link, &name) < 0)
+			continue;
+		r = vfiod_device_new(pf->ctx, name, &vf);
+		if (r >= 0 && !driver_is_vfio(pf->ctx, vf->driver))
+			r = inuse_scan(pf->ctx, vf->realpath, vf->name, -1, INUSE_HOST, &u);
+		vfiod_device_unref(vf);
+	}
+	if (r >= 0)
+		r = inuse_check(pf->ctx, pf->dev->syspath, false, &u, pf->force);
+	inuse_done(&u);
+	return r;
+}
+
 static int vfs_create(struct vfiod_ctx *ctx, const char *path, json_t *opts, json_t **ret)
 {
 	long long want = opt_uint(opts, "vfs");
@@ -949,6 +977,12 @@ static int vfs_create(struct vfiod_ctx *ctx, const char *path, json_t *opts, jso
 	r = create_check(&pf, want, old);
 	if (r < 0)
 		goto out;
+	pf.force = opt_bool(opts, "force", false);
+	if (assign) {
+		r = vfs_inuse(&pf);
+		if (r < 0)
+			goto out;
+	}
 	/* With assign, no host driver may take the new VFs before vfio does. */
 	ap_after = opt_bool(opts, "autoprobe", assign ? false : pf.autoprobe);
 	ap_during = assign ? false : ap_after;
@@ -1031,7 +1065,7 @@ static int step_release(struct pf *pf, json_t *rec, bool force, json_t *released
 
 		if (v[i].user || !(v[i].ours || (force && v[i].vfio)))
 			continue;
-		r = vfiod_device_release(v[i].dev, 0, &json);
+		r = vfiod_device_release(v[i].dev, force ? VFIOD_RELEASE_FORCE : 0, &json);
 		if (r == -ENOENT)
 			r = 0; /* ours once, but no longer on vfio: nothing to give back */
 		if (r < 0)

@@ -26,6 +26,7 @@
 #include <linux/virtio_ids.h>
 
 #include "internal.h"
+#include "inuse.h"
 #include "kinds.h"
 #include "netlink.h"
 
@@ -601,12 +602,18 @@ static int vdpa_destroy(struct vfiod_ctx *ctx, const char *path, json_t *opts, j
 	json_t *o;
 	int r;
 
-	(void)opts;
 	if (!valid_name(name))
 		return vfiod_error(ctx, -EINVAL, "%s: not a vdpa device", path);
 	o = dev_json(ctx, name);
 	if (!o)
 		return -ENOMEM;
+	/* A VM with /dev/vhost-vdpa-N open keeps DEV_DEL waiting: say who, at once. */
+	r = inuse_refuse_syspath(ctx, json_string_value(json_object_get(o, "device")), name,
+				 INUSE_HOLDERS, opt_bool(opts, "force", false));
+	if (r < 0) {
+		json_decref(o);
+		return r;
+	}
 	r = vfiod_step(ctx, OP_DESTROY, name, "dev-del");
 	if (r >= 0)
 		r = gnl_open_ctx(ctx, GENL_VDPA, &g);

@@ -89,6 +89,19 @@ int vfiod_match_to_json(struct vfiod_match *m, char **ret);
 
 /* Assign: every member of the IOMMU group, not only this function. */
 #define VFIOD_ASSIGN_GROUP (1u << 0)
+/*
+ * Assign although the host still uses the device (a mounted file system,
+ * an interface that is up, an open node: see vfioctl(8) `force`); the uses
+ * are logged.  Without it such a device is refused with -ETXTBSY, nothing
+ * changed.  The device holding the root file system is refused even so.
+ */
+#define VFIOD_ASSIGN_FORCE (1u << 1)
+/*
+ * Release although a process (a VM) holds the device's vfio nodes open:
+ * the kernel then asks it to let go and waits.  Without it such a device
+ * is refused at once with -ETXTBSY, naming the process.
+ */
+#define VFIOD_RELEASE_FORCE (1u << 0)
 
 /*
  * Bind DEV to DRIVER (a driver or module name), or to the best candidate

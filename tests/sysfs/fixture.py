@@ -90,6 +90,17 @@ class Sysfs:
             self._link(rel + "/device", f"bus/pci/devices/{pci}")
         return "/sys/" + rel
 
+    def node(self, rel, subsystem, dev=None, **attrs):
+        """A class device at REL: its subsystem link, `dev` ("MAJ:MIN") and any
+        attributes (ATTR=TEXT; a slash in ATTR is a sub-folder)."""
+        self._link(rel + "/subsystem", "class/" + subsystem)
+        if dev:
+            self._write(rel + "/dev", dev + "\n")
+            self._write(rel + "/uevent", "DEVNAME=%s\n" % rel.rsplit("/", 1)[1])
+        for k, v in attrs.items():
+            self._write(f"{rel}/{k}", v + "\n")
+        return rel
+
     def read(self, rel):
         with open(os.path.join(self.root, rel.removeprefix("/sys/"))) as f:
             return f.read()

@@ -266,6 +266,54 @@ class TestAssign(Base):
         self.assertFalse(os.path.exists(os.path.join(self.run_dir, "assigned", NVME + ".json")))
         self.assertEqual(json.loads(self.vfioctl("-j", "list").stdout), [])
 
+    def in_use_tree(self):
+        # What sysfs shows below a device the host uses: an interface that is up and
+        # enslaved, a disk a device-mapper target is stacked on, the console's framebuffer.
+        dev = NVME_PATH.removeprefix("/sys/")
+        net = self.sys.node(f"{dev}/net/eth7", "net", flags="0x1003")
+        self.sys._link(net + "/master", self.sys.node("devices/virtual/net/br0", "net"))
+        disk = self.sys.node(f"{dev}/nvme/nvme0/nvme0n1", "block", "511:0")
+        dm = self.sys.node("devices/virtual/block/dm-0", "block", "511:9", **{"dm/name": "data"})
+        self.sys._link(disk + "/holders/dm-0", dm)
+        self.sys.node(f"{dev}/graphics/fb0", "graphics", "511:29")
+        self.sys._write("class/vtconsole/vtcon1/name", "(M) frame buffer device\n")
+        self.sys._write("class/vtconsole/vtcon1/bind", "1\n")
+
+    def test_in_use_refused_naming_each_use(self):
+        self.in_use_tree()
+        before = self.sys.snapshot()
+        p = self.vfioctl("create", NVME, rc=1)
+        self.assertIn(NVME_PATH + ": in use by the host, nothing changed:", p.stderr)
+        for use in ("network interface eth7 is up",
+                    "network interface eth7 is enslaved to br0",
+                    "/dev/nvme0n1 is held by /dev/dm-0 (/dev/mapper/data)",
+                    "the console is on /dev/fb0",
+                    "Stop using it, or add `force` to take it anyway."):
+            self.assertIn("\n  " + use if "Stop" not in use else use, p.stderr)
+        self.assertEqual(before, self.sys.snapshot())
+        self.assertEqual(json.loads(self.vfioctl("-j", "list").stdout), [])
+        m = json.loads(self.vfioctl("-j", "match", NVME).stdout)
+        self.assertEqual(sorted(u["kind"] for u in m["in_use"]["uses"]),
+                         ["console", "holder", "net-master", "net-up"])
+        self.assertIn("in use by the host", self.vfioctl("match", NVME).stdout)
+
+    def test_in_use_forced_goes_on(self):
+        self.in_use_tree()
+        # Forced, the steps run (the fixture kernel then never binds: verify fails).
+        p = self.vfioctl("create", NVME, "force", rc=1)
+        self.assertNotIn("in use by the host, nothing changed", p.stderr)
+        self.assertIn("did not bind", p.stderr)
+        self.assertEqual(self.sys.read("bus/pci/drivers_probe"), NVME)
+
+    def test_group_member_in_use_blocks_group(self):
+        self.sys.pci("0000:00:03.1", 0x8086, 0x10d3, cls=0x020000, driver="e1000e", group=3)
+        self.sys.node("devices/pci0000:00/0000:00:03.1/net/eth8", "net", flags="0x1003")
+        before = self.sys.snapshot()
+        p = self.vfioctl("create", NVME, "group", rc=1)
+        self.assertIn("IOMMU group 3: in use by the host, nothing changed:", p.stderr)
+        self.assertIn("0000:00:03.1: network interface eth8 is up", p.stderr)
+        self.assertEqual(before, self.sys.snapshot())
+
     def test_destroy_of_unassigned_device(self):
         p = self.vfioctl("destroy", NVME, rc=1)
         self.assertIn("is not assigned to a vfio driver (nvme)", p.stderr)

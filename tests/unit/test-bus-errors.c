@@ -47,6 +47,11 @@ static void test_contexts(void)
 	CHECK(bus_error_errno(BUS_ERROR_ASSIGN, -EACCES) == -EIO);
 	CHECK(bus_error_errno(BUS_ERROR_RELEASE, -ENOENT) == -ENOTCONN);
 	CHECK(bus_error_errno(BUS_ERROR_OTHER, -ENOMEM) == -ENOMEM);
+	/* In use is InUse whichever call found it. */
+	CHECK(bus_error_errno(BUS_ERROR_ASSIGN, -ETXTBSY) == -ETXTBSY);
+	CHECK(bus_error_errno(BUS_ERROR_RELEASE, -ETXTBSY) == -ETXTBSY);
+	CHECK(bus_error_errno(BUS_ERROR_KIND, -ETXTBSY) == -ETXTBSY);
+	CHECK(strcmp(bus_error_name(-ETXTBSY), VFIOD_ERROR_IN_USE) == 0);
 	CHECK(strcmp(bus_error_name(-E2BIG), VFIOD_ERROR_FAILED) == 0);
 }
 

@@ -95,6 +95,15 @@ vm_note "vfio-open: $out"
 vm_check "create: opened through /dev/vfio/$G1 (VFIO_GROUP_GET_DEVICE_FD $u1)" \
 	grep -q "^$u1: config 1b36:7fff subsystem 1b36:0001$" <<<"$out"
 vm_check "create: one small instance left" test "$(avail $SMALL)" = 1
+rm -f /tmp/held-mdev
+hold_start "$G1" $u1 /tmp/held-mdev >/dev/null 2>&1
+out=$("${VFIOCTL[@]}" destroy $u1 2>&1)
+vm_note "destroy while held: $out"
+vm_check "destroy of a held mdev refused at once, naming the process" \
+	grep -qF "process $HOLDER (python3) has /dev/vfio/$G1 open" <<<"$out"
+vm_check "... the mdev still there" test -e "$BUS/$u1"
+kill "$HOLDER"
+wait "$HOLDER" 2>/dev/null
 
 # 3. create with a generated UUID, the type by its short name, the parent by its mdev_bus name
 out=$("${VFIOCTL[@]}" -j create $MOD type small)

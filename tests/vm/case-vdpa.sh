@@ -77,6 +77,15 @@ vm_check "duplicate: the kernel's answer is shown" has "$ERR" "File exists"
 vm_check "duplicate: the first device is untouched" \
 	test "$(basename "$(readlink $VDPA/blk0/driver)")" = vhost_vdpa
 
+sleep 60 3<>"$NODE" &
+VH=$!
+sleep 0.3
+refused "destroy of a held vdpa device refused at once" destroy blk0
+vm_check "... naming the process" has "$ERR" "process $VH (sleep) has $NODE open"
+vm_check "... blk0 still there" test -e $VDPA/blk0
+kill $VH
+wait $VH 2>/dev/null
+
 t0=$(now_ns)
 call destroy blk0
 t1=$(now_ns)

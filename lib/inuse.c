@@ -1,0 +1,787 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Is the device still in use?  Before a device is taken from its host
+ * driver, every way the host uses it is found: the device directory is walked
+ * for the block devices, network interfaces, framebuffers and device nodes
+ * below it, block devices are followed up through their holders (whatever is
+ * stacked on a disk counts as the disk), and /proc says what is mounted (in
+ * every mount namespace), what is swap and which process has a node open.
+ * Before a device is given back, the same walk finds who holds its vfio or
+ * vhost nodes.  Nothing is guessed from device names: a node is known by its
+ * major:minor, an interface by its directory under the device.
+ *
+ * What cannot be seen (a process whose open files cannot be read) is said,
+ * never taken for "free".
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <limits.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "inuse.h"
+#include "internal.h"
+
+#define WALK_DEPTH 12
+#define MAX_NODES 1024
+
+struct node {
+	char *devname;	/* "nvme0n1p1", "vfio/4": the name under /dev */
+	char *sysname;	/* the directory's name */
+	char *realdir;	/* the directory on disk */
+	char type;	/* 'b', 'c', or 'n' for a network interface */
+	unsigned int major, minor;
+	const char *via; /* the node this one is stacked on, or NULL */
+};
+
+struct scan {
+	struct vfiod_ctx *ctx;
+	struct inuse *u;
+	const char *prefix;
+	struct node nodes[MAX_NODES];
+	size_t n;
+};
+
+static void node_done(struct node *n)
+{
+	free(n->devname);
+	free(n->sysname);
+	free(n->realdir);
+}
+
+static int use_add(struct scan *s, const char *kind, const char *device, int pid,
+		   const char *command, const char *fmt, ...) _printf_(6, 7);
+static int use_add(struct scan *s, const char *kind, const char *device, int pid,
+		   const char *command, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	json_t *o;
+	int l = 0;
+
+	if (s->prefix)
+		l = snprintf(text, sizeof(text), "%s: ", s->prefix);
+	va_start(ap, fmt);
+	vsnprintf(text + l, sizeof(text) - l, fmt, ap);
+	va_end(ap);
+	o = json_pack("{s:s, s:s, s:s}", "kind", kind, "device", device, "text", text);
+	if (!o)
+		return -ENOMEM;
+	if (pid > 0) {
+		json_object_set_new(o, "pid", json_integer(pid));
+		json_object_set_new(o, "command", json_string(command));
+	}
+	if (s->prefix)
+		json_object_set_new(o, "name", json_string(s->prefix));
+	return json_array_append_new(s->u->uses, o) < 0 ? -ENOMEM : 0;
+}
+
+static void unseen_add(struct scan *s, const char *fmt, ...) _printf_(2, 3);
+static void unseen_add(struct scan *s, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	for (size_t i = 0; i < json_array_size(s->u->unseen); i++)
+		if (streq(json_string_value(json_array_get(s->u->unseen, i)), text))
+			return;
+	json_array_append_new(s->u->unseen, json_string(text));
+}
+
+/* The DEVNAME= of DIR's uevent, or NULL. */
+static char *uevent_devname(int dirfd)
+{
+	_cleanup_free_ char *uevent = NULL;
+	char *line, *save = NULL;
+
+	if (read_attr(dirfd, "uevent", &uevent) < 0)
+		return NULL;
+	for (line = strtok_r(uevent, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (strncmp(line, "DEVNAME=", 8) == 0)
+			return strdup(line + 8);
+	return NULL;
+}
+
+static bool node_known(struct scan *s, const char *realdir)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (streq(s->nodes[i].realdir, realdir))
+			return true;
+	return false;
+}
+
+/*
+ * If DIR (named NAME) is a device node's directory (a `dev` file) or a network
+ * interface, add it.  Returns the new node, or NULL.
+ */
+static struct node *node_add(struct scan *s, int dirfd, const char *realdir, const char *name,
+			     const char *via)
+{
+	_cleanup_free_ char *dev = NULL, *subsystem = NULL;
+	struct node *n;
+	unsigned int ma, mi;
+	char type;
+
+	if (s->n >= MAX_NODES || node_known(s, realdir))
+		return NULL;
+	(void)read_link_name(dirfd, "subsystem", &subsystem);
+	if (read_attr(dirfd, "dev", &dev) >= 0 && sscanf(dev, "%u:%u", &ma, &mi) == 2)
+		type = subsystem && streq(subsystem, "block") ? 'b' : 'c';
+	else if (subsystem && streq(subsystem, "net"))
+		type = 'n', ma = mi = 0;
+	else
+		return NULL;
+	n = &s->nodes[s->n];
+	*n = (struct node){ .type = type, .major = ma, .minor = mi, .via = via };
+	n->sysname = strdup(name);
+	n->realdir = strdup(realdir);
+	n->devname = type == 'n' ? NULL : uevent_devname(dirfd);
+	if (!n->devname)
+		n->devname = strdup(name);
+	if (!n->sysname || !n->realdir || !n->devname) {
+		node_done(n);
+		return NULL;
+	}
+	s->n++;
+	return n;
+}
+
+/* Every node below REALDIR, not following links. */
+static void walk(struct scan *s, const char *realdir, int depth)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+	int fd;
+
+	fd = open(realdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	node_add(s, fd, realdir, strrchr(realdir, '/') + 1, NULL);
+	if (depth >= WALK_DEPTH || dir_from_fd(fd, &d) < 0)
+		return;
+	while ((de = readdir(d))) {
+		_cleanup_free_ char *child = NULL;
+
+		if (de->d_type != DT_DIR || de->d_name[0] == '.' || streq(de->d_name, "power") ||
+		    streq(de->d_name, "holders") || streq(de->d_name, "slaves"))
+			continue;
+		if (asprintf(&child, "%s/%s", realdir, de->d_name) < 0)
+			return;
+		walk(s, child, depth + 1);
+	}
+}
+
+/*
+ * Whatever is stacked on a block device (dm, md, bcache...) is found through
+ * its holders/ links, followed all the way up: a use of the top is a use of
+ * the disk.  The holder itself is a use too.
+ */
+static int holders(struct scan *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		_cleanup_closedir_ DIR *d = NULL;
+		_cleanup_free_ char *hdir = NULL;
+		struct dirent *de;
+
+		if (s->nodes[i].type != 'b')
+			continue;
+		if (asprintf(&hdir, "%s/holders", s->nodes[i].realdir) < 0)
+			return -ENOMEM;
+		d = opendir(hdir);
+		if (!d)
+			continue;
+		while ((de = readdir(d))) {
+			_cleanup_free_ char *link = NULL, *real = NULL;
+			_cleanup_close_ int fd = -1;
+			struct node *h;
+
+			if (de->d_name[0] == '.')
+				continue;
+			if (asprintf(&link, "%s/%s", hdir, de->d_name) < 0)
+				return -ENOMEM;
+			real = realpath(link, NULL);
+			if (!real)
+				continue;
+			fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (fd < 0)
+				continue;
+			h = node_add(s, fd, real, de->d_name, s->nodes[i].devname);
+			if (h) {
+				_cleanup_free_ char *dmname = NULL;
+				int r;
+
+				(void)read_attr(fd, "dm/name", &dmname);
+				r = use_add(s, "holder", s->nodes[i].devname, 0, NULL,
+					    "/dev/%s is held by /dev/%s%s%s%s", s->nodes[i].devname,
+					    h->devname, dmname ? " (/dev/mapper/" : "",
+					    dmname ?: "", dmname ? ")" : "");
+				if (r < 0)
+					return r;
+			}
+		}
+	}
+	return 0;
+}
+
+/* "/dev/dm-0 (on /dev/nvme0n1p1)" when N is stacked on another node. */
+static const char *node_words(const struct node *n, char *buf, size_t size)
+{
+	if (n->via)
+		snprintf(buf, size, "/dev/%s (stacked on /dev/%s)", n->devname, n->via);
+	else
+		snprintf(buf, size, "/dev/%s", n->devname);
+	return buf;
+}
+
+static struct node *node_by_dev(struct scan *s, char type, unsigned int ma, unsigned int mi)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->nodes[i].type == type && s->nodes[i].major == ma && s->nodes[i].minor == mi)
+			return &s->nodes[i];
+	return NULL;
+}
+
+static bool has_block(struct scan *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->nodes[i].type == 'b')
+			return true;
+	return false;
+}
+
+static void comm_of(int pid, char *buf, size_t size)
+{
+	char path[64];
+	_cleanup_fclose_ FILE *f = NULL;
+
+	snprintf(buf, size, "?");
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	f = fopen(path, "re");
+	if (f && fgets(buf, size, f))
+		buf[strcspn(buf, "\n")] = '\0';
+	/* A command name is the process's own choice: keep it printable. */
+	for (char *c = buf; *c; c++)
+		if (!isprint((unsigned char)*c))
+			*c = '?';
+}
+
+/*
+ * One mountinfo file: each mount of a block node below the device.  ROOT_NS:
+ * this is our namespace or PID 1's, where a mount on / is the host's root.
+ */
+static int mounts_of(struct scan *s, const char *file, int pid, bool root_ns)
+{
+	_cleanup_fclose_ FILE *f = fopen(file, "re");
+	char line[4096];
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char mnt[PATH_MAX], src[PATH_MAX] = "", *sep;
+		unsigned int ma, mi;
+		struct node *n;
+		int r;
+
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &ma, &mi, mnt) != 3)
+			continue;
+		sep = strstr(line, " - ");
+		if (sep)
+			(void)sscanf(sep, " - %*s %4095s", src);
+		n = node_by_dev(s, 'b', ma, mi);
+		/* btrfs and others show an anonymous device: match the source too. */
+		for (size_t i = 0; !n && src[0] && i < s->n; i++)
+			if (s->nodes[i].type == 'b' && strncmp(src, "/dev/", 5) == 0 &&
+			    streq(src + 5, s->nodes[i].devname))
+				n = &s->nodes[i];
+		if (!n)
+			continue;
+		char words[300], comm[64];
+
+		if (streq(mnt, "/") && root_ns)
+			s->u->root = true;
+		if (pid > 0) {
+			comm_of(pid, comm, sizeof(comm));
+			r = use_add(s, "mount", n->devname, 0, NULL,
+				    "%s is mounted on %s in the mount namespace of process %d (%s)",
+				    node_words(n, words, sizeof(words)), mnt, pid, comm);
+		} else {
+			r = use_add(s, "mount", n->devname, 0, NULL, "%s is mounted on %s",
+				    node_words(n, words, sizeof(words)), mnt);
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Mounts in our namespace, then in every other one a process lives in. */
+static int mounts(struct scan *s)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	ino_t seen[256];
+	size_t n_seen = 0;
+	struct stat st;
+	struct dirent *de;
+	int r;
+
+	if (stat("/proc/self/ns/mnt", &st) == 0)
+		seen[n_seen++] = st.st_ino;
+	r = mounts_of(s, "/proc/self/mountinfo", 0, true);
+	if (r < 0) {
+		unseen_add(s, "mounts: /proc/self/mountinfo: %s", strerror(-r));
+		return 0;
+	}
+	d = opendir("/proc");
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		char path[64];
+		int pid = atoi(de->d_name);
+
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/ns/mnt", pid);
+		if (stat(path, &st) < 0) {
+			if (errno == EACCES || errno == EPERM)
+				unseen_add(s, "the mounts of some processes could not be read: %s",
+					   strerror(errno));
+			continue;
+		}
+		bool known = false;
+
+		for (size_t i = 0; i < n_seen; i++)
+			known |= seen[i] == st.st_ino;
+		if (known || n_seen >= ARRAY_SIZE(seen))
+			continue;
+		seen[n_seen++] = st.st_ino;
+		snprintf(path, sizeof(path), "/proc/%d/mountinfo", pid);
+		r = mounts_of(s, path, pid, pid == 1);
+		if (r == -ENOMEM)
+			return r;
+	}
+	return 0;
+}
+
+static int swaps(struct scan *s)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/swaps", "re");
+	char line[PATH_MAX + 128];
+
+	if (!f) {
+		if (errno != ENOENT)
+			unseen_add(s, "swap: /proc/swaps: %s", strerror(errno));
+		return 0;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char file[PATH_MAX], words[300];
+		struct node *n = NULL;
+		struct stat st;
+
+		if (sscanf(line, "%4095s", file) != 1 || file[0] != '/')
+			continue;
+		if (stat(file, &st) == 0 && S_ISBLK(st.st_mode))
+			n = node_by_dev(s, 'b', major(st.st_rdev), minor(st.st_rdev));
+		for (size_t i = 0; !n && i < s->n; i++)
+			if (s->nodes[i].type == 'b' && strncmp(file, "/dev/", 5) == 0 &&
+			    streq(file + 5, s->nodes[i].devname))
+				n = &s->nodes[i];
+		if (n && use_add(s, "swap", n->devname, 0, NULL, "%s is swap",
+				 node_words(n, words, sizeof(words))) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* A loop device whose backing file is a block node below the device. */
+static int loops(struct scan *s)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+	int fd;
+
+	fd = root_open(s->ctx, "block", O_RDONLY | O_DIRECTORY);
+	if (fd < 0 || dir_from_fd(fd, &d) < 0)
+		return 0;
+	while ((de = readdir(d))) {
+		_cleanup_close_ int lfd = -1;
+		_cleanup_free_ char *backing = NULL;
+		char words[300];
+		struct node *n = NULL;
+		struct stat st;
+
+		if (strncmp(de->d_name, "loop", 4) != 0)
+			continue;
+		lfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (lfd < 0 || read_attr(lfd, "loop/backing_file", &backing) < 0)
+			continue;
+		if (stat(backing, &st) == 0 && S_ISBLK(st.st_mode))
+			n = node_by_dev(s, 'b', major(st.st_rdev), minor(st.st_rdev));
+		if (n && use_add(s, "loop", n->devname, 0, NULL, "%s backs /dev/%s",
+				 node_words(n, words, sizeof(words)), de->d_name) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Every process with a node open, read once from /proc. */
+static int open_nodes(struct scan *s)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+	unsigned int denied = 0;
+	int self = getpid();
+
+	d = opendir("/proc");
+	if (!d) {
+		unseen_add(s, "open files: /proc: %s", strerror(errno));
+		return 0;
+	}
+	while ((de = readdir(d))) {
+		_cleanup_closedir_ DIR *fds = NULL;
+		struct dirent *fe;
+		char path[64];
+		int pid = atoi(de->d_name), fd;
+
+		if (pid <= 0 || pid == self)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EACCES || errno == EPERM)
+				denied++;
+			continue;
+		}
+		if (dir_from_fd(fd, &fds) < 0)
+			continue;
+		while ((fe = readdir(fds))) {
+			struct statx stx;
+			struct node *n;
+			char words[300], comm[64];
+
+			if (fe->d_name[0] == '.')
+				continue;
+			/* Cached attributes only: a FUSE file must not stall us. */
+			if (statx(dirfd(fds), fe->d_name, AT_STATX_DONT_SYNC, STATX_TYPE, &stx) < 0)
+				continue;
+			if (S_ISBLK(stx.stx_mode))
+				n = node_by_dev(s, 'b', stx.stx_rdev_major, stx.stx_rdev_minor);
+			else if (S_ISCHR(stx.stx_mode))
+				n = node_by_dev(s, 'c', stx.stx_rdev_major, stx.stx_rdev_minor);
+			else
+				continue;
+			if (!n)
+				continue;
+			comm_of(pid, comm, sizeof(comm));
+			if (use_add(s, "open", n->devname, pid, comm, "process %d (%s) has %s open",
+				    pid, comm, node_words(n, words, sizeof(words))) < 0)
+				return -ENOMEM;
+			break; /* once per process */
+		}
+	}
+	if (denied)
+		unseen_add(s, "the open files of %u processes could not be read (permission denied)",
+			   denied);
+	return 0;
+}
+
+static bool link_local6(const struct sockaddr *sa)
+{
+	const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+	return IN6_IS_ADDR_LINKLOCAL(a);
+}
+
+static int netifs(struct scan *s, bool live)
+{
+	struct ifaddrs *ifa = NULL;
+	bool have_ifa = false;
+
+	for (size_t i = 0; i < s->n; i++) {
+		const struct node *n = &s->nodes[i];
+		_cleanup_close_ int fd = -1;
+		_cleanup_free_ char *master = NULL;
+		unsigned int flags = 0;
+		int r = 0;
+
+		if (n->type != 'n')
+			continue;
+		fd = open(n->realdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (read_attr_hex(fd, "flags", &flags) >= 0 && (flags & IFF_UP))
+			r = use_add(s, "net-up", n->sysname, 0, NULL,
+				    "network interface %s is up", n->sysname);
+		if (r >= 0 && read_link_name(fd, "master", &master) >= 0)
+			r = use_add(s, "net-master", n->sysname, 0, NULL,
+				    "network interface %s is enslaved to %s", n->sysname, master);
+		if (r < 0)
+			goto fail;
+		if (!live)
+			continue;
+		if (!have_ifa) {
+			if (getifaddrs(&ifa) < 0)
+				unseen_add(s, "addresses: %s", strerror(errno));
+			have_ifa = true;
+		}
+		for (struct ifaddrs *a = ifa; a; a = a->ifa_next) {
+			char addr[INET6_ADDRSTRLEN] = "";
+			const void *p;
+
+			if (!a->ifa_addr || !a->ifa_name || !streq(a->ifa_name, n->sysname))
+				continue;
+			if (a->ifa_addr->sa_family == AF_INET)
+				p = &((struct sockaddr_in *)a->ifa_addr)->sin_addr;
+			else if (a->ifa_addr->sa_family == AF_INET6 && !link_local6(a->ifa_addr))
+				p = &((struct sockaddr_in6 *)a->ifa_addr)->sin6_addr;
+			else
+				continue;
+			inet_ntop(a->ifa_addr->sa_family, p, addr, sizeof(addr));
+			r = use_add(s, "net-address", n->sysname, 0, NULL,
+				    "network interface %s has address %s", n->sysname, addr);
+			if (r < 0)
+				goto fail;
+		}
+		continue;
+fail:
+		freeifaddrs(ifa);
+		return r;
+	}
+	freeifaddrs(ifa);
+	return 0;
+}
+
+/* fbcon bound to a framebuffer below the device: the console is on it. */
+static int console(struct scan *s)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+	bool fbcon = false, any_fb = false;
+	int fd;
+
+	for (size_t i = 0; i < s->n; i++)
+		any_fb |= s->nodes[i].type == 'c' && strncmp(s->nodes[i].sysname, "fb", 2) == 0;
+	if (!any_fb)
+		return 0;
+	fd = root_open(s->ctx, "class/vtconsole", O_RDONLY | O_DIRECTORY);
+	if (fd >= 0 && dir_from_fd(fd, &d) >= 0)
+		while ((de = readdir(d))) {
+			_cleanup_close_ int vfd = -1;
+			_cleanup_free_ char *name = NULL, *bind = NULL;
+
+			if (de->d_name[0] == '.')
+				continue;
+			vfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (vfd >= 0 && read_attr(vfd, "name", &name) >= 0 &&
+			    read_attr(vfd, "bind", &bind) >= 0 && strstr(name, "frame buffer") &&
+			    streq(bind, "1"))
+				fbcon = true;
+		}
+	for (size_t i = 0; fbcon && i < s->n; i++)
+		if (s->nodes[i].type == 'c' && strncmp(s->nodes[i].sysname, "fb", 2) == 0 &&
+		    use_add(s, "console", s->nodes[i].devname, 0, NULL,
+			    "the console is on /dev/%s", s->nodes[i].devname) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
+/* The IOMMU group's own node, /dev/vfio/N, for the holders of a vfio device. */
+static void group_node(struct scan *s, int iommu_group)
+{
+	_cleanup_free_ char *rel = NULL, *real = NULL, *full = NULL;
+	_cleanup_close_ int fd = -1;
+
+	if (iommu_group < 0 || asprintf(&rel, "class/vfio/%d", iommu_group) < 0)
+		return;
+	if (asprintf(&full, "%s/%s", s->ctx->sysfs_real, rel) < 0)
+		return;
+	real = realpath(full, NULL);
+	if (!real)
+		return;
+	fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		struct node *n = node_add(s, fd, real, strrchr(real, '/') + 1, NULL);
+		char *name;
+
+		/* The group's node is /dev/vfio/N (the class names it; uevent does not). */
+		if (n && asprintf(&name, "vfio/%d", iommu_group) >= 0) {
+			free(n->devname);
+			n->devname = name;
+		}
+	}
+}
+
+int inuse_scan(struct vfiod_ctx *ctx, const char *realpath, const char *name, int iommu_group,
+	       unsigned int what, struct inuse *u)
+{
+	_cleanup_free_ struct scan *s = calloc(1, sizeof(*s));
+	bool live;
+	int r = 0;
+
+	if (!s)
+		return -ENOMEM;
+	if (!u->uses)
+		u->uses = json_array();
+	if (!u->unseen)
+		u->unseen = json_array();
+	if (!u->uses || !u->unseen)
+		return -ENOMEM;
+	s->ctx = ctx;
+	s->u = u;
+	s->prefix = name;
+	/* The nodes of a fixture tree's devices are not those of this /proc and netns. */
+	live = streq(ctx->sysfs_real, VFIOD_DEFAULT_SYSFS_ROOT);
+	walk(s, realpath, 0);
+	if (what & INUSE_HOLDERS)
+		group_node(s, iommu_group);
+	if (what & INUSE_HOST) {
+		r = holders(s);
+		if (r >= 0 && live && has_block(s))
+			r = mounts(s);
+		if (r >= 0 && live && has_block(s))
+			r = swaps(s);
+		if (r >= 0 && has_block(s))
+			r = loops(s);
+		if (r >= 0)
+			r = netifs(s, live);
+		if (r >= 0)
+			r = console(s);
+	}
+	if (r >= 0 && live && s->n)
+		r = open_nodes(s);
+	for (size_t i = 0; i < s->n; i++)
+		node_done(&s->nodes[i]);
+	return r;
+}
+
+void inuse_done(struct inuse *u)
+{
+	json_decref(u->uses);
+	json_decref(u->unseen);
+	*u = (struct inuse){};
+}
+
+bool inuse_any(const struct inuse *u)
+{
+	return json_array_size(u->uses) > 0;
+}
+
+json_t *inuse_json(const struct inuse *u)
+{
+	return json_pack("{s:O, s:O, s:b}", "uses", u->uses ?: json_array(), "unseen",
+			 u->unseen ?: json_array(), "root_filesystem", u->root);
+}
+
+/* The uses, one a line, indented, into BUF. */
+static void uses_text(const struct inuse *u, char *buf, size_t size)
+{
+	size_t l = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < json_array_size(u->uses) && l < size; i++)
+		l += snprintf(buf + l, size - l, "\n  %s",
+			      json_string_value(json_object_get(json_array_get(u->uses, i), "text")));
+	for (size_t i = 0; i < json_array_size(u->unseen) && l < size; i++)
+		l += snprintf(buf + l, size - l, "\n  not checked: %s",
+			      json_string_value(json_array_get(u->unseen, i)));
+}
+
+int inuse_check(struct vfiod_ctx *ctx, const char *subject, bool destroy, struct inuse *u,
+		bool force)
+{
+	char text[768];
+
+	if (!inuse_any(u)) {
+		if (json_array_size(u->unseen))
+			vfiod_log(ctx, LOG_WARNING, "%s: not every use could be checked: %s", subject,
+				  json_string_value(json_array_get(u->unseen, 0)));
+		return 0;
+	}
+	uses_text(u, text, sizeof(text));
+	if (u->root)
+		return vfiod_error(ctx, -ETXTBSY,
+				   "%s: holds the root filesystem, nothing changed:%s\n"
+				   "It is never taken, not even with `force`.",
+				   subject, text);
+	if (force) {
+		vfiod_log(ctx, LOG_WARNING, "%s: forced, although %s:%s", subject,
+			  destroy ? "held" : "in use by the host", text);
+		return 0;
+	}
+	if (destroy)
+		return vfiod_error(ctx, -ETXTBSY,
+				   "%s: still held, nothing changed:%s\n"
+				   "Stop it, or add `force` to wait for it to let go.",
+				   subject, text);
+	return vfiod_error(ctx, -ETXTBSY,
+			   "%s: in use by the host, nothing changed:%s\n"
+			   "Stop using it, or add `force` to take it anyway.",
+			   subject, text);
+}
+
+int inuse_refuse(struct vfiod_ctx *ctx, const char *realpath, const char *subject, int iommu_group,
+		 unsigned int what, bool force)
+{
+	struct inuse u = {};
+	int r;
+
+	r = inuse_scan(ctx, realpath, NULL, iommu_group, what, &u);
+	if (r >= 0)
+		r = inuse_check(ctx, subject, what & INUSE_HOLDERS, &u, force);
+	if (r >= 0 && inuse_any(&u))
+		r = 1; /* forced over a use */
+	inuse_done(&u);
+	return r;
+}
+
+int inuse_wait_released(struct vfiod_ctx *ctx, const char *realpath, int iommu_group,
+			int timeout_ms)
+{
+	for (int waited = 0;; waited += 50) {
+		struct inuse u = {};
+		bool held;
+		int r;
+
+		r = inuse_scan(ctx, realpath, NULL, iommu_group, INUSE_HOLDERS, &u);
+		held = inuse_any(&u);
+		inuse_done(&u);
+		if (r < 0 || !held)
+			return r;
+		if (waited >= timeout_ms)
+			return -ETIMEDOUT;
+		usleep(50 * 1000);
+	}
+}
+
+int inuse_refuse_syspath(struct vfiod_ctx *ctx, const char *syspath, const char *subject,
+			 unsigned int what, bool force)
+{
+	_cleanup_free_ char *real = NULL, *group = NULL;
+	_cleanup_close_ int fd = -1;
+	int iommu_group = -1;
+
+	if (!syspath || strncmp(syspath, VFIOD_DEFAULT_SYSFS_ROOT "/",
+				strlen(VFIOD_DEFAULT_SYSFS_ROOT "/")) != 0)
+		return 0;
+	if (asprintf(&real, "%s%s", ctx->sysfs_real,
+		     syspath + strlen(VFIOD_DEFAULT_SYSFS_ROOT)) < 0)
+		return -ENOMEM;
+	fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* gone: nothing holds it */
+	if (read_link_name(fd, ATTR_IOMMU_GROUP, &group) >= 0)
+		iommu_group = atoi(group);
+	return inuse_refuse(ctx, real, subject, iommu_group, what, force);
+}
