@@ -625,11 +625,29 @@ static int mdev_remove(const struct mdev *m, int parentfd)
 /* Vendor attributes */
 
 /*
- * An attribute name relative to the mdev: one or more components, none
- * empty, "." or "..", and not one of the core files whose write would
- * remove or re-announce the device.
+ * Names no component of an attribute may have: files that act when written
+ * (remove the device, announce it again, change its power state, bind or
+ * unbind a driver, reset it, rescan a bus, set a VF count, take it online)
+ * and the links of a device directory.  Every device and class device below
+ * an mdev (vfio-dev/vfio0, say) has its own uevent and power/, so a name is
+ * refused wherever it appears, not only at the top.  man vfioctl(8) lists
+ * them with the reason for each.
  */
-static bool attr_name_valid(const char *name)
+static const char *const attr_banned[] = {
+	ATTR_MDEV_REMOVE,     ATTR_UEVENT,	    ATTR_POWER_DIR,
+	ATTR_BIND,	      ATTR_UNBIND,	    ATTR_DRIVER_OVERRIDE,
+	ATTR_NEW_ID,	      ATTR_REMOVE_ID,	    ATTR_RESET,
+	ATTR_RESET_METHOD,    ATTR_RESCAN,	    ATTR_ONLINE,
+	ATTR_MDEV_CREATE,     ATTR_SRIOV_NUMVFS,    ATTR_SRIOV_DRIVERS_AUTOPROBE,
+	ATTR_DRIVERS_PROBE,   ATTR_DRIVERS_AUTOPROBE, ATTR_DRIVER,
+	ATTR_SUBSYSTEM,	      ATTR_IOMMU_GROUP,	    ATTR_MDEV_TYPE,
+};
+
+/*
+ * An attribute name relative to the mdev: one or more components, none
+ * empty, "." or "..", and none of attr_banned.
+ */
+bool mdev_attr_name_valid(const char *name)
 {
 	size_t len = strlen(name);
 
@@ -640,13 +658,13 @@ static bool attr_name_valid(const char *name)
 
 		if (l == 0 || (l == 1 && c[0] == '.') || (l == 2 && c[0] == '.' && c[1] == '.'))
 			return false;
+		for (size_t i = 0; i < ARRAY_SIZE(attr_banned); i++)
+			if (strlen(attr_banned[i]) == l && !strncmp(c, attr_banned[i], l))
+				return false;
 		c += l;
 		if (*c)
 			c++;
 	}
-	if (streq(name, ATTR_MDEV_REMOVE) || streq(name, ATTR_UEVENT) ||
-	    !strncmp(name, "power/", 6))
-		return false;
 	return true;
 }
 
@@ -656,10 +674,12 @@ static int check_attrs(struct vfiod_ctx *ctx, const char *where, json_t *attrs)
 	json_t *v;
 
 	json_object_foreach(attrs, k, v) {
-		if (!attr_name_valid(k))
+		if (!mdev_attr_name_valid(k))
 			return vfiod_error(ctx, -EINVAL,
 					   "%s: \"%s\" is not an mdev attribute name (a path below "
-					   "the mdev without \"..\"; not remove, uevent or power/)",
+					   "the mdev without \"..\", no part of it a file that acts "
+					   "when written or a link: remove, uevent, power, bind, "
+					   "driver_override, reset, ...; see vfioctl(8))",
 					   where, k);
 		if (!json_is_string(v))
 			return vfiod_error(ctx, -EINVAL, "%s: attribute %s needs a string value",
@@ -1204,7 +1224,7 @@ static json_t *mdevctl_entry(const char *dir, const char *parent, const char *fi
 						 "a string", i, k);
 					goto fail;
 				}
-				if (!attr_name_valid(k)) {
+				if (!mdev_attr_name_valid(k)) {
 					snprintf(why, sizeof(why), "attrs[%zu]: \"%s\" is not an "
 						 "attribute name vfiod writes", i, k);
 					goto fail;
