@@ -710,13 +710,14 @@ static int open_beneath(int dirfd, const char *name, int flags)
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
 	long fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+	int err = errno;
 
 	if (fd >= 0)
 		return fd;
-	if (errno != ENOSYS && errno != EPERM)
-		return negative_errno();
+	if (err != ENOSYS && err != EPERM)
+		return -err;
 	if (strchr(name, '/') || streq(name, "..") || streq(name, "."))
-		return -EOPNOTSUPP;
+		return err == EPERM ? -EPERM : -EOPNOTSUPP;
 	fd = openat(dirfd, name, how.flags);
 	return fd < 0 ? negative_errno() : fd;
 }

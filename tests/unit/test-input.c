@@ -4,17 +4,47 @@
  * hw_addr), the names of mdev attributes, mdevctl's definition files (a
  * real folder of them in a temporary directory) and the attrs option.
  */
+#include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "internal.h"
 #include "options.h"
 #include "vfiod.h"
+
+/*
+ * A kernel without openat2 (before 5.6), for libvfiod linked into this
+ * program: syscall(SYS_openat2, ...) fails with ENOSYS while no_openat2 is
+ * set; every other call goes to libc's syscall().
+ */
+static bool no_openat2;
+
+long syscall(long number, ...)
+{
+	static long (*real)(long, ...);
+	long a[6];
+	va_list ap;
+
+	if (no_openat2 && number == SYS_openat2) {
+		errno = ENOSYS;
+		return -1;
+	}
+	va_start(ap, number);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	if (!real)
+		real = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+	return real(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
 
 static void test_mac(void)
 {
@@ -311,6 +341,10 @@ int main(void)
 	test_mac();
 	test_attr_names();
 	test_mdevctl();
+	/* The same answers where openat2 is missing. */
+	no_openat2 = true;
+	test_mdevctl();
+	no_openat2 = false;
 	test_attrs_option();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
