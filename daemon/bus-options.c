@@ -136,8 +136,9 @@ int bus_options_read(sd_bus_message *m, unsigned int method, const char *member,
 		if (!streq(contents, o->type) &&
 		    !(streq(o->type, "a(ss)") && streq(contents, "a{ss}"))) {
 			r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-					      "option \"%s\" must be of type %s, not %s", key,
-					      o->type, contents);
+					      "option \"%s\" must be of type %s%s, not %s", key,
+					      o->type,
+					      streq(o->type, "a(ss)") ? " (or a{ss})" : "", contents);
 			break;
 		}
 		if (json_object_get(opts, key)) {

@@ -517,7 +517,7 @@ class TestMdev(Base):
             {"type": AP_TYPE, "attrs": dbus.Array(["assign_adapter=5"], signature="s")},
             signature="sv"))
         self.assertEqual(name, "org.freedesktop.DBus.Error.InvalidArgs")
-        self.assertIn('"attrs" must be of type a(ss)', msg)
+        self.assertIn('"attrs" must be of type a(ss) (or a{ss}), not as', msg)
 
     def test_cli_attr_twice_and_an_old_definition_file(self):
         args = ["define", AP, "type", AP_TYPE, "uuid", U_AP]
