@@ -33,22 +33,24 @@ int bus_options_append(sd_bus_message *m, json_t *opts)
 			else
 				r = sd_bus_message_append(m, "{sv}", key, "u",
 							  (uint32_t)json_integer_value(v));
-		} else if (json_is_object(v)) {
+		} else if (json_is_array(v)) { /* a(ss): [{"name": "value"}, ...] */
 			const char *k;
-			json_t *e;
+			json_t *e, *pv;
+			size_t i;
 
 			r = sd_bus_message_open_container(m, 'e', "sv");
 			if (r >= 0)
 				r = sd_bus_message_append(m, "s", key);
 			if (r >= 0)
-				r = sd_bus_message_open_container(m, 'v', "a{ss}");
+				r = sd_bus_message_open_container(m, 'v', "a(ss)");
 			if (r >= 0)
-				r = sd_bus_message_open_container(m, 'a', "{ss}");
-			json_object_foreach(v, k, e) {
-				if (r >= 0)
-					r = sd_bus_message_append(m, "{ss}", k, json_string_value(e));
-			}
-			for (int i = 0; i < 3 && r >= 0; i++)
+				r = sd_bus_message_open_container(m, 'a', "(ss)");
+			json_array_foreach(v, i, e)
+				json_object_foreach(e, k, pv)
+					if (r >= 0)
+						r = sd_bus_message_append(m, "(ss)", k,
+									  json_string_value(pv));
+			for (int n = 0; n < 3 && r >= 0; n++)
 				r = sd_bus_message_close_container(m);
 		} else {
 			r = -EINVAL;
@@ -85,13 +87,14 @@ static int read_value(sd_bus_message *m, const char *type, json_t **ret)
 		if (r >= 0 && t > INT64_MAX)
 			return -ERANGE;
 		*ret = r >= 0 ? json_integer((json_int_t)t) : NULL;
-	} else { /* a{ss} */
+	} else { /* a(ss), or the first form a{ss}: the same ordered list */
+		bool dict = streq(type, "a{ss}");
 		const char *k, *v;
 
-		*ret = json_object();
-		r = sd_bus_message_enter_container(m, 'a', "{ss}");
-		while (r >= 0 && (r = sd_bus_message_read(m, "{ss}", &k, &v)) > 0)
-			json_object_set_new(*ret, k, json_string(v));
+		*ret = json_array();
+		r = sd_bus_message_enter_container(m, 'a', dict ? "{ss}" : "(ss)");
+		while (r >= 0 && (r = sd_bus_message_read(m, dict ? "{ss}" : "(ss)", &k, &v)) > 0)
+			r = json_array_append_new(*ret, json_pack("{s:s}", k, v)) < 0 ? -ENOMEM : 0;
 		if (r >= 0)
 			r = sd_bus_message_exit_container(m);
 	}
@@ -132,10 +135,13 @@ int bus_options_read(sd_bus_message *m, unsigned int method, const char *member,
 					      allowed);
 			break;
 		}
-		if (!streq(contents, o->type)) {
+		/* a(ss) was a{ss} first: callers of that form are still served. */
+		if (!streq(contents, o->type) &&
+		    !(streq(o->type, "a(ss)") && streq(contents, "a{ss}"))) {
 			r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-					      "option \"%s\" must be of type %s, not %s", key,
-					      o->type, contents);
+					      "option \"%s\" must be of type %s%s, not %s", key,
+					      o->type,
+					      streq(o->type, "a(ss)") ? " (or a{ss})" : "", contents);
 			break;
 		}
 		if (json_object_get(opts, key)) {
@@ -143,9 +149,9 @@ int bus_options_read(sd_bus_message *m, unsigned int method, const char *member,
 					      "option \"%s\" is given twice", key);
 			break;
 		}
-		r = sd_bus_message_enter_container(m, 'v', o->type);
+		r = sd_bus_message_enter_container(m, 'v', contents);
 		if (r >= 0)
-			r = read_value(m, o->type, &v);
+			r = read_value(m, contents, &v);
 		if (r == -ERANGE) {
 			r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
 					      "option \"%s\" is out of range", key);

@@ -126,10 +126,31 @@ static bool json_array_contains(json_t *a, const char *s)
 }
 
 /*
- * mdevctl's definitions become vfiod's, once: each one not defined here yet
- * is copied (with "source" naming its file), so that a host can move from
- * mdevctl without rewriting them.  Definitions already here win; a UUID
- * imported once is not imported again.
+ * Whether vfiod's copy of mdevctl entry E follows mdevctl's file: it was
+ * imported from that file (its "source" is the file) and the file was
+ * written after vfiod's copy (an edit with mdevctl since the import, or
+ * since the last change made through vfiod).  The newer of the two wins.
+ */
+static bool mdevctl_newer(struct manager *m, json_t *e, const char *uuid, const char *src)
+{
+	_cleanup_(json_decrefp) json_t *def = NULL;
+	char err[256];
+	int64_t ours;
+
+	if (definition_load(m->definitions_dir, uuid, &def, err, sizeof(err)) < 0 ||
+	    !streq(json_string_value(json_object_get(def, "source")) ?: "", src) ||
+	    definition_mtime(m->definitions_dir, uuid, &ours) < 0)
+		return false;
+	return json_integer_value(json_object_get(e, "mtime_ns")) > ours;
+}
+
+/*
+ * mdevctl's definitions become vfiod's: each one not defined here yet is
+ * copied (with "source" naming its file), so that a host can move from
+ * mdevctl without rewriting them, and mdevctl's later edits of that file
+ * are followed while it is newer than vfiod's copy (see vfiod(8)).  A UUID
+ * defined here by other means wins; one imported once and undefined here
+ * is not imported again.
  */
 int store_import_mdevctl(struct manager *m)
 {
@@ -157,16 +178,21 @@ int store_import_mdevctl(struct manager *m)
 		const char *uuid = json_string_value(json_object_get(e, "uuid"));
 		const char *src = json_string_value(json_object_get(e, "source"));
 		const char *err = json_string_value(json_object_get(e, "error"));
+		bool update = false;
 		json_t *def, *opts;
 
 		if (err) {
 			log_warning("%s: not imported: %s", src ?: "mdevctl definition", err);
 			continue;
 		}
-		if (!uuid || store_exists(m, uuid) || json_array_contains(seen, uuid))
+		if (!uuid || !src)
+			continue;
+		if (store_exists(m, uuid))
+			update = mdevctl_newer(m, e, uuid, src);
+		if (!update && (store_exists(m, uuid) || json_array_contains(seen, uuid)))
 			continue;
 		opts = json_pack("{s:O, s:s}", "type", json_object_get(e, "type"), "uuid", uuid);
-		if (opts && json_object_size(json_object_get(e, "attrs")) > 0)
+		if (opts && json_array_size(json_object_get(e, "attrs")) > 0)
 			json_object_set(opts, "attrs", json_object_get(e, "attrs"));
 		def = opts ? json_pack("{s:s, s:s, s:O, s:o, s:{s:s, s:{}}, s:O, s:s?}", "name", uuid,
 				       "kind", "mdev", "path", json_object_get(e, "parent_path"),
@@ -177,6 +203,10 @@ int store_import_mdevctl(struct manager *m)
 		json_decref(def);
 		if (r < 0)
 			log_error_errno(r, "%s: cannot import it into %s: %m", src, m->definitions_dir);
+		else if (update)
+			log_notice("%s: changed with mdevctl since vfiod's copy; definition of %s "
+				   "updated from it (start %s)", src, uuid,
+				   json_string_value(json_object_get(e, "start")) ?: "?");
 		else {
 			log_notice("%s: imported mdevctl's definition of %s (start %s)", src, uuid,
 				   json_string_value(json_object_get(e, "start")) ?: "?");

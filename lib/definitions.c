@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "definitions.h"
 #include "fileio.h"
 #include "macro.h"
+#include "options.h"
 #include "vfiod.h"
 
 #define SUBDIR "devices"
@@ -117,6 +119,9 @@ static int load_file(const char *path, const char *name, json_t **ret, char *err
 	}
 	o = upgrade(o);
 	r = check(o, name, err, errsize);
+	/* attrs as an object (before they were a list): read as the list. */
+	if (r >= 0)
+		options_upgrade(json_object_get(o, "options"));
 	if (r < 0) {
 		json_decref(o);
 		return r;
@@ -156,6 +161,22 @@ bool definition_exists(const char *dir, const char *name)
 	if (def_file(name, &file) < 0 || asprintf(&path, "%s/%s", dir, file) < 0)
 		return false;
 	return access(path, F_OK) == 0;
+}
+
+int definition_mtime(const char *dir, const char *name, int64_t *ret)
+{
+	_cleanup_free_ char *file = NULL, *path = NULL;
+	struct stat st;
+	int r = def_file(name, &file);
+
+	if (r < 0)
+		return r;
+	if (asprintf(&path, "%s/%s", dir, file) < 0)
+		return -ENOMEM;
+	if (stat(path, &st) < 0)
+		return negative_errno();
+	*ret = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	return 0;
 }
 
 json_t *definitions_list(const char *dir, void (*warn)(const char *file, const char *why))

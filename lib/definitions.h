@@ -18,6 +18,8 @@
 
 #include <stdbool.h>
 
+#include <stdint.h>
+
 #include <jansson.h>
 
 /* The definitions directory, newly allocated. */
@@ -27,6 +29,8 @@ int definition_save(const char *dir, json_t *def);
 int definition_load(const char *dir, const char *name, json_t **ret, char *err, size_t errsize);
 int definition_remove(const char *dir, const char *name);
 bool definition_exists(const char *dir, const char *name);
+/* When NAME's file was last written, in ns since the epoch; -errno. */
+int definition_mtime(const char *dir, const char *name, int64_t *ret);
 /*
  * Every definition, in name order; files that are not definitions are
  * skipped and reported through WARN (may be NULL).  Definitions of the

@@ -156,8 +156,19 @@ int record_list(struct vfiod_ctx *ctx, char ***names);
 /* O as an indented JSON file DIR/FILE, written atomically; the message names the file. */
 int json_write_state(struct vfiod_ctx *ctx, const char *dir, const char *file, json_t *o);
 
+/* mdev.c */
+/*
+ * NAME may be written below an mdev: a relative path, no "." or "..", and
+ * no component a file that acts when written or a device's link.
+ */
+bool mdev_attr_name_valid(const char *name);
+
 /* vdpa.c */
 /* <root>/RELPATH resolved to a logical "/sys/devices/..." path. */
 int root_syspath(struct vfiod_ctx *ctx, const char *relpath, char **ret);
-/* "00:11:22:33:44:55" into six bytes; -EINVAL for anything else. */
-int mac_parse(const char *s, uint8_t mac[6]);
+/*
+ * A unicast "00:11:22:33:44:55" into six bytes; -EINVAL for anything else,
+ * *WHY saying what is wrong.  mac_parse_for() says it in CTX's error, NAME first.
+ */
+int mac_parse(const char *s, uint8_t mac[6], const char **why);
+int mac_parse_for(struct vfiod_ctx *ctx, const char *name, const char *s, uint8_t mac[6]);

@@ -626,11 +626,29 @@ static int mdev_remove(const struct mdev *m, int parentfd)
 /* Vendor attributes */
 
 /*
- * An attribute name relative to the mdev: one or more components, none
- * empty, "." or "..", and not one of the core files whose write would
- * remove or re-announce the device.
+ * Names no component of an attribute may have: files that act when written
+ * (remove the device, announce it again, change its power state, bind or
+ * unbind a driver, reset it, rescan a bus, set a VF count, take it online)
+ * and the links of a device directory.  Every device and class device below
+ * an mdev (vfio-dev/vfio0, say) has its own uevent and power/, so a name is
+ * refused wherever it appears, not only at the top.  man vfioctl(8) lists
+ * them with the reason for each.
  */
-static bool attr_name_valid(const char *name)
+static const char *const attr_banned[] = {
+	ATTR_MDEV_REMOVE,     ATTR_UEVENT,	    ATTR_POWER_DIR,
+	ATTR_BIND,	      ATTR_UNBIND,	    ATTR_DRIVER_OVERRIDE,
+	ATTR_NEW_ID,	      ATTR_REMOVE_ID,	    ATTR_RESET,
+	ATTR_RESET_METHOD,    ATTR_RESCAN,	    ATTR_ONLINE,
+	ATTR_MDEV_CREATE,     ATTR_SRIOV_NUMVFS,    ATTR_SRIOV_DRIVERS_AUTOPROBE,
+	ATTR_DRIVERS_PROBE,   ATTR_DRIVERS_AUTOPROBE, ATTR_DRIVER,
+	ATTR_SUBSYSTEM,	      ATTR_IOMMU_GROUP,	    ATTR_MDEV_TYPE,
+};
+
+/*
+ * An attribute name relative to the mdev: one or more components, none
+ * empty, "." or "..", and none of attr_banned.
+ */
+bool mdev_attr_name_valid(const char *name)
 {
 	size_t len = strlen(name);
 
@@ -641,26 +659,37 @@ static bool attr_name_valid(const char *name)
 
 		if (l == 0 || (l == 1 && c[0] == '.') || (l == 2 && c[0] == '.' && c[1] == '.'))
 			return false;
+		for (size_t i = 0; i < ARRAY_SIZE(attr_banned); i++)
+			if (strlen(attr_banned[i]) == l && !strncmp(c, attr_banned[i], l))
+				return false;
 		c += l;
 		if (*c)
 			c++;
 	}
-	if (streq(name, ATTR_MDEV_REMOVE) || streq(name, ATTR_UEVENT) ||
-	    !strncmp(name, "power/", 6))
-		return false;
 	return true;
 }
+
+/*
+ * Each NAME (K) and VALUE (V) of the attrs list A, in order: [{"name":
+ * "value"}, ...], a name as often as given (options_check() made it so).
+ */
+#define attrs_foreach(a, i, e, k, v)                                                               \
+	json_array_foreach(a, i, e)                                                                \
+		json_object_foreach(e, k, v)
 
 static int check_attrs(struct vfiod_ctx *ctx, const char *where, json_t *attrs)
 {
 	const char *k;
-	json_t *v;
+	json_t *e, *v;
+	size_t i;
 
-	json_object_foreach(attrs, k, v) {
-		if (!attr_name_valid(k))
+	attrs_foreach(attrs, i, e, k, v) {
+		if (!mdev_attr_name_valid(k))
 			return vfiod_error(ctx, -EINVAL,
 					   "%s: \"%s\" is not an mdev attribute name (a path below "
-					   "the mdev without \"..\"; not remove, uevent or power/)",
+					   "the mdev without \"..\", no part of it a file that acts "
+					   "when written or a link: remove, uevent, power, bind, "
+					   "driver_override, reset, ...; see vfioctl(8))",
 					   where, k);
 		if (!json_is_string(v))
 			return vfiod_error(ctx, -EINVAL, "%s: attribute %s needs a string value",
@@ -669,28 +698,34 @@ static int check_attrs(struct vfiod_ctx *ctx, const char *where, json_t *attrs)
 	return 0;
 }
 
-/* Open NAME below the mdev for writing, never following a link (driver/, subsystem/, ...). */
-static int attr_open(int dirfd, const char *name)
+/*
+ * NAME below DIRFD, never through a link (driver/, subsystem/, a definition
+ * pointing at /etc/shadow), never outside DIRFD.  Without openat2 (before
+ * Linux 5.6, or a seccomp filter that refuses it) only a single component
+ * is opened, with O_NOFOLLOW: that cannot leave DIRFD either.
+ */
+static int open_beneath(int dirfd, const char *name, int flags)
 {
 	struct open_how how = {
-		.flags = O_WRONLY | O_CLOEXEC | O_NOCTTY,
+		.flags = flags | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
 	long fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+	int err = errno;
 
 	if (fd >= 0)
 		return fd;
-	if (errno != ENOSYS)
-		return negative_errno();
-	if (strchr(name, '/'))
-		return -EOPNOTSUPP;
-	fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+	if (err != ENOSYS && err != EPERM)
+		return -err;
+	if (strchr(name, '/') || streq(name, "..") || streq(name, "."))
+		return err == EPERM ? -EPERM : -EOPNOTSUPP;
+	fd = openat(dirfd, name, how.flags);
 	return fd < 0 ? negative_errno() : fd;
 }
 
 static int attr_write(int dirfd, const char *name, const char *value)
 {
-	_cleanup_close_ int fd = attr_open(dirfd, name);
+	_cleanup_close_ int fd = open_beneath(dirfd, name, O_WRONLY);
 	size_t len = strlen(value);
 	ssize_t n;
 
@@ -840,9 +875,10 @@ static void undo_create(struct vfiod_ctx *ctx, const struct mdev *m, int parentf
 static int write_attrs(struct vfiod_ctx *ctx, const struct mdev *m, json_t *attrs)
 {
 	const char *k;
-	json_t *v;
+	json_t *e, *v;
+	size_t i;
 
-	json_object_foreach(attrs, k, v) {
+	attrs_foreach(attrs, i, e, k, v) {
 		int r = attr_write(m->dirfd, k, json_string_value(v));
 
 		if (r == -ENOENT || r == -ENOTDIR)
@@ -918,7 +954,7 @@ static int mdev_create(struct vfiod_ctx *ctx, const char *path, json_t *opts, js
 	r = mdev_by_uuid(ctx, uuid, &old);
 	if (r >= 0) {
 		if (streq(old.parent, p.syspath) && old.type && streq(old.type, type) &&
-		    json_object_size(attrs) == 0) {
+		    json_array_size(attrs) == 0) {
 			*ret = mdev_json(&old);
 			json_object_set_new(*ret, "changed", json_false());
 			r = *ret ? 1 : -ENOMEM;
@@ -1006,7 +1042,7 @@ static int mdev_create(struct vfiod_ctx *ctx, const char *path, json_t *opts, js
 		goto out;
 	}
 	json_object_set_new(*ret, "changed", json_true());
-	if (json_object_size(attrs))
+	if (json_array_size(attrs))
 		json_object_set(*ret, "attrs", attrs);
 	if (short_form) {
 		char note[512];
@@ -1127,15 +1163,100 @@ const struct kind kind_mdev = {
 
 #define MDEVCTL_MAX_FILE (64 * 1024)
 
+/*
+ * mdevctl's "attrs": [{"name": "value"}, ...], in the order they are written,
+ * a name as often as the vendor wants it (vfio_ap's assign_adapter); absent
+ * or null: none.  Kept as it is; *WHY says what is wrong, never quoting the
+ * file (it may be anything).
+ */
+static json_t *mdevctl_attrs(json_t *v, char *why, size_t size)
+{
+	json_t *attrs = json_array(), *e;
+	size_t i;
+
+	if (!attrs || !v || json_is_null(v))
+		return attrs;
+	if (!json_is_array(v)) {
+		snprintf(why, size, "\"attrs\" is not an array");
+		goto fail;
+	}
+	json_array_foreach(v, i, e) {
+		const char *k;
+		json_t *val;
+
+		if (!json_is_object(e) || json_object_size(e) != 1) {
+			snprintf(why, size, "attrs[%zu] is not an object of one {\"name\": \"value\"}",
+				 i);
+			goto fail;
+		}
+		json_object_foreach(e, k, val) {
+			if (!json_is_string(val)) {
+				snprintf(why, size, "attrs[%zu]: the value is not a string", i);
+				goto fail;
+			}
+			if (!mdev_attr_name_valid(k)) {
+				snprintf(why, size, "attrs[%zu]: the name is not one vfiod writes (a "
+					 "path below the mdev, no file that acts when written; see "
+					 "vfioctl(8))", i);
+				goto fail;
+			}
+		}
+		json_array_append(attrs, e);
+	}
+	return attrs;
+fail:
+	json_decref(attrs);
+	return NULL;
+}
+
+/* FILE's definition, opened in PDIRFD (never through a link) and parsed; *WHY when not. */
+static json_t *mdevctl_load(int pdirfd, const char *file, int64_t *mtime_ns, char *why,
+			    size_t size)
+{
+	_cleanup_close_ int fd = open_beneath(pdirfd, file, O_RDONLY | O_NONBLOCK);
+	json_error_t jerr;
+	struct stat st;
+	json_t *def;
+
+	if (fd == -ELOOP) {
+		snprintf(why, size, "a symbolic link; not followed");
+		return NULL;
+	}
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		snprintf(why, size, "cannot read it: %s", strerror(fd < 0 ? -fd : errno));
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, size, "not a regular file");
+		return NULL;
+	}
+	if (st.st_size > MDEVCTL_MAX_FILE) {
+		snprintf(why, size, "larger than %d bytes", MDEVCTL_MAX_FILE);
+		return NULL;
+	}
+	*mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	def = json_loadfd(fd, 0, &jerr);
+	if (!def) {
+		/* jansson's text quotes the file ("near 'root'"): give the place only. */
+		snprintf(why, size, "not JSON (line %d, column %d)", jerr.line, jerr.column);
+		return NULL;
+	}
+	if (!json_is_object(def)) {
+		snprintf(why, size, "not a JSON object");
+		json_decref(def);
+		return NULL;
+	}
+	return def;
+}
+
 /* One definition file, or an entry with "error" naming what is wrong with it. */
-static json_t *mdevctl_entry(const char *dir, const char *parent, const char *file)
+static json_t *mdevctl_entry(int pdirfd, const char *dir, const char *parent, const char *file)
 {
 	_cleanup_free_ char *source = NULL, *parent_path = NULL;
 	char uuid[UUID_LEN + 1], why[512] = "";
-	json_t *o, *def = NULL, *attrs = NULL, *v;
-	json_error_t jerr;
+	json_t *o, *def = NULL, *attrs = NULL;
 	const char *type = NULL, *start = NULL;
-	struct stat st;
+	int64_t mtime_ns = 0;
 
 	o = json_object();
 	if (!o || asprintf(&source, "%s/%s/%s", dir, parent, file) < 0 ||
@@ -1150,102 +1271,55 @@ static json_t *mdevctl_entry(const char *dir, const char *parent, const char *fi
 	}
 	json_object_set_new(o, "parent", json_string(parent));
 	json_object_set_new(o, "parent_path", json_string(parent_path));
+	json_object_set_new(o, "source", json_string(source));
 
 	if (!uuid_valid(file)) {
 		snprintf(why, sizeof(why), "file name \"%s\" is not a UUID", file);
 		goto fail;
 	}
-	if (stat(source, &st) < 0) {
-		snprintf(why, sizeof(why), "cannot read it: %s", strerror(errno));
+	def = mdevctl_load(pdirfd, file, &mtime_ns, why, sizeof(why));
+	if (!def)
 		goto fail;
-	}
-	if (st.st_size > MDEVCTL_MAX_FILE) {
-		snprintf(why, sizeof(why), "larger than %d bytes", MDEVCTL_MAX_FILE);
-		goto fail;
-	}
-	def = json_load_file(source, 0, &jerr);
-	if (!def) {
-		snprintf(why, sizeof(why), "not JSON: %s (line %d)", jerr.text, jerr.line);
-		goto fail;
-	}
-	if (!json_is_object(def)) {
-		snprintf(why, sizeof(why), "not a JSON object");
-		goto fail;
-	}
 	type = json_string_value(json_object_get(def, "mdev_type"));
 	if (!type || !*type) {
 		snprintf(why, sizeof(why), "no \"mdev_type\" string");
 		goto fail;
 	}
-	json_object_set_new(o, "type", json_string(type));
 	start = json_string_value(json_object_get(def, "start"));
 	if (!start || (!streq(start, "auto") && !streq(start, "manual"))) {
 		snprintf(why, sizeof(why), "\"start\" must be \"auto\" or \"manual\"");
 		goto fail;
 	}
+	attrs = mdevctl_attrs(json_object_get(def, "attrs"), why, sizeof(why));
+	if (!attrs)
+		goto fail;
+	json_object_set_new(o, "type", json_string(type));
 	json_object_set_new(o, "start", json_string(start));
-
-	/* attrs: [{"name": "value"}, ...], written in that order; absent or null: none. */
-	attrs = json_object();
-	v = json_object_get(def, "attrs");
-	if (v && !json_is_null(v)) {
-		size_t i;
-		json_t *e;
-
-		if (!json_is_array(v)) {
-			snprintf(why, sizeof(why), "\"attrs\" is not an array");
-			goto fail;
-		}
-		json_array_foreach(v, i, e) {
-			const char *k;
-			json_t *val;
-
-			if (!json_is_object(e) || json_object_size(e) != 1) {
-				snprintf(why, sizeof(why), "attrs[%zu] is not an object of one "
-					 "{\"name\": \"value\"}", i);
-				goto fail;
-			}
-			json_object_foreach(e, k, val) {
-				if (!json_is_string(val)) {
-					snprintf(why, sizeof(why), "attrs[%zu] (%s): the value is not "
-						 "a string", i, k);
-					goto fail;
-				}
-				if (!attr_name_valid(k)) {
-					snprintf(why, sizeof(why), "attrs[%zu]: \"%s\" is not an "
-						 "attribute name vfiod writes", i, k);
-					goto fail;
-				}
-				if (json_object_get(attrs, k))
-					json_object_set_new(o, "warning",
-							    json_string("an attribute is set twice; "
-									"the last value is kept"));
-				json_object_set(attrs, k, val);
-			}
-		}
-	}
 	json_object_set_new(o, "attrs", attrs);
-	json_object_set_new(o, "source", json_string(source));
+	json_object_set_new(o, "mtime_ns", json_integer(mtime_ns));
 	json_decref(def);
 	return o;
 fail:
-	json_decref(attrs);
 	json_decref(def);
-	json_object_set_new(o, "source", json_string(source));
-	json_object_set_new(o, "error", json_string(why));
+	json_object_set_new(o, "error", json_string(why[0] ? why : "out of memory"));
 	return o;
 }
 
-/* The directories (WANT_DIR) or regular files of DIR, sorted. */
-static int list_entries(const char *dir, bool want_dir, char ***ret)
+/*
+ * The entries of DIRFD (not consumed): directories (WANT_DIR) or regular
+ * files, and symbolic links either way (refused by their reader), sorted.
+ */
+static int list_entries(int dirfd, bool want_dir, char ***ret)
 {
-	_cleanup_closedir_ DIR *d = opendir(dir);
+	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
 	char **v;
 	size_t n = 0;
+	int r;
 
-	if (!d)
-		return negative_errno();
+	r = dir_from_fd(open_dir_at(dirfd, "."), &d);
+	if (r < 0)
+		return r;
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
@@ -1253,9 +1327,10 @@ static int list_entries(const char *dir, bool want_dir, char ***ret)
 		struct stat st;
 		char **nv;
 
-		if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, 0) < 0)
+		if (de->d_name[0] == '.' ||
+		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+		if (!S_ISLNK(st.st_mode) && (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)))
 			continue;
 		nv = realloc(v, (n + 2) * sizeof(*v));
 		if (!nv || !(nv[n] = strdup(de->d_name))) {
@@ -1272,9 +1347,79 @@ static int list_entries(const char *dir, bool want_dir, char ***ret)
 	return 0;
 }
 
+/* The entries of the parent folder PARENT of DIR (opened as TOPFD) onto A. */
+static int mdevctl_parent(int topfd, const char *dir, const char *parent, json_t *a)
+{
+	_cleanup_close_ int pdirfd = open_beneath(topfd, parent, O_RDONLY | O_DIRECTORY);
+	_cleanup_free_ char *pdir = NULL;
+	char **files = NULL;
+	int r = pdirfd;
+
+	if (asprintf(&pdir, "%s/%s", dir, parent) < 0)
+		return -ENOMEM;
+	if (r >= 0)
+		r = list_entries(pdirfd, false, &files);
+	if (r < 0) {
+		json_t *e = json_pack("{s:s, s:s, s:s}", "parent", parent, "source", pdir, "error",
+				      /* O_DIRECTORY | O_NOFOLLOW on a link: ENOTDIR */
+				      r == -ELOOP || r == -ENOTDIR ? "a symbolic link; not followed"
+								   : strerror(-r));
+
+		return e && json_array_append_new(a, e) == 0 ? 0 : -ENOMEM;
+	}
+	for (char **f = files; *f && r >= 0; f++) {
+		json_t *e = mdevctl_entry(pdirfd, dir, parent, *f);
+
+		r = e && json_array_append_new(a, e) == 0 ? 0 : -ENOMEM;
+	}
+	strv_free(files);
+	return r;
+}
+
+/*
+ * vfiod names a definition by its UUID, and one UUID is one mdev in sysfs:
+ * of two files with the same UUID (under two parents, as mdevctl allows, or
+ * in upper and lower case), the first read is taken and the other refused,
+ * saying which it lost to.
+ */
+static void mark_duplicates(json_t *a)
+{
+	json_t *e, *f;
+	size_t i, k;
+
+	json_array_foreach(a, i, e) {
+		const char *u = json_string_value(json_object_get(e, "uuid"));
+
+		if (!u || json_object_get(e, "error"))
+			continue;
+		for (k = 0; k < i; k++) {
+			char why[PATH_MAX + 200];
+			const char *fp, *ep;
+
+			f = json_array_get(a, k);
+			if (json_object_get(f, "error") ||
+			    !streq(json_string_value(json_object_get(f, "uuid")) ?: "", u))
+				continue;
+			fp = json_string_value(json_object_get(f, "parent"));
+			ep = json_string_value(json_object_get(e, "parent"));
+			if (!streq(fp, ep))
+				snprintf(why, sizeof(why), "UUID %s is defined under parent %s too "
+					 "(%s), read first; vfiod keeps one definition a UUID", u,
+					 fp, json_string_value(json_object_get(f, "source")));
+			else
+				snprintf(why, sizeof(why), "the same UUID as %s, in another case "
+					 "(UUIDs are compared without case), read first",
+					 json_string_value(json_object_get(f, "source")));
+			json_object_set_new(e, "error", json_string(why));
+			break;
+		}
+	}
+}
+
 _public_ int vfiod_mdevctl_read(struct vfiod_ctx *ctx, const char *dir, char **ret)
 {
 	_cleanup_free_ char *d = NULL;
+	_cleanup_close_ int topfd = -1;
 	char **parents = NULL;
 	json_t *a;
 	int r;
@@ -1286,7 +1431,9 @@ _public_ int vfiod_mdevctl_read(struct vfiod_ctx *ctx, const char *dir, char **r
 	a = json_array();
 	if (!a)
 		return -ENOMEM;
-	r = list_entries(d, true, &parents);
+	/* The directory itself is the administrator's to choose, a link or not. */
+	topfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	r = topfd < 0 ? negative_errno() : list_entries(topfd, true, &parents);
 	if (r == -ENOENT) {
 		/* No mdevctl here: no definitions. */
 		return json_dump_to(a, ret);
@@ -1295,41 +1442,15 @@ _public_ int vfiod_mdevctl_read(struct vfiod_ctx *ctx, const char *dir, char **r
 		json_decref(a);
 		return vfiod_error(ctx, r, "%s: %s", d, strerror(-r));
 	}
-	for (char **p = parents; *p && r >= 0; p++) {
-		_cleanup_free_ char *pdir = NULL;
-		char **files = NULL;
-
+	for (char **p = parents; *p && r >= 0; p++)
 		/* mdevctl keeps its callout scripts there, not definitions. */
-		if (streq(*p, MDEVCTL_SCRIPTS_DIR))
-			continue;
-		if (asprintf(&pdir, "%s/%s", d, *p) < 0) {
-			r = -ENOMEM;
-			break;
-		}
-		r = list_entries(pdir, false, &files);
-		if (r < 0) {
-			json_t *e = json_pack("{s:s, s:s, s:s}", "parent", *p, "source", pdir,
-					      "error", strerror(-r));
-
-			json_array_append_new(a, e);
-			r = 0;
-			continue;
-		}
-		for (char **f = files; *f; f++) {
-			json_t *e = mdevctl_entry(d, *p, *f);
-
-			if (!e) {
-				r = -ENOMEM;
-				break;
-			}
-			json_array_append_new(a, e);
-		}
-		strv_free(files);
-	}
+		if (!streq(*p, MDEVCTL_SCRIPTS_DIR))
+			r = mdevctl_parent(topfd, d, *p, a);
 	strv_free(parents);
 	if (r < 0) {
 		json_decref(a);
 		return r;
 	}
+	mark_duplicates(a);
 	return json_dump_to(a, ret);
 }

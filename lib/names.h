@@ -56,6 +56,22 @@
 #define ATTR_MDEV_TYPE_DEVICES "devices"
 #define ATTR_MDEV_TYPE "mdev_type"
 #define ATTR_MDEV_REMOVE "remove"
+/*
+ * Files of the driver core, power management and the buses that do
+ * something when written rather than hold a value; never an mdev attribute,
+ * at any depth below the mdev (see mdev_attr_name_valid() in mdev.c).
+ */
+#define ATTR_POWER_DIR "power"
+#define ATTR_BIND "bind"
+#define ATTR_UNBIND "unbind"
+#define ATTR_NEW_ID "new_id"
+#define ATTR_REMOVE_ID "remove_id"
+#define ATTR_RESET "reset"
+#define ATTR_RESET_METHOD "reset_method"
+#define ATTR_RESCAN "rescan"
+#define ATTR_ONLINE "online"
+#define ATTR_DRIVERS_PROBE "drivers_probe"
+#define ATTR_DRIVERS_AUTOPROBE "drivers_autoprobe"
 /* mdevctl's folder of callout scripts inside its definitions directory. */
 #define MDEVCTL_SCRIPTS_DIR "scripts.d"
 

@@ -20,7 +20,7 @@ const struct option_def option_defs[] = {
 	{ "persistent", "persistent", "b", C, "all", NULL, false },
 	{ "type", "type", "s", C | F, "mdev", "TYPE", true },
 	{ "uuid", "uuid", "s", C | F, "mdev", "UUID", false },
-	{ "attrs", "attr", "a{ss}", C | F, "mdev", "NAME=VALUE", false },
+	{ "attrs", "attr", "a(ss)", C | F, "mdev", "NAME=VALUE", false },
 	{ "vfs", "vfs", "u", C | F, "vfs", "N", false },
 	{ "vfs", "vfs", "b", D, "vfs", NULL, false },
 	{ "assign", "assign", "b", C | F, "vfs", NULL, false },
@@ -137,9 +137,8 @@ int options_from_words(unsigned int method, int argc, char **argv, json_t *opts,
 				return -EINVAL;
 			}
 			json_object_set_new(opts, o->key, json_integer(n));
-		} else { /* a{ss}: NAME=VALUE, repeatable, kept in order */
+		} else { /* a(ss): NAME=VALUE, repeatable, kept in order */
 			const char *eq = strchr(v, '=');
-			json_t *a = json_object_get(opts, o->key);
 			char name[256];
 
 			if (!eq || eq == v || (size_t)(eq - v) >= sizeof(name)) {
@@ -147,11 +146,10 @@ int options_from_words(unsigned int method, int argc, char **argv, json_t *opts,
 				return -EINVAL;
 			}
 			snprintf(name, sizeof(name), "%.*s", (int)(eq - v), v);
-			if (!a) {
-				a = json_object();
-				json_object_set_new(opts, o->key, a);
+			if (options_pair_append(opts, o->key, name, eq + 1) < 0) {
+				snprintf(err, errsize, "out of memory");
+				return -ENOMEM;
 			}
-			json_object_set_new(a, name, json_string(eq + 1));
 		}
 	}
 	return 0;
@@ -188,15 +186,20 @@ static bool json_has_type(json_t *v, const char *type)
 		       json_integer_value(v) <= UINT32_MAX;
 	if (streq(type, "t"))
 		return json_is_integer(v) && json_integer_value(v) >= 0;
-	if (streq(type, "a{ss}")) {
+	if (streq(type, "a(ss)")) {
 		const char *k;
-		json_t *e;
+		json_t *e, *val;
+		size_t i;
 
-		if (!json_is_object(v))
+		if (!json_is_array(v))
 			return false;
-		json_object_foreach(v, k, e)
-			if (!json_is_string(e))
+		json_array_foreach(v, i, e) {
+			if (!json_is_object(e) || json_object_size(e) != 1)
 				return false;
+			json_object_foreach(e, k, val)
+				if (!json_is_string(val))
+					return false;
+		}
 		return true;
 	}
 	return false;
@@ -211,6 +214,7 @@ int options_check(unsigned int method, json_t *opts, char *err, size_t errsize)
 		snprintf(err, errsize, "options must be a JSON object");
 		return -EINVAL;
 	}
+	options_upgrade(opts);
 	json_object_foreach(opts, key, v) {
 		const struct option_def *o = option_find(key, method);
 
@@ -222,11 +226,47 @@ int options_check(unsigned int method, json_t *opts, char *err, size_t errsize)
 			return -EINVAL;
 		}
 		if (!json_has_type(v, o->type)) {
-			snprintf(err, errsize, "option \"%s\" must be of type %s", key, o->type);
+			snprintf(err, errsize, "option \"%s\" must be of type %s%s", key, o->type,
+				 streq(o->type, "a(ss)") ? " ([{\"name\": \"value\"}, ...], or "
+				 "{\"name\": \"value\", ...})" : "");
 			return -EINVAL;
 		}
 		if (option_value_check(o, v, err, errsize) < 0)
 			return -EINVAL;
 	}
 	return 0;
+}
+
+int options_pair_append(json_t *opts, const char *key, const char *name, const char *value)
+{
+	json_t *a = json_object_get(opts, key);
+
+	if (!a) {
+		a = json_array();
+		if (!a || json_object_set_new(opts, key, a) < 0)
+			return -ENOMEM;
+	}
+	return json_array_append_new(a, json_pack("{s:s}", name, value)) < 0 ? -ENOMEM : 0;
+}
+
+void options_upgrade(json_t *opts)
+{
+	for (size_t i = 0; i < n_option_defs; i++) {
+		json_t *v = json_object_get(opts, option_defs[i].key), *a;
+		const char *k;
+		json_t *e;
+
+		if (!streq(option_defs[i].type, "a(ss)") || !json_is_object(v))
+			continue;
+		json_object_foreach(v, k, e)
+			if (!json_is_string(e))
+				break;
+		if (k) /* not all strings: options_check() names it */
+			continue;
+		a = json_array();
+		json_object_foreach(v, k, e)
+			json_array_append_new(a, json_pack("{s:O}", k, e));
+		if (a)
+			json_object_set_new(opts, option_defs[i].key, a);
+	}
 }

@@ -18,7 +18,7 @@
 struct option_def {
 	const char *key;     /* the a{sv} and JSON key */
 	const char *word;    /* vfioctl's keyword */
-	const char *type;    /* D-Bus signature: "s", "b", "u", "t" or "a{ss}" */
+	const char *type;    /* D-Bus signature: "s", "b", "u", "t" or "a(ss)" */
 	unsigned int methods;
 	const char *kinds;   /* the kinds that take it, for messages */
 	const char *arg;     /* vfioctl's name of the value; NULL for a flag */
@@ -41,5 +41,19 @@ int options_from_words(unsigned int method, int argc, char **argv, json_t *opts,
 		       size_t errsize);
 /* Whether V, of O's type, is a value O can take; -EINVAL and ERR when not. */
 int option_value_check(const struct option_def *o, json_t *v, char *err, size_t errsize);
-/* Check every key, type and value of OPTS against METHOD's table; -EINVAL and ERR when wrong. */
+/*
+ * Check every key, type and value of OPTS against METHOD's table; -EINVAL and
+ * ERR when wrong.  An a(ss) option given in the first form, a JSON object of
+ * strings, is turned into the list in place (options_upgrade()).
+ */
 int options_check(unsigned int method, json_t *opts, char *err, size_t errsize);
+
+/*
+ * a(ss) options ("attrs") are ordered lists, a name as often as wanted, kept
+ * as mdevctl keeps them: [{"name": "value"}, ...].  The first form, a JSON
+ * object {"name": "value", ...} (one value a name, in its order), is turned
+ * into that list in OPTS; anything else is left for options_check().
+ */
+void options_upgrade(json_t *opts);
+/* Append NAME=VALUE to the a(ss) option KEY of OPTS; -ENOMEM. */
+int options_pair_append(json_t *opts, const char *key, const char *name, const char *value);

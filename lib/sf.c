@@ -442,11 +442,8 @@ static int sf_create(struct vfiod_ctx *ctx, const char *path, json_t *opts, json
 				pfnum, UINT16_MAX);
 		goto out;
 	}
-	if (mac && mac_parse(mac, hw) < 0) {
-		r = vfiod_error(ctx, -EINVAL, "%s: mac \"%s\" is not an address like "
-				"00:11:22:33:44:55", name, mac);
+	if (mac && (r = mac_parse_for(ctx, name, mac, hw)) < 0)
 		goto out;
-	}
 	r = gnl_open_ctx(ctx, GENL_DEVLINK, &g);
 	if (r < 0)
 		goto out;

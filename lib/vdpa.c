@@ -299,14 +299,57 @@ static int on_dev(struct nlmsghdr *nlh, void *data)
 }
 
 /* "00:11:22:33:44:55": exactly six bytes in hex. */
-int mac_parse(const char *s, uint8_t mac[6])
+static int hex_digit(char c)
 {
-	int n = 0;
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
 
-	if (sscanf(s, "%2hhx:%2hhx:%2hhx:%2hhx:%2hhx:%2hhx%n", &mac[0], &mac[1], &mac[2], &mac[3],
-		   &mac[4], &mac[5], &n) != 6 ||
-	    n != 17 || s[n])
+/*
+ * Exactly six octets of two hex digits each, ':'-separated: no sign, no
+ * "0x", no short octet (sscanf's %2hhx took "-1" and "0x").  A unicast
+ * address only: a device's own address cannot be multicast or all zeros.
+ */
+int mac_parse(const char *s, uint8_t mac[6], const char **why)
+{
+	const char *form = "not six two-digit hex octets like 00:11:22:33:44:55";
+
+	if (strlen(s) != 17) {
+		*why = form;
 		return -EINVAL;
+	}
+	for (int i = 0; i < 6; i++) {
+		int hi = hex_digit(s[3 * i]), lo = hex_digit(s[3 * i + 1]);
+
+		if (hi < 0 || lo < 0 || (i < 5 && s[3 * i + 2] != ':')) {
+			*why = form;
+			return -EINVAL;
+		}
+		mac[i] = hi << 4 | lo;
+	}
+	if (mac[0] & 1) {
+		*why = "a multicast address (the low bit of the first octet is set); a device "
+		       "needs a unicast one";
+		return -EINVAL;
+	}
+	if (!(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5])) {
+		*why = "all zeros, which is no address";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int mac_parse_for(struct vfiod_ctx *ctx, const char *name, const char *s, uint8_t mac[6])
+{
+	const char *why = NULL;
+
+	if (mac_parse(s, mac, &why) < 0)
+		return vfiod_error(ctx, -EINVAL, "%s: mac \"%s\" is %s", name, s, why);
 	return 0;
 }
 
@@ -370,9 +413,8 @@ static int vdpa_target(struct vfiod_ctx *ctx, const char *path, json_t *opts, bo
 			return vfiod_error(ctx, -EINVAL, "\"%s\" is not a valid vdpa device name",
 					   name ? name : "");
 		mac = opt_str(opts, "mac", NULL);
-		if (mac && mac_parse(mac, hw) < 0)
-			return vfiod_error(ctx, -EINVAL, "%s: mac \"%s\" is not an address like "
-					   "00:11:22:33:44:55", name, mac);
+		if (mac && (r = mac_parse_for(ctx, name, mac, hw)) < 0)
+			return r;
 		r = mgmtdev_parse(ctx, path, &m, &t->device);
 		if (r < 0)
 			return r;
@@ -394,9 +436,9 @@ static int put_config(struct vfiod_ctx *ctx, struct nl_msg *msg, const char *nam
 	if (mac) {
 		uint8_t a[6];
 
-		if (mac_parse(mac, a) < 0)
-			return vfiod_error(ctx, -EINVAL, "%s: mac \"%s\" is not an address like "
-					   "00:11:22:33:44:55", name, mac);
+		r = mac_parse_for(ctx, name, mac, a);
+		if (r < 0)
+			return r;
 		r = nla_put(msg, VDPA_ATTR_DEV_NET_CFG_MACADDR, sizeof(a), a);
 	}
 	if (r >= 0 && mtu >= 0) {

@@ -117,7 +117,9 @@ int vfiod_device_release(struct vfiod_device *dev, unsigned int flags, char **re
 /*
  * Every kind through one call.  OPTIONS is a JSON object (NULL for none)
  * whose keys are those of org.vfiod1(5): "driver" and "group" assign a PCI
- * function; "type" (with "uuid", "attrs") makes an mdev on the parent PATH;
+ * function; "type" (with "uuid", "attrs": [{"name": "value"}, ...] in order,
+ * a name as often as wanted; an object is read as that list) makes an mdev
+ * on the parent PATH;
  * "vfs" sets a PF's VF count ("assign" hands the new VFs to vfio); "vdpa"
  * makes a vdpa device on the management device PATH; "sf" a devlink
  * subfunction on the PF PATH.  Destroy gives back what PATH names (a PCI
@@ -145,8 +147,12 @@ int vfiod_mdev_types(struct vfiod_ctx *ctx, const char *path, char **ret);
 /*
  * mdevctl's persistent definitions, DIR/<parent>/<uuid> (DIR NULL:
  * $VFIOD_MDEVCTL_DIR, else /etc/mdevctl.d), as a JSON array of {"uuid",
- * "parent", "parent_path", "type", "start", "attrs", "source"}.  A file that
- * cannot be read as a definition is an entry with "error" saying why.
+ * "parent", "parent_path", "type", "start", "attrs" (as the file has them:
+ * [{"name": "value"}, ...]), "source", "mtime_ns" (the file's modification
+ * time)}.  Files are opened below DIR, never through a symbolic link.  A
+ * file that cannot be read as a definition, or whose UUID an earlier file
+ * has (under another parent, or in another case), is an entry with "error"
+ * saying why, never quoting the file.
  */
 int vfiod_mdevctl_read(struct vfiod_ctx *ctx, const char *dir, char **ret);
 /* The vdpa management devices and what they support, as a JSON array. */

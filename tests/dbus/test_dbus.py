@@ -449,6 +449,183 @@ class TestPersistent(Base):
         self.assertEqual(self.objects(), {})
 
 
+AP = "0000:00:05.0"
+AP_PATH = "/sys/devices/pci0000:00/0000:00:05.0"
+AP_TYPE = "vfio_ap-passthrough"
+U_AP = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1003"
+AP_ATTRS = [("assign_adapter", "5"), ("assign_domain", "4"), ("assign_adapter", "6"),
+            ("assign_domain", "0xab"), ("assign_control_domain", "4")]
+
+
+def attr_list(pairs):
+    """attrs as vfiod and mdevctl keep them: [{"name": "value"}, ...]."""
+    return [{k: v} for k, v in pairs]
+
+
+class TestMdev(Base):
+    """mdev definitions: attrs in order with repeats, and living beside mdevctl."""
+
+    def extra_fixture(self):
+        # An mdev parent (a type, nothing to create for real): Define reads, never writes.
+        self.sys.pci(AP, 0x1b36, 0x0005, cls=0x00ff00, group=5)
+        t = f"devices/pci0000:00/{AP}/mdev_supported_types/{AP_TYPE}"
+        for k, v in (("available_instances", "4\n"), ("name", "passthrough\n"),
+                     ("device_api", "vfio-ap\n"), ("create", "")):
+            self.sys._write(f"{t}/{k}", v)
+        os.makedirs(os.path.join(self.sys.root, t, "devices"), exist_ok=True)
+        self.sys._link(f"class/mdev_bus/{AP}", f"devices/pci0000:00/{AP}")
+        self.mdevctl = os.path.join(self.tmp, "mdevctl.d")
+        os.makedirs(os.path.join(self.mdevctl, AP))
+        os.makedirs(os.path.join(self.mdevctl, OTHER))
+        self.env_extra = {"VFIOD_MDEVCTL_DIR": self.mdevctl}
+
+    def start_vfiod(self, **env):
+        return super().start_vfiod(**dict(getattr(self, "env_extra", {}), **env))
+
+    def definition(self, name=U_AP):
+        with open(os.path.join(self.state_dir, "devices", name + ".json")) as f:
+            return json.load(f)
+
+    def define(self, attrs):
+        return json.loads(str(self.call("Define", AP, dbus.Dictionary(
+            {"type": AP_TYPE, "uuid": U_AP, "attrs": attrs}, signature="sv"))))
+
+    def log(self):
+        return self.vfiod.output()
+
+    def test_attrs_repeat_in_order_over_dbus_a_ss(self):
+        self.define(dbus.Array([dbus.Struct(p, signature="ss") for p in AP_ATTRS],
+                               signature="(ss)"))
+        self.assertEqual(self.definition()["options"]["attrs"], attr_list(AP_ATTRS))
+        d = [e for e in self.describe()["definitions"] if e["name"] == U_AP]
+        self.assertEqual(d[0]["options"]["attrs"], attr_list(AP_ATTRS))
+        # Modify replaces the list as a whole, in its order.
+        self.call("Modify", U_AP, dbus.Dictionary({"attrs": dbus.Array(
+            [dbus.Struct(("assign_adapter", "7"), signature="ss")] * 2, signature="(ss)")},
+            signature="sv"))
+        self.assertEqual(self.definition()["options"]["attrs"],
+                         [{"assign_adapter": "7"}, {"assign_adapter": "7"}])
+
+    def test_attrs_as_a_dict_still_served(self):
+        self.define(dbus.Dictionary({"assign_adapter": "5", "assign_domain": "4"},
+                                    signature="ss"))
+        self.assertEqual(self.definition()["options"]["attrs"],
+                         [{"assign_adapter": "5"}, {"assign_domain": "4"}])
+
+    def test_attrs_of_another_type_refused_naming_both_forms(self):
+        name, msg = self.error_of("Define", AP, dbus.Dictionary(
+            {"type": AP_TYPE, "attrs": dbus.Array(["assign_adapter=5"], signature="s")},
+            signature="sv"))
+        self.assertEqual(name, "org.freedesktop.DBus.Error.InvalidArgs")
+        self.assertIn('"attrs" must be of type a(ss) (or a{ss}), not as', msg)
+
+    def test_cli_attr_twice_and_an_old_definition_file(self):
+        args = ["define", AP, "type", AP_TYPE, "uuid", U_AP]
+        for k, v in AP_ATTRS:
+            args += ["attr", f"{k}={v}"]
+        self.vfioctl(*args)
+        self.assertEqual(self.definition()["options"]["attrs"], attr_list(AP_ATTRS))
+        # A definition written before attrs were a list: read as the list.
+        self.stop_vfiod()
+        old = self.definition()
+        old["options"]["attrs"] = {"assign_adapter": "5", "assign_domain": "4"}
+        old["start"] = "manual"
+        with open(os.path.join(self.state_dir, "devices", U_AP + ".json"), "w") as f:
+            json.dump(old, f)
+        self.start_vfiod()
+        self.idle()
+        d = [e for e in self.describe()["definitions"] if e["name"] == U_AP]
+        self.assertEqual(d[0]["options"]["attrs"],
+                         [{"assign_adapter": "5"}, {"assign_domain": "4"}])
+
+    def put_mdevctl(self, parent, uuid, start, attrs, mtime=None):
+        p = os.path.join(self.mdevctl, parent, uuid)
+        with open(p, "w") as f:
+            json.dump({"mdev_type": AP_TYPE, "start": start, "attrs": attr_list(attrs)}, f)
+        if mtime is not None:
+            os.utime(p, (mtime, mtime))
+        return p
+
+    def restart(self):
+        self.stop_vfiod()
+        self.start_vfiod()
+        self.idle()
+
+    def test_mdevctl_edits_followed_while_newer(self):
+        self.stop_vfiod()
+        src = self.put_mdevctl(AP, U_AP, "manual", AP_ATTRS[:2], mtime=time.time() - 100)
+        self.start_vfiod()
+        self.idle()
+        self.assertIn(f"imported mdevctl's definition of {U_AP}", self.log())
+        d = self.definition()
+        self.assertEqual((d["start"], d["options"]["attrs"], d["source"]),
+                         ("manual", attr_list(AP_ATTRS[:2]), src))
+
+        # Edited with mdevctl since: an attribute added, start auto.  Followed at the next start.
+        self.stop_vfiod()
+        self.put_mdevctl(AP, U_AP, "auto", AP_ATTRS)
+        self.start_vfiod()
+        self.idle()
+        self.assertIn(f"changed with mdevctl since vfiod's copy; definition of {U_AP} "
+                      "updated from it (start auto)", self.log())
+        d = self.definition()
+        self.assertEqual((d["start"], d["options"]["attrs"]), ("auto", attr_list(AP_ATTRS)))
+
+        # Changed through vfiod: vfiod's copy is the newer, mdevctl's file no longer wins...
+        self.call("Modify", U_AP, dbus.Dictionary({"attrs": dbus.Array(
+            [dbus.Struct(("assign_adapter", "9"), signature="ss")], signature="(ss)")},
+            signature="sv"))
+        self.restart()
+        self.assertEqual(self.definition()["options"]["attrs"], [{"assign_adapter": "9"}])
+        # ... until it is edited again.
+        self.stop_vfiod()
+        self.put_mdevctl(AP, U_AP, "manual", AP_ATTRS[:1])
+        self.start_vfiod()
+        self.idle()
+        d = self.definition()
+        self.assertEqual((d["start"], d["options"]["attrs"]), ("manual", attr_list(AP_ATTRS[:1])))
+
+        # Undefined here: not imported again, edited or not.
+        self.call("Undefine", U_AP)
+        self.stop_vfiod()
+        self.put_mdevctl(AP, U_AP, "auto", AP_ATTRS)
+        self.start_vfiod()
+        self.idle()
+        self.assertFalse(os.path.exists(os.path.join(self.state_dir, "devices", U_AP + ".json")))
+
+    def test_mdevctl_duplicates_refused_with_a_reason(self):
+        self.stop_vfiod()
+        # Parents are read in name order: 0000:00:04.0 first.
+        first = self.put_mdevctl(OTHER, U_AP, "manual", [])
+        second = self.put_mdevctl(AP, U_AP, "manual", AP_ATTRS)
+        upper = "AAAAAAAA-2222-3333-4444-555555555555"
+        self.put_mdevctl(AP, upper, "manual", [])
+        lower = self.put_mdevctl(AP, upper.lower(), "manual", AP_ATTRS[:1])
+        self.start_vfiod()
+        self.idle()
+        log = self.log()
+        self.assertIn(f"{second}: not imported: UUID {U_AP} is defined under parent {OTHER} too "
+                      f"({first})", log)
+        self.assertIn(f"{lower}: not imported: the same UUID as "
+                      f"{os.path.join(self.mdevctl, AP, upper)}, in another case", log)
+        self.assertEqual(self.definition()["source"], first)
+        self.assertEqual(self.definition(upper.lower())["options"].get("attrs"), None)
+
+    def test_mdevctl_link_not_followed_nor_quoted(self):
+        self.stop_vfiod()
+        secret = os.path.join(self.tmp, "shadow")
+        with open(secret, "w") as f:
+            f.write("root:$y$j9T$secret:19000:0:99999:7:::\n")
+        os.symlink(secret, os.path.join(self.mdevctl, AP, U_AP))
+        self.start_vfiod()
+        self.idle()
+        log = self.log()
+        self.assertIn(f"{os.path.join(self.mdevctl, AP, U_AP)}: not imported: a symbolic link; "
+                      "not followed", log)
+        self.assertNotIn("j9T", log)
+        self.assertNotIn("expected near", log)
+
+
 @unittest.skipUnless(is_root() and shutil.which("setpriv"), "needs root to run callers as nobody")
 class TestAuthorization(Base):
     fake_kernel = True

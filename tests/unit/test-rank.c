@@ -10,21 +10,8 @@
 
 #include <vfio_select/rank.h>
 
+#include "check.h"
 #include "internal.h"
-
-static int failed, passed;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			passed++;                                                                  \
-		} else {                                                                           \
-			failed++;                                                                  \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fprintf(stderr, "\n");                                                     \
-		}                                                                                  \
-	} while (0)
 
 /* A constant expression, equal to vfio_select_field_bit() (checked below). */
 #define V(f) (1u << (VFIO_SELECT_FIELD_COUNT - 1 - VFIO_SELECT_FIELD_##f))

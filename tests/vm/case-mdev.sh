@@ -72,7 +72,8 @@ vm_check "types by /sys/class/mdev_bus path gives the same" \
 # 2. create with a given UUID (upper case) and attributes, in order
 before=$(state)
 t0=$(now_ns)
-out=$("${VFIOCTL[@]}" -j create "$P" type $SMALL uuid $U1 attr knob=42 attr vendor/label=hello)
+out=$("${VFIOCTL[@]}" -j create "$P" type $SMALL uuid $U1 attr knob=42 attr vendor/label=hello \
+	attr assign_adapter=5 attr assign_adapter=6)
 t1=$(now_ns)
 echo "create-ms $(((t1 - t0) / 1000000))" >>"$RESULTS/figures"
 vm_note "create: $out"
@@ -88,8 +89,11 @@ vm_check "create: /dev/vfio/$G1 exists" test -c "/dev/vfio/$G1"
 vm_check "create: vfio_iommu_type1 was loaded" grep -q "^vfio_iommu_type1 " /proc/modules
 vm_check "create: knob=42 written" test "$(cat "$BUS/$u1/knob")" = 42
 vm_check "create: vendor/label=hello written" test "$(cat "$BUS/$u1/vendor/label")" = hello
+vm_check "create: an attribute given twice is written twice, in order" \
+	test "$(cat "$BUS/$u1/assign_adapter")" = 5,6
 vm_check "create: reply lists the attributes in order" \
-	test "$(jget 'list(d["attrs"].items())' <<<"$out")" = "[('knob', '42'), ('vendor/label', 'hello')]"
+	test "$(jget '[list(a.items())[0] for a in d["attrs"]]' <<<"$out")" = \
+	"[('knob', '42'), ('vendor/label', 'hello'), ('assign_adapter', '5'), ('assign_adapter', '6')]"
 out=$("$VFIO_OPEN" "$G1" $u1 2>&1)
 vm_note "vfio-open: $out"
 vm_check "create: opened through /dev/vfio/$G1 (VFIO_GROUP_GET_DEVICE_FD $u1)" \
@@ -187,12 +191,24 @@ vm_check "attribute the mdev lacks: refused, nothing left" bash -c \
 	'grep -q "mdev '$U3' has no attribute nosuch" <<<"$0" && test "$1" = "$2"' "$err" "$(state)" "$before"
 err=$("$HELPER" run create "$P" '{"type":"'$LARGE'","uuid":"'$U3'","attrs":{"driver/unbind":"'$U3'"}}' 2>&1 >/dev/null)
 vm_note "$err"
-vm_check "attribute behind a link (driver/unbind): not written, nothing left" bash -c \
+vm_check "attribute through a link (driver/unbind): refused by its name, nothing left" bash -c \
+	'grep -q "\"driver/unbind\" is not an mdev attribute name" <<<"$0" && ! grep -q "step mdev-create" <<<"$0" &&
+	 test "$1" = "$2"' "$err" "$(state)" "$before"
+err=$("$HELPER" run create "$P" '{"type":"'$LARGE'","uuid":"'$U3'","attrs":{"fixture_parent/mdev_supported_types/'$SMALL'/name":"x"}}' 2>&1 >/dev/null)
+vm_note "$err"
+vm_check "attribute behind another link (fixture_parent/...): not written, removed again" bash -c \
 	'grep -q "behind a link; not written" <<<"$0" && test "$1" = "$2"' "$err" "$(state)" "$before"
 err=$("$HELPER" run create "$P" '{"type":"'$LARGE'","attrs":{"remove":"1"}}' 2>&1 >/dev/null)
 vm_check "attribute remove: refused before anything" bash -c \
 	'grep -q "errno EINVAL: .*\"remove\" is not an mdev attribute name" <<<"$0" && test "$1" = "$2"' \
 	"$err" "$(state)" "$before"
+# Files that act when written are refused at any depth, before the mdev is made.
+for a in vfio-dev/vfio0/uevent vfio-dev/vfio0/power/control vendor/unbind driver_override; do
+	err=$("$HELPER" run create "$P" '{"type":"'$LARGE'","uuid":"'$U3'","attrs":[{"knob":"1"},{"'$a'":"remove"}]}' 2>&1 >/dev/null)
+	vm_check "attribute $a: refused before anything" bash -c \
+		'grep -q "errno EINVAL: .*\"$3\" is not an mdev attribute name" <<<"$0" &&
+		 ! grep -q "step mdev-create" <<<"$0" && test "$1" = "$2"' "$err" "$(state)" "$before" "$a"
+done
 
 # 7. a step that fails: what was done is undone
 for step in create attrs verify; do
@@ -251,7 +267,8 @@ cat >$M/$MOD/$U4 <<EOF
 {
   "mdev_type": "$SMALL",
   "start": "auto",
-  "attrs": [ { "knob": "7" }, { "vendor/label": "from-mdevctl" } ]
+  "attrs": [ { "knob": "7" }, { "assign_adapter": "3" }, { "vendor/label": "from-mdevctl" },
+             { "assign_adapter": "4" } ]
 }
 EOF
 echo '{"mdev_type": "'$LARGE'", "start": "manual"}' >$M/$MOD/${U3^^}
@@ -262,32 +279,36 @@ echo '{"mdev_type": "x", "start": "sometimes"}' >$M/$MOD/22222222-2222-3333-4444
 echo '{"mdev_type": "x", "start": "auto", "attrs": [{"a": "1", "b": "2"}]}' \
 	>$M/$MOD/33333333-2222-3333-4444-555555555555
 echo '{}' >$M/$MOD/notes.txt
+echo 'root:$y$j9T$secret:19000:0:99999:7:::' >/tmp/mdev-secret
+ln -s /tmp/mdev-secret $M/$MOD/44444444-2222-3333-4444-555555555555
 echo '#!/bin/sh' >$M/scripts.d/callouts/x.sh
 out=$("$HELPER" mdevctl $M)
 vm_note "mdevctl: $out"
 vm_check "mdevctl: every file is an entry, callouts are not" \
-	test "$(jget 'len(d)' <<<"$out")" = 7
+	test "$(jget 'len(d)' <<<"$out")" = 8
 vm_check "mdevctl: a definition with attributes, in order" test \
-	"$(jget '[(e["parent"], e["parent_path"], e["type"], e["start"], list(e["attrs"].items()), e["source"]) for e in d if e.get("uuid") == "'$U4'"]' <<<"$out")" = \
-	"[('$MOD', '/sys/class/mdev_bus/$MOD', '$SMALL', 'auto', [('knob', '7'), ('vendor/label', 'from-mdevctl')], '$M/$MOD/$U4')]"
-vm_check "mdevctl: an upper-case file name is read, its UUID lower-cased; no attrs is {}" test \
+	"$(jget '[(e["parent"], e["parent_path"], e["type"], e["start"], [list(a.items())[0] for a in e["attrs"]], e["source"]) for e in d if e.get("uuid") == "'$U4'"]' <<<"$out")" = \
+	"[('$MOD', '/sys/class/mdev_bus/$MOD', '$SMALL', 'auto', [('knob', '7'), ('assign_adapter', '3'), ('vendor/label', 'from-mdevctl'), ('assign_adapter', '4')], '$M/$MOD/$U4')]"
+vm_check "mdevctl: an upper-case file name is read, its UUID lower-cased; no attrs is []" test \
 	"$(jget '[(e["type"], e["start"], e["attrs"]) for e in d if e.get("uuid") == "'$U3'"]' <<<"$out")" = \
-	"[('$LARGE', 'manual', {})]"
+	"[('$LARGE', 'manual', [])]"
+vm_check "mdevctl: a UUID-named link is not followed, nothing of its target quoted" bash -c \
+	'grep -q "a symbolic link; not followed" <<<"$0" && ! grep -q j9T <<<"$0"' "$out"
 vm_check "mdevctl: a PCI parent" test \
 	"$(jget '[(e["parent"], e["type"]) for e in d if e.get("uuid") == "'$u1'"]' <<<"$out")" = \
 	"[('0000:00:02.0', 'i915-GVTg_V5_4')]"
 vm_check "mdevctl: unreadable entries carry an error naming the problem" test \
 	"$(jget 'sorted((e["source"].rsplit("/", 1)[1], e["error"].split(":")[0].split(" (")[0]) for e in d if "error" in e)' <<<"$out")" = \
-	"[('11111111-2222-3333-4444-555555555555', 'not JSON'), ('22222222-2222-3333-4444-555555555555', '\"start\" must be \"auto\" or \"manual\"'), ('33333333-2222-3333-4444-555555555555', 'attrs[0] is not an object of one {\"name\"'), ('notes.txt', 'file name \"notes.txt\" is not a UUID')]"
+	"[('11111111-2222-3333-4444-555555555555', 'not JSON'), ('22222222-2222-3333-4444-555555555555', '\"start\" must be \"auto\" or \"manual\"'), ('33333333-2222-3333-4444-555555555555', 'attrs[0] is not an object of one {\"name\"'), ('44444444-2222-3333-4444-555555555555', 'a symbolic link; not followed'), ('notes.txt', 'file name \"notes.txt\" is not a UUID')]"
 vm_check "mdevctl: VFIOD_MDEVCTL_DIR is the default directory" \
 	test "$(VFIOD_MDEVCTL_DIR=$M "$HELPER" mdevctl)" = "$out"
 vm_check "mdevctl: no directory, no definitions" test "$("$HELPER" mdevctl /nonexistent)" = "[]"
 # An import is a create with what the entry says.
-args=$(jget '[" ".join(["create", e["parent_path"], "type", e["type"], "uuid", e["uuid"]] + sum((["attr", k + "=" + v] for k, v in e["attrs"].items()), [])) for e in d if e.get("uuid") == "'$U4'"][0]' <<<"$out")
+args=$(jget '[" ".join(["create", e["parent_path"], "type", e["type"], "uuid", e["uuid"]] + sum((["attr", k + "=" + v] for a in e["attrs"] for k, v in a.items()), [])) for e in d if e.get("uuid") == "'$U4'"][0]' <<<"$out")
 # shellcheck disable=SC2086 # words on purpose
 "${VFIOCTL[@]}" $args >/dev/null
 vm_check "mdevctl: its definition created as it says" bash -c \
-	'test "$(cat '"$BUS/$U4/knob"') $(cat '"$BUS/$U4/vendor/label"')" = "7 from-mdevctl"'
+	'test "$(cat '"$BUS/$U4/knob"') $(cat '"$BUS/$U4/vendor/label"') $(cat '"$BUS/$U4/assign_adapter"')" = "7 from-mdevctl 3,4"'
 vm_check "mdevctl: and destroyed" bash -c '"$0" --direct destroy '$U4' >/dev/null && test ! -e '"$BUS/$U4" \
 	"$BUILD/cli/vfioctl"
 
@@ -298,7 +319,9 @@ PB=$HERE/../dbus/vfiod-private-bus.sh
 DB=/run/vfiod-mdev-bus
 M2=/tmp/mdevctl-import.d
 mkdir -p $M2/$MOD
-printf '{"mdev_type": "%s", "start": "auto", "attrs": [{"knob": "9"}]}\n' $SMALL >$M2/$MOD/$U4
+printf '{"mdev_type": "%s", "start": "auto", "attrs": [{"knob": "9"}, {"assign_adapter": "1"}, {"assign_adapter": "2"}]}\n' \
+	$SMALL >$M2/$MOD/$U4
+touch -d '-1 hour' $M2/$MOD/$U4
 printf '{"mdev_type": "%s", "start": "manual"}\n' $LARGE >$M2/$MOD/$U3
 vfiod_up() { "$PB" start $DB "$BUILD" VFIOD_MDEVCTL_DIR=$M2 >/dev/null; }
 V=("$BUILD/cli/vfioctl")
@@ -313,7 +336,9 @@ wait_for() { # what command...
 }
 vm_check "vfiod: mdevctl's auto definition imported and started" \
 	wait_for "$U4 created" test -e "$BUS/$U4"
-vm_check "vfiod: with its attributes" test "$(cat "$BUS/$U4/knob")" = 9
+attrs_are() { test "$(cat "$BUS/$U4/knob") $(cat "$BUS/$U4/assign_adapter")" = "$1"; }
+vm_check "vfiod: with its attributes, a repeated one each time" \
+	wait_for "$U4's attributes" attrs_are "9 1,2"
 vm_check "vfiod: the manual one imported, not started" test ! -e "$BUS/$U3"
 vm_check "vfiod: says which it imported" grep -q "imported mdevctl's definition of $U4" $DB/vfiod.log
 out=$("${V[@]}" -j list)
@@ -347,11 +372,19 @@ vm_check "vfiod: undefine it" "${V[@]}" undefine $U3
 "$PB" stop $DB
 vm_check "parent module unloaded with two mdevs present" rmmod $MOD
 vm_check "parent back" modprobe $MOD
+# Meanwhile edited with mdevctl: an attribute added.  The undefined one edited too.
+printf '{"mdev_type": "%s", "start": "auto", "attrs": [{"knob": "10"}, {"assign_adapter": "1"}, {"assign_adapter": "2"}, {"assign_adapter": "7"}]}\n' \
+	$SMALL >$M2/$MOD/$U4
+printf '{"mdev_type": "%s", "start": "auto"}\n' $LARGE >$M2/$MOD/$U3
 vm_check "vfiod starts again" vfiod_up
 vm_check "vfiod: the persistent mdevs made again" \
 	wait_for "persistent mdevs" sh -c 'test -e "$0" && test -e "$1"' "$BUS/$U4" "$BUS/$u5"
 vm_check "vfiod: nothing imported twice, not even the undefined one" \
 	test "$(grep -c "imported mdevctl's definition" $DB/vfiod.log)" = 2
+vm_check "vfiod: mdevctl's edit followed, and said so" \
+	grep -q "$M2/$MOD/$U4: changed with mdevctl since vfiod's copy; definition of $U4 updated" $DB/vfiod.log
+vm_check "vfiod: made again as edited" wait_for "$U4's attributes" attrs_are "10 1,2,7"
+vm_check "vfiod: the undefined one stays undefined" test ! -e "$BUS/$U3"
 vm_check "vfiod: destroy the created one (its definition goes)" "${V[@]}" destroy $u5
 vm_check "vfiod: stop and undefine the imported one" sh -c '"$0" stop "$1" && "$0" undefine "$1"' "${V[0]}" $U4
 vm_check "vfiod: nothing left, active or defined" test "$("${V[@]}" -j list)" = "[]"

@@ -89,7 +89,17 @@ for step in hw-addr activate wait-auxiliary; do
 done
 
 refused "a malformed mac refused" create "/sys/bus/pci/devices/$PF" '{"sf":89,"mac":"zz"}'
-vm_check "malformed mac: says what is wrong" has "$ERR" 'mac "zz" is not an address'
+vm_check "malformed mac: says what is wrong" has "$ERR" 'mac "zz" is not six two-digit hex octets'
+for m in -1:-1:-1:-1:-1:-1 0x:0x:0x:0x:0x:0x 33:33:00:00:00:01 00:00:00:00:00:00; do
+	refused "hw_addr $m refused" create "/sys/bus/pci/devices/$PF" '{"sf":89,"mac":"'$m'"}'
+	case $m in
+	*x* | -*) why="not six two-digit hex octets" ;;
+	00:00:*) why="all zeros" ;;
+	*) why="a multicast address" ;;
+	esac
+	vm_check "hw_addr $m: says it is $why" has "$ERR" "mac \"$m\" is $why"
+	vm_check "hw_addr $m: no port, no auxiliary device made" test -z "$(dl_ports)$(ls $AUXDEVS)"
+done
 refused "a PF without devlink refused" create "/sys/bus/pci/devices/$NVME" '{"sf":1}'
 vm_check "no devlink: says so" has "$ERR" "has no devlink instance"
 

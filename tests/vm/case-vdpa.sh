@@ -130,7 +130,17 @@ refused "mac on a block management device refused" \
 vm_check "unsupported attribute: the kernel's message" has "$ERR" "not supported"
 refused "a malformed mac refused before the kernel" \
 	create vduse '{"vdpa":"blk0","mac":"00:11:22"}'
-vm_check "malformed mac: says what is wrong" has "$ERR" 'mac "00:11:22" is not an address'
+vm_check "malformed mac: says what is wrong" has "$ERR" 'mac "00:11:22" is not six two-digit hex octets'
+# Neither a sign nor "0x" passes for an octet; a device's own address is unicast and not zero.
+for m in -1:-1:-1:-1:-1:-1 0x:0x:0x:0x:0x:0x 01:00:5e:00:00:01 ff:ff:ff:ff:ff:ff 00:00:00:00:00:00; do
+	refused "mac $m refused before the kernel" create vduse '{"vdpa":"blk0","mac":"'$m'"}'
+	case $m in
+	*x* | -*) why="not six two-digit hex octets" ;;
+	00:00:*) why="all zeros" ;;
+	*) why="a multicast address" ;;
+	esac
+	vm_check "mac $m: says it is $why" has "$ERR" "mac \"$m\" is $why"
+done
 refused "a driver that is not a vdpa bus driver refused" \
 	create vduse '{"vdpa":"blk0","driver":"vfio-pci"}'
 refused "a name with a slash refused" create vduse '{"vdpa":"a/b"}'
