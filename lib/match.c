@@ -38,48 +38,20 @@ const char *alias_source_name(enum alias_source s)
 	}
 }
 
-/*
- * Classify the seven fields of a vfio_pci: pattern: exact hex, "*", or a
- * partial glob.  Returns -EINVAL when the pattern does not have the
- * v/d/sv/sd/bc/sc/i shape (it then ranks below every structured alias).
- */
-int alias_fields(const char *pattern, uint32_t *exact, uint32_t *partial)
+static int glob_matches(const char *pattern, const char *string)
 {
-	static const struct {
-		const char *key;
-		size_t digits;
-	} fields[VFIO_SELECT_FIELD_COUNT] = {
-		{ "v", 8 }, { "d", 8 }, { "sv", 8 }, { "sd", 8 }, { "bc", 2 }, { "sc", 2 }, { "i", 2 },
-	};
-	const char *s;
+	return fnmatch(pattern, string, 0) == 0;
+}
 
-	*exact = *partial = 0;
-	if (strncmp(pattern, VFIO_PCI_ALIAS_PREFIX, strlen(VFIO_PCI_ALIAS_PREFIX)) != 0)
-		return -EINVAL;
-	s = pattern + strlen(VFIO_PCI_ALIAS_PREFIX);
-	for (int f = 0; f < VFIO_SELECT_FIELD_COUNT; f++) {
-		size_t klen = strlen(fields[f].key), len = 0, hex = 0;
-		bool last = f == VFIO_SELECT_FIELD_COUNT - 1;
-
-		if (strncmp(s, fields[f].key, klen) != 0)
-			return -EINVAL;
-		s += klen;
-		/* A field runs to the next lowercase key letter (values are uppercase hex). */
-		while (s[len] && !(s[len] >= 'a' && s[len] <= 'z'))
-			len++;
-		if (len == 0 || (last && s[len]))
-			return -EINVAL;
-		while (hex < len && ((s[hex] >= '0' && s[hex] <= '9') || (s[hex] >= 'A' && s[hex] <= 'F')))
-			hex++;
-		/* depmod ends every alias with "*": "i02*" names prog-if 02 exactly. */
-		if (hex == fields[f].digits &&
-		    (len == hex || (last && len == hex + 1 && s[hex] == '*')))
-			*exact |= vfio_select_field_bit(f);
-		else if (!(len == 1 && s[0] == '*'))
-			*partial |= vfio_select_field_bit(f);
-		s += len;
-	}
-	return 0;
+/*
+ * Which of the seven fields of the device's own string DEVICE the pattern
+ * pins exactly or partly: the rule of <vfio_select/rank.h>, with the glob
+ * matching of fnmatch(3) that libkmod uses.  -EINVAL when the pattern does
+ * not match DEVICE (it then names nothing of it).
+ */
+int alias_fields(const char *pattern, const char *device, uint32_t *exact, uint32_t *partial)
+{
+	return vfio_select_pattern_fields(pattern, device, glob_matches, exact, partial);
 }
 
 int vfio_alias_from_modalias(const char *modalias, char **ret)
@@ -524,7 +496,7 @@ static const struct alias *best_alias(struct vfiod_ctx *ctx, const char *module,
 
 		if (!streq(a->module, module) || fnmatch(a->pattern, vfio_alias, 0) != 0)
 			continue;
-		k = alias_fields(a->pattern, &exact, &partial) < 0 ?
+		k = alias_fields(a->pattern, vfio_alias, &exact, &partial) < 0 ?
 			    0 : vfio_select_rank_key(exact, partial);
 		/* Equal keys: an admin's modprobe.d alias is the one modprobe obeyed. */
 		if (!best || k > best_key ||

@@ -4,6 +4,7 @@
  * table of vectors.  The kernel module compiles the same <vfio_select/rank.h>;
  * the VM suite proves both paths rank real drivers alike.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@ static int failed, passed;
 /* A constant expression, equal to vfio_select_field_bit() (checked below). */
 #define V(f) (1u << (VFIO_SELECT_FIELD_COUNT - 1 - VFIO_SELECT_FIELD_##f))
 
+#define DEV "vfio_pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02"
+
 static void test_alias_fields(void)
 {
 	static const struct {
@@ -43,21 +46,34 @@ static void test_alias_fields(void)
 		{ "vfio_pci:v*d*sv*sd*bc01sc08i02*", 0, V(BASECLASS) | V(SUBCLASS) | V(PROGIF), 0 },
 		{ "vfio_pci:v*d*sv*sd*bc01sc08i02", 0, V(BASECLASS) | V(SUBCLASS) | V(PROGIF), 0 },
 		{ "vfio_pci:v00001B3?d0000001*sv*sd*bc*sc*i*", 0, 0, V(VENDOR) | V(DEVICE) },
-		{ "vfio_pci:v0001B36d00000010sv*sd*bc*sc*i*", 0, V(DEVICE), V(VENDOR) },
 		{ "vfio_pci:v*d*sv*sd*bc*sc0*i*", 0, 0, V(SUBCLASS) },
-		{ "vfio_pci:*", -EINVAL, 0, 0 },
-		{ "vfio_pci:v*d*", -EINVAL, 0, 0 },
+		/* short forms (a plain MODULE_ALIAS) rank as their full form */
+		{ "vfio_pci:v00001B36d00000010*", 0, V(VENDOR) | V(DEVICE), 0 },
+		{ "vfio_pci:v00001B36*", 0, V(VENDOR), 0 },
+		{ "vfio_pci:v00001B3*", 0, 0, V(VENDOR) },
+		{ "vfio_pci:v*d*sv*sd*bc01*", 0, V(BASECLASS), 0 },
+		{ "vfio_pci:v00001B36d00000010sv00001AF4*", 0, V(VENDOR) | V(DEVICE) | V(SUBVENDOR),
+		  0 },
+		{ "vfio_pci:*", 0, 0, 0 },
+		{ "vfio_pci:v*d*", 0, 0, 0 },
+		/* by what is pinned, not by spelling */
+		{ "vfio_pci:v00001B3[6]d00000010*", 0, V(VENDOR) | V(DEVICE), 0 },
+		{ "vfio_pci:v00001B3[67]d00000010*", 0, V(DEVICE), V(VENDOR) },
+		{ "vfio_pci:v*d00001100*", 0, V(SUBDEVICE), 0 },
+		{ "vfio_pci:*bc01sc08i02", 0, V(BASECLASS) | V(SUBCLASS) | V(PROGIF), 0 },
+		/* no match: it pins nothing of this device */
+		{ "vfio_pci:v0001B36d00000010sv*sd*bc*sc*i*", -EINVAL, 0, 0 },
+		{ "vfio_pci:v00001234*", -EINVAL, 0, 0 },
 		{ "pci:v*d*sv*sd*bc*sc*i*", -EINVAL, 0, 0 },
 		{ "vfio_pci:v*d*sv*sd*bc*sc*i*x", -EINVAL, 0, 0 },
-		{ "vfio_pci:vd*sv*sd*bc*sc*i*", -EINVAL, 0, 0 },
 	};
+	uint32_t e, p;
 
 	CHECK(V(VENDOR) == vfio_select_field_bit(VFIO_SELECT_FIELD_VENDOR) &&
 		      V(PROGIF) == vfio_select_field_bit(VFIO_SELECT_FIELD_PROGIF),
 	      "field bits");
 	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
-		uint32_t e, p;
-		int r = alias_fields(t[i].pattern, &e, &p);
+		int r = alias_fields(t[i].pattern, DEV, &e, &p);
 
 		CHECK(r == t[i].r, "%s: r=%d, want %d", t[i].pattern, r, t[i].r);
 		if (r == 0)
@@ -65,6 +81,31 @@ static void test_alias_fields(void)
 			      "%s: exact=%#x partial=%#x, want %#x %#x", t[i].pattern, e, p,
 			      t[i].exact, t[i].partial);
 	}
+	CHECK(alias_fields("vfio_pci:*", "vfio_pci:v00001B36d00000010", &e, &p) == -EINVAL,
+	      "a device string without all seven fields is refused");
+	CHECK(alias_fields("*", "vfio_pci:v00001b36d00000010sv00001AF4sd00001100bc01sc08i02", &e,
+			   &p) == -EINVAL,
+	      "a device string with lower-case hex is refused");
+}
+
+/* The cases of the review: a short form against a vendor-wide variant and the catch-all. */
+static void test_short_form_rank(void)
+{
+	uint32_t e, p, k_short, k_full, k_vendor, k_all;
+
+	alias_fields("vfio_pci:v00001B36d00000010*", DEV, &e, &p);
+	k_short = vfio_select_rank_key(e, p);
+	alias_fields("vfio_pci:v00001B36d00000010sv*sd*bc*sc*i*", DEV, &e, &p);
+	k_full = vfio_select_rank_key(e, p);
+	alias_fields("vfio_pci:v00001B36d*sv*sd*bc*sc*i*", DEV, &e, &p);
+	k_vendor = vfio_select_rank_key(e, p);
+	alias_fields("vfio_pci:v*d*sv*sd*bc*sc*i*", DEV, &e, &p);
+	k_all = vfio_select_rank_key(e, p);
+	CHECK(k_short == k_full, "short form key %#x, full form %#x", k_short, k_full);
+	CHECK(vfio_select_rank_cmp(k_short, "zz_short", k_vendor, "aa_vendor") < 0,
+	      "vendor and device exact beats a vendor-wide variant");
+	CHECK(vfio_select_rank_cmp(k_short, "zz_short", k_all, "vfio_pci") < 0 && k_short != k_all,
+	      "the short form beats vfio_pci's catch-all without a tie");
 }
 
 static void test_rank_order(void)
@@ -143,6 +184,7 @@ static void test_names(void)
 int main(void)
 {
 	test_alias_fields();
+	test_short_form_rank();
 	test_rank_order();
 	test_match_sort();
 	test_names();
