@@ -133,6 +133,7 @@ int module_load(struct vfiod_ctx *ctx, const char *module);
 int alias_fields(const char *pattern, const char *device, uint32_t *exact, uint32_t *partial);
 int vfio_alias_from_modalias(const char *modalias, char **ret);
 void match_sort(struct vfiod_match *m);
+int match_unloaded_modules(struct vfiod_device *dev, char ***ret);
 const char *alias_source_name(enum alias_source s);
 
 /* record.c: what vfiod assigned, kept under the runtime directory. */

@@ -652,6 +652,49 @@ static int match_kernel(struct vfiod_device *dev, struct vfiod_kernel *k, struct
 	return 0;
 }
 
+/*
+ * The modules vfio_select's BIND should load for dev: its candidates that
+ * are neither loaded (nor built in) nor blacklisted, best first, at most
+ * VFIO_SELECT_MODULES_MAX.  *ret is NULL-terminated (free each, then it);
+ * returns how many.  None loaded means no modprobe at all.
+ */
+int match_unloaded_modules(struct vfiod_device *dev, char ***ret)
+{
+	struct vfiod_match *m = NULL;
+	char **v;
+	size_t n = 0;
+	int r;
+
+	*ret = NULL;
+	r = match_new(dev, &m);
+	if (r >= 0)
+		r = match_user(dev, m);
+	if (r < 0) {
+		vfiod_match_unref(m);
+		return r;
+	}
+	match_sort(m);
+	v = calloc(VFIO_SELECT_MODULES_MAX + 1, sizeof(*v));
+	for (size_t i = 0; v && i < m->n_cand && n < VFIO_SELECT_MODULES_MAX; i++) {
+		const struct candidate *c = &m->cand[i];
+
+		if (c->loaded || c->skipped || strlen(c->module) > VFIO_SELECT_MODULE_NAME_MAX)
+			continue;
+		v[n] = strdup(c->module);
+		if (!v[n++])
+			r = -ENOMEM;
+	}
+	vfiod_match_unref(m);
+	if (!v || r < 0) {
+		for (size_t i = 0; v && i < n; i++)
+			free(v[i]);
+		free(v);
+		return -ENOMEM;
+	}
+	*ret = v;
+	return (int)n;
+}
+
 static bool all_loaded(const struct vfiod_match *m)
 {
 	for (size_t i = 0; i < m->n_cand; i++)
