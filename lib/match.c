@@ -54,6 +54,15 @@ int alias_fields(const char *pattern, const char *device, uint32_t *exact, uint3
 	return vfio_select_pattern_fields(pattern, device, glob_matches, exact, partial);
 }
 
+/* The specificity key of a pattern for DEVICE: 0 (as the catch-all) when it names nothing of it. */
+uint32_t alias_key(const char *pattern, const char *device)
+{
+	uint32_t exact, partial;
+
+	return alias_fields(pattern, device, &exact, &partial) < 0 ?
+		       0 : vfio_select_rank_key(exact, partial);
+}
+
 int vfio_alias_from_modalias(const char *modalias, char **ret)
 {
 	if (strncmp(modalias, PCI_MODALIAS_PREFIX, strlen(PCI_MODALIAS_PREFIX)) != 0)
@@ -492,12 +501,11 @@ static const struct alias *best_alias(struct vfiod_ctx *ctx, const char *module,
 
 	for (size_t i = 0; i < ctx->n_aliases; i++) {
 		const struct alias *a = &ctx->aliases[i];
-		uint32_t exact, partial, k;
+		uint32_t k;
 
 		if (!streq(a->module, module) || fnmatch(a->pattern, vfio_alias, 0) != 0)
 			continue;
-		k = alias_fields(a->pattern, vfio_alias, &exact, &partial) < 0 ?
-			    0 : vfio_select_rank_key(exact, partial);
+		k = alias_key(a->pattern, vfio_alias);
 		/* Equal keys: an admin's modprobe.d alias is the one modprobe obeyed. */
 		if (!best || k > best_key ||
 		    (k == best_key && a->source == ALIAS_SOURCE_CONFIG))

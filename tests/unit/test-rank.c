@@ -91,16 +91,11 @@ static void test_alias_fields(void)
 /* The cases of the review: a short form against a vendor-wide variant and the catch-all. */
 static void test_short_form_rank(void)
 {
-	uint32_t e, p, k_short, k_full, k_vendor, k_all;
-
-	alias_fields("vfio_pci:v00001B36d00000010*", DEV, &e, &p);
-	k_short = vfio_select_rank_key(e, p);
-	alias_fields("vfio_pci:v00001B36d00000010sv*sd*bc*sc*i*", DEV, &e, &p);
-	k_full = vfio_select_rank_key(e, p);
-	alias_fields("vfio_pci:v00001B36d*sv*sd*bc*sc*i*", DEV, &e, &p);
-	k_vendor = vfio_select_rank_key(e, p);
-	alias_fields("vfio_pci:v*d*sv*sd*bc*sc*i*", DEV, &e, &p);
-	k_all = vfio_select_rank_key(e, p);
+	/* alias_key() is what the user-space ranking uses for each candidate's pattern */
+	uint32_t k_short = alias_key("vfio_pci:v00001B36d00000010*", DEV);
+	uint32_t k_full = alias_key("vfio_pci:v00001B36d00000010sv*sd*bc*sc*i*", DEV);
+	uint32_t k_vendor = alias_key("vfio_pci:v00001B36d*sv*sd*bc*sc*i*", DEV);
+	uint32_t k_all = alias_key("vfio_pci:v*d*sv*sd*bc*sc*i*", DEV);
 	CHECK(k_short == k_full, "short form key %#x, full form %#x", k_short, k_full);
 	CHECK(vfio_select_rank_cmp(k_short, "zz_short", k_vendor, "aa_vendor") < 0,
 	      "vendor and device exact beats a vendor-wide variant");
