@@ -40,17 +40,8 @@ if [ "$(cat "$LINT/.unpacked" 2>/dev/null)" != "$SRCPKG $ver" ]; then
 	[ "${VFIOD_VM_OFFLINE:-0}" != 1 ] || die "VFIOD_VM_OFFLINE=1 but no $SRCPKG $ver in $LINT"
 	APT="$CACHE/apt"
 	[ -s "$APT/sources.list" ] || die "no $APT/sources.list (fetch-kernel.sh writes it)"
-	APT_OPTS=(
-		-o "Dir::Etc::SourceList=$APT/sources.list"
-		-o "Dir::Etc::SourceParts=/dev/null"
-		-o "Dir::Etc::Preferences=/dev/null"
-		-o "Dir::Etc::PreferencesParts=/dev/null"
-		-o "Dir::State::Lists=$APT/lists"
-		-o "Dir::State::status=/dev/null"
-		-o "Dir::Cache=$APT/cache"
-		-o "APT::Sandbox::User=root"
-		-o "Debug::NoLocking=1"
-	)
+	# shellcheck source=kernel-apt.sh
+	. "$HERE/kernel-apt.sh"
 	rm -rf "$LINT.new"
 	mkdir -p "$LINT.new/deb"
 	(cd "$LINT.new/deb" && apt-get "${APT_OPTS[@]}" -qq download "$SRCPKG=$ver") \

@@ -430,6 +430,23 @@ static void test_malformed(struct conn *c, const char *dev, const char *canon)
 	report(r.err == -EOPNOTSUPP, "MATCH as a dump: EOPNOTSUPP", &r);
 }
 
+/* A request for dev with FLAGS (none when 0), more attributes to come. */
+static struct nl_msg *flagged_req(struct conn *c, uint8_t cmd, const char *dev, uint32_t flags)
+{
+	struct nl_msg *m = req(c, cmd, 0);
+
+	put_str(m, VFIO_SELECT_ATTR_DEV_NAME, dev);
+	if (flags)
+		put_raw(m, VFIO_SELECT_ATTR_FLAGS, &flags, sizeof(flags));
+	return m;
+}
+
+/* Module names BIND must refuse: empty, blank, a path, a glob, an option, a newline, 56 bytes. */
+static const char *const bad_modules[] = {
+	"", "a b", "../vfio_pci", "vfio_pci:v*", "-", "x\n",
+	"a_module_name_of_fifty_six_bytes_which_request_module_refuses",
+};
+
 static void test_bind_args(struct conn *c, const char *dev)
 {
 	struct nl_msg *m;
@@ -471,59 +488,32 @@ static void test_bind_args(struct conn *c, const char *dev)
 	expect_err("BIND without a device: EINVAL", &r, EINVAL, NULL);
 
 	/* MODULE: checked before anything loads or the device is looked at */
-	m = req(c, VFIO_SELECT_CMD_BIND, 0);
-	put_str(m, VFIO_SELECT_ATTR_DEV_NAME, dev);
-	u = VFIO_SELECT_F_LOAD_MODULES;
-	put_raw(m, VFIO_SELECT_ATTR_FLAGS, &u, sizeof(u));
+	m = flagged_req(c, VFIO_SELECT_CMD_BIND, dev, VFIO_SELECT_F_LOAD_MODULES);
 	xact(c, m, &r);
 	expect_err("BIND with LOAD_MODULES and no MODULE: EINVAL", &r, EINVAL, "MODULE names");
 
-	m = req(c, VFIO_SELECT_CMD_BIND, 0);
-	put_str(m, VFIO_SELECT_ATTR_DEV_NAME, dev);
+	m = flagged_req(c, VFIO_SELECT_CMD_BIND, dev, 0);
 	put_str(m, VFIO_SELECT_ATTR_MODULE, "vfio_pci");
 	xact(c, m, &r);
 	expect_err("BIND with MODULE and no LOAD_MODULES: EINVAL", &r, EINVAL, "LOAD_MODULES");
 
-	{
-		static const char *const bad[] = { "", "a b", "../vfio_pci", "vfio_pci:v*",
-						   "-", "x\n" };
+	for (size_t i = 0; i < sizeof(bad_modules) / sizeof(bad_modules[0]); i++) {
+		char name[128];
 
-		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-			char name[128];
-
-			m = req(c, VFIO_SELECT_CMD_BIND, 0);
-			put_str(m, VFIO_SELECT_ATTR_DEV_NAME, dev);
-			u = VFIO_SELECT_F_LOAD_MODULES;
-			put_raw(m, VFIO_SELECT_ATTR_FLAGS, &u, sizeof(u));
-			put_str(m, VFIO_SELECT_ATTR_MODULE, bad[i]);
-			xact(c, m, &r);
-			snprintf(name, sizeof(name), "BIND with MODULE \"%s\": EINVAL", bad[i]);
-			expect_err(name, &r, EINVAL, NULL);
-		}
+		m = flagged_req(c, VFIO_SELECT_CMD_BIND, dev, VFIO_SELECT_F_LOAD_MODULES);
+		put_str(m, VFIO_SELECT_ATTR_MODULE, bad_modules[i]);
+		xact(c, m, &r);
+		snprintf(name, sizeof(name), "BIND with MODULE \"%s\": EINVAL", bad_modules[i]);
+		expect_err(name, &r, EINVAL, NULL);
 	}
 
-	m = req(c, VFIO_SELECT_CMD_BIND, 0);
-	put_str(m, VFIO_SELECT_ATTR_DEV_NAME, dev);
-	u = VFIO_SELECT_F_LOAD_MODULES;
-	put_raw(m, VFIO_SELECT_ATTR_FLAGS, &u, sizeof(u));
-	put_str(m, VFIO_SELECT_ATTR_MODULE,
-		"a_module_name_of_fifty_six_bytes_which_request_module_refuses");
-	xact(c, m, &r);
-	expect_err("BIND with a MODULE of 56 bytes or more: EINVAL", &r, EINVAL, NULL);
-
-	m = req(c, VFIO_SELECT_CMD_BIND, 0);
-	put_str(m, VFIO_SELECT_ATTR_DEV_NAME, dev);
-	u = VFIO_SELECT_F_LOAD_MODULES;
-	put_raw(m, VFIO_SELECT_ATTR_FLAGS, &u, sizeof(u));
+	m = flagged_req(c, VFIO_SELECT_CMD_BIND, dev, VFIO_SELECT_F_LOAD_MODULES);
 	for (int i = 0; i <= VFIO_SELECT_MODULES_MAX; i++)
 		put_str(m, VFIO_SELECT_ATTR_MODULE, "vfio_pci");
 	xact(c, m, &r);
 	expect_err("BIND with too many MODULEs: E2BIG", &r, E2BIG, NULL);
 
-	m = req(c, VFIO_SELECT_CMD_UNBIND, 0);
-	put_str(m, VFIO_SELECT_ATTR_DEV_NAME, dev);
-	u = VFIO_SELECT_F_LOAD_MODULES;
-	put_raw(m, VFIO_SELECT_ATTR_FLAGS, &u, sizeof(u));
+	m = flagged_req(c, VFIO_SELECT_CMD_UNBIND, dev, VFIO_SELECT_F_LOAD_MODULES);
 	xact(c, m, &r);
 	expect_err("UNBIND with a BIND flag: EINVAL", &r, EINVAL, NULL);
 
