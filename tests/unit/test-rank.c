@@ -5,6 +5,7 @@
  * the VM suite proves both paths rank real drivers alike.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,54 @@ static void test_alias_fields(void)
 	CHECK(alias_fields("*", "vfio_pci:v00001b36d00000010sv00001AF4sd00001100bc01sc08i02", &e,
 			   &p) == -EINVAL,
 	      "a device string with lower-case hex is refused");
+}
+
+static int fnmatch_glob(const char *pattern, const char *string)
+{
+	return fnmatch(pattern, string, 0) == 0;
+}
+
+/* The short cut for plain shapes gives what trying every digit gives. */
+static void test_plain_short_cut(void)
+{
+	static const char *const devs[] = {
+		DEV,
+		/* device and subdevice equal: "d00000010" could sit in either place */
+		"vfio_pci:v00001B36d00000010sv00001AF4sd00000010bc01sc08i02",
+		"vfio_pci:v00000000d00000000sv00000000sd00000000bc00sc00i00",
+	};
+	static const char *const pats[] = {
+		"vfio_pci:v*d*sv*sd*bc*sc*i*",
+		"vfio_pci:v00001B36d00000010sv*sd*bc*sc*i*",
+		"vfio_pci:v00001B36d00000010sv00001AF4sd00001100bc*sc*i*",
+		"vfio_pci:v00001B36d00000010sv00001AF4sd00000010bc01sc08i02*",
+		"vfio_pci:v*d*sv*sd*bc01sc08i02",
+		"vfio_pci:v*d00000010sv*sd*bc*sc*i*",
+		"vfio_pci:v*d*sv*sd00000010bc*sc*i*",
+		"vfio_pci:v00001B36d00000010*",
+		"vfio_pci:v00001B36*",
+		"vfio_pci:v00000000d00000000sv00000000*",
+		"vfio_pci:*",
+		/* not plain: the slow way answers */
+		"vfio_pci:v*d00000010*",
+		"vfio_pci:v*",
+		"vfio_pci:v00001B3?d*sv*sd*bc*sc*i*",
+	};
+	int plain = 0;
+
+	for (size_t d = 0; d < ARRAY_SIZE(devs); d++)
+		for (size_t i = 0; i < ARRAY_SIZE(pats); i++) {
+			uint32_t e1, p1, e2, p2;
+			int r1 = vfio_select_pattern_fields(pats[i], devs[d], fnmatch_glob, &e1, &p1);
+			int r2;
+
+			plain += vfio_select_pattern_plain(pats[i], &e2);
+			r2 = vfio_select_pattern_pins(pats[i], devs[d], fnmatch_glob, &e2, &p2);
+			CHECK(r1 == r2 && (r1 < 0 || (e1 == e2 && p1 == p2)),
+			      "%s on %s: short cut %d %#x/%#x, digit by digit %d %#x/%#x", pats[i],
+			      devs[d], r1, e1, p1, r2, e2, p2);
+		}
+	CHECK(plain == 11 * (int)ARRAY_SIZE(devs), "%d patterns took the short cut", plain);
 }
 
 /* The cases of the review: a short form against a vendor-wide variant and the catch-all. */
@@ -180,6 +229,7 @@ int main(void)
 {
 	test_alias_fields();
 	test_short_form_rank();
+	test_plain_short_cut();
 	test_rank_order();
 	test_match_sort();
 	test_names();

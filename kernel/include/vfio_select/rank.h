@@ -119,12 +119,12 @@ typedef int (*vfio_select_glob_fn)(const char *pattern, const char *string);
 
 /*
  * The exact and partial masks of pattern against the device's own string
- * dev, by the rule at the top.  -EINVAL when dev is not a device's own
- * string or pattern does not match it.
+ * dev, by the rule at the top, field by field: every other value of every
+ * digit is tried.  -EINVAL when dev is not a device's own string or pattern
+ * does not match it.
  */
-static inline int vfio_select_pattern_fields(const char *pattern, const char *dev,
-					     vfio_select_glob_fn match, __u32 *exact,
-					     __u32 *partial)
+static inline int vfio_select_pattern_pins(const char *pattern, const char *dev,
+					   vfio_select_glob_fn match, __u32 *exact, __u32 *partial)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	char s[VFIO_SELECT_DEV_STRING_LEN + 1];
@@ -157,6 +157,64 @@ static inline int vfio_select_pattern_fields(const char *pattern, const char *de
 			*partial |= vfio_select_field_bit(f);
 	}
 	return 0;
+}
+
+/*
+ * The same answer without trying digits, for the shapes nearly every alias
+ * has: the seven-field form with each value all hex digits or "*" (and an
+ * optional final "*"), or exact fields from the first on, ended by "*".  In
+ * those the keys pin every value to its own place, so an exact value is
+ * pinned and a "*" is free.  False for any other shape.
+ */
+static inline bool vfio_select_pattern_plain(const char *pattern, __u32 *exact)
+{
+	static const char *const keys[VFIO_SELECT_FIELD_COUNT + 1] = { "v", "d", "sv", "sd",
+								       "bc", "sc", "i", "" };
+	const char *s = pattern;
+	unsigned int f, i, digits;
+	bool star = false;
+
+	*exact = 0;
+	if (strncmp(s, "vfio_pci:", 9))
+		return false;
+	s += 9;
+	for (f = 0; f < VFIO_SELECT_FIELD_COUNT; f++) {
+		size_t klen = strlen(keys[f]);
+
+		if (!star && !strcmp(s, "*"))
+			return true;	/* a short form: the other fields are free */
+		if (strncmp(s, keys[f], klen))
+			return false;
+		s += klen;
+		if (s[0] == '*' && !strncmp(s + 1, keys[f + 1], strlen(keys[f + 1]))) {
+			star = true;
+			s++;
+			continue;
+		}
+		vfio_select_field_pos(f, &digits);
+		for (i = 0; i < digits; i++)
+			if (!vfio_select_is_hex(s[i]))
+				return false;
+		*exact |= vfio_select_field_bit(f);
+		s += digits;
+	}
+	return !strcmp(s, "") || !strcmp(s, "*");
+}
+
+/* vfio_select_pattern_pins(), taking the plain shapes' short cut. */
+static inline int vfio_select_pattern_fields(const char *pattern, const char *dev,
+					     vfio_select_glob_fn match, __u32 *exact,
+					     __u32 *partial)
+{
+	if (!vfio_select_dev_string_ok(dev) || !match(pattern, dev)) {
+		*exact = 0;
+		*partial = 0;
+		return -EINVAL;
+	}
+	*partial = 0;
+	if (vfio_select_pattern_plain(pattern, exact))
+		return 0;
+	return vfio_select_pattern_pins(pattern, dev, match, exact, partial);
 }
 
 /* Number of exact fields of a key. */
