@@ -87,6 +87,15 @@ static inline unsigned int vfio_select_field_pos(enum vfio_select_field f, unsig
 	return off[f];
 }
 
+/* The key letters before field f ("v", "d", ...; "" after the last field). */
+static inline const char *vfio_select_field_key(unsigned int f)
+{
+	static const char *const keys[VFIO_SELECT_FIELD_COUNT + 1] = { "v", "d", "sv", "sd",
+								       "bc", "sc", "i", "" };
+
+	return keys[f < VFIO_SELECT_FIELD_COUNT ? f : VFIO_SELECT_FIELD_COUNT];
+}
+
 static inline bool vfio_select_is_hex(char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
@@ -95,17 +104,16 @@ static inline bool vfio_select_is_hex(char c)
 /* Whether dev has the shape of a device's own string. */
 static inline bool vfio_select_dev_string_ok(const char *dev)
 {
-	static const char *const keys[VFIO_SELECT_FIELD_COUNT] = { "v", "d", "sv", "sd",
-								   "bc", "sc", "i" };
 	unsigned int f, i, off, digits;
 
 	if (strlen(dev) != VFIO_SELECT_DEV_STRING_LEN || strncmp(dev, "vfio_pci:", 9))
 		return false;
 	for (f = 0; f < VFIO_SELECT_FIELD_COUNT; f++) {
-		size_t klen = strlen(keys[f]);
+		const char *key = vfio_select_field_key(f);
+		size_t klen = strlen(key);
 
 		off = vfio_select_field_pos(f, &digits);
-		if (strncmp(dev + off - klen, keys[f], klen))
+		if (strncmp(dev + off - klen, key, klen))
 			return false;
 		for (i = 0; i < digits; i++)
 			if (!vfio_select_is_hex(dev[off + i]))
@@ -168,8 +176,6 @@ static inline int vfio_select_pattern_pins(const char *pattern, const char *dev,
  */
 static inline bool vfio_select_pattern_plain(const char *pattern, __u32 *exact)
 {
-	static const char *const keys[VFIO_SELECT_FIELD_COUNT + 1] = { "v", "d", "sv", "sd",
-								       "bc", "sc", "i", "" };
 	const char *s = pattern;
 	unsigned int f, i, digits;
 	bool star = false;
@@ -179,14 +185,15 @@ static inline bool vfio_select_pattern_plain(const char *pattern, __u32 *exact)
 		return false;
 	s += 9;
 	for (f = 0; f < VFIO_SELECT_FIELD_COUNT; f++) {
-		size_t klen = strlen(keys[f]);
+		const char *key = vfio_select_field_key(f), *next = vfio_select_field_key(f + 1);
+		size_t klen = strlen(key);
 
 		if (!star && !strcmp(s, "*"))
 			return true;	/* a short form: the other fields are free */
-		if (strncmp(s, keys[f], klen))
+		if (strncmp(s, key, klen))
 			return false;
 		s += klen;
-		if (s[0] == '*' && !strncmp(s + 1, keys[f + 1], strlen(keys[f + 1]))) {
+		if (s[0] == '*' && !strncmp(s + 1, next, strlen(next))) {
 			star = true;
 			s++;
 			continue;
