@@ -133,9 +133,11 @@ int driver_module(struct vfiod_ctx *ctx, const char *driver, char **ret);
 int module_driver(struct vfiod_ctx *ctx, const char *module, char **ret);
 bool driver_is_vfio(struct vfiod_ctx *ctx, const char *driver);
 int module_load(struct vfiod_ctx *ctx, const char *module);
-int alias_fields(const char *pattern, uint32_t *exact, uint32_t *partial);
+int alias_fields(const char *pattern, const char *device, uint32_t *exact, uint32_t *partial);
+uint32_t alias_key(const char *pattern, const char *device);
 int vfio_alias_from_modalias(const char *modalias, char **ret);
 void match_sort(struct vfiod_match *m);
+int match_unloaded_modules(struct vfiod_device *dev, char ***ret);
 const char *alias_source_name(enum alias_source s);
 
 /* record.c: what vfiod assigned, kept under the runtime directory. */

@@ -250,7 +250,7 @@ static int parse_one_binding(struct nlmsghdr *nlh, struct nlattr **tb, void *dat
 }
 
 int vfiod_kernel_bind(struct vfiod_kernel *k, const char *syspath, const char *driver,
-		      uint32_t flags, struct vfiod_kernel_binding *out)
+		      const char *const *modules, uint32_t flags, struct vfiod_kernel_binding *out)
 {
 	struct nl_msg *msg;
 	int r;
@@ -262,6 +262,10 @@ int vfiod_kernel_bind(struct vfiod_kernel *k, const char *syspath, const char *d
 		return r;
 	if (driver)
 		r = nla_put_string(msg, VFIO_SELECT_ATTR_DRIVER, driver);
+	for (size_t i = 0; r >= 0 && modules && modules[i]; i++) {
+		r = nla_put_string(msg, VFIO_SELECT_ATTR_MODULE, modules[i]);
+		flags |= VFIO_SELECT_F_LOAD_MODULES;
+	}
 	if (r >= 0 && flags)
 		r = nla_put_u32(msg, VFIO_SELECT_ATTR_FLAGS, flags);
 	if (r < 0) {
@@ -275,7 +279,7 @@ int vfiod_kernel_bind(struct vfiod_kernel *k, const char *syspath, const char *d
 	return r;
 }
 
-int vfiod_kernel_unbind(struct vfiod_kernel *k, const char *syspath,
+int vfiod_kernel_unbind(struct vfiod_kernel *k, const char *syspath, uint32_t flags,
 			struct vfiod_kernel_binding *out)
 {
 	struct nl_msg *msg;
@@ -286,6 +290,13 @@ int vfiod_kernel_unbind(struct vfiod_kernel *k, const char *syspath,
 	r = new_request(k, VFIO_SELECT_CMD_UNBIND, 0, syspath, &msg);
 	if (r < 0)
 		return r;
+	if (flags) {
+		r = nla_put_u32(msg, VFIO_SELECT_ATTR_FLAGS, flags);
+		if (r < 0) {
+			nlmsg_free(msg);
+			return gnl_errno(r);
+		}
+	}
 	memset(out, 0, sizeof(*out));
 	r = transact(k, msg, parse_one_binding, out);
 	if (r >= 0 && !out->dev_name[0])

@@ -56,12 +56,19 @@ struct vfiod_kernel_binding {
 	int iommu_group;	/* -1 unknown */
 };
 
-/* BIND: driver NULL for the best candidate; flags VFIO_SELECT_F_*. */
+/*
+ * BIND: driver NULL for the best candidate; modules NULL or a NULL-terminated
+ * list of module names for the kernel to load first (it then sets
+ * VFIO_SELECT_F_LOAD_MODULES itself); flags VFIO_SELECT_F_*.
+ */
 int vfiod_kernel_bind(struct vfiod_kernel *k, const char *syspath, const char *driver,
-		      uint32_t flags, struct vfiod_kernel_binding *out);
+		      const char *const *modules, uint32_t flags, struct vfiod_kernel_binding *out);
 
-/* UNBIND: out->driver is the driver bound after the re-probe, "" if none. */
-int vfiod_kernel_unbind(struct vfiod_kernel *k, const char *syspath,
+/*
+ * UNBIND: out->driver is the driver bound after the re-probe, "" if none.
+ * flags VFIO_SELECT_F_FORCE: also a device vfio_select did not bind.
+ */
+int vfiod_kernel_unbind(struct vfiod_kernel *k, const char *syspath, uint32_t flags,
 			struct vfiod_kernel_binding *out);
 
 /*

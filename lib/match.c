@@ -39,48 +39,29 @@ const char *alias_source_name(enum alias_source s)
 	}
 }
 
-/*
- * Classify the seven fields of a vfio_pci: pattern: exact hex, "*", or a
- * partial glob.  Returns -EINVAL when the pattern does not have the
- * v/d/sv/sd/bc/sc/i shape (it then ranks below every structured alias).
- */
-int alias_fields(const char *pattern, uint32_t *exact, uint32_t *partial)
+static int glob_matches(const char *pattern, const char *string)
 {
-	static const struct {
-		const char *key;
-		size_t digits;
-	} fields[VFIO_SELECT_FIELD_COUNT] = {
-		{ "v", 8 }, { "d", 8 }, { "sv", 8 }, { "sd", 8 }, { "bc", 2 }, { "sc", 2 }, { "i", 2 },
-	};
-	const char *s;
+	return fnmatch(pattern, string, 0) == 0;
+}
 
-	*exact = *partial = 0;
-	if (strncmp(pattern, VFIO_PCI_ALIAS_PREFIX, strlen(VFIO_PCI_ALIAS_PREFIX)) != 0)
-		return -EINVAL;
-	s = pattern + strlen(VFIO_PCI_ALIAS_PREFIX);
-	for (int f = 0; f < VFIO_SELECT_FIELD_COUNT; f++) {
-		size_t klen = strlen(fields[f].key), len = 0, hex = 0;
-		bool last = f == VFIO_SELECT_FIELD_COUNT - 1;
+/*
+ * Which of the seven fields of the device's own string DEVICE the pattern
+ * pins exactly or partly: the rule of <vfio_select/rank.h>, with the glob
+ * matching of fnmatch(3) that libkmod uses.  -EINVAL when the pattern does
+ * not match DEVICE (it then names nothing of it).
+ */
+int alias_fields(const char *pattern, const char *device, uint32_t *exact, uint32_t *partial)
+{
+	return vfio_select_pattern_fields(pattern, device, glob_matches, exact, partial);
+}
 
-		if (strncmp(s, fields[f].key, klen) != 0)
-			return -EINVAL;
-		s += klen;
-		/* A field runs to the next lowercase key letter (values are uppercase hex). */
-		while (s[len] && !(s[len] >= 'a' && s[len] <= 'z'))
-			len++;
-		if (len == 0 || (last && s[len]))
-			return -EINVAL;
-		while (hex < len && ((s[hex] >= '0' && s[hex] <= '9') || (s[hex] >= 'A' && s[hex] <= 'F')))
-			hex++;
-		/* depmod ends every alias with "*": "i02*" names prog-if 02 exactly. */
-		if (hex == fields[f].digits &&
-		    (len == hex || (last && len == hex + 1 && s[hex] == '*')))
-			*exact |= vfio_select_field_bit(f);
-		else if (!(len == 1 && s[0] == '*'))
-			*partial |= vfio_select_field_bit(f);
-		s += len;
-	}
-	return 0;
+/* The specificity key of a pattern for DEVICE: 0 (as the catch-all) when it names nothing of it. */
+uint32_t alias_key(const char *pattern, const char *device)
+{
+	uint32_t exact, partial;
+
+	return alias_fields(pattern, device, &exact, &partial) < 0 ?
+		       0 : vfio_select_rank_key(exact, partial);
 }
 
 int vfio_alias_from_modalias(const char *modalias, char **ret)
@@ -521,12 +502,11 @@ static const struct alias *best_alias(struct vfiod_ctx *ctx, const char *module,
 
 	for (size_t i = 0; i < ctx->n_aliases; i++) {
 		const struct alias *a = &ctx->aliases[i];
-		uint32_t exact, partial, k;
+		uint32_t k;
 
 		if (!streq(a->module, module) || fnmatch(a->pattern, vfio_alias, 0) != 0)
 			continue;
-		k = alias_fields(a->pattern, &exact, &partial) < 0 ?
-			    0 : vfio_select_rank_key(exact, partial);
+		k = alias_key(a->pattern, vfio_alias);
 		/* Equal keys: an admin's modprobe.d alias is the one modprobe obeyed. */
 		if (!best || k > best_key ||
 		    (k == best_key && a->source == ALIAS_SOURCE_CONFIG))
@@ -679,6 +659,49 @@ static int match_kernel(struct vfiod_device *dev, struct vfiod_kernel *k, struct
 			return -ENOMEM;
 	}
 	return 0;
+}
+
+/*
+ * The modules vfio_select's BIND should load for dev: its candidates that
+ * are neither loaded (nor built in) nor blacklisted, best first, at most
+ * VFIO_SELECT_MODULES_MAX.  *ret is NULL-terminated (free each, then it);
+ * returns how many.  None loaded means no modprobe at all.
+ */
+int match_unloaded_modules(struct vfiod_device *dev, char ***ret)
+{
+	struct vfiod_match *m = NULL;
+	char **v;
+	size_t n = 0;
+	int r;
+
+	*ret = NULL;
+	r = match_new(dev, &m);
+	if (r >= 0)
+		r = match_user(dev, m);
+	if (r < 0) {
+		vfiod_match_unref(m);
+		return r;
+	}
+	match_sort(m);
+	v = calloc(VFIO_SELECT_MODULES_MAX + 1, sizeof(*v));
+	for (size_t i = 0; v && i < m->n_cand && n < VFIO_SELECT_MODULES_MAX; i++) {
+		const struct candidate *c = &m->cand[i];
+
+		if (c->loaded || c->skipped || strlen(c->module) > VFIO_SELECT_MODULE_NAME_MAX)
+			continue;
+		v[n] = strdup(c->module);
+		if (!v[n++])
+			r = -ENOMEM;
+	}
+	vfiod_match_unref(m);
+	if (!v || r < 0) {
+		for (size_t i = 0; v && i < n; i++)
+			free(v[i]);
+		free(v);
+		return -ENOMEM;
+	}
+	*ret = v;
+	return (int)n;
 }
 
 static bool all_loaded(const struct vfiod_match *m)

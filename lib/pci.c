@@ -282,6 +282,7 @@ static int assign_kernel(struct vfiod_device *dev, struct vfiod_kernel *k, const
 {
 	struct vfiod_ctx *ctx = dev->ctx;
 	struct vfiod_kernel_binding b;
+	char **modules = NULL;
 	int r;
 
 	rec->resolver = strdup("kernel");
@@ -289,8 +290,14 @@ static int assign_kernel(struct vfiod_device *dev, struct vfiod_kernel *k, const
 	if (r < 0)
 		return r;
 	r = vfiod_step(ctx, OP_ASSIGN, dev->name, "bind");
+	/* The kernel loads by name what libkmod says is missing (the alias is too long). */
 	if (r >= 0)
-		r = vfiod_kernel_bind(k, dev->syspath, forced, VFIO_SELECT_F_LOAD_MODULES, &b);
+		r = match_unloaded_modules(dev, &modules);
+	if (r >= 0)
+		r = vfiod_kernel_bind(k, dev->syspath, forced, (const char *const *)modules, 0, &b);
+	for (size_t i = 0; modules && modules[i]; i++)
+		free(modules[i]);
+	free(modules);
 	if (r < 0) {
 		const char *msg = vfiod_kernel_errmsg(k);
 
@@ -555,7 +562,12 @@ _public_ int vfiod_device_assign(struct vfiod_device *dev, const char *driver, u
 static int release_kernel(struct vfiod_device *dev, struct vfiod_kernel *k)
 {
 	struct vfiod_kernel_binding b;
-	int r = vfiod_kernel_unbind(k, dev->syspath, &b);
+	/*
+	 * vfiod decides itself what it gives back (its record, the in-use
+	 * checks), as the user-space path does: vfio_select's own record may be
+	 * gone (the module was reloaded) or never made (a device bound by hand).
+	 */
+	int r = vfiod_kernel_unbind(k, dev->syspath, VFIO_SELECT_F_FORCE, &b);
 
 	if (r < 0) {
 		const char *msg = vfiod_kernel_errmsg(k);

@@ -8,24 +8,29 @@
  * by the rule of <vfio_select/rank.h>, which user space compiles too.
  *
  * Locking:
- *  - vs_op_lock serialises BIND and UNBIND.  It is taken outside the device
- *    locks, which the driver core takes itself in device_release_driver()
- *    and device_attach(); none is held across those calls.
- *  - vs_records_lock protects the records list only and is never held across
- *    a call into the driver core, so the bus notifier (which may run from a
- *    driver's remove, e.g. a PF disabling its VFs) can take it safely.
+ *  - No lock of ours is held across a call into the driver core or while
+ *    modules load: releasing a vfio driver waits for user space (a VM) to
+ *    close the device, for as long as it takes.  Instead, a BIND or UNBIND
+ *    claims its device (vs_claim()): a second request for a busy device
+ *    fails at once with EBUSY, and requests for other devices go on.
+ *  - vs_lock protects the records and the claims, is taken killably by
+ *    requests, and is held only for list work, so the bus notifier (which
+ *    may run from a driver's remove, e.g. a PF disabling its VFs) can take
+ *    it safely.
  *  - The family has parallel_ops: the global genl_mutex is not held while a
- *    driver probes.  modprobe runs on a worker and is waited for with a
- *    time limit: the netlink core holds cb_lock for reading around our
- *    handlers, and a module whose init registers a genl family needs it
- *    for writing.
+ *    driver probes.  Modules load on a worker, with the caller's
+ *    credentials, and are waited for with a time limit: the netlink core
+ *    holds cb_lock for reading around our handlers, and a module whose init
+ *    registers a genl family needs it for writing.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/capability.h>
 #include <linux/completion.h>
+#include <linux/cred.h>
 #include <linux/ctype.h>
 #include <linux/device.h>
+#include <linux/glob.h>
 #include <linux/iommu.h>
 #include <linux/kmod.h>
 #include <linux/kobject.h>
@@ -70,7 +75,7 @@ static __printf(3, 4) void vs_err(struct netlink_ext_ack *extack, const struct n
 	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	if (n >= (int)sizeof(buf))
-		strcpy(buf + sizeof(buf) - 4, "...");
+		strscpy(buf + sizeof(buf) - 4, "...", 4);
 	NL_SET_ERR_MSG_FMT(extack, "%s", buf);
 	if (attr)
 		NL_SET_BAD_ATTR(extack, attr);
@@ -87,8 +92,12 @@ static int vs_set_override(struct pci_dev *pdev, const char *name)
 
 static char *vs_get_override(struct pci_dev *pdev)
 {
-	guard(spinlock)(&pdev->dev.driver_override.lock);
-	return kstrdup(pdev->dev.driver_override.name, GFP_ATOMIC);
+	char *s;
+
+	spin_lock(&pdev->dev.driver_override.lock);
+	s = kstrdup(pdev->dev.driver_override.name, GFP_ATOMIC);
+	spin_unlock(&pdev->dev.driver_override.lock);
+	return s;
 }
 #else
 static int vs_set_override(struct pci_dev *pdev, const char *name)
@@ -155,33 +164,17 @@ static int vs_field8(char *p, size_t len, const char *sep, bool exact, u8 v)
 
 /*
  * The alias of a vfio id as depmod writes it (do_pci_entry() of
- * scripts/mod/file2alias.c), and its exact-field mask.  False for an id
- * depmod cannot express (a class mask byte neither 0 nor 0xff): user space
- * never sees such an id, so neither do we.
+ * scripts/mod/file2alias.c).  False for an id depmod cannot express (a
+ * class mask byte neither 0 nor 0xff): user space never sees such an id,
+ * so neither do we.
  */
-static bool vs_id_alias(const struct pci_device_id *id, char *buf, size_t len, u32 *exact)
+static bool vs_id_alias(const struct pci_device_id *id, char *buf, size_t len)
 {
 	u8 bcm = id->class_mask >> 16, scm = id->class_mask >> 8, pim = id->class_mask;
 	size_t n;
 
 	if ((bcm && bcm != 0xff) || (scm && scm != 0xff) || (pim && pim != 0xff))
 		return false;
-
-	*exact = 0;
-	if (id->vendor != PCI_ANY_ID)
-		*exact |= vfio_select_field_bit(VFIO_SELECT_FIELD_VENDOR);
-	if (id->device != PCI_ANY_ID)
-		*exact |= vfio_select_field_bit(VFIO_SELECT_FIELD_DEVICE);
-	if (id->subvendor != PCI_ANY_ID)
-		*exact |= vfio_select_field_bit(VFIO_SELECT_FIELD_SUBVENDOR);
-	if (id->subdevice != PCI_ANY_ID)
-		*exact |= vfio_select_field_bit(VFIO_SELECT_FIELD_SUBDEVICE);
-	if (bcm)
-		*exact |= vfio_select_field_bit(VFIO_SELECT_FIELD_BASECLASS);
-	if (scm)
-		*exact |= vfio_select_field_bit(VFIO_SELECT_FIELD_SUBCLASS);
-	if (pim)
-		*exact |= vfio_select_field_bit(VFIO_SELECT_FIELD_PROGIF);
 
 	n = scnprintf(buf, len, "vfio_pci:");
 	n += vs_field32(buf + n, len - n, "v", id->vendor != PCI_ANY_ID, id->vendor);
@@ -215,6 +208,7 @@ struct vs_cand {
 
 struct vs_match {
 	struct pci_dev *pdev;
+	char dev_alias[VS_ALIAS_LEN];	/* the device's own string */
 	struct vs_cand *cand;
 	unsigned int n;
 	unsigned int alloc;
@@ -235,6 +229,11 @@ static void vs_match_free(struct vs_match *m)
 	m->alloc = 0;
 }
 
+static int vs_glob(const char *pattern, const char *string)
+{
+	return glob_match(pattern, string);
+}
+
 /* bus_for_each_drv() callback: the best matching vfio id of one driver. */
 static int vs_collect(struct device_driver *drv, void *data)
 {
@@ -245,14 +244,17 @@ static int vs_collect(struct device_driver *drv, void *data)
 	const char *module;
 	struct vs_cand *c;
 	bool found = false;
-	u32 exact, key, best = 0;
+	u32 exact, partial, key, best = 0;
 
 	for (id = pdrv->id_table; id && !vs_id_end(id); id++) {
 		if (!vs_id_is_vfio(id) || !vs_id_matches(id, m->pdev))
 			continue;
-		if (!vs_id_alias(id, alias, sizeof(alias), &exact))
+		if (!vs_id_alias(id, alias, sizeof(alias)))
 			continue;
-		key = vfio_select_rank_key(exact, 0);
+		/* The rule user space applies to the same alias in modules.alias. */
+		if (vfio_select_pattern_fields(alias, m->dev_alias, vs_glob, &exact, &partial))
+			continue;
+		key = vfio_select_rank_key(exact, partial);
 		if (!found || key > best) {
 			best = key;
 			strscpy(best_alias, alias, sizeof(best_alias));
@@ -307,6 +309,7 @@ static int vs_rank(struct pci_dev *pdev, struct vs_match *m)
 
 	memset(m, 0, sizeof(*m));
 	m->pdev = pdev;
+	vs_modalias(pdev, m->dev_alias, sizeof(m->dev_alias));
 	r = bus_for_each_drv(&pci_bus_type, NULL, m, vs_collect);
 	if (m->err)
 		r = m->err;
@@ -607,85 +610,146 @@ struct vs_modload {
 	struct work_struct work;
 	struct completion done;
 	refcount_t ref;
+	const struct cred *cred;	/* the caller's */
+	unsigned int n;
 	int ret;
-	char alias[VS_ALIAS_LEN];
+	char names[VFIO_SELECT_MODULES_MAX][VFIO_SELECT_MODULE_NAME_MAX + 1];
 };
 
 static struct workqueue_struct *vs_wq;
 
 static void vs_modload_put(struct vs_modload *l)
 {
-	if (refcount_dec_and_test(&l->ref))
+	if (refcount_dec_and_test(&l->ref)) {
+		put_cred(l->cred);
 		kfree(l);
+	}
 }
 
 /*
- * modprobe the device's alias.  Not request_module(): it refuses names of
- * MODULE_NAME_LEN (56) bytes or more, and a full vfio_pci: alias has 57.
- * This runs what request_module() would run, with the same environment.
+ * request_module() each name as the caller: kernel.modprobe, the LSM hook
+ * security_kernel_module_request() and kmod's concurrency limit all apply,
+ * exactly as for a module the kernel loads on its own.  A module that
+ * fails to load is not an error here (it may be built in, or not claim the
+ * device): ranking decides.
  */
-static char vs_modprobe[256] = CONFIG_MODPROBE_PATH;
-module_param_string(modprobe, vs_modprobe, sizeof(vs_modprobe), 0444);
-MODULE_PARM_DESC(modprobe,
-		 "the program BIND runs to load modules (default " CONFIG_MODPROBE_PATH ")");
-
 static void vs_modload_fn(struct work_struct *work)
 {
 	struct vs_modload *l = container_of(work, struct vs_modload, work);
-	/* call_usermodehelper() takes them non-const, as kmod's own do */
-	static char *envp[] = { "HOME=/", "TERM=linux", "PATH=/sbin:/usr/sbin:/bin:/usr/bin",
-				NULL };
-	char *argv[] = { vs_modprobe, "-q", "--", l->alias, NULL };
+	const struct cred *old = override_creds(l->cred);
+	unsigned int i;
+	int r;
 
-	l->ret = vs_modprobe[0] ? call_usermodehelper(vs_modprobe, argv, envp, UMH_WAIT_PROC)
-				: -ENOENT;
+	l->ret = 0;
+	for (i = 0; i < l->n; i++) {
+		r = request_module("%s", l->names[i]);
+		/* Refused outright (no modprobe, an LSM): that is the answer. */
+		if (r < 0 && !l->ret)
+			l->ret = r;
+	}
+	revert_creds(old);
 	complete(&l->done);
 	vs_modload_put(l);
 }
 
-/*
- * Run modprobe on the alias and wait for it, for a bounded time: see the
- * locking note at the top.  Its result does not matter (no module may
- * match, the driver may be built in): ranking decides.
- */
-static int vs_load_modules(const char *alias)
+/* A module name as request_module() and modprobe take it: no option, no path, no glob. */
+static bool vs_module_name_ok(const char *s)
 {
-	struct vs_modload *l = kzalloc(sizeof(*l), GFP_KERNEL);
-	long t;
+	if (!isalnum(*s) && *s != '_')
+		return false;
+	for (; *s; s++)
+		if (!isalnum(*s) && *s != '_' && *s != '-')
+			return false;
+	return true;
+}
 
-	if (!l)
-		return -ENOMEM;
+/* The MODULE attributes of a request, checked; NULL with *err 0 when there are none. */
+static struct vs_modload *vs_modload_new(struct genl_info *info, int *err)
+{
+	struct vs_modload *l = NULL;
+	const struct nlattr *a;
+	int rem;
+
+	*err = 0;
+	nla_for_each_attr(a, genlmsg_data(info->genlhdr), genlmsg_len(info->genlhdr), rem) {
+		if (nla_type(a) != VFIO_SELECT_ATTR_MODULE)
+			continue;
+		if (!vs_module_name_ok(nla_data(a))) {
+			vs_err(info->extack, a, "MODULE is not a module name");
+			*err = -EINVAL;
+			break;
+		}
+		if (!l) {
+			l = kzalloc(sizeof(*l), GFP_KERNEL);
+			if (!l) {
+				*err = -ENOMEM;
+				break;
+			}
+		}
+		if (l->n == VFIO_SELECT_MODULES_MAX) {
+			vs_err(info->extack, a, "more than %d MODULE attributes",
+			       VFIO_SELECT_MODULES_MAX);
+			*err = -E2BIG;
+			break;
+		}
+		strscpy(l->names[l->n++], nla_data(a), sizeof(l->names[0]));
+	}
+	if (*err) {
+		kfree(l);
+		return NULL;
+	}
+	return l;
+}
+
+/*
+ * Load the modules on a worker and wait for it, for a bounded time: see
+ * the locking note at the top.  Consumes l.
+ */
+static int vs_load_modules(struct vs_modload *l)
+{
+	long t;
+	int r;
+
 	INIT_WORK(&l->work, vs_modload_fn);
 	init_completion(&l->done);
 	refcount_set(&l->ref, 2);
-	strscpy(l->alias, alias, sizeof(l->alias));
+	l->cred = get_current_cred();
 	queue_work(vs_wq, &l->work);
 	t = wait_for_completion_killable_timeout(&l->done, VS_MODLOAD_TIMEOUT);
+	r = t == 0 ? -ETIMEDOUT : t < 0 ? t : l->ret;
 	vs_modload_put(l);
-	if (t == 0)
-		return -ETIMEDOUT;
-	return t < 0 ? t : 0;
+	return r;
 }
 
 /* ------------------------------------------------------------------ */
-/* Records of the devices bound through us */
+/* Records of the devices bound through us, and claims of busy devices */
 
 struct vs_record {
 	struct list_head list;
+	u64 id;			/* order of the dump, never reused */
 	struct pci_dev *pdev;	/* a reference */
 	char *driver;
 	char *prev_driver;	/* NULL: none */
+	char *prev_override;	/* driver_override before BIND; NULL: none */
+};
+
+/* A device a BIND or UNBIND works on now. */
+struct vs_claim {
+	struct list_head list;
+	struct pci_dev *pdev;	/* the caller's reference */
+	bool gone;		/* BUS_NOTIFY_DEL_DEVICE came meanwhile */
 };
 
 static LIST_HEAD(vs_records);
-static DEFINE_MUTEX(vs_records_lock);
-static DEFINE_MUTEX(vs_op_lock);
+static LIST_HEAD(vs_claims);
+static DEFINE_MUTEX(vs_lock);
+static u64 vs_next_id = 1;
 
 static struct vs_record *vs_record_find(struct pci_dev *pdev)
 {
 	struct vs_record *rec;
 
-	lockdep_assert_held(&vs_records_lock);
+	lockdep_assert_held(&vs_lock);
 	list_for_each_entry(rec, &vs_records, list)
 		if (rec->pdev == pdev)
 			return rec;
@@ -699,26 +763,69 @@ static void vs_record_free(struct vs_record *rec)
 	pci_dev_put(rec->pdev);
 	kfree(rec->driver);
 	kfree(rec->prev_driver);
+	kfree(rec->prev_override);
 	kfree(rec);
 }
 
-static void vs_record_drop(struct pci_dev *pdev)
+static void vs_record_drop_locked(struct pci_dev *pdev)
 {
-	struct vs_record *rec;
+	struct vs_record *rec = vs_record_find(pdev);
 
-	mutex_lock(&vs_records_lock);
-	rec = vs_record_find(pdev);
-	if (rec)
+	if (rec) {
 		list_del(&rec->list);
-	mutex_unlock(&vs_records_lock);
-	vs_record_free(rec);
+		vs_record_free(rec);
+	}
 }
 
-/* A device going away takes its record with it. */
+/* Claim pdev for one request; EBUSY when another one has it. */
+static int vs_claim(struct pci_dev *pdev, struct vs_claim *c, struct netlink_ext_ack *extack)
+{
+	struct vs_claim *x;
+	int r;
+
+	r = mutex_lock_killable(&vs_lock);
+	if (r)
+		return r;
+	list_for_each_entry(x, &vs_claims, list) {
+		if (x->pdev == pdev) {
+			mutex_unlock(&vs_lock);
+			vs_err(extack, NULL,
+			       "another BIND or UNBIND of %s is in progress (a VM may hold it)",
+			       pci_name(pdev));
+			return -EBUSY;
+		}
+	}
+	c->pdev = pdev;
+	c->gone = false;
+	list_add(&c->list, &vs_claims);
+	mutex_unlock(&vs_lock);
+	return 0;
+}
+
+static void vs_unclaim(struct vs_claim *c)
+{
+	mutex_lock(&vs_lock);
+	list_del(&c->list);
+	mutex_unlock(&vs_lock);
+}
+
+/*
+ * A device going away takes its record with it, and a request working on
+ * it will not make a new one: a record holds a reference.
+ */
 static int vs_bus_notify(struct notifier_block *nb, unsigned long action, void *data)
 {
-	if (action == BUS_NOTIFY_DEL_DEVICE)
-		vs_record_drop(to_pci_dev(data));
+	struct pci_dev *pdev = to_pci_dev(data);
+	struct vs_claim *c;
+
+	if (action != BUS_NOTIFY_DEL_DEVICE)
+		return NOTIFY_DONE;
+	mutex_lock(&vs_lock);
+	vs_record_drop_locked(pdev);
+	list_for_each_entry(c, &vs_claims, list)
+		if (c->pdev == pdev)
+			c->gone = true;
+	mutex_unlock(&vs_lock);
 	return NOTIFY_DONE;
 }
 
@@ -738,7 +845,14 @@ static const struct nla_policy vs_bind_policy[VFIO_SELECT_ATTR_MAX + 1] = {
 	[VFIO_SELECT_ATTR_DEV_PATH] = { .type = NLA_NUL_STRING, .len = VS_PATH_MAX },
 	[VFIO_SELECT_ATTR_DEV_NAME] = { .type = NLA_NUL_STRING, .len = VS_NAME_MAX },
 	[VFIO_SELECT_ATTR_DRIVER] = { .type = NLA_NUL_STRING, .len = VS_DRIVER_MAX },
-	[VFIO_SELECT_ATTR_FLAGS] = NLA_POLICY_MASK(NLA_U32, VFIO_SELECT_F_ALL),
+	[VFIO_SELECT_ATTR_FLAGS] = NLA_POLICY_MASK(NLA_U32, VFIO_SELECT_F_LOAD_MODULES),
+	[VFIO_SELECT_ATTR_MODULE] = { .type = NLA_NUL_STRING, .len = VFIO_SELECT_MODULE_NAME_MAX },
+};
+
+static const struct nla_policy vs_unbind_policy[VFIO_SELECT_ATTR_MAX + 1] = {
+	[VFIO_SELECT_ATTR_DEV_PATH] = { .type = NLA_NUL_STRING, .len = VS_PATH_MAX },
+	[VFIO_SELECT_ATTR_DEV_NAME] = { .type = NLA_NUL_STRING, .len = VS_NAME_MAX },
+	[VFIO_SELECT_ATTR_FLAGS] = NLA_POLICY_MASK(NLA_U32, VFIO_SELECT_F_FORCE),
 };
 
 /* A dump takes no attributes: every entry NLA_UNSPEC, refused by strict validation. */
@@ -787,7 +901,7 @@ static int vs_reply_binding(struct genl_info *info, struct pci_dev *pdev, const 
 	return genlmsg_reply(msg, info);
 }
 
-/* Tell the "events" group; called under vs_op_lock, so events keep their order. */
+/* Tell the "events" group; called with the device claimed, so its events keep their order. */
 static void vs_notify(u8 cmd, struct pci_dev *pdev, const char *driver, const char *prev)
 {
 	struct sk_buff *msg;
@@ -897,98 +1011,157 @@ static bool vs_cand_is(const struct vs_cand *c, const char *want)
 	return !*a && !*b;
 }
 
+/* The candidate a BIND asks for (want NULL: the best), or NULL with a message. */
+static const struct vs_cand *vs_pick(struct vs_match *m, const struct nlattr *want,
+				     struct netlink_ext_ack *extack)
+{
+	unsigned int i;
+
+	if (!m->n) {
+		vs_err(extack, NULL, "no vfio driver claims %s (is vfio-pci loaded?)",
+		       pci_name(m->pdev));
+		return NULL;
+	}
+	if (!want)
+		return &m->cand[0];
+	for (i = 0; i < m->n; i++)
+		if (vs_cand_is(&m->cand[i], nla_data(want)))
+			return &m->cand[i];
+	vs_err(extack, want, "%s is not a registered vfio driver of %s",
+	       (const char *)nla_data(want), pci_name(m->pdev));
+	return NULL;
+}
+
+/* Remember a BIND; rec_new is taken unless the device already had a record. */
+static void vs_record_bind(struct vs_claim *claim, struct vs_record **rec_new)
+{
+	struct vs_record *rec;
+
+	mutex_lock(&vs_lock);
+	if (claim->gone) {
+		/* Removed while we bound it: nothing to remember, nothing to pin. */
+		mutex_unlock(&vs_lock);
+		return;
+	}
+	rec = vs_record_find(claim->pdev);
+	if (rec) {
+		/* Bound through us before: keep the host driver and override it had then. */
+		swap(rec->driver, (*rec_new)->driver);
+	} else {
+		(*rec_new)->pdev = pci_dev_get(claim->pdev);
+		(*rec_new)->id = vs_next_id++;
+		list_add_tail(&(*rec_new)->list, &vs_records);
+		*rec_new = NULL;
+	}
+	mutex_unlock(&vs_lock);
+}
+
+/*
+ * BIND, in this order: everything that can be checked without touching
+ * the system (arguments, rights, the device, its group), then the
+ * modules, then the ranking, and only then the device.
+ */
 static int vs_bind_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct nlattr *want = info->attrs[VFIO_SELECT_ATTR_DRIVER];
 	struct nlattr *flags_attr = info->attrs[VFIO_SELECT_ATTR_FLAGS];
 	u32 flags = flags_attr ? nla_get_u32(flags_attr) : 0;
 	char *cur = NULL, *now = NULL, *old_override = NULL;
-	struct vs_record *rec, *rec_new = NULL;
-	char modalias[VS_ALIAS_LEN];
-	const struct vs_cand *c = NULL;
+	struct vs_record *rec_new = NULL;
+	struct vs_modload *load;
+	const struct vs_cand *c;
 	struct vs_match m = {};
+	struct vs_claim claim;
 	struct pci_dev *pdev;
-	unsigned int i;
 	int r, q;
 
 	if (!netlink_capable(skb, CAP_SYS_ADMIN)) {
 		vs_err(info->extack, NULL, "BIND needs CAP_SYS_ADMIN");
 		return -EPERM;
 	}
-	r = vs_get_device(info, &pdev);
+	if (want && !vs_printable(nla_data(want))) {
+		vs_err(info->extack, want, "DRIVER holds a blank or non-printable byte");
+		return -EINVAL;
+	}
+	load = vs_modload_new(info, &r);
 	if (r < 0)
 		return r;
+	if (!!load != !!(flags & VFIO_SELECT_F_LOAD_MODULES)) {
+		vs_err(info->extack, flags_attr,
+		       load ? "MODULE needs the flag LOAD_MODULES" :
+			      "LOAD_MODULES needs the MODULE names to load (the device's alias is too long for request_module())");
+		r = -EINVAL;
+		goto out_load;
+	}
+	if (load && !netlink_capable(skb, CAP_SYS_MODULE)) {
+		vs_err(info->extack, NULL, "BIND with MODULE needs CAP_SYS_MODULE");
+		r = -EPERM;
+		goto out_load;
+	}
+	r = vs_get_device(info, &pdev);
+	if (r < 0)
+		goto out_load;
+	r = vs_claim(pdev, &claim, info->extack);
+	if (r < 0)
+		goto out_put;
+	r = vs_group_viable(pdev, info->extack);
+	if (r < 0)
+		goto out_unclaim;
 
-	/* Outside every lock of ours: modprobe may take long, and may fail harmlessly. */
-	if (flags & VFIO_SELECT_F_LOAD_MODULES) {
-		vs_modalias(pdev, modalias, sizeof(modalias));
-		r = vs_load_modules(modalias);
+	if (load) {
+		r = vs_load_modules(load);
+		load = NULL;
 		if (r == -ETIMEDOUT)
 			vs_err(info->extack, NULL, "loading the modules for %s took over %d s",
 			       pci_name(pdev), VS_MODLOAD_TIMEOUT / HZ);
+		else if (r < 0 && r != -ERESTARTSYS)
+			vs_err(info->extack, NULL, "request_module() for %s failed (kernel.modprobe, or refused by a security module)",
+			       pci_name(pdev));
 		if (r == -ERESTARTSYS)
 			r = -EINTR;
 		if (r < 0)
-			goto out_put;
+			goto out_unclaim;
 	}
 
-	mutex_lock(&vs_op_lock);
 	r = vs_rank(pdev, &m);
 	if (r < 0)
-		goto out_unlock;
-	if (!m.n) {
-		vs_err(info->extack, NULL, "no vfio driver claims %s (is vfio-pci loaded?)",
-		       pci_name(pdev));
-		r = -ENOENT;
-		goto out_unlock;
+		goto out_unclaim;
+	c = vs_pick(&m, want, info->extack);
+	if (!c) {
+		r = m.n ? -EINVAL : -ENOENT;
+		goto out_free;
 	}
-	if (want && !vs_printable(nla_data(want))) {
-		vs_err(info->extack, want, "DRIVER holds a blank or non-printable byte");
-		r = -EINVAL;
-		goto out_unlock;
-	}
-	if (want) {
-		for (i = 0; i < m.n && !c; i++)
-			if (vs_cand_is(&m.cand[i], nla_data(want)))
-				c = &m.cand[i];
-		if (!c) {
-			vs_err(info->extack, want, "%s is not a registered vfio driver of %s",
-			       (const char *)nla_data(want), pci_name(pdev));
-			r = -EINVAL;
-			goto out_unlock;
-		}
-	} else {
-		c = &m.cand[0];
-	}
-
+	/* Loading modules took time: the group may have changed meanwhile. */
 	r = vs_group_viable(pdev, info->extack);
 	if (r < 0)
-		goto out_unlock;
+		goto out_free;
 	r = vs_bound_driver(pdev, &cur, NULL);
 	if (r < 0)
-		goto out_unlock;
+		goto out_free;
 	if (cur && !strcmp(cur, c->driver)) {
 		/* Already bound to it: touch nothing, tell nobody. */
 		r = vs_reply_binding(info, pdev, cur, cur);
-		goto out_unlock;
+		goto out_free;
 	}
 
 	/* What can fail for want of memory, before the device is touched. */
+	old_override = vs_get_override(pdev);
 	rec_new = kzalloc(sizeof(*rec_new), GFP_KERNEL);
 	if (rec_new) {
 		rec_new->driver = kstrdup(c->driver, GFP_KERNEL);
 		rec_new->prev_driver = kstrdup(cur, GFP_KERNEL);
+		rec_new->prev_override = kstrdup(old_override, GFP_KERNEL);
 	}
-	if (!rec_new || !rec_new->driver || (cur && !rec_new->prev_driver)) {
+	if (!rec_new || !rec_new->driver || (cur && !rec_new->prev_driver) ||
+	    (old_override && !rec_new->prev_override)) {
 		r = -ENOMEM;
-		goto out_unlock;
+		goto out_free;
 	}
-	old_override = vs_get_override(pdev);
 
 	r = vs_set_override(pdev, c->driver);
 	if (r < 0) {
 		vs_err(info->extack, NULL, "cannot set the driver_override of %s", pci_name(pdev));
-		goto out_unlock;
+		goto out_free;
 	}
 	device_release_driver(&pdev->dev);
 	r = device_attach(&pdev->dev);
@@ -1003,42 +1176,73 @@ static int vs_bind_doit(struct sk_buff *skb, struct genl_info *info)
 		vs_err(info->extack, NULL, "%s did not bind %s (see dmesg); it is on %s now",
 		       c->driver, pci_name(pdev), now ? now : "no driver");
 		r = -EIO;
-		goto out_unlock;
+		goto out_free;
 	}
 
-	mutex_lock(&vs_records_lock);
-	rec = vs_record_find(pdev);
-	if (rec) {
-		/* Bound through us before: keep the host driver it had then. */
-		swap(rec->driver, rec_new->driver);
-	} else {
-		rec_new->pdev = pci_dev_get(pdev);
-		list_add_tail(&rec_new->list, &vs_records);
-		rec_new = NULL;
-	}
-	mutex_unlock(&vs_records_lock);
-
+	vs_record_bind(&claim, &rec_new);
 	vs_notify(VFIO_SELECT_CMD_BIND, pdev, c->driver, cur);
 	r = vs_reply_binding(info, pdev, c->driver, cur);
 
-out_unlock:
-	mutex_unlock(&vs_op_lock);
+out_free:
 	vs_match_free(&m);
 	vs_record_free(rec_new);
 	kfree(old_override);
 	kfree(now);
 	kfree(cur);
+out_unclaim:
+	vs_unclaim(&claim);
 out_put:
 	pci_dev_put(pdev);
+out_load:
+	if (load) {
+		put_cred(load->cred);
+		kfree(load);
+	}
 	return r;
+}
+
+/* What UNBIND needs of a record, copied out; rec_found false when there is none. */
+struct vs_rec_copy {
+	bool found;
+	char *driver;
+	char *prev_override;
+};
+
+static int vs_record_copy(struct pci_dev *pdev, struct vs_rec_copy *out)
+{
+	struct vs_record *rec;
+	int r = 0;
+
+	memset(out, 0, sizeof(*out));
+	mutex_lock(&vs_lock);
+	rec = vs_record_find(pdev);
+	if (rec) {
+		out->found = true;
+		out->driver = kstrdup(rec->driver, GFP_KERNEL);
+		out->prev_override = kstrdup(rec->prev_override, GFP_KERNEL);
+		if (!out->driver || (rec->prev_override && !out->prev_override))
+			r = -ENOMEM;
+	}
+	mutex_unlock(&vs_lock);
+	return r;
+}
+
+static void vs_record_drop(struct pci_dev *pdev)
+{
+	mutex_lock(&vs_lock);
+	vs_record_drop_locked(pdev);
+	mutex_unlock(&vs_lock);
 }
 
 static int vs_unbind_doit(struct sk_buff *skb, struct genl_info *info)
 {
-	char *cur = NULL, *now = NULL, *recdrv = NULL, *override = NULL;
-	struct vs_record *rec;
+	struct nlattr *flags_attr = info->attrs[VFIO_SELECT_ATTR_FLAGS];
+	u32 flags = flags_attr ? nla_get_u32(flags_attr) : 0;
+	char *cur = NULL, *now = NULL, *override = NULL;
+	struct vs_rec_copy rec = {};
+	struct vs_claim claim;
 	struct pci_dev *pdev;
-	bool have_rec, cur_vfio;
+	bool cur_vfio;
 	int r;
 
 	if (!netlink_capable(skb, CAP_SYS_ADMIN)) {
@@ -1048,24 +1252,18 @@ static int vs_unbind_doit(struct sk_buff *skb, struct genl_info *info)
 	r = vs_get_device(info, &pdev);
 	if (r < 0)
 		return r;
-
-	mutex_lock(&vs_op_lock);
-	mutex_lock(&vs_records_lock);
-	rec = vs_record_find(pdev);
-	have_rec = rec;
-	if (rec)
-		recdrv = kstrdup(rec->driver, GFP_KERNEL);
-	mutex_unlock(&vs_records_lock);
-	if (have_rec && !recdrv) {
-		r = -ENOMEM;
+	r = vs_claim(pdev, &claim, info->extack);
+	if (r < 0)
+		goto out_put;
+	r = vs_record_copy(pdev, &rec);
+	if (r < 0)
 		goto out;
-	}
 	r = vs_bound_driver(pdev, &cur, &cur_vfio);
 	if (r < 0)
 		goto out;
 
-	if ((cur && !cur_vfio) || (!cur && !have_rec)) {
-		if (!have_rec) {
+	if ((cur && !cur_vfio) || (!cur && !rec.found)) {
+		if (!rec.found) {
 			vs_err(info->extack, NULL, "%s is not bound to a vfio driver (%s)",
 			       pci_name(pdev), cur ? cur : "no driver");
 			r = -ENOENT;
@@ -1073,17 +1271,25 @@ static int vs_unbind_doit(struct sk_buff *skb, struct genl_info *info)
 		}
 		/* Given back to a host driver by someone else: only forget it. */
 		override = vs_get_override(pdev);
-		if (override && !strcmp(override, recdrv))
-			(void)vs_set_override(pdev, NULL);
+		if (override && !strcmp(override, rec.driver))
+			(void)vs_set_override(pdev, rec.prev_override);
 		vs_record_drop(pdev);
 		r = vs_reply_binding(info, pdev, cur, NULL);
 		goto out;
 	}
+	if (!rec.found && !(flags & VFIO_SELECT_F_FORCE)) {
+		vs_err(info->extack, NULL,
+		       "%s is on %s, which vfio_select did not bind: set the flag FORCE to release it anyway",
+		       pci_name(pdev), cur ? cur : "no driver");
+		r = -EPERM;
+		goto out;
+	}
 
+	/* May wait for as long as a VM keeps the device open: only our claim is held. */
 	device_release_driver(&pdev->dev);
-	r = vs_set_override(pdev, NULL);
+	r = vs_set_override(pdev, rec.prev_override);
 	if (r < 0) {
-		vs_err(info->extack, NULL, "cannot clear the driver_override of %s",
+		vs_err(info->extack, NULL, "cannot restore the driver_override of %s",
 		       pci_name(pdev));
 		goto out;
 	}
@@ -1096,9 +1302,11 @@ static int vs_unbind_doit(struct sk_buff *skb, struct genl_info *info)
 	vs_notify(VFIO_SELECT_CMD_UNBIND, pdev, now, cur);
 	r = vs_reply_binding(info, pdev, now, cur);
 out:
-	mutex_unlock(&vs_op_lock);
+	vs_unclaim(&claim);
+out_put:
 	kfree(override);
-	kfree(recdrv);
+	kfree(rec.driver);
+	kfree(rec.prev_override);
 	kfree(now);
 	kfree(cur);
 	pci_dev_put(pdev);
@@ -1115,14 +1323,14 @@ static int vs_get_doit(struct sk_buff *skb, struct genl_info *info)
 	r = vs_get_device(info, &pdev);
 	if (r < 0)
 		return r;
-	mutex_lock(&vs_records_lock);
+	mutex_lock(&vs_lock);
 	rec = vs_record_find(pdev);
 	if (rec) {
 		driver = kstrdup(rec->driver, GFP_KERNEL);
 		prev = kstrdup(rec->prev_driver, GFP_KERNEL);
 		r = !driver || (rec->prev_driver && !prev) ? -ENOMEM : 0;
 	}
-	mutex_unlock(&vs_records_lock);
+	mutex_unlock(&vs_lock);
 	if (!rec) {
 		vs_err(info->extack, NULL, "%s was not bound by vfio_select", pci_name(pdev));
 		r = -ENOENT;
@@ -1135,28 +1343,31 @@ static int vs_get_doit(struct sk_buff *skb, struct genl_info *info)
 	return r;
 }
 
+/*
+ * The dump goes on, round after round, from the id after the last record
+ * it sent (cb->args[0]): records added or dropped between two rounds
+ * neither make it skip one nor send one twice.
+ */
 static int vs_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
-	unsigned long idx = 0, start = cb->args[0];
+	u64 next = cb->args[0];
 	struct vs_record *rec;
 	int r = 0;
 
-	mutex_lock(&vs_records_lock);
+	mutex_lock(&vs_lock);
 	list_for_each_entry(rec, &vs_records, list) {
-		if (idx < start) {
-			idx++;
+		if (rec->id < next)
 			continue;
-		}
 		r = vs_fill_binding(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
 				    NLM_F_MULTI, VFIO_SELECT_CMD_GET, rec->pdev, rec->driver,
 				    rec->prev_driver);
 		if (r < 0)
 			break;
-		idx++;
+		next = rec->id + 1;
 	}
-	mutex_unlock(&vs_records_lock);
-	cb->args[0] = idx;
-	/* A full skb ends this round; the next one goes on from idx. */
+	mutex_unlock(&vs_lock);
+	cb->args[0] = next;
+	/* A full skb ends this round; the next one goes on from next. */
 	return r < 0 && skb->len ? skb->len : (r < 0 ? r : skb->len);
 }
 
@@ -1178,7 +1389,7 @@ static const struct genl_split_ops vs_ops[] = {
 	{
 		.cmd		= VFIO_SELECT_CMD_UNBIND,
 		.doit		= vs_unbind_doit,
-		.policy		= vs_dev_policy,
+		.policy		= vs_unbind_policy,
 		.maxattr	= VFIO_SELECT_ATTR_MAX,
 		.flags		= GENL_CMD_CAP_DO,
 	},
@@ -1246,12 +1457,12 @@ static void __exit vs_exit(void)
 	genl_unregister_family(&vs_family);
 	bus_unregister_notifier(&pci_bus_type, &vs_bus_nb);
 	destroy_workqueue(vs_wq);
-	mutex_lock(&vs_records_lock);
+	mutex_lock(&vs_lock);
 	list_for_each_entry_safe(rec, tmp, &vs_records, list) {
 		list_del(&rec->list);
 		vs_record_free(rec);
 	}
-	mutex_unlock(&vs_records_lock);
+	mutex_unlock(&vs_lock);
 }
 
 module_init(vs_init);

@@ -4,6 +4,8 @@
  * table of vectors.  The kernel module compiles the same <vfio_select/rank.h>;
  * the VM suite proves both paths rank real drivers alike.
  */
+#include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,8 @@
 
 /* A constant expression, equal to vfio_select_field_bit() (checked below). */
 #define V(f) (1u << (VFIO_SELECT_FIELD_COUNT - 1 - VFIO_SELECT_FIELD_##f))
+
+#define DEV "vfio_pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02"
 
 static void test_alias_fields(void)
 {
@@ -30,21 +34,34 @@ static void test_alias_fields(void)
 		{ "vfio_pci:v*d*sv*sd*bc01sc08i02*", 0, V(BASECLASS) | V(SUBCLASS) | V(PROGIF), 0 },
 		{ "vfio_pci:v*d*sv*sd*bc01sc08i02", 0, V(BASECLASS) | V(SUBCLASS) | V(PROGIF), 0 },
 		{ "vfio_pci:v00001B3?d0000001*sv*sd*bc*sc*i*", 0, 0, V(VENDOR) | V(DEVICE) },
-		{ "vfio_pci:v0001B36d00000010sv*sd*bc*sc*i*", 0, V(DEVICE), V(VENDOR) },
 		{ "vfio_pci:v*d*sv*sd*bc*sc0*i*", 0, 0, V(SUBCLASS) },
-		{ "vfio_pci:*", -EINVAL, 0, 0 },
-		{ "vfio_pci:v*d*", -EINVAL, 0, 0 },
+		/* short forms (a plain MODULE_ALIAS) rank as their full form */
+		{ "vfio_pci:v00001B36d00000010*", 0, V(VENDOR) | V(DEVICE), 0 },
+		{ "vfio_pci:v00001B36*", 0, V(VENDOR), 0 },
+		{ "vfio_pci:v00001B3*", 0, 0, V(VENDOR) },
+		{ "vfio_pci:v*d*sv*sd*bc01*", 0, V(BASECLASS), 0 },
+		{ "vfio_pci:v00001B36d00000010sv00001AF4*", 0, V(VENDOR) | V(DEVICE) | V(SUBVENDOR),
+		  0 },
+		{ "vfio_pci:*", 0, 0, 0 },
+		{ "vfio_pci:v*d*", 0, 0, 0 },
+		/* by what is pinned, not by spelling */
+		{ "vfio_pci:v00001B3[6]d00000010*", 0, V(VENDOR) | V(DEVICE), 0 },
+		{ "vfio_pci:v00001B3[67]d00000010*", 0, V(DEVICE), V(VENDOR) },
+		{ "vfio_pci:v*d00001100*", 0, V(SUBDEVICE), 0 },
+		{ "vfio_pci:*bc01sc08i02", 0, V(BASECLASS) | V(SUBCLASS) | V(PROGIF), 0 },
+		/* no match: it pins nothing of this device */
+		{ "vfio_pci:v0001B36d00000010sv*sd*bc*sc*i*", -EINVAL, 0, 0 },
+		{ "vfio_pci:v00001234*", -EINVAL, 0, 0 },
 		{ "pci:v*d*sv*sd*bc*sc*i*", -EINVAL, 0, 0 },
 		{ "vfio_pci:v*d*sv*sd*bc*sc*i*x", -EINVAL, 0, 0 },
-		{ "vfio_pci:vd*sv*sd*bc*sc*i*", -EINVAL, 0, 0 },
 	};
+	uint32_t e, p;
 
 	CHECK(V(VENDOR) == vfio_select_field_bit(VFIO_SELECT_FIELD_VENDOR) &&
 		      V(PROGIF) == vfio_select_field_bit(VFIO_SELECT_FIELD_PROGIF),
 	      "field bits");
 	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
-		uint32_t e, p;
-		int r = alias_fields(t[i].pattern, &e, &p);
+		int r = alias_fields(t[i].pattern, DEV, &e, &p);
 
 		CHECK(r == t[i].r, "%s: r=%d, want %d", t[i].pattern, r, t[i].r);
 		if (r == 0)
@@ -52,6 +69,74 @@ static void test_alias_fields(void)
 			      "%s: exact=%#x partial=%#x, want %#x %#x", t[i].pattern, e, p,
 			      t[i].exact, t[i].partial);
 	}
+	CHECK(alias_fields("vfio_pci:*", "vfio_pci:v00001B36d00000010", &e, &p) == -EINVAL,
+	      "a device string without all seven fields is refused");
+	CHECK(alias_fields("*", "vfio_pci:v00001b36d00000010sv00001AF4sd00001100bc01sc08i02", &e,
+			   &p) == -EINVAL,
+	      "a device string with lower-case hex is refused");
+}
+
+static int fnmatch_glob(const char *pattern, const char *string)
+{
+	return fnmatch(pattern, string, 0) == 0;
+}
+
+/* The short cut for plain shapes gives what trying every digit gives. */
+static void test_plain_short_cut(void)
+{
+	static const char *const devs[] = {
+		DEV,
+		/* device and subdevice equal: "d00000010" could sit in either place */
+		"vfio_pci:v00001B36d00000010sv00001AF4sd00000010bc01sc08i02",
+		"vfio_pci:v00000000d00000000sv00000000sd00000000bc00sc00i00",
+	};
+	static const char *const pats[] = {
+		"vfio_pci:v*d*sv*sd*bc*sc*i*",
+		"vfio_pci:v00001B36d00000010sv*sd*bc*sc*i*",
+		"vfio_pci:v00001B36d00000010sv00001AF4sd00001100bc*sc*i*",
+		"vfio_pci:v00001B36d00000010sv00001AF4sd00000010bc01sc08i02*",
+		"vfio_pci:v*d*sv*sd*bc01sc08i02",
+		"vfio_pci:v*d00000010sv*sd*bc*sc*i*",
+		"vfio_pci:v*d*sv*sd00000010bc*sc*i*",
+		"vfio_pci:v00001B36d00000010*",
+		"vfio_pci:v00001B36*",
+		"vfio_pci:v00000000d00000000sv00000000*",
+		"vfio_pci:*",
+		/* not plain: the slow way answers */
+		"vfio_pci:v*d00000010*",
+		"vfio_pci:v*",
+		"vfio_pci:v00001B3?d*sv*sd*bc*sc*i*",
+	};
+	int plain = 0;
+
+	for (size_t d = 0; d < ARRAY_SIZE(devs); d++)
+		for (size_t i = 0; i < ARRAY_SIZE(pats); i++) {
+			uint32_t e1, p1, e2, p2;
+			int r1 = vfio_select_pattern_fields(pats[i], devs[d], fnmatch_glob, &e1, &p1);
+			int r2;
+
+			plain += vfio_select_pattern_plain(pats[i], &e2);
+			r2 = vfio_select_pattern_pins(pats[i], devs[d], fnmatch_glob, &e2, &p2);
+			CHECK(r1 == r2 && (r1 < 0 || (e1 == e2 && p1 == p2)),
+			      "%s on %s: short cut %d %#x/%#x, digit by digit %d %#x/%#x", pats[i],
+			      devs[d], r1, e1, p1, r2, e2, p2);
+		}
+	CHECK(plain == 11 * (int)ARRAY_SIZE(devs), "%d patterns took the short cut", plain);
+}
+
+/* The cases of the review: a short form against a vendor-wide variant and the catch-all. */
+static void test_short_form_rank(void)
+{
+	/* alias_key() is what the user-space ranking uses for each candidate's pattern */
+	uint32_t k_short = alias_key("vfio_pci:v00001B36d00000010*", DEV);
+	uint32_t k_full = alias_key("vfio_pci:v00001B36d00000010sv*sd*bc*sc*i*", DEV);
+	uint32_t k_vendor = alias_key("vfio_pci:v00001B36d*sv*sd*bc*sc*i*", DEV);
+	uint32_t k_all = alias_key("vfio_pci:v*d*sv*sd*bc*sc*i*", DEV);
+	CHECK(k_short == k_full, "short form key %#x, full form %#x", k_short, k_full);
+	CHECK(vfio_select_rank_cmp(k_short, "zz_short", k_vendor, "aa_vendor") < 0,
+	      "vendor and device exact beats a vendor-wide variant");
+	CHECK(vfio_select_rank_cmp(k_short, "zz_short", k_all, "vfio_pci") < 0 && k_short != k_all,
+	      "the short form beats vfio_pci's catch-all without a tie");
 }
 
 static void test_rank_order(void)
@@ -130,6 +215,8 @@ static void test_names(void)
 int main(void)
 {
 	test_alias_fields();
+	test_short_form_rank();
+	test_plain_short_cut();
 	test_rank_order();
 	test_match_sort();
 	test_names();

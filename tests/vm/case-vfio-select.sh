@@ -16,9 +16,13 @@
 #
 # It checks MATCH, BIND and UNBIND on QEMU's nvme (1b36:0010, subsystem 1af4:1100) with
 # vfio-pci alone and with the fixture variants (vfio_fixture_vdsub must win over
-# vfio_fixture_vd and vfio-pci), module loading by BIND, IOMMU group viability, GET, one
-# event per change, the hostile program with and without CAP_SYS_ADMIN, that unloading
-# vfio_select leaves bound devices bound, and that dmesg stays free of warnings.
+# vfio_fixture_vd and vfio-pci), that user space ranks a short alias as the kernel ranks
+# the same id, module loading by BIND through request_module() (kernel.modprobe obeyed,
+# CAP_SYS_MODULE needed, nothing loaded before the checks pass), IOMMU group viability,
+# GET, one event per change, an administrator's driver_override restored by UNBIND, UNBIND
+# refusing a device it did not bind unless forced, a VM holding a device blocking no other
+# request, the hostile program with and without CAP_SYS_ADMIN, that unloading vfio_select
+# leaves bound devices bound, and that dmesg stays free of warnings.
 
 # shellcheck disable=SC2317 # the helpers run through vm_check
 set -uo pipefail
@@ -36,6 +40,7 @@ fi
 }
 TOOLS=$(cd "$1" && pwd)
 VSCTL=$TOOLS/vsctl
+VFIOCTL=$TOOLS/../cli/vfioctl
 HOSTILE=$TOOLS/vfio-select-hostile
 RESULTS=${RESULTS:-/tmp}
 KV=$(uname -r)
@@ -142,6 +147,15 @@ vm_check "MATCH: aliases equal depmod's modules.alias lines" test $alias_ok = 1
 vm_check_not "MATCH: the pci-testdev variant is not a candidate" \
 	grep -q vfio_fixture_other <<<"$out"
 
+# a short alias (as a plain MODULE_ALIAS writes it) ranks as the id the kernel ranks
+kkey=$(grep ' module=vfio_fixture_vd ' <<<"$out" | kv key)
+mkdir -p /run/vs-short
+echo "alias vfio_pci:v00001B36d00000010* vfio_fixture_vd" >/run/vs-short/short.conf
+uout=$(VFIOD_MODPROBE_CONFIG=/run/vs-short "$VFIOCTL" --direct --resolver=user -j match "$NVME")
+ukey=$(jget '"0x%06x %s %s" % (d["candidates"][0]["key"], d["candidates"][0]["module"], d["candidates"][0]["alias"])' <<<"$uout")
+vm_check "user space ranks vfio_pci:v00001B36d00000010* as the kernel ranks vd's id ($ukey, kernel $kkey)" \
+	test "$ukey" = "$kkey vfio_fixture_vd vfio_pci:v00001B36d00000010*"
+
 # events: one per change, none for a BIND that changes nothing
 EVENTS=$RESULTS/vfio-select-events.txt
 "$VSCTL" monitor 0 120 >"$EVENTS" 2>&1 &
@@ -202,15 +216,83 @@ vm_check "UNBIND pci-testdev: no host driver, unbound" \
 	test "$(kv driver <<<"$out"):$(drv "$TESTDEV")" = -:none
 "$VSCTL" unbind "$NVME" >/dev/null
 
-# module loading by BIND
+# module loading by BIND: request_module() of the names user space found
 unload_all
 vm_check_not "variants and vfio-pci unloaded" grep -qE '^(vfio_fixture|vfio_pci) ' /proc/modules
-out=$("$VSCTL" bind "$NVME" --load)
-vm_check "BIND --load: loads the variants and binds $VDSUB" \
+LOADS=(--module vfio_fixture_vdsub --module vfio_fixture_vd --module vfio_pci)
+vm_check "BIND --load without MODULE names: EINVAL" expect_fail EINVAL "$VSCTL" bind "$NVME" --load
+vm_check "BIND --module with a bad name: EINVAL" expect_fail EINVAL "$VSCTL" bind "$NVME" --module ../vfio_pci
+setpriv --inh-caps=-all --bounding-set=-sys_module -- "$VSCTL" bind "$NVME" "${LOADS[@]}" \
+	>"$RESULTS/nosysmodule.txt" 2>&1
+vm_check "BIND with MODULE without CAP_SYS_MODULE: EPERM" grep -q 'CAP_SYS_MODULE.*(EPERM)' \
+	"$RESULTS/nosysmodule.txt"
+vm_check_not "  ... and nothing got loaded" grep -qE '^(vfio_fixture|vfio_pci) ' /proc/modules
+MODPROBE=$(cat /proc/sys/kernel/modprobe)
+echo /bin/false >/proc/sys/kernel/modprobe
+vm_check "BIND with kernel.modprobe=/bin/false: ENOENT, no driver" \
+	expect_fail ENOENT "$VSCTL" bind "$NVME" "${LOADS[@]}"
+vm_check_not "  ... and nothing got loaded" grep -qE '^(vfio_fixture|vfio_pci) ' /proc/modules
+echo >/proc/sys/kernel/modprobe
+vm_check "BIND with kernel.modprobe empty: ENOENT, request_module() refused" \
+	expect_fail ENOENT "$VSCTL" bind "$NVME" "${LOADS[@]}"
+vm_check_not "  ... and nothing got loaded" grep -qE '^(vfio_fixture|vfio_pci) ' /proc/modules
+echo "$MODPROBE" >/proc/sys/kernel/modprobe
+vm_check "nvme untouched by the refused BINDs" test "$(drv "$NVME")" = nvme
+out=$("$VSCTL" bind "$NVME" "${LOADS[@]}")
+vm_check "BIND --module x3: loads the variants and binds $VDSUB" \
 	test "$(kv driver <<<"$out"):$(drv "$NVME")" = "$VDSUB:$VDSUB"
 vm_check "the vd variant and vfio-pci got loaded too" \
 	test "$(grep -c -E '^(vfio_fixture_vd|vfio_pci) ' /proc/modules)" = 2
 "$VSCTL" unbind "$NVME" >/dev/null
+
+# UNBIND gives an administrator's driver_override back, not an empty one
+echo nvme >"$VM_PCI/$NVME/driver_override"
+out=$("$VSCTL" bind "$NVME")
+vm_check "BIND over an override of nvme: $VDSUB" test "$(drv "$NVME")" = "$VDSUB"
+out=$("$VSCTL" unbind "$NVME")
+vm_check "UNBIND: nvme back and driver_override nvme again ($(cat "$VM_PCI/$NVME/driver_override"))" \
+	test "$(kv driver <<<"$out"):$(drv "$NVME"):$(cat "$VM_PCI/$NVME/driver_override")" = nvme:nvme:nvme
+echo >"$VM_PCI/$NVME/driver_override"
+vm_check "override cleared by hand" override_clear "$NVME"
+
+# a VM holding a device: its UNBIND waits, every other request goes on
+"$VSCTL" bind "$NVME" >/dev/null
+"$VSCTL" bind "$TESTDEV" >/dev/null
+"$VSCTL" hold "$GROUP" "$NVME" 30 >"$RESULTS/hold.txt" 2>&1 &
+HOLD=$!
+for _ in $(seq 100); do
+	grep -q held "$RESULTS/hold.txt" && break
+	sleep 0.1
+done
+vm_check "a process holds $NVME open through /dev/vfio/$GROUP" grep -q held "$RESULTS/hold.txt"
+"$VSCTL" unbind "$NVME" >"$RESULTS/held-unbind.txt" 2>&1 &
+UNB=$!
+sleep 2
+vm_check "UNBIND of the held device waits (still running after 2 s)" kill -0 "$UNB"
+start=$(date +%s)
+"$VSCTL" unbind "$NVME" >"$RESULTS/held-unbind2.txt" 2>&1 &
+U2=$!
+"$VSCTL" unbind "$TESTDEV" >"$RESULTS/other-unbind.txt" 2>&1 &
+U3=$!
+for _ in $(seq 100); do
+	kill -0 "$U2" 2>/dev/null || kill -0 "$U3" 2>/dev/null || break
+	sleep 0.1
+done
+took=$(($(date +%s) - start))
+vm_check "another UNBIND of the held device: EBUSY at once" grep -q '(EBUSY)' "$RESULTS/held-unbind2.txt"
+vm_check "UNBIND of another device meanwhile: done in ${took} s (at most 5), not blocked" \
+	test "$(kv driver <"$RESULTS/other-unbind.txt"):$(drv "$TESTDEV"):$((took <= 5))" = -:none:1
+vm_check "MATCH of the held device answers meanwhile" "$VSCTL" match "$NVME"
+vm_check "GET answers meanwhile" "$VSCTL" get
+kill "$HOLD" 2>/dev/null
+wait "$HOLD" 2>/dev/null
+for _ in $(seq 100); do
+	kill -0 "$UNB" 2>/dev/null || break
+	sleep 0.1
+done
+vm_check "once the holder is gone, the waiting UNBIND finishes: nvme back" \
+	test "$(kv driver <"$RESULTS/held-unbind.txt"):$(drv "$NVME")" = nvme:nvme
+wait "$UNB" "$U2" "$U3" 2>/dev/null
 
 # IOMMU group viability: q35's 00:1f.* share a group; ahci holds 00:1f.2
 SMBUS=0000:00:1f.3
@@ -221,6 +303,12 @@ if [ -e "$VM_PCI/$SMBUS" ] && [ "$(drv 0000:00:1f.2)" = ahci ]; then
 	vm_check "BIND in a group with ahci: EBUSY, naming 0000:00:1f.2 and ahci" \
 		grep -q '0000:00:1f.2 is bound to ahci.*(EBUSY)' <<<"$out"
 	vm_check "the refused device is untouched" test "$(drv "$SMBUS")" = "$before"
+	modprobe -r vfio_pci
+	out=$("$VSCTL" bind "$SMBUS" --module vfio_pci 2>&1)
+	vm_check "BIND --module in that group: EBUSY before loading anything" \
+		grep -q 'is bound to ahci.*(EBUSY)' <<<"$out"
+	vm_check_not "  ... vfio_pci was not loaded" grep -q '^vfio_pci ' /proc/modules
+	modprobe vfio_pci
 else
 	vm_skip "BIND in a group with ahci: EBUSY" "no 00:1f.3 or ahci not bound to 00:1f.2"
 fi
@@ -251,8 +339,11 @@ vm_check "rmmod vfio_select with a device bound through it" rmmod vfio_select
 vm_check "still bound to $VDSUB after rmmod" test "$(drv "$NVME")" = "$VDSUB"
 vm_check "modprobe vfio_select again" modprobe vfio_select
 vm_check "the new instance has no records" test "$("$VSCTL" get)" = count=0
-out=$("$VSCTL" unbind "$NVME")
-vm_check "UNBIND of a device on a vfio driver bound by someone else: nvme back" \
+vm_check "UNBIND of a device on a vfio driver it did not bind: EPERM, naming FORCE" \
+	expect_fail EPERM "$VSCTL" unbind "$NVME"
+vm_check "  ... and the device stays on $VDSUB" test "$(drv "$NVME")" = "$VDSUB"
+out=$("$VSCTL" unbind "$NVME" --force)
+vm_check "UNBIND --force of that device: nvme back" \
 	test "$(kv driver <<<"$out"):$(drv "$NVME")" = nvme:nvme
 vm_check "rmmod vfio_select" rmmod vfio_select
 unload_all

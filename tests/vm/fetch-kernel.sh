@@ -61,17 +61,8 @@ flock 9
 
 APT="$CACHE/apt"
 mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial" "$CACHE/debs"
-APT_OPTS=(
-	-o "Dir::Etc::SourceList=$APT/sources.list"
-	-o "Dir::Etc::SourceParts=/dev/null"
-	-o "Dir::Etc::Preferences=/dev/null"
-	-o "Dir::Etc::PreferencesParts=/dev/null"
-	-o "Dir::State::Lists=$APT/lists"
-	-o "Dir::State::status=/dev/null"
-	-o "Dir::Cache=$APT/cache"
-	-o "APT::Sandbox::User=root"
-	-o "Debug::NoLocking=1"
-)
+# shellcheck source=kernel-apt.sh
+. "$(dirname "$0")/kernel-apt.sh"
 
 if [ "${VFIOD_VM_OFFLINE:-0}" != 1 ]; then
 	uri=${VFIOD_VM_APT_URI:-$(system_uri | head -n1)}

@@ -430,6 +430,23 @@ static void test_malformed(struct conn *c, const char *dev, const char *canon)
 	report(r.err == -EOPNOTSUPP, "MATCH as a dump: EOPNOTSUPP", &r);
 }
 
+/* A request for dev with FLAGS (none when 0), more attributes to come. */
+static struct nl_msg *flagged_req(struct conn *c, uint8_t cmd, const char *dev, uint32_t flags)
+{
+	struct nl_msg *m = req(c, cmd, 0);
+
+	put_str(m, VFIO_SELECT_ATTR_DEV_NAME, dev);
+	if (flags)
+		put_raw(m, VFIO_SELECT_ATTR_FLAGS, &flags, sizeof(flags));
+	return m;
+}
+
+/* Module names BIND must refuse: empty, blank, a path, a glob, an option, a newline, 56 bytes. */
+static const char *const bad_modules[] = {
+	"", "a b", "../vfio_pci", "vfio_pci:v*", "-", "x\n",
+	"a_module_name_of_fifty_six_bytes_which_request_module_refuses",
+};
+
 static void test_bind_args(struct conn *c, const char *dev)
 {
 	struct nl_msg *m;
@@ -470,6 +487,36 @@ static void test_bind_args(struct conn *c, const char *dev)
 	xact(c, m, &r);
 	expect_err("BIND without a device: EINVAL", &r, EINVAL, NULL);
 
+	/* MODULE: checked before anything loads or the device is looked at */
+	m = flagged_req(c, VFIO_SELECT_CMD_BIND, dev, VFIO_SELECT_F_LOAD_MODULES);
+	xact(c, m, &r);
+	expect_err("BIND with LOAD_MODULES and no MODULE: EINVAL", &r, EINVAL, "MODULE names");
+
+	m = flagged_req(c, VFIO_SELECT_CMD_BIND, dev, 0);
+	put_str(m, VFIO_SELECT_ATTR_MODULE, "vfio_pci");
+	xact(c, m, &r);
+	expect_err("BIND with MODULE and no LOAD_MODULES: EINVAL", &r, EINVAL, "LOAD_MODULES");
+
+	for (size_t i = 0; i < sizeof(bad_modules) / sizeof(bad_modules[0]); i++) {
+		char name[128];
+
+		m = flagged_req(c, VFIO_SELECT_CMD_BIND, dev, VFIO_SELECT_F_LOAD_MODULES);
+		put_str(m, VFIO_SELECT_ATTR_MODULE, bad_modules[i]);
+		xact(c, m, &r);
+		snprintf(name, sizeof(name), "BIND with MODULE \"%s\": EINVAL", bad_modules[i]);
+		expect_err(name, &r, EINVAL, NULL);
+	}
+
+	m = flagged_req(c, VFIO_SELECT_CMD_BIND, dev, VFIO_SELECT_F_LOAD_MODULES);
+	for (int i = 0; i <= VFIO_SELECT_MODULES_MAX; i++)
+		put_str(m, VFIO_SELECT_ATTR_MODULE, "vfio_pci");
+	xact(c, m, &r);
+	expect_err("BIND with too many MODULEs: E2BIG", &r, E2BIG, NULL);
+
+	m = flagged_req(c, VFIO_SELECT_CMD_UNBIND, dev, VFIO_SELECT_F_LOAD_MODULES);
+	xact(c, m, &r);
+	expect_err("UNBIND with a BIND flag: EINVAL", &r, EINVAL, NULL);
+
 	sysfs_driver(dev, after, sizeof(after));
 	report(!strcmp(before, after), "refused BINDs left the device alone", NULL);
 }
@@ -493,6 +540,13 @@ static void test_unprivileged(struct conn *c, const char *dev, const char *canon
 	xact(c, m, &r);
 	expect_err("unprivileged BIND with DRIVER and LOAD_MODULES: EPERM", &r, EPERM, NULL);
 
+	m = req(c, VFIO_SELECT_CMD_BIND, 0);
+	put_str(m, VFIO_SELECT_ATTR_DEV_NAME, dev);
+	put_raw(m, VFIO_SELECT_ATTR_FLAGS, &flags, sizeof(flags));
+	put_str(m, VFIO_SELECT_ATTR_MODULE, "vfio_pci");
+	xact(c, m, &r);
+	expect_err("unprivileged BIND with MODULE: EPERM", &r, EPERM, "CAP_SYS_");
+
 	dev_req(c, VFIO_SELECT_CMD_UNBIND, VFIO_SELECT_ATTR_DEV_NAME, dev, &r);
 	expect_err("unprivileged UNBIND: EPERM", &r, EPERM, "CAP_SYS_ADMIN");
 
@@ -515,7 +569,7 @@ struct racer {
 	uint8_t cmd;
 	int iterations;		/* BIND: how many; the others: until BIND is done */
 	const char *drivers[2];	/* BIND: alternate between these (NULL: the best) */
-	int ok, expected_err, bad;
+	int ok, expected_err, busy, bad;
 	int bad_err;
 	char bad_msg[256];
 };
@@ -546,6 +600,8 @@ static void *race(void *arg)
 			x->ok++;
 		else if (x->cmd == VFIO_SELECT_CMD_UNBIND && r.err == -ENOENT)
 			x->expected_err++; /* not bound to vfio at that moment */
+		else if (x->cmd != VFIO_SELECT_CMD_MATCH && r.err == -EBUSY)
+			x->busy++; /* the other one works on the device */
 		else if (!x->bad++) {
 			x->bad_err = r.err;
 			snprintf(x->bad_msg, sizeof(x->bad_msg), "%s", r.msg);
@@ -562,8 +618,12 @@ static void race_report(const char *what, const struct racer *x)
 	char name[200];
 
 	if (x->cmd == VFIO_SELECT_CMD_UNBIND)
-		snprintf(name, sizeof(name), "%s: %d ok, %d ENOENT (nothing to unbind), no other error",
-			 what, x->ok, x->expected_err);
+		snprintf(name, sizeof(name),
+			 "%s: %d ok, %d ENOENT (nothing to unbind), %d EBUSY, no other error", what,
+			 x->ok, x->expected_err, x->busy);
+	else if (x->cmd == VFIO_SELECT_CMD_BIND)
+		snprintf(name, sizeof(name), "%s: %d ok, %d EBUSY, no other error", what, x->ok,
+			 x->busy);
 	else
 		snprintf(name, sizeof(name), "%s: %d ok, no error", what, x->ok);
 	report(x->bad == 0, name, NULL);

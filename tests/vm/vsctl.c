@@ -4,21 +4,32 @@
  * netlink client (lib/kernel.c).  A test tool, not installed.
  *
  *   vsctl match DEV
- *   vsctl bind DEV [DRIVER] [--load]
- *   vsctl unbind DEV
+ *   vsctl bind DEV [DRIVER] [--module M]... [--load]
+ *   vsctl unbind DEV [--force]
  *   vsctl get [DEV]
  *   vsctl monitor [COUNT [TIMEOUT_S]]
+ *   vsctl hold GROUP DEV SECONDS
+ *
+ * --module names a module for BIND to load (repeatable); --load sets the
+ * flag LOAD_MODULES by itself (the kernel wants names with it).  hold opens
+ * DEV through its group as QEMU does, prints "held", and keeps it open for
+ * SECONDS (a VM using the device).
  *
  * DEV is a sysfs path or a PCI name.  Output is key=value lines; on failure
  * the kernel's message (or strerror) goes to stderr and the exit status is 1
  * (2 for a usage error).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <linux/vfio.h>
 
 #include "kernel.h"
 
@@ -89,6 +100,34 @@ static int monitor(int count, int timeout_s)
 	return 0;
 }
 
+static int hold(const char *group_id, const char *dev, int seconds)
+{
+	char path[64];
+	int container, group, device;
+
+	snprintf(path, sizeof(path), "/dev/vfio/%s", group_id);
+	container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
+	group = open(path, O_RDWR | O_CLOEXEC);
+	if (container < 0 || group < 0 ||
+	    ioctl(group, VFIO_GROUP_SET_CONTAINER, &container) < 0 ||
+	    ioctl(container, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU) < 0) {
+		perror("vsctl: hold: group");
+		return 1;
+	}
+	device = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, dev);
+	if (device < 0) {
+		perror("vsctl: hold: device");
+		return 1;
+	}
+	printf("held\n");
+	fflush(stdout);
+	sleep(seconds);
+	close(device);
+	close(group);
+	close(container);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct vfiod_kernel *k = NULL;
@@ -97,6 +136,8 @@ int main(int argc, char **argv)
 
 	if (!strcmp(verb, "monitor"))
 		return monitor(argc > 2 ? atoi(argv[2]) : 0, argc > 3 ? atoi(argv[3]) : 0);
+	if (!strcmp(verb, "hold") && argc == 5)
+		return hold(argv[2], argv[3], atoi(argv[4]));
 
 	r = vfiod_kernel_open(&k);
 	if (r < 0)
@@ -115,26 +156,30 @@ int main(int argc, char **argv)
 				       m.cand[i].rank, m.cand[i].driver, m.cand[i].module,
 				       m.cand[i].key, m.cand[i].tie, m.cand[i].alias);
 		}
-	} else if (!strcmp(verb, "bind") && argc >= 3 && argc <= 5) {
+	} else if (!strcmp(verb, "bind") && argc >= 3) {
 		struct vfiod_kernel_binding b;
-		const char *driver = NULL;
+		const char *driver = NULL, *modules[VFIO_SELECT_MODULES_MAX + 2] = { NULL };
 		uint32_t flags = 0;
+		int n = 0;
 
 		for (int i = 3; i < argc; i++) {
 			if (!strcmp(argv[i], "--load"))
 				flags |= VFIO_SELECT_F_LOAD_MODULES;
+			else if (!strcmp(argv[i], "--module") && i + 1 < argc &&
+				 n <= VFIO_SELECT_MODULES_MAX)
+				modules[n++] = argv[++i];
 			else
 				driver = argv[i];
 		}
-		r = vfiod_kernel_bind(k, argv[2], driver, flags, &b);
+		r = vfiod_kernel_bind(k, argv[2], driver, modules, flags, &b);
 		if (r < 0)
 			rc = fail(k, "bind", r);
 		else
 			print_binding(NULL, &b);
-	} else if (!strcmp(verb, "unbind") && argc == 3) {
+	} else if (!strcmp(verb, "unbind") && (argc == 3 || (argc == 4 && !strcmp(argv[3], "--force")))) {
 		struct vfiod_kernel_binding b;
 
-		r = vfiod_kernel_unbind(k, argv[2], &b);
+		r = vfiod_kernel_unbind(k, argv[2], argc == 4 ? VFIO_SELECT_F_FORCE : 0, &b);
 		if (r < 0)
 			rc = fail(k, "unbind", r);
 		else
@@ -146,8 +191,9 @@ int main(int argc, char **argv)
 		else
 			printf("count=%d\n", r);
 	} else {
-		fprintf(stderr, "usage: vsctl match DEV | bind DEV [DRIVER] [--load] | unbind DEV |"
-				" get [DEV] | monitor [COUNT [TIMEOUT_S]]\n");
+		fprintf(stderr, "usage: vsctl match DEV | bind DEV [DRIVER] [--module M]... [--load] |"
+				" unbind DEV [--force] | get [DEV] | monitor [COUNT [TIMEOUT_S]] |"
+				" hold GROUP DEV SECONDS\n");
 		rc = 2;
 	}
 	vfiod_kernel_close(k);

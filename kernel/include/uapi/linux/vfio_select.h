@@ -11,14 +11,18 @@
  * given they must name the same device.
  *
  * MATCH  (DEV) -> DEV_NAME, DEV_PATH, MODALIAS, CANDIDATE*  (no side effects)
- * BIND   (DEV, DRIVER?, FLAGS?) -> DEV_NAME, DRIVER, PREV_DRIVER?, IOMMU_GROUP
- * UNBIND (DEV) -> DEV_NAME, DRIVER? (the driver bound after the re-probe),
+ * BIND   (DEV, DRIVER?, FLAGS?, MODULE*) -> DEV_NAME, DRIVER, PREV_DRIVER?, IOMMU_GROUP
+ * UNBIND (DEV, FLAGS?) -> DEV_NAME, DRIVER? (the driver bound after the re-probe),
  *        PREV_DRIVER? (the vfio driver released), IOMMU_GROUP
  * GET    (DEV) or dump -> DEV_NAME, DRIVER, PREV_DRIVER?, IOMMU_GROUP
  *        for the devices this module bound and has not released
  * events: CMD_BIND / CMD_UNBIND messages with the attributes of their replies.
  *
- * BIND and UNBIND need CAP_SYS_ADMIN.  Candidates are the PCI drivers now
+ * BIND and UNBIND need CAP_SYS_ADMIN; BIND with MODULE also CAP_SYS_MODULE.
+ * MATCH, GET and the events group are open to every user: they report what
+ * sysfs already shows everyone (ids, drivers, driver_override, IOMMU groups).
+ * A device is busy while one BIND or UNBIND works on it: a second one gets
+ * EBUSY at once.  Candidates are the PCI drivers now
  * registered whose override-only vfio ids (PCI_DRIVER_OVERRIDE_DEVICE_VFIO)
  * match the device, in the order of <vfio_select/rank.h>, best first.
  */
@@ -51,6 +55,7 @@ enum vfio_select_attr {
 	VFIO_SELECT_ATTR_MODALIAS,	/* string, the device's "vfio_pci:..." alias */
 	VFIO_SELECT_ATTR_CANDIDATE,	/* nest, VFIO_SELECT_CAND_*, repeated, best first */
 	VFIO_SELECT_ATTR_GROUP_MEMBER,	/* nest, VFIO_SELECT_MEMBER_*, repeated (why a group is not viable) */
+	VFIO_SELECT_ATTR_MODULE,	/* string, repeated: BIND loads each by name */
 
 	__VFIO_SELECT_ATTR_MAX,
 	VFIO_SELECT_ATTR_MAX = __VFIO_SELECT_ATTR_MAX - 1
@@ -78,8 +83,20 @@ enum vfio_select_member_attr {
 	VFIO_SELECT_MEMBER_MAX = __VFIO_SELECT_MEMBER_MAX - 1
 };
 
-/* BIND: request_module() the device's vfio_pci: alias before ranking. */
+/*
+ * BIND: request_module() each MODULE before ranking, as the caller (its
+ * credentials reach the LSM hook; kernel.modprobe and kmod's limit apply).
+ * The device's own vfio_pci: alias is longer than request_module() takes,
+ * so the caller names the modules (user space finds them with libkmod); a
+ * module already loaded need not be named.
+ */
 #define VFIO_SELECT_F_LOAD_MODULES	(1U << 0)
-#define VFIO_SELECT_F_ALL		(VFIO_SELECT_F_LOAD_MODULES)
+/* UNBIND: release a device on a vfio driver that vfio_select did not bind. */
+#define VFIO_SELECT_F_FORCE		(1U << 1)
+#define VFIO_SELECT_F_ALL		(VFIO_SELECT_F_LOAD_MODULES | VFIO_SELECT_F_FORCE)
+
+/* At most this many MODULE attributes, each a module name shorter than 56 bytes. */
+#define VFIO_SELECT_MODULES_MAX		16
+#define VFIO_SELECT_MODULE_NAME_MAX	55
 
 #endif /* _UAPI_LINUX_VFIO_SELECT_H */
