@@ -248,22 +248,30 @@ void definitions_merge(json_t *active, json_t *defs)
 int definition_make(struct vfiod_ctx *ctx, const char *path, json_t *opts, bool autostart,
 		    json_t **ret)
 {
-	_cleanup_free_ char *text = NULL, *target = NULL;
+	_cleanup_free_ char *text = NULL, *completed = NULL, *undo = NULL;
+	struct vfiod_op *op = NULL;
 	json_t *t, *o;
 	int r;
 
 	text = json_dumps(opts, JSON_COMPACT);
 	if (!text)
 		return -ENOMEM;
-	r = vfiod_target(ctx, path, text, false, &target);
-	if (r < 0)
+	r = vfiod_op_new(ctx, path, text, 0, &op);
+	if (r >= 0)
+		r = vfiod_op_get_options(op, &completed);
+	if (r >= 0)
+		r = vfiod_op_get_undo(op, &undo);
+	if (r < 0) {
+		vfiod_op_unref(op);
 		return r;
-	t = json_loads(target, 0, NULL);
-	if (!t)
-		return -ENOMEM;
+	}
+	t = json_pack("{s:s, s:s, s:o, s:o}", "name", vfiod_op_get_name(op), "kind",
+		      vfiod_op_get_kind(op), "options", json_loads(completed, 0, NULL), "undo",
+		      undo ? json_loads(undo, 0, NULL) : json_null());
 	/* Where the device is, as sysfs names it; what vfiod names itself (vduse) as given. */
-	o = definition_new(t, json_string_value(json_object_get(t, "device")) ?: path, autostart);
+	o = t ? definition_new(t, vfiod_op_get_device(op) ?: path, autostart) : NULL;
 	json_decref(t);
+	vfiod_op_unref(op);
 	if (!o)
 		return -ENOMEM;
 	*ret = o;

@@ -29,6 +29,14 @@ struct target {
 };
 
 void target_done(struct target *t);
+/*
+ * The key of the hardware at or above SYSPATH: the IOMMU group of the PCI
+ * function it is or is under, a VF's PF's; NULL (returning 0) when there is
+ * none.  Every kind keys its targets so, by the device it changes.
+ */
+int hardware_key(struct vfiod_ctx *ctx, const char *syspath, char **ret);
+/* Set T's key from T->device, or to FALLBACK when no PCI function is there. */
+int target_set_key(struct vfiod_ctx *ctx, struct target *t, const char *fallback);
 /* T for the PCI function at PATH: its path, name, IOMMU group and the group's key. Returns 1. */
 int target_of_pci(struct vfiod_ctx *ctx, const char *path, struct target *t);
 
@@ -53,6 +61,13 @@ struct kind {
 	/* Drop what this kind keeps of NAME, which is gone (vfiod_forget()); NULL when nothing. */
 	int (*forget)(struct vfiod_ctx *ctx, const char *name);
 };
+
+/*
+ * vfiod_device_assign() and vfiod_device_release() for the kinds: the
+ * result as JSON, or nothing when RET is NULL.
+ */
+int pci_assign(struct vfiod_device *dev, const char *driver, unsigned int flags, json_t **ret);
+int pci_release(struct vfiod_device *dev, unsigned int flags, json_t **ret);
 
 extern const struct kind kind_pci;  /* pci.c */
 extern const struct kind kind_vfs;  /* sriov.c */

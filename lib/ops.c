@@ -72,6 +72,70 @@ static int parse_options(struct vfiod_ctx *ctx, unsigned int method, const char 
 	return 0;
 }
 
+/*
+ * The key of the hardware at or above SYSPATH (a logical /sys/devices/...
+ * path): "group:N" for the IOMMU group of the nearest PCI function, a VF
+ * counting as its PF (its VFs come and go with the PF's sriov_numvfs), or
+ * "pci:NAME" for a function without a group.  *RET is NULL when no PCI
+ * function is there (a software device: the kind keys it itself).
+ */
+int hardware_key(struct vfiod_ctx *ctx, const char *syspath, char **ret)
+{
+	_cleanup_free_ char *p = NULL;
+	const size_t top = strlen(VFIOD_DEFAULT_SYSFS_ROOT "/devices");
+
+	*ret = NULL;
+	if (!syspath || strncmp(syspath, VFIOD_DEFAULT_SYSFS_ROOT "/devices/", top + 1) != 0)
+		return 0;
+	p = strdup(syspath);
+	if (!p)
+		return -ENOMEM;
+	for (char *slash = strrchr(p, '/'); slash && (size_t)(slash - p) > top;
+	     *slash = '\0', slash = strrchr(p, '/')) {
+		_cleanup_free_ char *subsys = NULL, *pf = NULL, *group = NULL, *rel = NULL;
+		_cleanup_close_ int fd = -1;
+		const char *name = slash + 1;
+
+		if (!is_pci_name(name) || strlen(name) != 12)
+			continue;
+		fd = root_open(ctx, p + strlen(VFIOD_DEFAULT_SYSFS_ROOT "/"),
+			       O_RDONLY | O_DIRECTORY);
+		if (fd < 0 || read_link_name(fd, "subsystem", &subsys) < 0 ||
+		    !streq(subsys, "pci"))
+			continue;
+		if (read_link_name(fd, "physfn", &pf) >= 0) {
+			closep(&fd);
+			if (asprintf(&rel, "%s/%s", SYSFS_PCI_DEVICES, pf) < 0)
+				return -ENOMEM;
+			fd = root_open(ctx, rel, O_RDONLY | O_DIRECTORY);
+			name = pf;
+		}
+		if (fd >= 0)
+			(void)read_link_name(fd, "iommu_group", &group);
+		if (group ? asprintf(ret, "group:%s", group) < 0 : asprintf(ret, "pci:%s", name) < 0) {
+			*ret = NULL;
+			return -ENOMEM;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+/* T's key: the hardware's under T's device, else FALLBACK (a software device's own). */
+int target_set_key(struct vfiod_ctx *ctx, struct target *t, const char *fallback)
+{
+	int r;
+
+	free(t->key);
+	t->key = NULL;
+	r = hardware_key(ctx, t->device, &t->key);
+	if (r < 0)
+		return r;
+	if (!t->key && !(t->key = strdup(fallback)))
+		return -ENOMEM;
+	return 0;
+}
+
 /* Ask kind K for its target: < 0 an error, 0 not its own, 1 its own (T filled). */
 static int try_kind(struct vfiod_ctx *ctx, const struct kind *k, const char *path, json_t *opts,
 		    bool destroy, struct target *t)
@@ -141,64 +205,178 @@ static json_t *target_json(const struct kind *k, const struct target *t, json_t 
 			 "options", opts, "undo", destroy ? json_null() : undo_json(k, t, opts));
 }
 
-/* The options of a call, checked, and what it acts on. */
-static int prepare(struct vfiod_ctx *ctx, const char *path, const char *options, bool destroy,
-		   json_t **opts, const struct kind **k, struct target *t)
+/*
+ * One operation, resolved once: the kind, what it acts on, its key and its
+ * completed options are known before it runs, and running it resolves
+ * nothing again.
+ */
+struct vfiod_op {
+	int n_ref;
+	struct vfiod_ctx *ctx;
+	const struct kind *kind;
+	struct target t;
+	json_t *opts;
+	char *path; /* as given: what a kind without a device of its own acts on */
+	bool destroy;
+};
+
+_public_ int vfiod_op_new(struct vfiod_ctx *ctx, const char *path, const char *options,
+			  unsigned int flags, struct vfiod_op **ret)
 {
+	struct vfiod_op *op;
 	int r;
 
 	ctx->error[0] = '\0';
-	r = parse_options(ctx, destroy ? OPT_DESTROY : OPT_CREATE, options, opts);
+	if (flags & ~VFIOD_OP_DESTROY)
+		return vfiod_error(ctx, -EINVAL, "unknown operation flags 0x%x", flags);
+	if (!path)
+		return vfiod_error(ctx, -EINVAL, "no device path given");
+	op = calloc(1, sizeof(*op));
+	if (!op)
+		return -ENOMEM;
+	op->n_ref = 1;
+	op->destroy = flags & VFIOD_OP_DESTROY;
+	op->path = strdup(path);
+	if (!op->path) {
+		free(op);
+		return -ENOMEM;
+	}
+	r = parse_options(ctx, op->destroy ? OPT_DESTROY : OPT_CREATE, options, &op->opts);
+	if (r >= 0)
+		r = pick_kind(ctx, path, op->opts, op->destroy, &op->kind, &op->t);
+	if (r < 0) {
+		json_decref(op->opts);
+		free(op->path);
+		free(op);
+		return r;
+	}
+	op->ctx = vfiod_ctx_ref(ctx);
+	*ret = op;
+	return 0;
+}
+
+_public_ struct vfiod_op *vfiod_op_ref(struct vfiod_op *op)
+{
+	if (op)
+		op->n_ref++;
+	return op;
+}
+
+_public_ struct vfiod_op *vfiod_op_unref(struct vfiod_op *op)
+{
+	if (!op || --op->n_ref > 0)
+		return NULL;
+	target_done(&op->t);
+	json_decref(op->opts);
+	free(op->path);
+	vfiod_ctx_unref(op->ctx);
+	free(op);
+	return NULL;
+}
+
+_public_ struct vfiod_ctx *vfiod_op_get_ctx(struct vfiod_op *op)
+{
+	return op->ctx;
+}
+
+_public_ const char *vfiod_op_get_kind(struct vfiod_op *op)
+{
+	return op->kind->name;
+}
+
+_public_ const char *vfiod_op_get_device(struct vfiod_op *op)
+{
+	return op->t.device;
+}
+
+_public_ const char *vfiod_op_get_name(struct vfiod_op *op)
+{
+	return op->t.name ? op->t.name : op->path;
+}
+
+_public_ const char *vfiod_op_get_key(struct vfiod_op *op)
+{
+	return op->t.key ? op->t.key : vfiod_op_get_name(op);
+}
+
+_public_ int vfiod_op_get_iommu_group(struct vfiod_op *op)
+{
+	return op->t.iommu_group;
+}
+
+_public_ int vfiod_op_get_options(struct vfiod_op *op, char **ret)
+{
+	return json_dump_to(json_incref(op->opts), ret);
+}
+
+_public_ int vfiod_op_get_undo(struct vfiod_op *op, char **ret)
+{
+	*ret = NULL;
+	if (op->destroy)
+		return 0;
+	return json_dump_to(undo_json(op->kind, &op->t, op->opts), ret);
+}
+
+/* The result of running OP, as the kind made it (an object or an array). */
+int op_run_json(struct vfiod_op *op, json_t **ret)
+{
+	struct vfiod_ctx *ctx = op->ctx;
+	const char *path = op->t.device ? op->t.device : op->path;
+	json_t *res = NULL;
+	int r;
+
+	ctx->error[0] = '\0';
+	r = op->destroy ? op->kind->destroy(ctx, path, op->opts, &res)
+			: op->kind->create(ctx, path, op->opts, &res);
+	if (r < 0) {
+		json_decref(res);
+		return r;
+	}
+	if (!res)
+		res = json_object();
+	if (json_is_object(res) && !json_object_get(res, "kind"))
+		json_object_set_new(res, "kind", json_string(op->kind->name));
+	*ret = res;
+	return r;
+}
+
+_public_ int vfiod_op_run(struct vfiod_op *op, char **ret)
+{
+	json_t *res;
+	int r, q;
+
+	r = op_run_json(op, &res);
 	if (r < 0)
 		return r;
-	r = pick_kind(ctx, path, *opts, destroy, k, t);
-	if (r < 0)
-		json_decref(*opts);
-	return r;
+	q = json_dump_to(res, ret);
+	return q < 0 ? q : r;
 }
 
 _public_ int vfiod_target(struct vfiod_ctx *ctx, const char *path, const char *options,
 			  bool destroy, char **ret)
 {
-	const struct kind *k;
-	struct target t;
-	json_t *opts;
+	struct vfiod_op *op = NULL;
 	int r;
 
-	r = prepare(ctx, path, options, destroy, &opts, &k, &t);
+	r = vfiod_op_new(ctx, path, options, destroy ? VFIOD_OP_DESTROY : 0, &op);
 	if (r < 0)
 		return r;
-	r = json_dump_to(target_json(k, &t, opts, destroy), ret);
-	target_done(&t);
-	json_decref(opts);
+	r = json_dump_to(target_json(op->kind, &op->t, op->opts, destroy), ret);
+	vfiod_op_unref(op);
 	return r;
 }
 
 static int run(struct vfiod_ctx *ctx, const char *path, const char *options, bool destroy,
 	       char **ret)
 {
-	const struct kind *k;
-	json_t *opts, *res = NULL;
-	struct target t;
+	struct vfiod_op *op = NULL;
 	int r;
 
-	r = prepare(ctx, path, options, destroy, &opts, &k, &t);
+	r = vfiod_op_new(ctx, path, options, destroy ? VFIOD_OP_DESTROY : 0, &op);
 	if (r < 0)
 		return r;
-	r = destroy ? k->destroy(ctx, t.device ? t.device : path, opts, &res)
-		    : k->create(ctx, t.device ? t.device : path, opts, &res);
-	if (r >= 0 && json_is_object(res) && !json_object_get(res, "kind"))
-		json_object_set_new(res, "kind", json_string(k->name));
-	if (r >= 0) {
-		int q = json_dump_to(res ? res : json_object(), ret);
-
-		if (q < 0)
-			r = q;
-	} else {
-		json_decref(res);
-	}
-	target_done(&t);
-	json_decref(opts);
+	r = vfiod_op_run(op, ret);
+	vfiod_op_unref(op);
 	return r;
 }
 

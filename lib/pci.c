@@ -233,12 +233,16 @@ static int choose_driver(struct vfiod_device *dev, const char *forced, char **dr
 	return 0;
 }
 
+/* The device after the operation, into *RET (nothing when RET is NULL). */
 static int result_json(struct vfiod_device *dev, const char *key, bool value,
-		       const struct record *rec, char **ret)
+		       const struct record *rec, json_t **ret)
 {
 	json_t *o;
-	int r = device_refresh(dev);
+	int r;
 
+	if (!ret)
+		return 0;
+	r = device_refresh(dev);
 	if (r < 0)
 		return r;
 	o = device_json(dev);
@@ -252,7 +256,8 @@ static int result_json(struct vfiod_device *dev, const char *key, bool value,
 		if (rec->resolver)
 			json_object_set_new(o, "resolver", json_string(rec->resolver));
 	}
-	return json_dump_to(o, ret);
+	*ret = o;
+	return 0;
 }
 
 /* Put the device back as the record says it was. Best effort: it is the undo. */
@@ -401,7 +406,7 @@ static int assign_user(struct vfiod_device *dev, const char *forced, struct reco
 }
 
 static int assign_one(struct vfiod_device *dev, const char *forced, bool whole_group,
-		      char **ret)
+		      json_t **ret)
 {
 	struct vfiod_ctx *ctx = dev->ctx;
 	struct record rec = {};
@@ -501,8 +506,7 @@ static int group_inuse(struct vfiod_device *dev, char **members)
 	return r;
 }
 
-_public_ int vfiod_device_assign(struct vfiod_device *dev, const char *driver, unsigned int flags,
-				 char **ret)
+int pci_assign(struct vfiod_device *dev, const char *driver, unsigned int flags, json_t **ret)
 {
 	struct vfiod_ctx *ctx = dev->ctx;
 	char **members = NULL;
@@ -532,8 +536,9 @@ _public_ int vfiod_device_assign(struct vfiod_device *dev, const char *driver, u
 	}
 	all = json_array();
 	for (char **m = members; *m && all; m++) {
-		_cleanup_free_ char *drv = NULL, *json = NULL;
+		_cleanup_free_ char *drv = NULL;
 		struct vfiod_device *member = NULL;
+		json_t *o = NULL;
 
 		(void)member_driver(ctx, *m, &drv);
 		if (drv && streq(drv, DRIVER_PCIEPORT))
@@ -541,12 +546,13 @@ _public_ int vfiod_device_assign(struct vfiod_device *dev, const char *driver, u
 		r = vfiod_device_new(ctx, *m, &member);
 		if (r >= 0) {
 			member->force = dev->force;
-			r = assign_one(member, streq(*m, dev->name) ? driver : NULL, true, &json);
+			r = assign_one(member, streq(*m, dev->name) ? driver : NULL, true,
+				       ret ? &o : NULL);
 		}
 		if (r == 0)
 			changed = 0;
-		if (r >= 0)
-			json_array_append_new(all, json_loads(json, 0, NULL));
+		if (r >= 0 && o)
+			json_array_append_new(all, o);
 		vfiod_device_unref(member);
 		if (r < 0)
 			break; /* the members done stay assigned: each has its record */
@@ -556,7 +562,26 @@ _public_ int vfiod_device_assign(struct vfiod_device *dev, const char *driver, u
 		json_decref(all);
 		return r;
 	}
-	return json_dump_to(all, ret) < 0 ? -ENOMEM : changed;
+	if (ret)
+		*ret = all;
+	else
+		json_decref(all);
+	return changed;
+}
+
+_public_ int vfiod_device_assign(struct vfiod_device *dev, const char *driver, unsigned int flags,
+				 char **ret)
+{
+	json_t *o = NULL;
+	int r = pci_assign(dev, driver, flags, &o);
+
+	if (r >= 0) {
+		int q = json_dump_to(o, ret);
+
+		if (q < 0)
+			return q;
+	}
+	return r;
 }
 
 static int release_kernel(struct vfiod_device *dev, struct vfiod_kernel *k)
@@ -612,7 +637,7 @@ static int release_user(struct vfiod_device *dev, const struct record *rec)
 	return 0;
 }
 
-_public_ int vfiod_device_release(struct vfiod_device *dev, unsigned int flags, char **ret)
+int pci_release(struct vfiod_device *dev, unsigned int flags, json_t **ret)
 {
 	struct vfiod_ctx *ctx = dev->ctx;
 	struct record rec = {};
@@ -700,6 +725,20 @@ _public_ int vfiod_device_release(struct vfiod_device *dev, unsigned int flags, 
 	return r;
 }
 
+_public_ int vfiod_device_release(struct vfiod_device *dev, unsigned int flags, char **ret)
+{
+	json_t *o = NULL;
+	int r = pci_release(dev, flags, &o);
+
+	if (r >= 0) {
+		int q = json_dump_to(o, ret);
+
+		if (q < 0)
+			return q;
+	}
+	return r;
+}
+
 static int pci_list(struct vfiod_ctx *ctx, json_t *a)
 {
 	char **names = NULL;
@@ -763,39 +802,32 @@ int target_of_pci(struct vfiod_ctx *ctx, const char *path, struct target *t)
 	t->device = strdup(dev->syspath);
 	t->name = strdup(dev->name);
 	t->iommu_group = dev->iommu_group;
-	r = dev->iommu_group >= 0 ? asprintf(&t->key, "group:%d", dev->iommu_group)
-				  : asprintf(&t->key, "device:%s", dev->name);
 	vfiod_device_unref(dev);
-	if (r < 0 || !t->device || !t->name)
+	if (!t->device || !t->name)
 		return -ENOMEM;
-	return 1;
+	r = target_set_key(ctx, t, t->device);
+	return r < 0 ? r : 1;
 }
 
-/* Run F on the device at PATH and parse its JSON result. */
+/* Assign or release the device at PATH, as OPTS say. */
 static int pci_run(struct vfiod_ctx *ctx, const char *path, json_t *opts, bool assign,
 		   json_t **ret)
 {
 	struct vfiod_device *dev = NULL;
-	_cleanup_free_ char *json = NULL;
+	bool force = opt_bool(opts, "force", false);
 	int r;
 
 	r = vfiod_device_new(ctx, path, &dev);
 	if (r < 0)
 		return r;
 	if (assign)
-		r = vfiod_device_assign(dev, opt_str(opts, "driver", NULL),
-					(opt_bool(opts, "group", false) ? VFIOD_ASSIGN_GROUP : 0) |
-						(opt_bool(opts, "force", false) ? VFIOD_ASSIGN_FORCE : 0),
-					&json);
+		r = pci_assign(dev, opt_str(opts, "driver", NULL),
+			       (opt_bool(opts, "group", false) ? VFIOD_ASSIGN_GROUP : 0) |
+				       (force ? VFIOD_ASSIGN_FORCE : 0),
+			       ret);
 	else
-		r = vfiod_device_release(dev, opt_bool(opts, "force", false) ? VFIOD_RELEASE_FORCE : 0,
-					 &json);
+		r = pci_release(dev, force ? VFIOD_RELEASE_FORCE : 0, ret);
 	vfiod_device_unref(dev);
-	if (r >= 0) {
-		*ret = json_loads(json, 0, NULL);
-		if (!*ret)
-			return -ENOMEM;
-	}
 	return r;
 }
 

@@ -207,3 +207,17 @@ oom:
 	free(names);
 	return -ENOMEM;
 }
+
+_public_ int vfiod_recorded(struct vfiod_ctx *ctx, const char *name)
+{
+	_cleanup_free_ char *path = NULL;
+
+	ctx->error[0] = '\0';
+	if (!is_pci_name(name))
+		return 0; /* records are kept for PCI functions only */
+	if (record_path(ctx, name, &path) < 0)
+		return -ENOMEM;
+	if (access(path, F_OK) == 0)
+		return 1;
+	return errno == ENOENT ? 0 : negative_errno();
+}

@@ -787,11 +787,9 @@ static int step_assign(struct pf *pf, json_t *rec, json_t *done)
 		return r;
 	r = vfs_collect(pf, rec, &v, &n);
 	for (size_t i = 0; r >= 0 && i < n; i++) {
-		_cleanup_free_ char *json = NULL;
-
 		if (v[i].vfio)
 			continue;
-		r = vfiod_device_assign(v[i].dev, NULL, pf->force ? VFIOD_ASSIGN_FORCE : 0, &json);
+		r = pci_assign(v[i].dev, NULL, pf->force ? VFIOD_ASSIGN_FORCE : 0, NULL);
 		if (r < 0) {
 			char msg[sizeof(ctx->error)];
 
@@ -818,13 +816,12 @@ static bool release_vfs(struct vfiod_ctx *ctx, json_t *a, json_t *rec)
 	for (size_t i = json_array_size(a); i-- > 0;) {
 		const char *name = json_string_value(json_array_get(a, i));
 		struct vfiod_device *vf = NULL;
-		_cleanup_free_ char *json = NULL;
 		int r;
 
 		r = vfiod_device_new(ctx, name, &vf);
 		/* Undoing our own assign: a holder since then is waited for. */
 		if (r >= 0)
-			r = vfiod_device_release(vf, VFIOD_RELEASE_FORCE, &json);
+			r = pci_release(vf, VFIOD_RELEASE_FORCE, NULL);
 		vfiod_device_unref(vf);
 		if (r < 0 && r != -ENOENT) {
 			vfiod_log(ctx, LOG_WARNING, "VF %s: cannot release it: %s", name,
@@ -1061,11 +1058,10 @@ static int step_release(struct pf *pf, json_t *rec, bool force, json_t *released
 		return r;
 	r = vfs_collect(pf, rec, &v, &n);
 	for (size_t i = 0; r >= 0 && i < n; i++) {
-		_cleanup_free_ char *json = NULL;
 
 		if (v[i].user || !(v[i].ours || (force && v[i].vfio)))
 			continue;
-		r = vfiod_device_release(v[i].dev, force ? VFIOD_RELEASE_FORCE : 0, &json);
+		r = pci_release(v[i].dev, force ? VFIOD_RELEASE_FORCE : 0, NULL);
 		if (r == -ENOENT)
 			r = 0; /* ours once, but no longer on vfio: nothing to give back */
 		if (r < 0)

@@ -139,6 +139,50 @@ int vfiod_target(struct vfiod_ctx *ctx, const char *path, const char *options, b
 		 char **ret);
 
 /*
+ * One operation resolved once, run later (possibly in another thread, one
+ * at a time with anything else on CTX).  vfiod_op_new() reads what
+ * vfiod_target() reads and fails the same way; the getters then say what
+ * it acts on without reading anything; vfiod_op_run() does what
+ * vfiod_create() (or, with VFIOD_OP_DESTROY, vfiod_destroy()) would, with
+ * the completed options, and returns as it does.  The key is that of the
+ * hardware the operation changes: the IOMMU group of the PCI function the
+ * device is, or is on or under (a VF's PF, an mdev's parent, a
+ * subfunction's PF, a vdpa device's parent function), so that operations
+ * with equal keys never run at once.  The op holds a reference on CTX.
+ */
+struct vfiod_op;
+#define VFIOD_OP_DESTROY (1u << 0)
+int vfiod_op_new(struct vfiod_ctx *ctx, const char *path, const char *options,
+		 unsigned int flags, struct vfiod_op **ret);
+struct vfiod_op *vfiod_op_ref(struct vfiod_op *op);
+struct vfiod_op *vfiod_op_unref(struct vfiod_op *op);
+struct vfiod_ctx *vfiod_op_get_ctx(struct vfiod_op *op);
+const char *vfiod_op_get_kind(struct vfiod_op *op);
+/* The sysfs path acted on (the function, the parent, the PF), or NULL. */
+const char *vfiod_op_get_device(struct vfiod_op *op);
+/* The name of what is made or given back (BDF, UUID, vdpa name, ...). */
+const char *vfiod_op_get_name(struct vfiod_op *op);
+const char *vfiod_op_get_key(struct vfiod_op *op);
+int vfiod_op_get_iommu_group(struct vfiod_op *op);
+/* The options, completed (a generated mdev UUID, say), as a JSON object. */
+int vfiod_op_get_options(struct vfiod_op *op, char **ret);
+/* A create's undo, {"path", "options"} for the destroy; *RET NULL for a destroy. */
+int vfiod_op_get_undo(struct vfiod_op *op, char **ret);
+int vfiod_op_run(struct vfiod_op *op, char **ret);
+
+/*
+ * Bring a context that has served before up to date with the system:
+ * module indexes and configuration reloaded when they changed on disk,
+ * vfio_select looked for again when it came or went.  Cheap when nothing
+ * changed (a few stats); a long-lived program calls it before each use
+ * instead of making a context each time.
+ */
+int vfiod_ctx_revalidate(struct vfiod_ctx *ctx);
+
+/* 1 when libvfiod keeps a record of NAME (it changed the device), 0 when not. */
+int vfiod_recorded(struct vfiod_ctx *ctx, const char *name);
+
+/*
  * The mdev types a parent offers, as a JSON array of {"name", "pretty_name",
  * "device_api", "available_instances", "description", "devices"}.  PATH is
  * the parent's sysfs path, PCI address or name under /sys/class/mdev_bus.
