@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <libkmod.h>
 #include <pci/pci.h>
@@ -117,11 +118,7 @@ _public_ struct vfiod_ctx *vfiod_ctx_unref(struct vfiod_ctx *ctx)
 {
 	if (!ctx || --ctx->n_ref > 0)
 		return NULL;
-	for (size_t i = 0; i < ctx->n_aliases; i++) {
-		free(ctx->aliases[i].pattern);
-		free(ctx->aliases[i].module);
-	}
-	free(ctx->aliases);
+	aliases_drop(ctx);
 	if (ctx->kmod)
 		kmod_unref(ctx->kmod);
 	if (ctx->pacc)
@@ -225,6 +222,34 @@ int vfiod_ctx_kmod(struct vfiod_ctx *ctx, struct kmod_ctx **ret)
 	return 0;
 }
 
+/* What tells a loaded vfio_select from another one, or from none: its sysfs inode. */
+static unsigned long long kernel_stamp(void)
+{
+	struct stat st;
+
+	return stat("/sys/module/" GENL_VFIO_SELECT, &st) == 0 ? (unsigned long long)st.st_ino
+								   : 0;
+}
+
+_public_ int vfiod_ctx_revalidate(struct vfiod_ctx *ctx)
+{
+	ctx->error[0] = '\0';
+	if (ctx->kmod && kmod_validate_resources(ctx->kmod) != KMOD_RESOURCES_OK) {
+		/* modprobe.d or the indexes changed: a new libkmod context, new aliases. */
+		aliases_drop(ctx);
+		kmod_unref(ctx->kmod);
+		ctx->kmod = NULL;
+	}
+	(void)aliases_revalidate(ctx);
+	if (ctx->kernel_probed && kernel_stamp() != ctx->kernel_stamp) {
+		if (ctx->kernel)
+			vfiod_kernel_close(ctx->kernel);
+		ctx->kernel = NULL;
+		ctx->kernel_probed = false;
+	}
+	return 0;
+}
+
 int vfiod_ctx_kernel(struct vfiod_ctx *ctx, struct vfiod_kernel **ret)
 {
 	int r;
@@ -235,6 +260,7 @@ int vfiod_ctx_kernel(struct vfiod_ctx *ctx, struct vfiod_kernel **ret)
 		return 0;
 	if (!ctx->kernel_probed) {
 		ctx->kernel_probed = true;
+		ctx->kernel_stamp = kernel_stamp();
 		r = vfiod_kernel_open(&ctx->kernel);
 		if (r < 0 && r != -ENOENT)
 			vfiod_log(ctx, LOG_DEBUG, "vfio_select not usable: %s", strerror(-r));

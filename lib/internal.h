@@ -47,6 +47,8 @@ struct vfiod_ctx {
 	struct alias *aliases;
 	size_t n_aliases;
 	bool aliases_loaded;
+	unsigned long aliases_gen;	/* of the process-wide copy they came from */
+	unsigned long long kernel_stamp; /* /sys/module/vfio_select's inode when probed, 0: absent */
 	struct pci_access *pacc;
 	char error[1024];
 };
@@ -128,6 +130,8 @@ int json_dump_to(json_t *o, char **ret);
 
 /* match.c */
 int aliases_load(struct vfiod_ctx *ctx);
+void aliases_drop(struct vfiod_ctx *ctx);
+int aliases_revalidate(struct vfiod_ctx *ctx);
 bool module_is_vfio(struct vfiod_ctx *ctx, const char *module);
 int driver_module(struct vfiod_ctx *ctx, const char *driver, char **ret);
 int module_driver(struct vfiod_ctx *ctx, const char *module, char **ret);

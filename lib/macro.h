@@ -4,8 +4,10 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -67,3 +69,14 @@ static inline int negative_errno(void)
 }
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
+/* Both set and equal. */
+static inline bool str_eq(const char *a, const char *b)
+{
+	return a && b && streq(a, b);
+}
+
+/* Both NULL, or both set and equal. */
+static inline bool str_eq_or_null(const char *a, const char *b)
+{
+	return a == b || str_eq(a, b);
+}

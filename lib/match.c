@@ -249,6 +249,7 @@ static struct {
 	char *dir;
 	struct file_id alias, builtin;
 	struct alias_list list;
+	unsigned long gen; /* bumped at each reload */
 } alias_cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static int file_id_get(int dirfd, const char *name, struct file_id *id)
@@ -284,7 +285,8 @@ static int alias_list_copy(struct alias_list *to, const struct alias_list *from)
 }
 
 /* Append the aliases of the module directory DIR (open as DIRFD) to L. */
-static int aliases_load_files(struct alias_list *l, const char *dir, int dirfd)
+static int aliases_load_files(struct alias_list *l, const char *dir, int dirfd,
+			      unsigned long *gen)
 {
 	struct alias_list fresh = { 0 };
 	struct file_id alias, builtin;
@@ -315,8 +317,11 @@ static int aliases_load_files(struct alias_list *l, const char *dir, int dirfd)
 		alias_cache.alias = alias;
 		alias_cache.builtin = builtin;
 		alias_cache.list = fresh;
+		alias_cache.gen++;
 	}
 	r = alias_list_copy(l, &alias_cache.list);
+	if (gen)
+		*gen = alias_cache.gen;
 	pthread_mutex_unlock(&alias_cache.lock);
 	return r;
 }
@@ -348,7 +353,7 @@ int aliases_load(struct vfiod_ctx *ctx)
 	/* In this order: modprobe.d, modules.alias, modules.builtin.modinfo. */
 	r = aliases_load_config(&l, kmod);
 	if (r >= 0)
-		r = aliases_load_files(&l, dir, dirfd);
+		r = aliases_load_files(&l, dir, dirfd, &ctx->aliases_gen);
 	if (r < 0) {
 		alias_list_done(&l);
 		return vfiod_error(ctx, r, "cannot read the module aliases in %s: %s", dir,
@@ -357,6 +362,49 @@ int aliases_load(struct vfiod_ctx *ctx)
 	ctx->aliases = l.v;
 	ctx->n_aliases = l.n;
 	ctx->aliases_loaded = true;
+	return 0;
+}
+
+void aliases_drop(struct vfiod_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->n_aliases; i++) {
+		free(ctx->aliases[i].pattern);
+		free(ctx->aliases[i].module);
+	}
+	free(ctx->aliases);
+	ctx->aliases = NULL;
+	ctx->n_aliases = 0;
+	ctx->aliases_loaded = false;
+}
+
+/* Drop CTX's aliases when the files they came from changed since (or another copy is newer). */
+int aliases_revalidate(struct vfiod_ctx *ctx)
+{
+	_cleanup_close_ int dirfd = -1;
+	struct file_id alias, builtin;
+	bool fresh;
+	int r;
+
+	if (!ctx->aliases_loaded || !ctx->kmod)
+		return 0;
+	dirfd = open(kmod_get_dirname(ctx->kmod), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		aliases_drop(ctx);
+		return 0;
+	}
+	r = file_id_get(dirfd, MODULES_ALIAS, &alias);
+	if (r >= 0)
+		r = file_id_get(dirfd, MODULES_BUILTIN_MODINFO, &builtin);
+	if (r < 0) {
+		aliases_drop(ctx);
+		return 0;
+	}
+	pthread_mutex_lock(&alias_cache.lock);
+	fresh = alias_cache.gen == ctx->aliases_gen && file_id_eq(&alias_cache.alias, &alias) &&
+		file_id_eq(&alias_cache.builtin, &builtin);
+	pthread_mutex_unlock(&alias_cache.lock);
+	if (!fresh)
+		aliases_drop(ctx);
 	return 0;
 }
 
