@@ -760,9 +760,18 @@ static int opts_uuid(struct vfiod_ctx *ctx, json_t *opts, bool generate, char ou
 	return r < 0 ? vfiod_error(ctx, r, "cannot generate a UUID: %s", strerror(-r)) : 0;
 }
 
-static int set_key(struct target *t, const char *parent)
+/* The parent's hardware; a parent that is no PCI function (a sample driver's) by its path. */
+static int set_key(struct vfiod_ctx *ctx, struct target *t, const char *parent)
 {
-	return asprintf(&t->key, "mdev:%s", parent) < 0 ? -ENOMEM : 0;
+	_cleanup_free_ char *fallback = NULL;
+	int r;
+
+	if (asprintf(&fallback, "mdev:%s", parent) < 0)
+		return -ENOMEM;
+	r = hardware_key(ctx, parent, &t->key);
+	if (r >= 0 && !t->key)
+		t->key = TAKE_PTR(fallback);
+	return r < 0 ? r : 0;
 }
 
 static int mdev_target(struct vfiod_ctx *ctx, const char *path, json_t *opts, bool destroy,
@@ -781,7 +790,7 @@ static int mdev_target(struct vfiod_ctx *ctx, const char *path, json_t *opts, bo
 		t->device = strdup(m.syspath);
 		t->name = strdup(m.uuid);
 		t->iommu_group = m.iommu_group;
-		r = t->device && t->name ? set_key(t, m.parent) : -ENOMEM;
+		r = t->device && t->name ? set_key(ctx, t, m.parent) : -ENOMEM;
 		mdev_done(&m);
 		return r < 0 ? r : 1;
 	}
@@ -799,7 +808,7 @@ static int mdev_target(struct vfiod_ctx *ctx, const char *path, json_t *opts, bo
 		json_object_set_new(opts, "uuid", json_string(uuid));
 		t->device = strdup(p.syspath);
 		t->name = strdup(uuid);
-		r = t->device && t->name ? set_key(t, p.syspath) : -ENOMEM;
+		r = t->device && t->name ? set_key(ctx, t, p.syspath) : -ENOMEM;
 	}
 	free(full);
 	parent_done(&p);

@@ -357,13 +357,11 @@ static int sf_target(struct vfiod_ctx *ctx, const char *path, json_t *opts, bool
 	t->iommu_group = dev->iommu_group;
 	/* A journal file name: no '/'. */
 	r = asprintf(&t->name, "%s-sf%lld", dev->name, sfnum);
-	if (r >= 0)
-		r = dev->iommu_group >= 0 ? asprintf(&t->key, "group:%d", dev->iommu_group)
-					  : asprintf(&t->key, "device:%s", dev->name);
 	vfiod_device_unref(dev);
 	if (r < 0 || !t->device)
 		return -ENOMEM;
-	return 1;
+	r = target_set_key(ctx, t, t->device);
+	return r < 0 ? r : 1;
 }
 
 static json_t *sf_json(const char *name, const char *pf_syspath, const char *aux_path,

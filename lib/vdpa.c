@@ -368,6 +368,7 @@ static const char *driver_choice(json_t *opts)
 static int vdpa_target(struct vfiod_ctx *ctx, const char *path, json_t *opts, bool destroy,
 		       struct target *t)
 {
+	_cleanup_free_ char *fallback = NULL;
 	const char *name, *mac;
 	struct mgmtdev m;
 	uint8_t hw[6];
@@ -420,9 +421,11 @@ static int vdpa_target(struct vfiod_ctx *ctx, const char *path, json_t *opts, bo
 			return r;
 	}
 	t->name = strdup(name);
-	if (!t->name || asprintf(&t->key, "vdpa:%s", name) < 0)
+	if (!t->name || asprintf(&fallback, "vdpa:%s", name) < 0)
 		return -ENOMEM;
-	return 1;
+	/* A vdpa device of a PCI function (a VF, a subfunction's PF) waits for its other work. */
+	r = target_set_key(ctx, t, fallback);
+	return r < 0 ? r : 1;
 }
 
 /* The attributes of DEV_NEW from OPTS, checked for what we can tell ourselves. */
