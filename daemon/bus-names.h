@@ -26,6 +26,8 @@
 #define VFIOD_POLKIT_DETAIL_DEVICE "org.vfiod1.device"
 #define VFIOD_POLKIT_DETAIL_KIND "org.vfiod1.kind"
 #define VFIOD_POLKIT_DETAIL_OPERATION "org.vfiod1.operation"
+#define VFIOD_POLKIT_DETAIL_PATH "org.vfiod1.path" /* as the caller gave it */
+#define VFIOD_POLKIT_DETAIL_NAME "org.vfiod1.name" /* what is made or given back */
 
 /* The keys of the a{sv} options: lib/options.c. */
 
@@ -56,6 +58,7 @@
 /* Environment. */
 #define VFIOD_ENV_BUS_ADDRESS "VFIOD_BUS_ADDRESS"
 #define VFIOD_ENV_OPERATION_TIMEOUT "VFIOD_OPERATION_TIMEOUT_SEC"
+#define VFIOD_ENV_READ_TIMEOUT "VFIOD_READ_TIMEOUT_SEC"
 #define VFIOD_ENV_ABORT_AT "VFIOD_ABORT_AT"
 #define VFIOD_ENV_NO_UDEV "VFIOD_NO_UDEV"
 #define VFIOD_ENV_STATE_DIRECTORY "STATE_DIRECTORY"
@@ -70,7 +73,6 @@
 #define VFIOD_CONFIG_DROPINS "conf.d"
 #define VFIOD_JOURNAL_SUBDIR "journal"	   /* below the runtime directory */
 #define VFIOD_DEFINITIONS_SUBDIR "devices" /* below the state directory */
-/* libvfiod's own records, read (never written) by recovery. */
-#define VFIOD_RECORDS_SUBDIR "assigned"
 
 #define VFIOD_DEFAULT_OPERATION_TIMEOUT_SEC 120
+#define VFIOD_DEFAULT_READ_TIMEOUT_SEC 10

@@ -78,6 +78,11 @@ static int config_parse_file(struct config *c, const char *path)
 					"%s:%u: OperationTimeoutSec=%.200s is not a number of "
 					"seconds, ignoring",
 					path, n, strip(eq + 1));
+		} else if (streq(l, "ReadTimeoutSec")) {
+			if (parse_seconds(strip(eq + 1), &c->read_timeout_usec) < 0)
+				log_warning("%s:%u: ReadTimeoutSec=%.200s is not a number of "
+					    "seconds, ignoring",
+					    path, n, strip(eq + 1));
 		} else {
 			log_warning("%s:%u: unknown key %.200s, ignoring", path, n, l);
 		}
@@ -99,8 +104,10 @@ int config_load(struct config *c)
 	const char *v;
 	int n;
 
-	*c = (struct config){.operation_timeout_usec =
-				     VFIOD_DEFAULT_OPERATION_TIMEOUT_SEC * 1000000ULL};
+	*c = (struct config){
+		.operation_timeout_usec = VFIOD_DEFAULT_OPERATION_TIMEOUT_SEC * 1000000ULL,
+		.read_timeout_usec = VFIOD_DEFAULT_READ_TIMEOUT_SEC * 1000000ULL,
+	};
 	c->state_dir = dir_from_env(VFIOD_ENV_STATE_DIRECTORY, VFIOD_DEFAULT_STATE_DIR);
 	c->runtime_dir = dir_from_env(VFIOD_ENV_RUNTIME_DIRECTORY, VFIOD_DEFAULT_RUNTIME_DIR);
 	c->config_dir = dir_from_env(VFIOD_ENV_CONFIGURATION_DIRECTORY, VFIOD_DEFAULT_CONFIG_DIR);
@@ -125,6 +132,10 @@ int config_load(struct config *c)
 	if (v && *v && parse_seconds(v, &c->operation_timeout_usec) < 0)
 		log_warning("%s=%.200s is not a number of seconds, ignoring",
 			    VFIOD_ENV_OPERATION_TIMEOUT, v);
+	v = getenv(VFIOD_ENV_READ_TIMEOUT);
+	if (v && *v && parse_seconds(v, &c->read_timeout_usec) < 0)
+		log_warning("%s=%.200s is not a number of seconds, ignoring",
+			    VFIOD_ENV_READ_TIMEOUT, v);
 	return 0;
 }
 

@@ -5,6 +5,7 @@
 
 struct config {
 	uint64_t operation_timeout_usec;
+	uint64_t read_timeout_usec; /* a read of device state (Match, a target, ...) */
 	char *state_dir;
 	char *runtime_dir;
 	char *config_dir;

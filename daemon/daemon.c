@@ -27,19 +27,32 @@
 int manager_new(struct manager **ret)
 {
 	struct manager *m = calloc(1, sizeof(*m));
+	struct vfiod_ctx *ctx;
 	const char *v;
 	int r;
 
 	if (!m)
 		return -ENOMEM;
 	m->notify_pipe[0] = m->notify_pipe[1] = -1;
+	m->task_pipe[0] = m->task_pipe[1] = -1;
 	r = config_load(&m->cfg);
 	if (r < 0)
 		goto fail;
 	if (asprintf(&m->journal_dir, "%s/%s", m->cfg.runtime_dir, VFIOD_JOURNAL_SUBDIR) < 0 ||
-	    asprintf(&m->records_dir, "%s/%s", m->cfg.runtime_dir, VFIOD_RECORDS_SUBDIR) < 0 ||
 	    asprintf(&m->definitions_dir, "%s/%s", m->cfg.state_dir, VFIOD_DEFINITIONS_SUBDIR) <
 		    0) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	/* The first warm context, and the sysfs root it uses (Describe). */
+	ctx = ctx_pool_get(m);
+	if (!ctx) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	m->sysfs_root = strdup(vfiod_ctx_get_sysfs_root(ctx));
+	ctx_pool_put(m, ctx);
+	if (!m->sysfs_root) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -73,26 +86,12 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 
 void manager_stop(struct manager *m)
 {
-	struct job **p = &m->jobs;
-
 	if (!m->stopping)
 		(void)sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
 	m->stopping = true;
 	/* Queued work is refused, and so are calls waiting for polkit; running work may finish. */
 	auth_stop(m);
-	while (*p) {
-		struct job *j = *p;
-
-		if (j->running) {
-			p = &j->next;
-			continue;
-		}
-		*p = j->next;
-		if (j->msg)
-			(void)sd_bus_reply_method_errorf(j->msg, VFIOD_ERROR_SHUTTING_DOWN,
-							 "vfiod is shutting down");
-		job_free(j);
-	}
+	jobs_drop_queued(m);
 	manager_check_exit(m);
 }
 
@@ -102,35 +101,83 @@ void manager_check_exit(struct manager *m)
 		(void)sd_event_exit(m->event, 0);
 }
 
-/* Objects for what libvfiod recorded as assigned, by this or an earlier run. */
-static int load_assigned(struct manager *m)
+/*
+ * Objects for what libvfiod recorded as assigned, by this or an earlier
+ * run: read by a task once the name is taken, so that a device stuck in
+ * the kernel delays its own object only, never vfiod's start.
+ */
+struct records_load {
+	int r;
+	char *json;
+	char *error;
+};
+
+static void records_work(struct task *t)
 {
-	struct vfiod_ctx *ctx = manager_ctx_new(log_get_max_priority(), "start");
-	_cleanup_free_ char *json = NULL;
+	struct records_load *l = t->userdata;
+
+	l->r = vfiod_list(t->ctx, &l->json);
+	if (l->r < 0 && vfiod_ctx_get_error(t->ctx))
+		l->error = strdup(vfiod_ctx_get_error(t->ctx));
+}
+
+static void records_end(struct task *t, enum task_end how)
+{
+	struct records_load *l = t->userdata;
+	struct manager *m = t->m;
 	json_t *a, *e;
 	size_t i;
-	int r;
 
-	if (!ctx)
-		return -ENOMEM;
-	r = vfiod_list(ctx, &json);
-	if (r < 0) {
-		log_error_errno(r, "cannot read the devices vfiod assigned: %s",
-				vfiod_ctx_get_error(ctx) ?: strerror(-r));
-		vfiod_ctx_unref(ctx);
-		return r;
+	if (how == TASK_TIMED_OUT) {
+		log_error("the devices vfiod assigned are not known yet: reading them is "
+			  "blocked in the kernel; serving meanwhile");
+		return;
 	}
-	vfiod_ctx_unref(ctx);
-	a = json_loads(json, 0, NULL);
+	if (how == TASK_DONE && l->r < 0)
+		log_error_errno(l->r, "cannot read the devices vfiod assigned: %s",
+				l->error ?: strerror(-l->r));
+	a = how == TASK_DONE || !m->stopping ? json_loads(l->json ?: "[]", 0, NULL) : NULL;
 	json_array_foreach(a, i, e)
 	{
 		const char *st = json_string_value(json_object_get(e, "state"));
+		const char *name = json_string_value(json_object_get(e, "name"));
+		const char *device = json_string_value(json_object_get(e, "device"));
 
+		/* Work begun meanwhile knows better. */
+		if (jobs_pending_for(m, device, name) ||
+		    (name && (mdevice_find(m, name) || json_object_get(m->touched, name))))
+			continue;
 		mdevice_update(m, e,
 			       st && streq(st, "assigned") ? VFIOD_STATE_ASSIGNED
 							   : VFIOD_STATE_FAILED);
 	}
 	json_decref(a);
+	m->records_loaded = true;
+	json_decref(m->touched);
+	m->touched = NULL;
+	if (l->r >= 0)
+		log_debug("the devices vfiod assigned are known");
+	free(l->json);
+	free(l->error);
+	free(l);
+}
+
+static int load_assigned(struct manager *m)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	struct records_load *l = calloc(1, sizeof(*l));
+	int r;
+
+	if (!l || !(m->touched = json_object())) {
+		free(l);
+		return -ENOMEM;
+	}
+	r = task_start(m, "the records of assigned devices", records_work, records_end, l, &error);
+	if (r < 0) {
+		free(l);
+		return log_error_errno(r, "cannot read the devices vfiod assigned: %s",
+				       error.message ?: strerror(-r));
+	}
 	return 0;
 }
 
@@ -178,6 +225,12 @@ int manager_start(struct manager *m)
 			    m);
 	if (r < 0)
 		return log_error_errno(r, "cannot watch the worker pipe: %m");
+	if (pipe2(m->task_pipe, O_CLOEXEC | O_NONBLOCK) < 0 || fcntl(m->task_pipe[1], F_SETFL, 0) < 0)
+		return log_error_errno(negative_errno(), "cannot create the task pipe: %m");
+	r = sd_event_add_io(m->event, &m->task_source, m->task_pipe[0], EPOLLIN, tasks_on_notify,
+			    m);
+	if (r < 0)
+		return log_error_errno(r, "cannot watch the task pipe: %m");
 
 	r = bus_errors_register();
 	if (r < 0)
@@ -197,6 +250,20 @@ int manager_start(struct manager *m)
 	r = mkdir_p(m->cfg.runtime_dir, 0700);
 	if (r < 0)
 		return log_error_errno(r, "cannot create %s: %m", m->cfg.runtime_dir);
+
+	/*
+	 * The name first: nothing below reads a device on the event loop, and
+	 * what does (records, recovery, definitions, udev's devices) runs in
+	 * tasks and jobs that callers can see in Describe meanwhile.
+	 */
+	r = sd_bus_request_name(m->bus, VFIOD_BUS_NAME, 0);
+	if (r < 0)
+		return log_error_errno(r, "cannot own %s on %s: %m", VFIOD_BUS_NAME, address);
+	r = sd_bus_match_signal_async(m->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+				      "org.freedesktop.DBus", "NameLost", on_name_lost, NULL, m);
+	if (r < 0)
+		log_warning_errno(r, "cannot watch for the loss of the name, ignoring: %m");
+
 	(void)load_assigned(m);
 	r = journal_recover(m);
 	if (r >= 0)
@@ -208,13 +275,6 @@ int manager_start(struct manager *m)
 	if (r < 0)
 		return log_error_errno(r, "cannot queue the start-up work: %m");
 
-	r = sd_bus_request_name(m->bus, VFIOD_BUS_NAME, 0);
-	if (r < 0)
-		return log_error_errno(r, "cannot own %s on %s: %m", VFIOD_BUS_NAME, address);
-	r = sd_bus_match_signal_async(m->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-				      "org.freedesktop.DBus", "NameLost", on_name_lost, NULL, m);
-	if (r < 0)
-		log_warning_errno(r, "cannot watch for the loss of the name, ignoring: %m");
 	(void)sd_notifyf(false, "READY=1\nSTATUS=Serving %s on %s", VFIOD_BUS_NAME, address);
 	log_info("vfiod %s serving %s on %s (operations time out after %.1f s)", vfiod_version(),
 		 VFIOD_BUS_NAME, address, m->cfg.operation_timeout_usec / 1e6);
@@ -232,6 +292,7 @@ struct manager *manager_free(struct manager *m)
 		return NULL;
 	udev_watch_stop(m);
 	jobs_abandon(m);
+	tasks_abandon(m);
 	auth_stop(m);
 	if (m->bus) {
 		(void)sd_bus_flush(m->bus);
@@ -239,13 +300,17 @@ struct manager *manager_free(struct manager *m)
 	}
 	mdevice_free_all(m);
 	sd_event_source_disable_unref(m->notify_source);
+	sd_event_source_disable_unref(m->task_source);
 	closep(&m->notify_pipe[0]);
+	closep(&m->task_pipe[0]);
+	ctx_pool_free(m);
 	/* The write end stays open for workers that are still in the kernel. */
 	m->event = sd_event_unref(m->event);
 	config_done(&m->cfg);
 	free(m->journal_dir);
-	free(m->records_dir);
 	free(m->definitions_dir);
+	free(m->sysfs_root);
+	json_decref(m->touched);
 	free(m->abort_at);
 	free(m);
 	return NULL;

@@ -44,38 +44,50 @@ enum job_op {
 	JOB_RECOVER,
 };
 
+/*
+ * One change, from a call or the daemon itself.  Its life: resolving (a
+ * task reads what it acts on), authorized again with what it resolved to,
+ * queued behind earlier work on the same hardware, running in a worker,
+ * done.  job.c owns the queue: nothing else walks or frees m->jobs.
+ */
 struct job {
 	struct job *next;
 	enum job_op op;
-	/* The request: set on the event loop before the worker starts, then read-only. */
+	/* The request: set on the event loop before any thread sees it, then read-only. */
 	char *input;
-	char *syspath;
-	char *name;
-	int iommu_group;
-	char *key; /* operations with the same key run one at a time */
 	const char *trigger; /* VFIOD_TRIGGER_*: what asked for it, for the Event signal */
 	char *reason;	     /* why vfiod started it by itself (NULL for calls) */
-	char *kind;
-	char *options; /* JSON object for vfiod_create()/vfiod_destroy(), as vfiod_target() completed it */
-	json_t *target; /* vfiod_target()'s answer */
-	int persistent;	   /* -1: leave the definition as it is */
+	char *options;	     /* JSON object as asked; once resolved, as completed */
+	int persistent;	     /* -1: leave the definition as it is */
 	bool keep_definition; /* Stop: give the device back, keep its definition */
-	char *journal_op;  /* JOB_RECOVER: the interrupted operation */
-	char *journal_key; /* recovery: the key of the interrupted operation, which it keeps */
-	char *journal_dir; /* copies, so that a hung worker never needs the manager */
-	char *records_dir;
+	char *journal_op;     /* JOB_RECOVER: the interrupted operation */
+	char *journal_key;    /* recovery: the key of the interrupted operation, which it keeps */
+	char *journal_dir;    /* copies, so that a hung worker never needs the manager */
+	char *journal_file;   /* recovery: its entry, dropped if the job is refused */
+	const char *fail_log; /* the daemon's own work: what to call it when refused */
 	char *abort_at;
 	int log_priority;
-	int notify_fd;
+	/* What it acts on: set by the resolving task, read-only afterwards. */
+	struct vfiod_op *vop;	/* what it does, resolved once */
+	struct vfiod_ctx *ctx;	/* the context the operation holds, back to the pool at the end */
+	char *syspath;
+	char *name;
+	char *kind;
+	char *key; /* jobs with the same key (the same hardware) run one at a time */
+	int iommu_group;
+	json_t *target; /* {name, kind, options, undo}: what a definition of it keeps */
 	/* Event loop only. */
 	struct manager *m;
 	sd_bus_message *msg; /* NULL for the daemon's own jobs */
+	char *sender;	     /* the caller's unique name; NULL for the daemon's own */
+	bool resolved;
 	bool running;
 	bool timed_out;
 	bool had_object;
 	uint64_t started_usec;
 	sd_event_source *timer;
-	/* Worker only until it hands the job back. */
+	int notify_fd;
+	/* The worker's (or the resolving task's) until it hands the job back. */
 	int r;
 	char *json;	  /* libvfiod's result */
 	char *error;	  /* vfiod_ctx_get_error(), verbatim */
@@ -87,20 +99,53 @@ struct job {
 	char step[64];
 };
 
+/* A read in a thread of its own (task.c). */
+enum task_end {
+	TASK_DONE,	/* the work returned in time: answer, and free what it used */
+	TASK_TIMED_OUT, /* it has not: answer Timeout; the thread still uses USERDATA */
+	TASK_LATE,	/* it returned after its timeout: free what it used, answer nothing */
+};
+struct task;
+typedef void (*task_work_fn)(struct task *t);
+typedef void (*task_end_fn)(struct task *t, enum task_end how);
+struct task {
+	struct task *next;
+	struct manager *m;
+	char *what; /* the device it reads, as the caller named it */
+	task_work_fn work;
+	task_end_fn end;
+	void *userdata;
+	struct vfiod_ctx *ctx; /* the thread's, warm, from the pool */
+	int log_priority;
+	int notify_fd;
+	sd_event_source *timer;
+	bool timed_out;
+};
+/* Threads left blocked in the kernel by reads that timed out, at most. */
+#define TASKS_STUCK_MAX 8u
+
 struct manager {
 	sd_event *event;
 	sd_bus *bus;
 	struct config cfg;
 	char *journal_dir;
 	char *definitions_dir;
-	char *records_dir;
+	char *sysfs_root; /* libvfiod's */
 	char *abort_at;
 	struct mdevice *devices;
-	struct job *jobs; /* in arrival order; running, timed out and queued */
+	struct job *jobs; /* in arrival order; resolving, queued, running and timed out */
+	struct task *tasks; /* running, and timed out but not back */
+	unsigned int n_stuck_tasks;
+	struct vfiod_ctx *idle_ctx[4]; /* warm contexts for the next task */
+	size_t n_idle_ctx;
 	int notify_pipe[2];
 	sd_event_source *notify_source;
+	int task_pipe[2];
+	sd_event_source *task_source;
 	struct udev_watch *udev; /* udev.c; NULL when hotplug is off */
 	struct auth_check *auth_checks; /* auth.c: polkit checks under way */
+	bool records_loaded; /* the objects of what libvfiod recorded exist */
+	json_t *touched;     /* until then: the names jobs acted on, which know better */
 	bool stopping;
 };
 
@@ -115,9 +160,24 @@ void manager_check_exit(struct manager *m);
 
 /* manager.c: the org.vfiod1.Manager object. */
 int manager_bus_register(struct manager *m);
-/* A new libvfiod context with the daemon's log function; NULL on failure (logged). */
-struct vfiod_ctx *manager_ctx_new(int log_priority, const char *what);
 char *manager_describe(struct manager *m);
+
+/* task.c */
+/*
+ * Run WORK in a thread with a warm context (T->ctx), then END on the event
+ * loop; WHAT names the device read, for the Timeout message and the log.
+ * On failure to start, ERROR says why (Busy while too many reads are stuck).
+ */
+int task_start(struct manager *m, const char *what, task_work_fn work, task_end_fn end,
+	       void *userdata, sd_bus_error *error);
+/* END may keep the task's context (a job's, which its operation holds). */
+struct vfiod_ctx *task_take_ctx(struct task *t);
+int tasks_on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+void tasks_abandon(struct manager *m);
+/* A warm context (or a new one; NULL on failure, logged), and back to the pool. */
+struct vfiod_ctx *ctx_pool_get(struct manager *m);
+void ctx_pool_put(struct manager *m, struct vfiod_ctx *ctx);
+void ctx_pool_free(struct manager *m);
 
 /* device-object.c: the org.vfiod1.Device objects. */
 int device_objects_register(struct manager *m);
@@ -139,11 +199,22 @@ static inline void job_freep(struct job **j)
 {
 	job_free(*j);
 }
-/* The kind, device, name and key of J's target (the key set says it is resolved). */
-int job_resolve(struct job *j, sd_bus_error *error);
-/* Resolve the device, queue the job and start what can start; replies on failure. */
-int job_submit(struct manager *m, struct job *j, sd_bus_error *error);
+/*
+ * Queue J (the queue owns it from here, whatever happens) and resolve what
+ * it acts on in a task; once resolved, callers other than root are asked
+ * again with the canonical device, kind and name (polkit details), and the
+ * job waits behind earlier work on the same hardware.  Every failure is
+ * answered (calls) or logged (the daemon's own work, with FAIL_LOG saying
+ * what it was).
+ */
+void job_submit(struct manager *m, struct job *j, const char *fail_log);
 void jobs_schedule(struct manager *m);
+/* Refuse every job not started yet (ShuttingDown); running ones go on. */
+void jobs_drop_queued(struct manager *m);
+/* The daemon's own queued jobs for SYSPATH (gone): dropped, logged. */
+void jobs_drop_queued_for(struct manager *m, const char *syspath);
+/* A job for this device (by path or name) that has not started, or any (RUNNING too). */
+bool jobs_queued_for(struct manager *m, const char *syspath, const char *name, bool running);
 int jobs_on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 /* A worker is busy that has not timed out. */
 bool jobs_busy(struct manager *m);
@@ -199,7 +270,10 @@ void event_emit_job(struct manager *m, struct job *j, json_t *result);
 int udev_watch_start(struct manager *m);
 void udev_watch_stop(struct manager *m);
 /* A job for this device (by sysfs path or name) is queued or running. */
-bool jobs_pending_for(struct manager *m, const char *syspath, const char *name);
+static inline bool jobs_pending_for(struct manager *m, const char *syspath, const char *name)
+{
+	return jobs_queued_for(m, syspath, name, true);
+}
 
 /* auth.c */
 typedef void (*auth_done_fn)(struct manager *m, sd_bus_message *msg, void *userdata,

@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Jobs: one libvfiod operation each.  Jobs with the same key (the IOMMU
- * group, or the device when it has none) run one after the other, in order
- * of arrival; others run in parallel, each in a thread of its own.  The
- * event loop arms a timer per running job: when it fires the caller gets
- * org.vfiod1.Error.Timeout, the device State=failed, and the group stays
- * closed (Busy) until the kernel returns and the worker hands the job back.
+ * Jobs: one libvfiod operation each, and the queue they wait in, which only
+ * this file walks.  A job is queued as it arrives and resolved by a task
+ * (what it acts on is read in a thread, never on the event loop); its key
+ * is then that of the hardware it changes (the IOMMU group of the PCI
+ * function it is, or is on or under).  Jobs with the same key run one after
+ * the other, in order of arrival; so do the jobs of one caller, and the
+ * daemon's own, while an earlier one is still being resolved; others run in
+ * parallel, each in a thread of its own.  The event loop arms a timer per
+ * running job: when it fires the caller gets org.vfiod1.Error.Timeout, the
+ * device State=failed, and the hardware stays closed (Busy) until the
+ * kernel returns and the worker hands the job back.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +24,7 @@
 #include "bus-errors.h"
 #include "bus-names.h"
 #include "daemon.h"
+#include "fileio.h"
 #include "log.h"
 #include "macro.h"
 #include "vfiod.h"
@@ -53,8 +59,7 @@ int job_new(struct manager *m, enum job_op op, const char *input, struct job **r
 	pthread_mutex_init(&j->lock, NULL);
 	j->input = strdup(input);
 	j->journal_dir = strdup(m->journal_dir);
-	j->records_dir = strdup(m->records_dir);
-	if (!j->input || !j->journal_dir || !j->records_dir ||
+	if (!j->input || !j->journal_dir ||
 	    (m->abort_at && !(j->abort_at = strdup(m->abort_at)))) {
 		job_free(j);
 		return -ENOMEM;
@@ -69,7 +74,11 @@ struct job *job_free(struct job *j)
 		return NULL;
 	sd_event_source_disable_unref(j->timer);
 	sd_bus_message_unref(j->msg);
+	free(j->sender);
 	closep(&j->notify_fd);
+	vfiod_op_unref(j->vop);
+	ctx_pool_put(j->m, j->ctx);
+	free(j->journal_file);
 	pthread_mutex_destroy(&j->lock);
 	free(j->input);
 	free(j->syspath);
@@ -82,7 +91,6 @@ struct job *job_free(struct job *j)
 	free(j->journal_op);
 	free(j->journal_key);
 	free(j->journal_dir);
-	free(j->records_dir);
 	free(j->abort_at);
 	free(j->json);
 	free(j->error);
@@ -140,78 +148,224 @@ static struct job *running_with_key(struct manager *m, const char *key)
 	return NULL;
 }
 
-/* Resolve the target on the event loop: the kind, the device, its name and key. */
-int job_resolve(struct job *j, sd_bus_error *error)
+/*
+ * A job that will not run: the caller is answered, the daemon's own work
+ * logged with a failed event, and a recovery's journal entry dropped.
+ */
+static void job_refuse(struct job *j, const sd_bus_error *e)
 {
-	struct vfiod_ctx *ctx = manager_ctx_new(j->log_priority, j->input);
-	_cleanup_free_ char *json = NULL;
-	json_t *t, *g;
+	if (j->msg) {
+		int r = sd_bus_reply_method_error(j->msg, e);
+
+		if (r < 0)
+			log_warning_errno(r, "%s: cannot send the reply: %m", job_device(j));
+		j->msg = sd_bus_message_unref(j->msg);
+	} else {
+		j->r = sd_bus_error_get_errno(e) > 0 ? -sd_bus_error_get_errno(e) : -EIO;
+		free(j->error);
+		j->error = e->message ? strdup(e->message) : NULL;
+		log_warning("%s: %s refused: %s", job_device(j), j->fail_log ?: job_op_name(j),
+			    e->message ?: strerror(-j->r));
+		event_emit_job(j->m, j, NULL);
+	}
+	if (j->journal_file) {
+		log_error("%s: cannot recover; dropping the journal entry %s", job_device(j),
+			  j->journal_file);
+		(void)remove_file_durable(j->journal_dir, j->journal_file);
+	}
+}
+
+/* In the resolving task's thread: what the job acts on, read once. */
+static void resolve_work(struct task *t)
+{
+	struct job *j = t->userdata;
+	const char *msg;
+
+	j->r = vfiod_op_new(t->ctx, j->input, j->options,
+			    j->op == JOB_ASSIGN ? 0 : VFIOD_OP_DESTROY, &j->vop);
+	msg = vfiod_ctx_get_error(t->ctx);
+	if (j->r < 0 && msg)
+		j->error = strdup(msg);
+}
+
+static int set_str(char **field, const char *value)
+{
+	free(*field);
+	*field = value ? strdup(value) : NULL;
+	return value && !*field ? -ENOMEM : 0;
+}
+
+/* The job's fields from its resolved operation. */
+static int job_take_op(struct job *j)
+{
+	_cleanup_free_ char *options = NULL, *undo = NULL;
+	struct vfiod_op *op = j->vop;
 	int r;
 
-	if (!ctx)
-		return sd_bus_error_set_errnof(error, -ENOMEM, "cannot create a libvfiod context");
-	r = vfiod_target(ctx, j->input, j->options, j->op == JOB_RELEASE, &json);
-	if (r < 0) {
-		/* -EINVAL is a bad option; anything else is about the path. */
-		r = bus_error_set(error, r == -EINVAL ? BUS_ERROR_KIND : BUS_ERROR_PATH, r,
-				  vfiod_ctx_get_error(ctx));
-		vfiod_ctx_unref(ctx);
-		return r;
-	}
-	vfiod_ctx_unref(ctx);
-	t = json_loads(json, 0, NULL);
-	if (!t)
-		return sd_bus_error_set_errno(error, -ENOMEM);
-	json_decref(j->target);
-	j->target = t;
-	free(j->options);
-	j->options = json_dumps(json_object_get(t, "options"), JSON_COMPACT | JSON_PRESERVE_ORDER);
-	j->kind = strdup(json_string_value(json_object_get(t, "kind")));
-	j->name = strdup(json_string_value(json_object_get(t, "name")) ?: j->input);
+	r = vfiod_op_get_options(op, &options);
+	if (r >= 0)
+		r = vfiod_op_get_undo(op, &undo);
+	if (r >= 0)
+		r = set_str(&j->kind, vfiod_op_get_kind(op));
+	if (r >= 0)
+		r = set_str(&j->name, vfiod_op_get_name(op));
+	if (r >= 0)
+		r = set_str(&j->syspath, vfiod_op_get_device(op));
 	/*
 	 * A recovery keeps the key of the operation it finishes: a VF's assign
 	 * that a vfs create made waits in the PF's queue, ahead of the undo.
 	 */
-	j->key = strdup(j->journal_key ?: json_string_value(json_object_get(t, "key")) ?: j->name);
-	if (json_is_string(json_object_get(t, "device")))
-		j->syspath = strdup(json_string_value(json_object_get(t, "device")));
-	g = json_object_get(t, "iommu_group");
-	j->iommu_group = json_is_integer(g) ? (int)json_integer_value(g) : -1;
-	if (!j->options || !j->kind || !j->name || !j->key ||
-	    (json_is_string(json_object_get(t, "device")) && !j->syspath))
-		return sd_bus_error_set_errno(error, -ENOMEM);
-	return 0;
+	if (r >= 0)
+		r = set_str(&j->key, j->journal_key ?: vfiod_op_get_key(op));
+	if (r < 0)
+		return r;
+	j->iommu_group = vfiod_op_get_iommu_group(op);
+	json_decref(j->target);
+	j->target = json_pack("{s:s, s:s, s:o, s:o}", "name", j->name, "kind", j->kind, "options",
+			      json_loads(options, 0, NULL), "undo",
+			      undo ? json_loads(undo, 0, NULL) : json_null());
+	free(j->options);
+	j->options = TAKE_PTR(options);
+	return j->target ? 0 : -ENOMEM;
 }
 
-int job_submit(struct manager *m, struct job *j, sd_bus_error *error)
+static void job_enqueued(struct manager *m, sd_bus_message *msg, void *userdata,
+			 const sd_bus_error *denied);
+
+static void resolve_end(struct task *t, enum task_end how)
 {
-	struct job *blocking, **tail;
-	char step[sizeof(j->step)];
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	struct job *j = t->userdata;
+	struct manager *m = t->m;
 	int r;
 
-	if (m->stopping)
-		return sd_bus_error_set(error, VFIOD_ERROR_SHUTTING_DOWN, "vfiod is shutting down");
-	if (!j->key) {
-		r = job_resolve(j, error);
-		if (r < 0)
-			return r;
+	if (how == TASK_LATE) {
+		job_free(j); /* answered with Timeout when it was late already */
+		return;
+	}
+	if (how == TASK_TIMED_OUT) {
+		/* Out of the queue; the thread keeps the job until it returns. */
+		sd_bus_error_setf(&error, VFIOD_ERROR_TIMEOUT,
+				  "%s: reading the device timed out after %.1f s: the kernel "
+				  "holds it (its device lock, or a removal under way); nothing "
+				  "was changed",
+				  j->input, m->cfg.read_timeout_usec / 1e6);
+		job_unlink(m, j);
+		job_refuse(j, &error);
+		return;
+	}
+	j->ctx = task_take_ctx(t);
+	if (j->r < 0) {
+		/* -EINVAL is a bad option; anything else is about the path. */
+		bus_error_set(&error, j->r == -EINVAL ? BUS_ERROR_KIND : BUS_ERROR_PATH, j->r,
+			      j->error);
+		free(j->error);
+		j->error = NULL;
+		j->r = 0;
+		job_unlink(m, j);
+		log_info("%s: %s refused: %s", job_device(j), job_op_name(j), error.message);
+		job_refuse(j, &error);
+		job_free(j);
+		return;
+	}
+	r = job_take_op(j);
+	if (r < 0) {
+		sd_bus_error_set_errno(&error, r);
+		job_unlink(m, j);
+		job_refuse(j, &error);
+		job_free(j);
+		return;
+	}
+	if (!j->msg) {
+		job_enqueued(m, NULL, j, NULL);
+		return;
+	}
+	/* Authorized now that polkit can be told the canonical device and what it makes. */
+	const char *details[] = {
+		VFIOD_POLKIT_DETAIL_PATH, j->input,
+		VFIOD_POLKIT_DETAIL_KIND, j->kind,
+		VFIOD_POLKIT_DETAIL_NAME, j->name,
+		j->syspath ? VFIOD_POLKIT_DETAIL_DEVICE : NULL, j->syspath,
+		NULL,
+	};
+	r = auth_check(m, j->msg, details, job_enqueued, j);
+	if (r < 0) {
+		sd_bus_error_set_errno(&error, r);
+		job_unlink(m, j);
+		job_refuse(j, &error);
+		job_free(j);
+	}
+}
+
+/* Resolved, and authorized with what it resolved to: it may run once its turn comes. */
+static void job_enqueued(struct manager *m, sd_bus_message *msg, void *userdata,
+			 const sd_bus_error *denied)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	struct job *j = userdata;
+	struct job *blocking;
+	char step[sizeof(j->step)];
+
+	(void)msg;
+	if (!denied && m->stopping)
+		denied = &SD_BUS_ERROR_MAKE_CONST(VFIOD_ERROR_SHUTTING_DOWN,
+						  "vfiod is shutting down");
+	if (denied) {
+		job_unlink(m, j);
+		job_refuse(j, denied);
+		job_free(j);
+		return;
 	}
 	blocking = running_with_key(m, j->key);
 	if (blocking && blocking->timed_out) {
 		job_get_step(blocking, step, sizeof(step));
-		return sd_bus_error_setf(
-			error, VFIOD_ERROR_BUSY,
-			"%s: an earlier %s of %s timed out and is still blocked in "
-			"the kernel (step %s); IOMMU group %d takes no new work "
-			"until it returns",
-			job_device(j), job_op_name(blocking), job_device(blocking), step,
-			j->iommu_group);
+		sd_bus_error_setf(&error, VFIOD_ERROR_BUSY,
+				  "%s: an earlier %s of %s timed out and is still blocked in "
+				  "the kernel (step %s); %s takes no new work until it returns",
+				  job_device(j), job_op_name(blocking), job_device(blocking), step,
+				  j->key);
+		log_info("%s: %s refused: %s", job_device(j), job_op_name(j), error.message);
+		job_unlink(m, j);
+		job_refuse(j, &error);
+		job_free(j);
+		return;
 	}
+	j->resolved = true;
+	jobs_schedule(m);
+}
+
+void job_submit(struct manager *m, struct job *j, const char *fail_log)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	struct job **tail;
+	int r;
+
+	j->fail_log = fail_log;
+	if (j->msg && !j->sender && sd_bus_message_get_sender(j->msg) &&
+	    !(j->sender = strdup(sd_bus_message_get_sender(j->msg)))) {
+		sd_bus_error_set_errno(&error, -ENOMEM);
+		job_refuse(j, &error);
+		job_free(j);
+		return;
+	}
+	if (m->stopping) {
+		sd_bus_error_set(&error, VFIOD_ERROR_SHUTTING_DOWN, "vfiod is shutting down");
+		job_refuse(j, &error);
+		job_free(j);
+		return;
+	}
+	/* In the queue from now on, in order of arrival, while a task reads what it acts on. */
 	for (tail = &m->jobs; *tail; tail = &(*tail)->next)
 		;
 	*tail = j;
-	jobs_schedule(m);
-	return 0;
+	r = task_start(m, j->input, resolve_work, resolve_end, j, &error);
+	if (r < 0) {
+		if (!sd_bus_error_is_set(&error))
+			sd_bus_error_set_errno(&error, r);
+		job_unlink(m, j);
+		job_refuse(j, &error);
+		job_free(j);
+	}
 }
 
 static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata);
@@ -226,6 +380,9 @@ static int job_start(struct manager *m, struct job *j)
 
 	d = mdevice_find(m, j->name);
 	j->had_object = d != NULL;
+	/* The records being read at start may be older than what this job will leave. */
+	if (!m->records_loaded && m->touched)
+		json_object_set_new(m->touched, j->name, json_true());
 	if (j->op != JOB_RECOVER) {
 		const char *state =
 			j->op == JOB_ASSIGN ? VFIOD_STATE_ASSIGNING : VFIOD_STATE_RELEASING;
@@ -277,11 +434,22 @@ void jobs_schedule(struct manager *m)
 		int r;
 
 		next = j->next;
-		if (j->running)
+		if (j->running || !j->resolved)
 			continue;
+		/*
+		 * Behind earlier work on the same hardware; and behind an earlier
+		 * job of the same caller (or of the daemon) still being resolved,
+		 * whose key is not known yet: one caller's calls keep their order.
+		 */
 		for (struct job *k = m->jobs; k != j; k = k->next)
-			if (streq(k->key, j->key))
+			if (k->resolved ? streq(k->key, j->key) : str_eq_or_null(k->sender, j->sender))
 				earlier = true;
+		/*
+		 * A later arrival may be running already on that hardware: it was
+		 * resolved and authorized first (polkit answers in any order).
+		 */
+		if (!earlier && running_with_key(m, j->key))
+			earlier = true;
 		if (earlier)
 			continue;
 		r = job_start(m, j);
@@ -316,13 +484,13 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 	j->timer = sd_event_source_disable_unref(j->timer);
 
 	log_error("%s: %s timed out after %.1f s in step %s; the kernel has not returned, "
-		  "IOMMU group %d is closed until it does",
-		  job_device(j), job_op_name(j), m->cfg.operation_timeout_usec / 1e6, step,
-		  j->iommu_group);
+		  "%s is closed until it does",
+		  job_device(j), job_op_name(j), m->cfg.operation_timeout_usec / 1e6, step, j->key);
 	job_reply_error(j, VFIOD_ERROR_TIMEOUT,
 			"%s: the %s timed out after %.1f s in step %s; the device is marked "
-			"failed and its IOMMU group takes no new work until the kernel returns",
-			job_device(j), job_op_name(j), m->cfg.operation_timeout_usec / 1e6, step);
+			"failed and its hardware (%s) takes no new work until the kernel returns",
+			job_device(j), job_op_name(j), m->cfg.operation_timeout_usec / 1e6, step,
+			j->key);
 	d = mdevice_find(m, j->name);
 	if (d)
 		mdevice_set_state(d, VFIOD_STATE_FAILED);
@@ -330,7 +498,7 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 	/* Whatever waits behind it would wait for the same kernel. */
 	for (struct job *k = m->jobs, *next; k; k = next) {
 		next = k->next;
-		if (k->running || !streq(k->key, j->key))
+		if (k->running || !k->resolved || !streq(k->key, j->key))
 			continue;
 		job_reply_error(k, VFIOD_ERROR_BUSY,
 				"%s: an earlier %s of %s timed out and is still blocked in the "
@@ -561,6 +729,12 @@ void jobs_abandon(struct manager *m)
 		struct job *j = m->jobs;
 
 		m->jobs = j->next;
+		j->next = NULL;
+		if (!j->resolved) {
+			/* Its task has it: answered, and left to the task, which is abandoned too. */
+			job_reply_error(j, VFIOD_ERROR_SHUTTING_DOWN, "vfiod is shutting down");
+			continue;
+		}
 		if (!j->running) {
 			job_reply_error(j, VFIOD_ERROR_SHUTTING_DOWN, "vfiod is shutting down");
 			job_free(j);
@@ -579,15 +753,43 @@ void jobs_abandon(struct manager *m)
 	}
 }
 
-bool jobs_pending_for(struct manager *m, const char *syspath, const char *name)
+static bool job_for(const struct job *j, const char *syspath, const char *name)
 {
-	for (struct job *j = m->jobs; j; j = j->next) {
-		if (syspath && ((j->syspath && streq(j->syspath, syspath)) || streq(j->input, syspath)))
+	return (syspath && (str_eq(j->syspath, syspath) || streq(j->input, syspath))) ||
+	       (name && (str_eq(j->name, name) || streq(j->input, name)));
+}
+
+bool jobs_queued_for(struct manager *m, const char *syspath, const char *name, bool running)
+{
+	for (struct job *j = m->jobs; j; j = j->next)
+		if ((running || !j->running) && job_for(j, syspath, name))
 			return true;
-		if (name && ((j->name && streq(j->name, name)) || streq(j->input, name)))
-			return true;
-	}
 	return false;
+}
+
+void jobs_drop_queued(struct manager *m)
+{
+	for (struct job *j = m->jobs, *next; j; j = next) {
+		next = j->next;
+		/* Running work may finish; a job being resolved is refused when it is. */
+		if (j->running || !j->resolved)
+			continue;
+		job_unlink(m, j);
+		job_reply_error(j, VFIOD_ERROR_SHUTTING_DOWN, "vfiod is shutting down");
+		job_free(j);
+	}
+}
+
+void jobs_drop_queued_for(struct manager *m, const char *syspath)
+{
+	for (struct job *j = m->jobs, *next; j; j = next) {
+		next = j->next;
+		if (j->running || !j->resolved || j->msg || !job_for(j, syspath, NULL))
+			continue;
+		job_unlink(m, j);
+		log_info("%s: gone before its %s started, dropping it", syspath, job_op_name(j));
+		job_free(j);
+	}
 }
 
 bool jobs_busy(struct manager *m)
@@ -610,15 +812,17 @@ json_t *jobs_json(struct manager *m)
 		pthread_mutex_lock(&j->lock);
 		json_object_set_new(o, "operation", json_string(job_op_name(j)));
 		json_object_set_new(o, "device", json_string(job_device(j)));
-		json_object_set_new(o, "kind", json_string(j->kind));
-		json_object_set_new(o, "name", json_string(j->name));
+		json_object_set_new(o, "kind", j->kind ? json_string(j->kind) : json_null());
+		json_object_set_new(o, "name", j->name ? json_string(j->name) : json_null());
+		json_object_set_new(o, "key", j->key ? json_string(j->key) : json_null());
 		json_object_set_new(o, "iommu_group",
 				    j->iommu_group >= 0 ? json_integer(j->iommu_group)
 							: json_null());
 		json_object_set_new(o, "state",
 				    json_string(j->timed_out ? "timed-out"
 						: j->running ? "running"
-							     : "queued"));
+						: j->resolved ? "queued"
+							      : "resolving"));
 		if (j->running) {
 			json_object_set_new(o, "step", json_string(j->step));
 			json_object_set_new(o, "running_usec",

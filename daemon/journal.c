@@ -208,18 +208,11 @@ static int recovery_job(struct manager *m, const char *file, struct job **ret, b
 	return r;
 }
 
-static void recovery_submit(struct manager *m, struct job *j, const char *file)
+static void recovery_submit(struct manager *m, struct job *j, char *file)
 {
-	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-	int r;
-
-	r = job_submit(m, j, &error);
-	if (r >= 0)
-		return;
-	log_error("%s: cannot recover: %s; dropping the journal entry", j->input,
-		  error.message ?: strerror(-r));
-	(void)remove_file_durable(m->journal_dir, file);
-	job_free(j);
+	/* Refused (the device is gone, say): the entry is dropped with a log line. */
+	j->journal_file = file;
+	job_submit(m, j, "recovery");
 }
 
 /*
@@ -267,8 +260,6 @@ int journal_recover(struct manager *m)
 		for (size_t i = 0; i < n; i++)
 			if (rs[i].within == (round == 0))
 				recovery_submit(m, rs[i].job, rs[i].file);
-	for (size_t i = 0; i < n; i++)
-		free(rs[i].file);
 	free(rs);
 	return 0;
 }

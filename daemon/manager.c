@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The org.vfiod1.Manager object.  Each method: read the arguments, validate
- * them, authorize, act (reads at once through libvfiod, changes as jobs),
- * map errors to org.vfiod1.Error.*, reply.
+ * The org.vfiod1.Manager object.  Each method: authorize on what the method
+ * and its path say, read the arguments, act (reads of device state in a
+ * task, changes as jobs; neither on the event loop), map errors to
+ * org.vfiod1.Error.*, reply.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,35 +18,6 @@
 #include "log.h"
 #include "macro.h"
 #include "vfiod.h"
-
-static void log_lib(void *userdata, int priority, const char *format, va_list ap)
-{
-	(void)userdata;
-	log_fullv(priority, format, ap);
-}
-
-/*
- * Every request gets a context of its own: libvfiod caches the module
- * aliases per context, and modules may be installed while vfiod runs.
- */
-struct vfiod_ctx *manager_ctx_new(int log_priority, const char *what)
-{
-	struct vfiod_ctx *ctx = NULL;
-	int r = vfiod_ctx_new(&ctx);
-
-	if (r < 0) {
-		log_error_errno(r, "%s: cannot create a libvfiod context: %m", what);
-		return NULL;
-	}
-	vfiod_ctx_set_log_fn(ctx, log_lib, NULL);
-	vfiod_ctx_set_log_priority(ctx, log_priority);
-	return ctx;
-}
-
-static void vfiod_ctx_unrefp(struct vfiod_ctx **ctx)
-{
-	vfiod_ctx_unref(*ctx);
-}
 
 /* Read the a{sv} options of a Create or Destroy into J. */
 static int read_options(sd_bus_message *msg, unsigned int method, struct job *j,
@@ -68,60 +40,16 @@ static int read_options(sd_bus_message *msg, unsigned int method, struct job *j,
 	return j->options ? 0 : -ENOMEM;
 }
 
-/* Create and Destroy continue here once the caller is authorized. */
-static void on_authorized(struct manager *m, sd_bus_message *msg, void *userdata,
-			  const sd_bus_error *denied)
+/*
+ * Create, Destroy, Start and Stop: a job, resolved in a task (what it acts
+ * on is read there, bounded in time), then authorized with polkit told the
+ * canonical device, kind and name, so that a rule can grant one device; a
+ * refused caller has made vfiod read no more than Match lets anyone read.
+ */
+static int submit_call(struct manager *m, sd_bus_message *msg, struct job *j)
 {
-	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-	struct job *j = userdata;
-	int r;
-
-	if (denied) {
-		r = sd_bus_reply_method_error(msg, denied);
-		job_free(j);
-		return;
-	}
-	r = job_submit(m, j, &error);
-	if (r < 0) {
-		log_info("%s: %s refused: %s", j->syspath ? j->syspath : j->input,
-			 sd_bus_message_get_member(msg), error.message ?: strerror(-r));
-		r = sd_bus_reply_method_error(msg, &error);
-		if (r < 0)
-			log_warning_errno(r, "cannot send a reply: %m");
-		job_free(j);
-	}
-	/* Queued: the reply comes when the job ends. */
-}
-
-static int submit_authorized(struct manager *m, sd_bus_message *msg, struct job *j)
-{
-	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-	const char *details[5] = {};
-	size_t n = 0;
-	int r;
-
 	j->msg = sd_bus_message_ref(msg);
-	/*
-	 * Resolved first, so that polkit is told the canonical device the job
-	 * will act on; when that fails, job_submit() says why once authorized.
-	 */
-	if (!j->key && job_resolve(j, &error) == -ENOMEM) {
-		job_free(j);
-		return -ENOMEM;
-	}
-	if (j->syspath) {
-		details[n++] = VFIOD_POLKIT_DETAIL_DEVICE;
-		details[n++] = j->syspath;
-	}
-	if (j->kind) {
-		details[n++] = VFIOD_POLKIT_DETAIL_KIND;
-		details[n++] = j->kind;
-	}
-	r = auth_check(m, msg, details, on_authorized, j);
-	if (r < 0) {
-		job_free(j);
-		return r;
-	}
+	job_submit(m, j, NULL);
 	return 1;
 }
 
@@ -141,7 +69,7 @@ static int method_create(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 	r = read_options(msg, OPT_CREATE, j, error);
 	if (r < 0)
 		return r;
-	return submit_authorized(m, msg, TAKE_PTR(j));
+	return submit_call(m, msg, TAKE_PTR(j));
 }
 
 static int method_destroy(sd_bus_message *msg, void *userdata, sd_bus_error *error)
@@ -163,67 +91,116 @@ static int method_destroy(sd_bus_message *msg, void *userdata, sd_bus_error *err
 	r = read_options(msg, OPT_DESTROY, j, error);
 	if (r < 0)
 		return r;
-	return submit_authorized(m, msg, TAKE_PTR(j));
+	return submit_call(m, msg, TAKE_PTR(j));
 }
 
 /*
- * Methods answered at once (reading ones, and the definitions' own):
- * authorized by the table too, each given a libvfiod context of its own.
+ * Methods that read device state: authorized, their arguments read on the
+ * event loop, then WORK in a task (a thread with a warm context, a time
+ * limit), then FINISH back on the event loop with what it found.  Methods
+ * that touch no device (Describe, Undefine) answer at once.
  */
-struct read_call {
-	/* ARG: the method's first argument when it is a string (a path or a name), else NULL. */
-	char *(*answer)(struct manager *m, struct vfiod_ctx *ctx, const char *arg,
-			sd_bus_message *msg, sd_bus_error *error);
+struct call {
+	struct manager *m;
+	sd_bus_message *msg;
+	const struct read_method *rm;
+	char *arg;	/* the method's string argument: a path or a name */
+	json_t *opts;	/* Define, Modify: the options */
+	json_t *def;	/* Modify: the definition as it is */
+	json_t *result; /* WORK's answer */
+	char *text;	/* WORK's answer, as libvfiod gives it */
+	int r;
+	enum bus_error_context context; /* of WORK's error */
+	char *error;			/* libvfiod's message for it */
 };
 
-static char *answer_match(struct manager *m, struct vfiod_ctx *ctx, const char *arg,
-			     sd_bus_message *msg, sd_bus_error *error)
+struct read_method {
+	/* On the event loop before WORK; may answer (and return < 0) itself. */
+	int (*prepare)(struct call *c, sd_bus_error *error);
+	/* In the task: T->ctx; sets C->r, C->error and C->context on failure. */
+	void (*work)(struct call *c, struct vfiod_ctx *ctx);
+	/* On the event loop: the reply's JSON; NULL with ERROR set to refuse. */
+	char *(*finish)(struct call *c, sd_bus_error *error);
+	/* Describe and Undefine: no WORK, answered here at once. */
+	char *(*answer)(struct call *c, sd_bus_error *error);
+};
+
+static void call_free(struct call *c)
+{
+	if (!c)
+		return;
+	sd_bus_message_unref(c->msg);
+	free(c->arg);
+	json_decref(c->opts);
+	json_decref(c->def);
+	json_decref(c->result);
+	free(c->text);
+	free(c->error);
+	free(c);
+}
+
+static void call_failed(struct call *c, struct vfiod_ctx *ctx, int r,
+			enum bus_error_context context)
+{
+	const char *msg = vfiod_ctx_get_error(ctx);
+
+	c->r = r;
+	c->context = context;
+	if (msg)
+		c->error = strdup(msg);
+}
+
+static void call_reply(struct call *c, const char *json, const sd_bus_error *error)
+{
+	int r = json ? sd_bus_reply_method_return(c->msg, "s", json)
+		     : sd_bus_reply_method_error(c->msg, error);
+
+	if (r < 0)
+		log_warning_errno(r, "cannot send a reply to %s: %m",
+				  sd_bus_message_get_sender(c->msg));
+}
+
+/* The work's text answer, as it is. */
+static char *finish_text(struct call *c, sd_bus_error *error)
+{
+	(void)error;
+	return TAKE_PTR(c->text);
+}
+
+static void work_match(struct call *c, struct vfiod_ctx *ctx)
 {
 	struct vfiod_device *dev = NULL;
 	struct vfiod_match *match = NULL;
-	char *json = NULL;
 	int r;
 
-	(void)m, (void)msg;
-	r = vfiod_device_new(ctx, arg, &dev);
+	r = vfiod_device_new(ctx, c->arg, &dev);
 	if (r < 0) {
-		bus_error_set(error, BUS_ERROR_PATH, r, vfiod_ctx_get_error(ctx));
-		return NULL;
+		call_failed(c, ctx, r, BUS_ERROR_PATH);
+		return;
 	}
 	r = vfiod_device_match(dev, &match);
 	if (r >= 0)
-		r = vfiod_match_to_json(match, &json);
+		r = vfiod_match_to_json(match, &c->text);
 	if (r < 0)
-		bus_error_set(error, BUS_ERROR_OTHER, r, vfiod_ctx_get_error(ctx));
+		call_failed(c, ctx, r, BUS_ERROR_OTHER);
 	vfiod_match_unref(match);
 	vfiod_device_unref(dev);
-	return json;
 }
 
-static char *merge_definitions(struct manager *m, char *list, sd_bus_error *error);
-
-static char *answer_list(struct manager *m, struct vfiod_ctx *ctx, const char *arg,
-			     sd_bus_message *msg, sd_bus_error *error)
+static void work_list(struct call *c, struct vfiod_ctx *ctx)
 {
-	char *json = NULL;
-	int r;
+	int r = vfiod_list(ctx, &c->text);
 
-	(void)arg, (void)msg;
-	r = vfiod_list(ctx, &json);
-	if (r < 0) {
-		bus_error_set(error, BUS_ERROR_OTHER, r, vfiod_ctx_get_error(ctx));
-		return NULL;
-	}
-	return merge_definitions(m, json, error);
+	if (r < 0)
+		call_failed(c, ctx, r, BUS_ERROR_OTHER);
 }
 
-/* LIST (JSON text, freed) with the definitions, as vfioctl --direct list shows them. */
-static char *merge_definitions(struct manager *m, char *list, sd_bus_error *error)
+/* The list with the definitions, as vfioctl --direct list shows them. */
+static char *finish_list(struct call *c, sd_bus_error *error)
 {
-	json_t *a = json_loads(list, 0, NULL), *defs = store_list(m);
+	json_t *a = json_loads(c->text, 0, NULL), *defs = store_list(c->m);
 	char *json = NULL;
 
-	free(list);
 	if (a && defs) {
 		definitions_merge(a, defs);
 		json = json_dumps(a, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -235,30 +212,20 @@ static char *merge_definitions(struct manager *m, char *list, sd_bus_error *erro
 	return json;
 }
 
-static char *answer_types(struct manager *m, struct vfiod_ctx *ctx, const char *arg,
-			     sd_bus_message *msg, sd_bus_error *error)
+static void work_types(struct call *c, struct vfiod_ctx *ctx)
 {
-	char *json = NULL;
-	int r;
+	int r = vfiod_mdev_types(ctx, c->arg, &c->text);
 
-	(void)m, (void)msg;
-	r = vfiod_mdev_types(ctx, arg, &json);
 	if (r < 0)
-		bus_error_set(error, BUS_ERROR_KIND, r, vfiod_ctx_get_error(ctx));
-	return json;
+		call_failed(c, ctx, r, BUS_ERROR_KIND);
 }
 
-static char *answer_mgmtdevs(struct manager *m, struct vfiod_ctx *ctx, const char *arg,
-			     sd_bus_message *msg, sd_bus_error *error)
+static void work_mgmtdevs(struct call *c, struct vfiod_ctx *ctx)
 {
-	char *json = NULL;
-	int r;
+	int r = vfiod_vdpa_mgmtdevs(ctx, &c->text);
 
-	(void)m, (void)arg, (void)msg;
-	r = vfiod_vdpa_mgmtdevs(ctx, &json);
 	if (r < 0)
-		bus_error_set(error, BUS_ERROR_KIND, r, vfiod_ctx_get_error(ctx));
-	return json;
+		call_failed(c, ctx, r, BUS_ERROR_KIND);
 }
 
 /* A definition by name, or an error naming what is wrong with it. */
@@ -305,74 +272,73 @@ static char *save_definition(struct manager *m, json_t *def, const char *what,
 	return json;
 }
 
-static char *answer_define(struct manager *m, struct vfiod_ctx *ctx, const char *arg,
-			     sd_bus_message *msg, sd_bus_error *error)
+static int prepare_define(struct call *c, sd_bus_error *error)
 {
-	json_t *opts = NULL, *def = NULL;
-	const char *name;
-	char *json = NULL;
-	int r;
+	int r = bus_options_read(c->msg, OPT_DEFINE, sd_bus_message_get_member(c->msg), &c->opts,
+				 error);
 
-	r = bus_options_read(msg, OPT_DEFINE, "Define", &opts, error);
-	if (r < 0) {
-		if (!sd_bus_error_is_set(error))
-			sd_bus_error_set_errno(error, r);
-		return NULL;
-	}
-	r = definition_make(ctx, arg, opts, true, &def);
-	json_decref(opts);
-	if (r < 0) {
-		bus_error_set(error, r == -EINVAL ? BUS_ERROR_KIND : BUS_ERROR_PATH, r,
-			      vfiod_ctx_get_error(ctx));
-		return NULL;
-	}
-	name = json_string_value(json_object_get(def, "name"));
-	if (store_exists(m, name))
+	if (r < 0 && !sd_bus_error_is_set(error))
+		sd_bus_error_set_errno(error, r);
+	return r;
+}
+
+static void work_define(struct call *c, struct vfiod_ctx *ctx)
+{
+	int r = definition_make(ctx, c->arg, c->opts, true, &c->result);
+
+	if (r < 0)
+		call_failed(c, ctx, r, r == -EINVAL ? BUS_ERROR_KIND : BUS_ERROR_PATH);
+}
+
+static char *finish_define(struct call *c, sd_bus_error *error)
+{
+	const char *name = json_string_value(json_object_get(c->result, "name"));
+
+	if (store_exists(c->m, name)) {
 		sd_bus_error_setf(error, VFIOD_ERROR_ALREADY_EXISTS,
 				  "%s is defined already; use Modify", name);
-	else
-		json = save_definition(m, def, "defined", error);
-	json_decref(def);
-	return json;
-}
-
-static char *answer_modify(struct manager *m, struct vfiod_ctx *ctx, const char *arg,
-			     sd_bus_message *msg, sd_bus_error *error)
-{
-	json_t *opts = NULL, *def = NULL, *changed = NULL;
-	char *json = NULL, err[256];
-	int r;
-
-	r = bus_options_read(msg, OPT_DEFINE, "Modify", &opts, error);
-	if (r < 0) {
-		if (!sd_bus_error_is_set(error))
-			sd_bus_error_set_errno(error, r);
 		return NULL;
 	}
-	def = load_definition(m, arg, error);
-	if (def) {
-		r = definition_modify(ctx, def, opts, &changed, err, sizeof(err));
-		if (r < 0)
-			bus_error_set(error, r == -EINVAL ? BUS_ERROR_KIND : BUS_ERROR_PATH, r,
-				      err[0] ? err : vfiod_ctx_get_error(ctx));
-		else
-			json = save_definition(m, changed, "definition modified", error);
-	}
-	json_decref(opts);
-	json_decref(def);
-	json_decref(changed);
-	return json;
+	return save_definition(c->m, c->result, "defined", error);
 }
 
-static char *answer_undefine(struct manager *m, struct vfiod_ctx *ctx, const char *arg,
-			     sd_bus_message *msg, sd_bus_error *error)
+static int prepare_modify(struct call *c, sd_bus_error *error)
 {
-	const char *name = arg;
+	int r = prepare_define(c, error);
+
+	if (r < 0)
+		return r;
+	c->def = load_definition(c->m, c->arg, error);
+	return c->def ? 0 : -ENOENT;
+}
+
+static void work_modify(struct call *c, struct vfiod_ctx *ctx)
+{
+	char err[256];
+	int r = definition_modify(ctx, c->def, c->opts, &c->result, err, sizeof(err));
+
+	if (r < 0) {
+		call_failed(c, ctx, r, r == -EINVAL ? BUS_ERROR_KIND : BUS_ERROR_PATH);
+		if (err[0]) {
+			free(c->error);
+			c->error = strdup(err);
+		}
+	}
+}
+
+static char *finish_modify(struct call *c, sd_bus_error *error)
+{
+	return save_definition(c->m, c->result, "definition modified", error);
+}
+
+static char *answer_undefine(struct call *c, sd_bus_error *error)
+{
+	struct manager *m = c->m;
+	const char *name = c->arg;
 	json_t *def;
 	char *json = NULL;
 	int r;
 
-	(void)ctx, (void)msg;
 	def = load_definition(m, name, error);
 	/* An unreadable definition can be undefined: that is the way out of it. */
 	if (!def && sd_bus_error_has_name(error, VFIOD_ERROR_FAILED)) {
@@ -399,97 +365,120 @@ static char *answer_undefine(struct manager *m, struct vfiod_ctx *ctx, const cha
 	return json;
 }
 
-static char *answer_describe(struct manager *m, struct vfiod_ctx *ctx, const char *arg,
-			     sd_bus_message *msg, sd_bus_error *error)
+static char *answer_describe(struct call *c, sd_bus_error *error)
 {
-	char *json = manager_describe(m);
+	char *json = manager_describe(c->m);
 
-	(void)ctx, (void)arg, (void)msg;
 	if (!json)
 		sd_bus_error_set_errno(error, -ENOMEM);
 	return json;
+}
+
+static void call_work(struct task *t)
+{
+	struct call *c = t->userdata;
+
+	c->rm->work(c, t->ctx);
+}
+
+static void call_end(struct task *t, enum task_end how)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	struct call *c = t->userdata;
+	_cleanup_free_ char *json = NULL;
+
+	if (how == TASK_LATE) {
+		call_free(c);
+		return;
+	}
+	if (how == TASK_TIMED_OUT) {
+		sd_bus_error_setf(&error, VFIOD_ERROR_TIMEOUT,
+				  "%s: reading it timed out after %.1f s: the kernel holds it "
+				  "(its device lock, or a removal under way)",
+				  t->what, c->m->cfg.read_timeout_usec / 1e6);
+		call_reply(c, NULL, &error);
+		return;
+	}
+	if (c->r < 0)
+		bus_error_set(&error, c->context, c->r, c->error);
+	else
+		json = c->rm->finish(c, &error);
+	call_reply(c, json, &error);
+	call_free(c);
 }
 
 static void on_read_authorized(struct manager *m, sd_bus_message *msg, void *userdata,
 			       const sd_bus_error *denied)
 {
 	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-	struct read_call *call = userdata;
+	const struct read_method *rm = userdata;
 	_cleanup_free_ char *json = NULL;
+	struct call *c = NULL;
+	const char *arg = NULL;
 	int r;
 
 	if (denied) {
 		r = sd_bus_reply_method_error(msg, denied);
-	} else {
-		_cleanup_(vfiod_ctx_unrefp) struct vfiod_ctx *ctx =
-			manager_ctx_new(log_get_max_priority(), sd_bus_message_get_member(msg));
-		const char *arg = NULL;
-
-		r = sd_bus_message_get_signature(msg, true)[0] == 's'
-			    ? sd_bus_message_read(msg, "s", &arg)
-			    : 0;
 		if (r < 0)
-			sd_bus_error_set_errno(&error, r);
-		else if (ctx)
-			json = call->answer(m, ctx, arg, msg, &error);
-		else
-			sd_bus_error_set_errno(&error, -ENOMEM);
-		if (json)
-			r = sd_bus_reply_method_return(msg, "s", json);
-		else
-			r = sd_bus_reply_method_error(msg, &error);
+			log_warning_errno(r, "cannot send a reply to %s: %m",
+					  sd_bus_message_get_sender(msg));
+		return;
 	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		(void)sd_bus_reply_method_errno(msg, ENOMEM, NULL);
+		return;
+	}
+	c->m = m;
+	c->rm = rm;
+	c->msg = sd_bus_message_ref(msg);
+	r = sd_bus_message_get_signature(msg, true)[0] == 's' ? sd_bus_message_read(msg, "s", &arg)
+								: 0;
+	if (r >= 0 && arg && !(c->arg = strdup(arg)))
+		r = -ENOMEM;
 	if (r < 0)
-		log_warning_errno(r, "cannot send a reply to %s: %m",
-				  sd_bus_message_get_sender(msg));
+		sd_bus_error_set_errno(&error, r);
+	else if (rm->answer)
+		json = rm->answer(c, &error);
+	else if (!rm->prepare || rm->prepare(c, &error) >= 0)
+		r = task_start(m, c->arg ?: sd_bus_message_get_member(msg), call_work, call_end, c,
+			       &error);
+	if (r >= 0 && !rm->answer && !sd_bus_error_is_set(&error))
+		return; /* the task answers */
+	if (!json && !sd_bus_error_is_set(&error))
+		sd_bus_error_set_errno(&error, r < 0 ? r : -EIO);
+	call_reply(c, json, &error);
+	call_free(c);
 }
 
-static int method_read(sd_bus_message *msg, struct manager *m, struct read_call *call)
+static int method_read(sd_bus_message *msg, void *userdata, const struct read_method *rm)
 {
-	int r = auth_check(m, msg, NULL, on_read_authorized, call);
+	int r = auth_check(userdata, msg, NULL, on_read_authorized, (void *)rm);
 
 	return r < 0 ? r : 1;
 }
 
-static int method_match(sd_bus_message *msg, void *userdata, sd_bus_error *error)
-{
-	static struct read_call call = {answer_match};
-
-	(void)error;
-	return method_read(msg, userdata, &call);
-}
-
-static int method_list(sd_bus_message *msg, void *userdata, sd_bus_error *error)
-{
-	static struct read_call call = {answer_list};
-
-	(void)error;
-	return method_read(msg, userdata, &call);
-}
-
-static int method_describe(sd_bus_message *msg, void *userdata, sd_bus_error *error)
-{
-	static struct read_call call = {answer_describe};
-
-	(void)error;
-	return method_read(msg, userdata, &call);
-}
-
-#define READ_METHOD(name, fn)                                                                      \
+#define READ_METHOD(name, ...)                                                                     \
 	static int name(sd_bus_message *msg, void *userdata, sd_bus_error *error)                  \
 	{                                                                                          \
-		static struct read_call call = {fn};                                               \
+		static const struct read_method rm = {__VA_ARGS__};                                \
                                                                                                    \
 		(void)error;                                                                       \
-		return method_read(msg, userdata, &call);                                          \
+		return method_read(msg, userdata, &rm);                                            \
 	}
 
-READ_METHOD(method_types, answer_types)
-READ_METHOD(method_mgmtdevs, answer_mgmtdevs)
-READ_METHOD(method_define, answer_define)
-READ_METHOD(method_modify, answer_modify)
-READ_METHOD(method_undefine, answer_undefine)
+READ_METHOD(method_match, .work = work_match, .finish = finish_text)
+READ_METHOD(method_list, .work = work_list, .finish = finish_list)
+READ_METHOD(method_describe, .answer = answer_describe)
+READ_METHOD(method_types, .work = work_types, .finish = finish_text)
+READ_METHOD(method_mgmtdevs, .work = work_mgmtdevs, .finish = finish_text)
+READ_METHOD(method_define, .prepare = prepare_define, .work = work_define,
+	    .finish = finish_define)
+READ_METHOD(method_modify, .prepare = prepare_modify, .work = work_modify,
+	    .finish = finish_modify)
+READ_METHOD(method_undefine, .answer = answer_undefine)
 
+/* Start and Stop: a job that makes (or gives back) a defined device, keeping its definition. */
 /* Start and Stop: a job that makes (or gives back) a defined device, keeping its definition. */
 static int start_stop(sd_bus_message *msg, struct manager *m, bool start, sd_bus_error *error)
 {
@@ -508,7 +497,7 @@ static int start_stop(sd_bus_message *msg, struct manager *m, bool start, sd_bus
 	json_decref(def);
 	if (r < 0)
 		return r;
-	return submit_authorized(m, msg, j);
+	return submit_call(m, msg, j);
 }
 
 static int method_start(sd_bus_message *msg, void *userdata, sd_bus_error *error)
@@ -529,7 +518,7 @@ char *manager_describe(struct manager *m)
 	for (struct mdevice *d = m->devices; devices && d; d = d->next)
 		json_array_append_new(devices, mdevice_json(d));
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:o, s:o, s:o}", "version", vfiod_version(),
-		      "sysfs_root", getenv("VFIOD_SYSFS_ROOT") ?: "/sys", "runtime_directory",
+		      "sysfs_root", m->sysfs_root, "runtime_directory",
 		      m->cfg.runtime_dir, "state_directory", m->cfg.state_dir,
 		      "configuration_directory", m->cfg.config_dir, "operation_timeout_sec",
 		      m->cfg.operation_timeout_usec / 1e6, "devices", devices, "operations",

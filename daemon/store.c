@@ -154,7 +154,8 @@ static bool mdevctl_newer(struct manager *m, json_t *e, const char *uuid, const 
  */
 int store_import_mdevctl(struct manager *m)
 {
-	struct vfiod_ctx *ctx = manager_ctx_new(log_get_max_priority(), "mdevctl");
+	/* Files under /etc and links of /sys/class/mdev_bus: nothing here waits for a device. */
+	struct vfiod_ctx *ctx = ctx_pool_get(m);
 	_cleanup_free_ char *json = NULL;
 	json_t *a, *e, *seen;
 	bool changed = false;
@@ -167,10 +168,10 @@ int store_import_mdevctl(struct manager *m)
 	if (r < 0) {
 		log_warning("cannot read mdevctl's definitions: %s, ignoring",
 			    vfiod_ctx_get_error(ctx) ?: strerror(-r));
-		vfiod_ctx_unref(ctx);
+		ctx_pool_put(m, ctx);
 		return 0;
 	}
-	vfiod_ctx_unref(ctx);
+	ctx_pool_put(m, ctx);
 	a = json_loads(json, 0, NULL);
 	seen = load_imported(m);
 	json_array_foreach(a, i, e)
@@ -228,8 +229,7 @@ int store_apply(struct manager *m)
 
 	json_array_foreach(defs, i, o)
 	{
-		_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-		_cleanup_(job_freep) struct job *j = NULL;
+		struct job *j = NULL;
 		const char *name = json_string_value(json_object_get(o, "name"));
 		const char *start = json_string_value(json_object_get(o, "start"));
 		int r;
@@ -242,14 +242,8 @@ int store_apply(struct manager *m)
 			return r;
 		}
 		j->trigger = VFIOD_TRIGGER_START;
-		r = job_submit(m, j, &error);
-		if (r < 0) {
-			log_warning("%s: defined but not made: %s", name,
-				    error.message ?: strerror(-r));
-			continue;
-		}
 		log_info("%s: making it again, as defined", name);
-		TAKE_PTR(j);
+		job_submit(m, j, "making its definition");
 	}
 	json_decref(defs);
 	return 0;

@@ -96,11 +96,6 @@ static int action_rank(const char *action)
 					       : 0;
 }
 
-static bool str_eq(const char *a, const char *b)
-{
-	return a && b && streq(a, b);
-}
-
 static int set_dup(char **field, const char *value)
 {
 	char *v = value ? strdup(value) : NULL;
@@ -245,26 +240,11 @@ static void emit_device(struct manager *m, const char *event, struct pending *p,
 }
 
 /* Submit J (taken); a refusal is logged and signalled, as a failed job would be. */
-static void submit(struct manager *m, struct job *j, const char *what)
+/* Queue J, logging WHAT; a refusal is logged (REFUSED names the work) with a failed event. */
+static void submit(struct manager *m, struct job *j, const char *what, const char *refused)
 {
-	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-	int r = job_submit(m, j, &error);
-
-	if (r >= 0) {
-		log_info("%s: %s", j->syspath ? j->syspath : j->input, what);
-		return;
-	}
-	j->r = r;
-	j->error = strdup(error.message ? error.message : strerror(-r));
-	log_warning("%s: %s refused: %s", j->input, what, j->error ? j->error : strerror(-r));
-	event_emit_job(m, j, NULL);
-	job_free(j);
-}
-
-static bool job_for(struct job *j, const char *syspath, const char *name)
-{
-	return str_eq(j->syspath, syspath) || str_eq(j->input, syspath) ||
-	       (name && (str_eq(j->name, name) || str_eq(j->input, name)));
+	log_info("%s: %s", j->input, what);
+	job_submit(m, j, refused);
 }
 
 /* The driver SYSPATH is on now (not when its event was sent); NULL when none. */
@@ -297,9 +277,8 @@ static bool held(struct manager *m, struct pending *p, const char *name)
 	_cleanup_free_ char *driver = NULL;
 	struct mdevice *d;
 
-	for (struct job *j = m->jobs; j; j = j->next)
-		if (job_for(j, p->syspath, name) && !(fresh && j->running))
-			return true;
+	if (jobs_queued_for(m, p->syspath, name, !fresh))
+		return true;
 	d = mdevice_find(m, p->syspath);
 	if (!d && name)
 		d = mdevice_find(m, name);
@@ -328,7 +307,8 @@ static void make_definition(struct udev_watch *w, json_t *def, struct pending *p
 	j->trigger = VFIOD_TRIGGER_DEFINITION;
 	if (asprintf(&j->reason, "defined, and %s appeared (%s)", p->sysname, p->action) < 0)
 		j->reason = NULL;
-	submit(m, j, "its device appeared, making the definition again");
+	submit(m, j, "its device appeared, making the definition again",
+	       "making the definition again");
 }
 
 static void assign_marked(struct udev_watch *w, struct pending *p)
@@ -361,47 +341,35 @@ static void assign_marked(struct udev_watch *w, struct pending *p)
 		     p->group ? " " VFIOD_UDEV_GROUP "=" : "", p->group ? p->group : "",
 		     streq(p->action, ACTION_PRESENT) ? "present" : p->action) < 0)
 		j->reason = NULL;
-	submit(m, j, "marked by udev, assigning");
-}
-
-/* Daemon-owned jobs for SYSPATH that have not started: the device is gone. */
-static void drop_queued(struct manager *m, const char *syspath)
-{
-	struct job **p = &m->jobs;
-
-	while (*p) {
-		struct job *j = *p;
-
-		if (j->running || j->msg ||
-		    !(str_eq(j->syspath, syspath) || str_eq(j->input, syspath))) {
-			p = &j->next;
-			continue;
-		}
-		*p = j->next;
-		log_info("%s: gone before its %s started, dropping it", syspath,
-			 job_op_name(j));
-		job_free(j);
-	}
+	submit(m, j, "marked by udev, assigning", "the assign of a device marked by udev");
 }
 
 /*
  * libvfiod's records of a PCI function (or a PF with VFs) that is gone:
  * nothing is left to give back.
  */
-static void forget_records(const struct mdevice *d)
+static void forget_work(struct task *t)
 {
-	struct vfiod_ctx *ctx;
-	int r;
+	int r = vfiod_forget(t->ctx, t->what);
+
+	if (r < 0)
+		log_warning("%s, ignoring", vfiod_ctx_get_error(t->ctx) ?: strerror(-r));
+}
+
+static void forget_end(struct task *t, enum task_end how)
+{
+	(void)t, (void)how;
+}
+
+static void forget_records(struct manager *m, const struct mdevice *d)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 
 	if (!str_eq(d->kind, "pci") && !str_eq(d->kind, "vfs"))
 		return;
-	ctx = manager_ctx_new(log_get_max_priority(), d->name);
-	if (!ctx)
-		return;
-	r = vfiod_forget(ctx, d->name);
-	if (r < 0)
-		log_warning("%s, ignoring", vfiod_ctx_get_error(ctx) ?: strerror(-r));
-	vfiod_ctx_unref(ctx);
+	if (task_start(m, d->name, forget_work, forget_end, NULL, &error) < 0)
+		log_warning("%s: cannot drop what libvfiod kept of it, ignoring: %s", d->name,
+			    error.message ?: "out of memory");
 }
 
 /*
@@ -416,12 +384,11 @@ static void forget_earlier(struct udev_watch *w, struct pending *p)
 
 	if (!d)
 		return;
-	for (struct job *j = m->jobs; j; j = j->next)
-		if (!j->running && job_for(j, p->syspath, d->name))
-			return; /* queued: it will act on this device */
+	if (jobs_queued_for(m, p->syspath, d->name, false))
+		return; /* queued: it will act on this device */
 	log_info("%s: appeared again; forgetting what vfiod knew of the earlier device",
 		 p->syspath);
-	forget_records(d);
+	forget_records(m, d);
 	mdevice_remove(d);
 }
 
@@ -430,7 +397,7 @@ static void device_gone(struct udev_watch *w, struct pending *p)
 	struct manager *m = w->m;
 	struct mdevice *d = mdevice_find(m, p->syspath);
 
-	drop_queued(m, p->syspath);
+	jobs_drop_queued_for(m, p->syspath);
 	if (!d) {
 		if (p->marked && p->announce)
 			emit_device(m, VFIOD_EVENT_REMOVED, p, NULL, "the device went away");
@@ -439,7 +406,7 @@ static void device_gone(struct udev_watch *w, struct pending *p)
 	log_info("%s: the device went away; forgetting it (nothing to give back)", p->syspath);
 	emit_device(m, VFIOD_EVENT_REMOVED, p, d,
 		    "the device went away while vfiod held it; nothing to give back");
-	forget_records(d);
+	forget_records(m, d);
 	mdevice_remove(d);
 }
 
@@ -626,11 +593,11 @@ static int monitor_open(struct udev_watch *w, bool marked, struct udev_monitor *
 int udev_watch_start(struct manager *m)
 {
 	struct udev_watch *w;
-	const char *root = getenv("VFIOD_SYSFS_ROOT"), *off = getenv(VFIOD_ENV_NO_UDEV);
+	const char *root = m->sysfs_root, *off = getenv(VFIOD_ENV_NO_UDEV);
 	int r;
 
 	if (root && *root && !streq(root, "/sys")) {
-		log_info("udev: not watching, VFIOD_SYSFS_ROOT=%s is not the system's", root);
+		log_info("udev: not watching, the sysfs root %s is not the system's", root);
 		return 0;
 	}
 	if (off && streq(off, "1")) {

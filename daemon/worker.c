@@ -92,24 +92,15 @@ static int on_step(void *userdata, const char *operation, const char *device, co
 	return 0;
 }
 
-/* Whether libvfiod recorded NAME, i.e. changed anything, before the interruption. */
-static bool record_exists(struct job *j)
-{
-	_cleanup_free_ char *path = NULL;
-
-	if (asprintf(&path, "%s/%s.json", j->records_dir, j->name) < 0)
-		return true; /* unsure: let release find out */
-	return access(path, F_OK) == 0;
-}
-
 /* Bring a device an earlier run left half-way to a consistent end. */
-static int worker_recover(struct job *j, struct vfiod_device *dev)
+static int worker_recover(struct job *j, struct vfiod_ctx *ctx, struct vfiod_device *dev)
 {
 	int r;
 
 	if (!dev)
 		return -ENODEV;
-	if (streq(j->journal_op, "assign") && !record_exists(j)) {
+	/* Whether libvfiod recorded it, i.e. changed anything, before the interruption. */
+	if (streq(j->journal_op, "assign") && vfiod_recorded(ctx, j->name) == 0) {
 		log_info("%s: the interrupted assign had changed nothing", j->syspath);
 		j->json = strdup("{}");
 		return 0;
@@ -128,29 +119,18 @@ static int worker_recover(struct job *j, struct vfiod_device *dev)
 	return r;
 }
 
-static void log_lib(void *userdata, int priority, const char *format, va_list ap)
-{
-	(void)userdata;
-	log_fullv(priority, format, ap);
-}
-
 void *worker_main(void *userdata)
 {
 	struct job *j = userdata;
-	struct vfiod_ctx *ctx = NULL;
+	/* The context the operation was resolved with, now the worker's. */
+	struct vfiod_ctx *ctx = vfiod_op_get_ctx(j->vop);
 	struct vfiod_device *dev = NULL;
 	char *err = NULL;
 	const char *msg;
 	ssize_t n;
-	int r;
+	int r = 0;
 
 	j->journal = json_object();
-	r = vfiod_ctx_new(&ctx);
-	if (r < 0) {
-		j->r = r;
-		goto out;
-	}
-	vfiod_ctx_set_log_fn(ctx, log_lib, NULL);
 	vfiod_ctx_set_log_priority(ctx, j->log_priority);
 	vfiod_ctx_set_step_fn(ctx, on_step, j);
 
@@ -166,19 +146,17 @@ void *worker_main(void *userdata)
 					j->syspath ? j->syspath : j->input, j->journal_dir);
 	}
 	if (r >= 0) {
-		const char *path = j->syspath ? j->syspath : j->input;
-
 		switch (j->op) {
 		case JOB_ASSIGN:
-			r = vfiod_create(ctx, path, j->options, &j->json);
+			r = vfiod_op_run(j->vop, &j->json);
 			break;
 		case JOB_RELEASE:
-			r = vfiod_destroy(ctx, path, j->options, &j->json);
+			r = vfiod_op_run(j->vop, &j->json);
 			if (r == -ENOENT && j->keep_definition && !j->msg)
 				r = 0; /* recovery: nothing was left to give back */
 			break;
 		case JOB_RECOVER:
-			r = worker_recover(j, dev);
+			r = worker_recover(j, ctx, dev);
 			break;
 		}
 	}
@@ -206,9 +184,8 @@ void *worker_main(void *userdata)
 	/* What libvfiod kept of a failed operation; a success says it all itself. */
 	if (r < 0)
 		(void)vfiod_list(ctx, &j->list_json);
-out:
 	vfiod_device_unref(dev);
-	vfiod_ctx_unref(ctx);
+	vfiod_ctx_set_step_fn(ctx, NULL, NULL);
 	/* Hand the job back; from here on it belongs to the event loop. */
 	do
 		n = write(j->notify_fd, &j, sizeof(j));
