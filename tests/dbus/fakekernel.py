@@ -14,6 +14,15 @@ and in order.
 hang(driver) leaves that driver's unbind FIFO without a reader: a writer
 blocks in open(2), as a write to a real unbind can block in the kernel;
 release(driver) lets it through.
+
+DeviceLock(sysfs, name) holds a device's lock as the kernel's device_lock()
+does for what libvfiod reads and writes of it: while held, opening the
+device's driver_override (whose show and store take the lock on kernels
+before its rework into struct device) or sriov_numvfs (whose store holds it
+while VFs are made, and whose show waits for that) blocks, for reading and
+for writing, until release().  Both become FIFOs nobody holds; release()
+puts the files back and lets every blocked open through, with the value for
+a reader and the value written kept.
 """
 import json
 import os
@@ -21,6 +30,7 @@ import select
 import stat
 import subprocess
 import sys
+import time
 
 NAME_LEN = 12
 
@@ -30,6 +40,64 @@ def make_fifo(path):
         os.unlink(path)
     if not os.path.exists(path):
         os.mkfifo(path, 0o600)
+
+
+LOCKED_ATTRS = ("driver_override", "sriov_numvfs")
+
+
+class DeviceLock:
+    """A device's lock, held from hold() to release(); see the module's doc."""
+
+    def __init__(self, sysfs, name):
+        self.dev = os.path.realpath(os.path.join(sysfs.root, "bus/pci/devices", name))
+        self.keep = os.path.join(os.path.dirname(sysfs.root), "locks", name)
+        self.saved = {}
+
+    def hold(self):
+        os.makedirs(self.keep, exist_ok=True)
+        for attr in LOCKED_ATTRS:
+            path = os.path.join(self.dev, attr)
+            if not os.path.isfile(path):
+                continue
+            with open(path) as f:
+                self.saved[attr] = f.read()
+            fifo = os.path.join(self.keep, attr)
+            os.mkfifo(fifo, 0o600)
+            tmp = path + ".locked"
+            os.link(fifo, tmp)
+            os.rename(tmp, path)
+        return self
+
+    def release(self):
+        held = []
+        for attr, value in self.saved.items():
+            path = os.path.join(self.dev, attr)
+            fifo = os.path.join(self.keep, attr)
+            # New opens find the file again...
+            with open(path + ".new", "w") as f:
+                f.write(value)
+            os.rename(path + ".new", path)
+            # ...and those blocked on the FIFO get through: both ends are open now.
+            fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+            os.write(fd, value.encode())
+            held.append((attr, path, fifo, fd))
+        self.saved = {}
+        time.sleep(0.3)  # let blocked readers read and writers write
+        for attr, path, fifo, fd in held:
+            try:
+                written = os.read(fd, 4096).decode()
+            except BlockingIOError:
+                written = ""
+            os.close(fd)
+            os.unlink(fifo)
+            # What a writer wrote while waiting (after the value we put for readers).
+            with open(path) as f:
+                value = f.read()
+            if written.startswith(value):
+                written = written[len(value):]
+            if written:
+                with open(path, "w") as f:
+                    f.write(written)
 
 
 class FakeKernel:

@@ -16,7 +16,7 @@ import dbus
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "sysfs"))
 
-from fakekernel import FakeKernel  # noqa: E402
+from fakekernel import DeviceLock, FakeKernel  # noqa: E402
 from fixture import ModulesDir, Sysfs, tempdir  # noqa: E402
 from service import PYTHON, SOURCE, Bus, Polkit, Vfiod, is_root  # noqa: E402
 
@@ -453,6 +453,7 @@ AP = "0000:00:05.0"
 AP_PATH = "/sys/devices/pci0000:00/0000:00:05.0"
 AP_TYPE = "vfio_ap-passthrough"
 U_AP = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1003"
+AHCI = "0000:00:1f.2"
 AP_ATTRS = [("assign_adapter", "5"), ("assign_domain", "4"), ("assign_adapter", "6"),
             ("assign_domain", "0xab"), ("assign_control_domain", "4")]
 
@@ -751,6 +752,138 @@ class TestConcurrency(Base):
             self.vfioctl("destroy", d)
         self.assert_consistent()
         self.assertEqual(self.objects(), {})
+
+
+def call_async(address, method, *args):
+    """METHOD in a process of its own: the test goes on while it waits."""
+    return subprocess.Popen([PYTHON, os.path.join(HERE, "call.py"), address, method,
+                             json.dumps(list(args))], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+
+
+def outcome(p):
+    return json.loads(p.communicate(timeout=60)[0])
+
+
+class TestDeviceLock(Base):
+    """A device whose lock the kernel holds blocks its own reads, and nothing else."""
+    fake_kernel = True
+    read_timeout = "6"
+
+    def extra_fixture(self):
+        self.sys.driver("ahci", "ahci")
+        self.sys.pci(AHCI, 0x8086, 0x2922, cls=0x010601, driver="ahci", group=31)
+        # An mdev parent that is a PCI function (group 5): its mdevs are its hardware's work.
+        self.sys.pci(AP, 0x1b36, 0x0005, cls=0x00ff00, driver="ahci", group=5)
+        t = f"devices/pci0000:00/{AP}/mdev_supported_types/{AP_TYPE}"
+        for k, v in (("available_instances", "4\n"), ("name", "passthrough\n"),
+                     ("device_api", "vfio-ap\n"), ("create", "")):
+            self.sys._write(f"{t}/{k}", v)
+        os.makedirs(os.path.join(self.sys.root, t, "devices"), exist_ok=True)
+        self.sys._link(f"class/mdev_bus/{AP}", f"devices/pci0000:00/{AP}")
+
+    def native(self):
+        return {AHCI: "ahci", AP: "ahci"}
+
+    def start_vfiod(self, **env):
+        return super().start_vfiod(**dict({"VFIOD_READ_TIMEOUT_SEC": self.read_timeout}, **env))
+
+    def lock(self, name):
+        lock = DeviceLock(self.sys, name).hold()
+        self.addCleanup(lock.release)
+        return lock
+
+    def test_a_locked_device_blocks_only_its_own_reads(self):
+        lock = self.lock(NVME)
+        stuck = call_async(self.bus.address, "Match", NVME)
+        # While the Match of the locked device waits in the kernel, everything else answers.
+        self.assertEqual(json.loads(str(self.call("Match", OTHER)))["name"], OTHER)
+        self.assertEqual(json.loads(str(self.call("List"))), [])
+        self.assertIn("operations", self.describe())
+        path, res = self.create(AHCI)
+        self.assertEqual(res["driver"], "vfio-pci")
+        self.destroy(AHCI)
+        self.assertEqual(self.driver_of(AHCI), "ahci")
+        self.assertIsNone(stuck.poll(), "the Match of the locked device answered already")
+        # It answers Timeout, naming the device; nothing changed.
+        out = outcome(stuck)
+        self.assertEqual(out.get("error"), ERR + "Timeout", out)
+        self.assertIn(NVME, out["message"])
+        # Its thread is still in the kernel: another read of it is refused at once.
+        name, msg = self.error_of("Match", NVME)
+        self.assertEqual(name, ERR + "Busy")
+        self.assertIn("still blocked", msg)
+        # So is a Create of it: resolving it reads it.
+        self.assertEqual(self.error_of("Create", NVME, {})[0], ERR + "Busy")
+        # The kernel lets go: the late read is dropped, and the device reads again.
+        lock.release()
+        self.bus.wait_for(lambda: self.match_ok(NVME), timeout=20, what="Match after release")
+        self.assertEqual(self.driver_of(NVME), "nvme")
+        self.assert_consistent()
+
+    def match_ok(self, name):
+        try:
+            return json.loads(str(self.call("Match", name)))["name"] == name
+        except dbus.exceptions.DBusException:
+            return False
+
+    def test_a_create_whose_device_is_locked_times_out_and_changes_nothing(self):
+        lock = self.lock(NVME)
+        name, msg = self.error_of("Create", NVME, {})
+        self.assertEqual(name, ERR + "Timeout")
+        self.assertIn("nothing was changed", msg)
+        self.assertEqual(self.journal(), [])
+        self.assertFalse(self.record_exists(NVME))
+        self.assertEqual(self.objects(), {})
+        lock.release()
+        self.bus.wait_for(lambda: self.match_ok(NVME), timeout=20, what="Match after release")
+        self.create(NVME)
+        self.destroy(NVME)
+        self.assert_consistent()
+
+    def test_start_with_a_locked_recorded_device_serves(self):
+        self.create(NVME)
+        self.stop_vfiod()
+        lock = self.lock(NVME)
+        # The name is taken (start_vfiod waits for it) although the records are not read yet.
+        self.start_vfiod()
+        self.assertEqual(json.loads(str(self.call("Match", OTHER)))["name"], OTHER)
+        self.assertNotIn(object_path(NVME), self.objects())
+        path, res = self.create(AHCI)
+        self.destroy(AHCI)
+        lock.release()
+        self.bus.wait_for(lambda: object_path(NVME) in self.objects(), timeout=20,
+                          what="the recorded device's object")
+        self.assertEqual(self.props(object_path(NVME))["State"], "assigned")
+        self.destroy(NVME)
+        self.assertEqual(self.driver_of(NVME), "nvme")
+        self.assert_consistent()
+
+    def test_an_mdev_create_waits_for_its_parents_assign(self):
+        self.kernel.hang("ahci")
+        assign = call_async(self.bus.address, "Create", AP, {})
+        self.bus.wait_for(lambda: [o["state"] for o in self.describe()["operations"]] ==
+                          ["running"], what="the parent's assign running")
+        mdev = call_async(self.bus.address, "Create", AP, {"type": AP_TYPE, "uuid": U_AP})
+        self.bus.wait_for(lambda: len(self.describe()["operations"]) == 2, what="both")
+        ops = self.describe()["operations"]
+        # One key, the parent's IOMMU group: the mdev create waits, it does not run beside.
+        self.assertEqual([(o["kind"], o["state"], o["key"]) for o in ops],
+                         [("pci", "running", "group:5"), ("mdev", "queued", "group:5")], ops)
+        time.sleep(0.5)
+        self.assertEqual([o["state"] for o in self.describe()["operations"]],
+                         ["running", "queued"])
+        self.kernel.release("ahci")
+        first = outcome(assign)
+        self.assertIn("reply", first, first)
+        # It runs once the assign has ended, and sees the parent as that left it.
+        second = outcome(mdev)
+        self.assertEqual(self.driver_of(AP), "vfio-fixture-other")
+        self.idle()
+        if "reply" in second:
+            self.destroy(U_AP)
+        self.destroy(AP)
+        self.assertEqual(self.driver_of(AP), "ahci")
 
 
 class TestTimeout(Base):
