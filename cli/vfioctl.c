@@ -38,7 +38,8 @@ struct verb {
 	const char *arg;       /* "PATH" or "NAME"; NULL: the verb takes none */
 	unsigned int options;  /* OPT_* words after the argument; 0: none */
 	bool change;	       /* waits behind other work and for the kernel */
-	int (*direct)(struct vfiod_ctx *ctx, const char *arg, json_t *opts, char **json);
+	int (*direct)(struct vfiod_ctx *ctx, const char *arg, json_t *opts, char **json,
+		      struct defs_error *e);
 };
 
 static int usage_error(const char *verb, const char *fmt, ...) _printf_(2, 3);
@@ -68,7 +69,8 @@ static char *options_text(json_t *opts)
 	return opts ? json_dumps(opts, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 }
 
-static int direct_match(struct vfiod_ctx *ctx, const char *path, json_t *opts, char **json)
+static int direct_match(struct vfiod_ctx *ctx, const char *path, json_t *opts, char **json,
+			_unused_ struct defs_error *e)
 {
 	struct vfiod_device *dev = NULL;
 	struct vfiod_match *m = NULL;
@@ -85,14 +87,16 @@ static int direct_match(struct vfiod_ctx *ctx, const char *path, json_t *opts, c
 	return r;
 }
 
-static int direct_create(struct vfiod_ctx *ctx, const char *path, json_t *opts, char **json)
+static int direct_create(struct vfiod_ctx *ctx, const char *path, json_t *opts, char **json,
+			_unused_ struct defs_error *e)
 {
 	_cleanup_free_ char *text = options_text(opts);
 
 	return vfiod_create(ctx, path, text, json);
 }
 
-static int direct_destroy(struct vfiod_ctx *ctx, const char *path, json_t *opts, char **json)
+static int direct_destroy(struct vfiod_ctx *ctx, const char *path, json_t *opts, char **json,
+			_unused_ struct defs_error *e)
 {
 	_cleanup_free_ char *text = options_text(opts);
 
@@ -104,7 +108,8 @@ static void warn_definition(const char *file, const char *why)
 	fprintf(stderr, "vfioctl: %s: not a definition (%s), ignoring it\n", file, why);
 }
 
-static int direct_list(struct vfiod_ctx *ctx, const char *arg, json_t *opts, char **json)
+static int direct_list(struct vfiod_ctx *ctx, const char *arg, json_t *opts, char **json,
+			_unused_ struct defs_error *e)
 {
 	_cleanup_free_ char *dir = definitions_dir(), *active = NULL;
 	json_t *a, *defs;
@@ -128,102 +133,33 @@ static int direct_list(struct vfiod_ctx *ctx, const char *arg, json_t *opts, cha
 	return *json ? 0 : -ENOMEM;
 }
 
-static int direct_types(struct vfiod_ctx *ctx, const char *path, json_t *opts, char **json)
+static int direct_types(struct vfiod_ctx *ctx, const char *path, json_t *opts, char **json,
+			_unused_ struct defs_error *e)
 {
 	(void)opts;
 	return vfiod_mdev_types(ctx, path, json);
 }
 
-static int direct_mgmtdev(struct vfiod_ctx *ctx, const char *arg, json_t *opts, char **json)
+static int direct_mgmtdev(struct vfiod_ctx *ctx, const char *arg, json_t *opts, char **json,
+			_unused_ struct defs_error *e)
 {
 	(void)arg, (void)opts;
 	return vfiod_vdpa_mgmtdevs(ctx, json);
 }
 
-/* Definitions with --direct: vfioctl reads and writes vfiod's directory itself. */
-static char def_error[512];
-
-static int def_fail(int r, const char *fmt, ...) _printf_(2, 3);
-static int def_fail(int r, const char *fmt, ...)
+/*
+ * Definitions with --direct: vfioctl reads and writes vfiod's directory
+ * itself, through the same service (definitions.h) as vfiod.
+ */
+static int def_dir(char **dir)
 {
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(def_error, sizeof(def_error), fmt, ap);
-	va_end(ap);
-	return r;
+	*dir = definitions_dir();
+	return *dir ? 0 : -ENOMEM;
 }
 
-static int def_load(const char *name, json_t **def)
+static int def_reply(json_t *def, int r, char **json)
 {
-	_cleanup_free_ char *dir = definitions_dir();
-	char err[256];
-	int r;
-
-	if (!dir)
-		return -ENOMEM;
-	r = definition_load(dir, name, def, err, sizeof(err));
-	if (r == -ENOENT)
-		return def_fail(r, "%s is not defined (in %s); 'vfioctl list' shows the definitions",
-				name, dir);
-	if (r == -EBADMSG)
-		return def_fail(r, "the definition of %s in %s is unreadable: %s; undefine it and "
-				"define it again", name, dir, err);
-	if (r == -EINVAL)
-		return def_fail(r, "'%s' is not a definition name", name);
-	return r;
-}
-
-static int def_store(json_t *def, char **json)
-{
-	_cleanup_free_ char *dir = definitions_dir();
-	int r;
-
-	if (!dir)
-		return -ENOMEM;
-	r = definition_save(dir, def);
-	if (r < 0)
-		return def_fail(r, "cannot write the definition in %s: %s", dir, strerror(-r));
-	*json = json_dumps(def, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	return *json ? 0 : -ENOMEM;
-}
-
-static int direct_define(struct vfiod_ctx *ctx, const char *path, json_t *opts, char **json)
-{
-	_cleanup_free_ char *dir = definitions_dir();
-	json_t *def = NULL;
-	int r;
-
-	r = definition_make(ctx, path, opts, true, &def);
-	if (r < 0)
-		return r;
-	if (dir && definition_exists(dir, json_string_value(json_object_get(def, "name"))))
-		r = def_fail(-EEXIST, "%s is defined already; use modify",
-			     json_string_value(json_object_get(def, "name")));
-	else
-		r = def_store(def, json);
-	json_decref(def);
-	return r;
-}
-
-static int direct_undefine(struct vfiod_ctx *ctx, const char *name, json_t *opts, char **json)
-{
-	_cleanup_free_ char *dir = definitions_dir();
-	json_t *def = NULL;
-	int r;
-
-	(void)ctx, (void)opts;
-	r = def_load(name, &def);
-	/* An unreadable definition can be undefined: that is the way out of it. */
-	if (r == -EBADMSG) {
-		def_error[0] = '\0';
-		def = json_pack("{s:s}", "name", name);
-		r = def ? 0 : -ENOMEM;
-	}
-	if (r >= 0)
-		r = definition_remove(dir, name);
 	if (r >= 0) {
-		json_object_set_new(def, "state", json_string("undefined"));
 		*json = json_dumps(def, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		r = *json ? 0 : -ENOMEM;
 	}
@@ -231,54 +167,84 @@ static int direct_undefine(struct vfiod_ctx *ctx, const char *name, json_t *opts
 	return r;
 }
 
-static int direct_modify(struct vfiod_ctx *ctx, const char *name, json_t *opts, char **json)
+static int direct_define(struct vfiod_ctx *ctx, const char *path, json_t *opts, char **json,
+			 struct defs_error *e)
 {
-	json_t *def = NULL, *changed = NULL;
-	char err[256];
+	_cleanup_free_ char *dir = NULL;
+	json_t *def = NULL;
 	int r;
 
-	r = def_load(name, &def);
-	if (r >= 0) {
-		r = definition_modify(ctx, def, opts, &changed, err, sizeof(err));
-		if (r < 0 && err[0])
-			r = def_fail(r, "%s", err);
-	}
+	r = def_dir(&dir);
 	if (r >= 0)
-		r = def_store(changed, json);
-	json_decref(def);
-	json_decref(changed);
-	return r;
+		r = definitions_make(ctx, path, opts, &def, e);
+	if (r >= 0)
+		r = definitions_put(dir, def, false, e);
+	return def_reply(def, r, json);
 }
 
-static int start_stop(struct vfiod_ctx *ctx, const char *name, bool start, char **json)
+static int direct_undefine(struct vfiod_ctx *ctx, const char *name, json_t *opts, char **json,
+			   struct defs_error *e)
 {
-	_cleanup_free_ char *text = NULL;
-	json_t *def = NULL, *call;
+	_cleanup_free_ char *dir = NULL;
+	json_t *def = NULL;
 	int r;
 
-	r = def_load(name, &def);
-	if (r < 0)
-		return r;
-	call = start ? def : json_object_get(def, "undo");
-	text = options_text(json_object_get(call, "options"));
-	if (start)
-		r = vfiod_create(ctx, json_string_value(json_object_get(call, "path")), text, json);
-	else
-		r = vfiod_destroy(ctx, json_string_value(json_object_get(call, "path")), text, json);
+	(void)ctx, (void)opts;
+	r = def_dir(&dir);
+	if (r >= 0)
+		r = definitions_undefine(dir, name, &def, e);
+	return def_reply(def, r, json);
+}
+
+static int direct_modify(struct vfiod_ctx *ctx, const char *name, json_t *opts, char **json,
+			 struct defs_error *e)
+{
+	_cleanup_free_ char *dir = NULL;
+	json_t *def = NULL, *changed = NULL;
+	int r;
+
+	r = def_dir(&dir);
+	if (r >= 0)
+		r = definitions_get(dir, name, &def, e);
+	if (r >= 0)
+		r = definitions_modify(ctx, def, opts, &changed, e);
+	if (r >= 0)
+		r = definitions_put(dir, changed, true, e);
+	json_decref(def);
+	return def_reply(changed, r, json);
+}
+
+static int start_stop(struct vfiod_ctx *ctx, const char *name, bool start, char **json,
+		      struct defs_error *e)
+{
+	_cleanup_free_ char *dir = NULL, *text = NULL;
+	json_t *def = NULL;
+	const char *path;
+	int r;
+
+	r = def_dir(&dir);
+	if (r >= 0)
+		r = definitions_get(dir, name, &def, e);
+	if (r >= 0)
+		r = definitions_call(def, start, &path, &text);
+	if (r >= 0)
+		r = start ? vfiod_create(ctx, path, text, json) : vfiod_destroy(ctx, path, text, json);
 	json_decref(def);
 	return r;
 }
 
-static int direct_start(struct vfiod_ctx *ctx, const char *name, json_t *opts, char **json)
+static int direct_start(struct vfiod_ctx *ctx, const char *name, json_t *opts, char **json,
+			struct defs_error *e)
 {
 	(void)opts;
-	return start_stop(ctx, name, true, json);
+	return start_stop(ctx, name, true, json, e);
 }
 
-static int direct_stop(struct vfiod_ctx *ctx, const char *name, json_t *opts, char **json)
+static int direct_stop(struct vfiod_ctx *ctx, const char *name, json_t *opts, char **json,
+		       struct defs_error *e)
 {
 	(void)opts;
-	return start_stop(ctx, name, false, json);
+	return start_stop(ctx, name, false, json, e);
 }
 
 static const struct verb verbs[] = {
@@ -303,6 +269,7 @@ static int run_verb(struct vfiod_ctx *ctx, const struct opts *o, const struct ve
 		    char **argv)
 {
 	_cleanup_free_ char *json = NULL;
+	struct defs_error e = {};
 	json_t *opts = NULL;
 	char err[768];
 	int r;
@@ -332,11 +299,11 @@ static int run_verb(struct vfiod_ctx *ctx, const struct opts *o, const struct ve
 		json_decref(opts);
 		return r < 0 ? EXIT_FAILURE : emit(o, v->name, json);
 	}
-	def_error[0] = '\0';
-	r = v->direct(ctx, v->arg ? argv[1] : NULL, opts, &json);
+	r = v->direct(ctx, v->arg ? argv[1] : NULL, opts, &json, &e);
 	json_decref(opts);
 	if (r < 0) {
-		const char *msg = def_error[0] ? def_error : vfiod_ctx_get_error(ctx);
+		/* One channel: what the call said, else what libvfiod said. */
+		const char *msg = e.message[0] ? e.message : vfiod_ctx_get_error(ctx);
 
 		if (msg)
 			fprintf(stderr, "vfioctl: %s: %s\n", v->name, msg);

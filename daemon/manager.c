@@ -139,15 +139,14 @@ static void call_free(struct call *c)
 	free(c);
 }
 
-static void call_failed(struct call *c, struct vfiod_ctx *ctx, int r,
-			enum bus_error_context context)
+/* WORK failed with R in CONTEXT, saying MESSAGE (NULL: nothing more than the errno). */
+static void call_failed(struct call *c, int r, enum bus_error_context context,
+			const char *message)
 {
-	const char *msg = vfiod_ctx_get_error(ctx);
-
 	c->r = r;
 	c->context = context;
-	if (msg)
-		c->error = strdup(msg);
+	free(c->error);
+	c->error = message && *message ? strdup(message) : NULL;
 }
 
 static void call_reply(struct call *c, const char *json, const sd_bus_error *error)
@@ -175,14 +174,14 @@ static void work_match(struct call *c, struct vfiod_ctx *ctx)
 
 	r = vfiod_device_new(ctx, c->arg, &dev);
 	if (r < 0) {
-		call_failed(c, ctx, r, BUS_ERROR_PATH);
+		call_failed(c, r, BUS_ERROR_PATH, vfiod_ctx_get_error(ctx));
 		return;
 	}
 	r = vfiod_device_match(dev, &match);
 	if (r >= 0)
 		r = vfiod_match_to_json(match, &c->text);
 	if (r < 0)
-		call_failed(c, ctx, r, BUS_ERROR_OTHER);
+		call_failed(c, r, BUS_ERROR_OTHER, vfiod_ctx_get_error(ctx));
 	vfiod_match_unref(match);
 	vfiod_device_unref(dev);
 }
@@ -192,7 +191,7 @@ static void work_list(struct call *c, struct vfiod_ctx *ctx)
 	int r = vfiod_list(ctx, &c->text);
 
 	if (r < 0)
-		call_failed(c, ctx, r, BUS_ERROR_OTHER);
+		call_failed(c, r, BUS_ERROR_OTHER, vfiod_ctx_get_error(ctx));
 }
 
 /* The list with the definitions, as vfioctl --direct list shows them. */
@@ -217,7 +216,7 @@ static void work_types(struct call *c, struct vfiod_ctx *ctx)
 	int r = vfiod_mdev_types(ctx, c->arg, &c->text);
 
 	if (r < 0)
-		call_failed(c, ctx, r, BUS_ERROR_KIND);
+		call_failed(c, r, BUS_ERROR_KIND, vfiod_ctx_get_error(ctx));
 }
 
 static void work_mgmtdevs(struct call *c, struct vfiod_ctx *ctx)
@@ -225,41 +224,40 @@ static void work_mgmtdevs(struct call *c, struct vfiod_ctx *ctx)
 	int r = vfiod_vdpa_mgmtdevs(ctx, &c->text);
 
 	if (r < 0)
-		call_failed(c, ctx, r, BUS_ERROR_KIND);
+		call_failed(c, r, BUS_ERROR_KIND, vfiod_ctx_get_error(ctx));
+}
+
+/* The service's failure R with its words E, as the bus names it. */
+static void definitions_error(sd_bus_error *error, int r, const struct defs_error *e)
+{
+	bus_error_set(error, BUS_ERROR_DEFINITION, r, e->message);
 }
 
 /* A definition by name, or an error naming what is wrong with it. */
 static json_t *load_definition(struct manager *m, const char *name, sd_bus_error *error)
 {
-	char err[256];
+	struct defs_error e;
 	json_t *def = NULL;
-	int r;
+	int r = definitions_get(m->definitions_dir, name, &def, &e);
 
-	r = definition_load(m->definitions_dir, name, &def, err, sizeof(err));
-	if (r == -ENOENT || r == -EINVAL)
-		sd_bus_error_setf(error, VFIOD_ERROR_NO_SUCH_DEVICE,
-				  "%s is not defined; List shows the definitions", name);
-	else if (r == -EBADMSG)
-		sd_bus_error_setf(error, VFIOD_ERROR_FAILED,
-				  "the definition of %s in %s is unreadable: %s; undefine it and "
-				  "define it again", name, m->definitions_dir, err);
-	else if (r < 0)
-		sd_bus_error_set_errno(error, r);
-	return r < 0 ? NULL : def;
+	if (r < 0)
+		definitions_error(error, r, &e);
+	return def;
 }
 
-static char *save_definition(struct manager *m, json_t *def, const char *what,
+/* DEF into the definitions directory (a new one: REPLACE false), as the reply's JSON. */
+static char *save_definition(struct manager *m, json_t *def, bool replace, const char *what,
 			     sd_bus_error *error)
 {
 	const char *name = json_string_value(json_object_get(def, "name"));
+	struct defs_error e;
 	struct mdevice *d;
 	char *json;
 	int r;
 
-	r = definition_save(m->definitions_dir, def);
+	r = definitions_put(m->definitions_dir, def, replace, &e);
 	if (r < 0) {
-		sd_bus_error_set_errnof(error, r, "cannot write the definition of %s in %s: %s",
-					name, m->definitions_dir, strerror(-r));
+		definitions_error(error, r, &e);
 		return NULL;
 	}
 	log_info("%s: %s", name, what);
@@ -284,22 +282,16 @@ static int prepare_define(struct call *c, sd_bus_error *error)
 
 static void work_define(struct call *c, struct vfiod_ctx *ctx)
 {
-	int r = definition_make(ctx, c->arg, c->opts, true, &c->result);
+	struct defs_error e;
+	int r = definitions_make(ctx, c->arg, c->opts, &c->result, &e);
 
 	if (r < 0)
-		call_failed(c, ctx, r, r == -EINVAL ? BUS_ERROR_KIND : BUS_ERROR_PATH);
+		call_failed(c, r, r == -EINVAL ? BUS_ERROR_KIND : BUS_ERROR_PATH, e.message);
 }
 
 static char *finish_define(struct call *c, sd_bus_error *error)
 {
-	const char *name = json_string_value(json_object_get(c->result, "name"));
-
-	if (store_exists(c->m, name)) {
-		sd_bus_error_setf(error, VFIOD_ERROR_ALREADY_EXISTS,
-				  "%s is defined already; use Modify", name);
-		return NULL;
-	}
-	return save_definition(c->m, c->result, "defined", error);
+	return save_definition(c->m, c->result, false, "defined", error);
 }
 
 static int prepare_modify(struct call *c, sd_bus_error *error)
@@ -314,54 +306,40 @@ static int prepare_modify(struct call *c, sd_bus_error *error)
 
 static void work_modify(struct call *c, struct vfiod_ctx *ctx)
 {
-	char err[256];
-	int r = definition_modify(ctx, c->def, c->opts, &c->result, err, sizeof(err));
+	struct defs_error e;
+	int r = definitions_modify(ctx, c->def, c->opts, &c->result, &e);
 
-	if (r < 0) {
-		call_failed(c, ctx, r, r == -EINVAL ? BUS_ERROR_KIND : BUS_ERROR_PATH);
-		if (err[0]) {
-			free(c->error);
-			c->error = strdup(err);
-		}
-	}
+	if (r < 0)
+		call_failed(c, r, r == -EINVAL ? BUS_ERROR_KIND : BUS_ERROR_PATH, e.message);
 }
 
 static char *finish_modify(struct call *c, sd_bus_error *error)
 {
-	return save_definition(c->m, c->result, "definition modified", error);
+	return save_definition(c->m, c->result, true, "definition modified", error);
 }
 
 static char *answer_undefine(struct call *c, sd_bus_error *error)
 {
 	struct manager *m = c->m;
-	const char *name = c->arg;
-	json_t *def;
-	char *json = NULL;
+	struct defs_error e;
+	struct mdevice *d;
+	json_t *def = NULL;
+	char *json;
 	int r;
 
-	def = load_definition(m, name, error);
-	/* An unreadable definition can be undefined: that is the way out of it. */
-	if (!def && sd_bus_error_has_name(error, VFIOD_ERROR_FAILED)) {
-		sd_bus_error_free(error);
-		def = json_pack("{s:s}", "name", name);
-	}
-	if (!def)
-		return NULL;
-	r = store_remove(m, name);
+	r = definitions_undefine(m->definitions_dir, c->arg, &def, &e);
 	if (r < 0) {
-		sd_bus_error_set_errnof(error, r, "cannot remove the definition of %s: %s", name,
-					strerror(-r));
-	} else {
-		struct mdevice *d = mdevice_find(m, name);
-
-		if (d)
-			mdevice_set_persistent(d, false);
-		json_object_set_new(def, "state", json_string("undefined"));
-		json = json_dumps(def, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		if (!json)
-			sd_bus_error_set_errno(error, -ENOMEM);
+		definitions_error(error, r, &e);
+		return NULL;
 	}
+	log_info("%s: undefined", c->arg);
+	d = mdevice_find(m, c->arg);
+	if (d)
+		mdevice_set_persistent(d, false);
+	json = json_dumps(def, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(def);
+	if (!json)
+		sd_bus_error_set_errno(error, -ENOMEM);
 	return json;
 }
 

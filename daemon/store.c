@@ -60,17 +60,17 @@ json_t *store_list(struct manager *m)
 
 int store_job(struct manager *m, json_t *def, bool start, struct job **ret)
 {
-	json_t *call = start ? def : json_object_get(def, "undo");
-	_cleanup_free_ char *options = json_dumps(json_object_get(call, "options"), JSON_COMPACT);
+	_cleanup_free_ char *options = NULL;
 	struct job *j = NULL;
+	const char *path;
 	int r;
 
-	if (!options)
-		return -ENOMEM;
-	r = job_new(m, start ? JOB_ASSIGN : JOB_RELEASE,
-		    json_string_value(json_object_get(call, "path")), &j);
+	r = definitions_call(def, start, &path, &options);
+	if (r >= 0)
+		r = path ? job_new(m, start ? JOB_ASSIGN : JOB_RELEASE, path, &j) : -EINVAL;
 	if (r < 0)
 		return r;
+	free(j->options);
 	j->options = TAKE_PTR(options);
 	j->keep_definition = true;
 	*ret = j;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -311,4 +312,114 @@ int definition_modify(struct vfiod_ctx *ctx, json_t *def, json_t *opts, json_t *
 		json_object_set(o, "source", json_object_get(def, "source"));
 	*ret = o;
 	return 0;
+}
+
+static int defs_fail(struct defs_error *e, int r, const char *fmt, ...) _printf_(3, 4);
+static int defs_fail(struct defs_error *e, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* libvfiod's words for its failure R, or the errno's. */
+static int defs_fail_ctx(struct defs_error *e, int r, struct vfiod_ctx *ctx)
+{
+	const char *msg = vfiod_ctx_get_error(ctx);
+
+	return defs_fail(e, r, "%s", msg ? msg : strerror(-r));
+}
+
+int definitions_get(const char *dir, const char *name, json_t **ret, struct defs_error *e)
+{
+	char err[256];
+	int r;
+
+	e->message[0] = '\0';
+	if (!definition_name_valid(name))
+		return defs_fail(e, -EINVAL, "'%s' is not a definition name", name ? name : "");
+	r = definition_load(dir, name, ret, err, sizeof(err));
+	if (r == -ENOENT)
+		return defs_fail(e, r, "%s is not defined (in %s); list shows the definitions",
+				 name, dir);
+	if (r == -EBADMSG)
+		return defs_fail(e, r, "the definition of %s in %s is unreadable: %s; undefine it "
+				 "and define it again", name, dir, err);
+	if (r < 0)
+		return defs_fail(e, r, "cannot read the definition of %s in %s: %s", name, dir,
+				 strerror(-r));
+	return 0;
+}
+
+int definitions_put(const char *dir, json_t *def, bool replace, struct defs_error *e)
+{
+	const char *name = json_string_value(json_object_get(def, "name"));
+	int r;
+
+	e->message[0] = '\0';
+	if (!replace && definition_exists(dir, name))
+		return defs_fail(e, -EEXIST, "%s is defined already; modify it instead", name);
+	r = definition_save(dir, def);
+	if (r < 0)
+		return defs_fail(e, r, "cannot write the definition of %s in %s: %s", name, dir,
+				 strerror(-r));
+	return 0;
+}
+
+int definitions_undefine(const char *dir, const char *name, json_t **ret, struct defs_error *e)
+{
+	json_t *def = NULL;
+	int r;
+
+	r = definitions_get(dir, name, &def, e);
+	if (r == -EBADMSG) {
+		e->message[0] = '\0';
+		def = json_pack("{s:s}", "name", name);
+		r = def ? 0 : -ENOMEM;
+	}
+	if (r < 0)
+		return r;
+	r = definition_remove(dir, name);
+	if (r < 0) {
+		json_decref(def);
+		return defs_fail(e, r, "cannot remove the definition of %s in %s: %s", name, dir,
+				 strerror(-r));
+	}
+	json_object_set_new(def, "state", json_string("undefined"));
+	*ret = def;
+	return 0;
+}
+
+int definitions_make(struct vfiod_ctx *ctx, const char *path, json_t *opts, json_t **ret,
+		     struct defs_error *e)
+{
+	int r = definition_make(ctx, path, opts, true, ret);
+
+	e->message[0] = '\0';
+	return r < 0 ? defs_fail_ctx(e, r, ctx) : 0;
+}
+
+int definitions_modify(struct vfiod_ctx *ctx, json_t *def, json_t *opts, json_t **ret,
+		       struct defs_error *e)
+{
+	char err[256];
+	int r = definition_modify(ctx, def, opts, ret, err, sizeof(err));
+
+	e->message[0] = '\0';
+	if (r < 0 && err[0])
+		return defs_fail(e, r, "%s", err);
+	return r < 0 ? defs_fail_ctx(e, r, ctx) : 0;
+}
+
+int definitions_call(json_t *def, bool start, const char **path, char **options)
+{
+	json_t *call = start ? def : json_object_get(def, "undo");
+	json_t *o = json_object_get(call, "options");
+
+	*path = json_string_value(json_object_get(call, "path"));
+	*options = o ? json_dumps(o, JSON_COMPACT) : strdup("{}");
+	return *options ? 0 : -ENOMEM;
 }

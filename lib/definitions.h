@@ -64,3 +64,30 @@ int definition_make(struct vfiod_ctx *ctx, const char *path, json_t *opts, bool 
  */
 int definition_modify(struct vfiod_ctx *ctx, json_t *def, json_t *opts, json_t **ret, char *err,
 		      size_t errsize);
+
+/*
+ * The definitions as a service: the policy of Define, Modify, Undefine,
+ * Start and Stop and its words, written once for vfiod (manager.c) and
+ * vfioctl --direct.  Every call says what went wrong in E, and only there;
+ * it returns -ENOENT (not defined), -EINVAL (not a name, or a change that
+ * would rename), -EBADMSG (unreadable), -EEXIST (defined already), or what
+ * libvfiod or the file system said.
+ */
+struct defs_error {
+	char message[1024];
+};
+
+/* NAME's definition from DIR. */
+int definitions_get(const char *dir, const char *name, json_t **ret, struct defs_error *e);
+/* Write DEF into DIR; a new one (REPLACE false) must not be defined yet. */
+int definitions_put(const char *dir, json_t *def, bool replace, struct defs_error *e);
+/* Remove NAME from DIR (an unreadable definition too: that is the way out of one). */
+int definitions_undefine(const char *dir, const char *name, json_t **ret, struct defs_error *e);
+/* The definition of `create PATH OPTS` (reads the device: in a worker, for vfiod). */
+int definitions_make(struct vfiod_ctx *ctx, const char *path, json_t *opts, json_t **ret,
+		     struct defs_error *e);
+/* DEF with OPTS merged in, checked again (reads the device too). */
+int definitions_modify(struct vfiod_ctx *ctx, json_t *def, json_t *opts, json_t **ret,
+		       struct defs_error *e);
+/* What Start (a create) or Stop (a destroy) of DEF runs: borrowed path, new options text. */
+int definitions_call(json_t *def, bool start, const char **path, char **options);

@@ -1031,13 +1031,13 @@ class TestDocumented(Base):
             for s in found[0].findall("signal"):
                 with self.subTest(signal=s.get("name")):
                     self.assertIn(s.get("name"), section)
-        with open(os.path.join(SOURCE, "daemon", "bus-errors.h")) as f:
+        with open(os.path.join(SOURCE, "lib", "bus", "bus-errors.h")) as f:
             errors = re.findall(r'"(org\.vfiod1\.Error\.\w+)"', f.read())
         self.assertGreater(len(errors), 5)
         for e in errors:
             with self.subTest(error=e):
                 self.assertIn(e, text)
-        with open(os.path.join(SOURCE, "daemon", "bus-names.h")) as f:
+        with open(os.path.join(SOURCE, "lib", "bus", "bus-names.h")) as f:
             names = f.read()
         with open(os.path.join(SOURCE, "lib", "options.c")) as f:
             keys = set(re.findall(r'^\t\{ "(\w+)", "\w+", "', f.read(), re.M))

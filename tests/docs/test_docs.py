@@ -98,13 +98,13 @@ def exit_statuses(paths):
 def env_names():
     """{variable: set of source files reading it}."""
     defines = {}
-    for h in sources("lib/*.h", "daemon/*.h", "cli/*.h"):
+    for h in sources("lib/*.h", "lib/bus/*.h", "daemon/*.h", "cli/*.h"):
         with open(h) as f:
             defines.update(re.findall(r'#define (VFIOD_ENV_\w+) "(\w+)"', f.read()))
     found = {v: set() for v in defines.values()}
     call = re.compile(r'\b(?:secure_)?getenv\s*\(\s*(?:"(\w+)"|(\w+))|'
                       r'\b\w*_env\s*\(\s*(?:"(\w+)"|(VFIOD_ENV_\w+))')
-    for c in sources("lib/*.c", "daemon/*.c", "cli/*.c"):
+    for c in sources("lib/*.c", "lib/bus/*.c", "daemon/*.c", "cli/*.c"):
         with open(c) as f:
             for m in call.finditer(f.read()):
                 lit = m.group(1) or m.group(3)
@@ -230,7 +230,7 @@ class TestConfig(unittest.TestCase):
                 self.assertRegex(shipped, rf"(?m)^#{k}=")
         env = re.findall(r"getenv\((\w+)\)", text)
         for e in env:
-            name = re.search(rf'#define {e} "(\w+)"', read("daemon", "bus-names.h")).group(1)
+            name = re.search(rf'#define {e} "(\w+)"', read("lib", "bus", "bus-names.h")).group(1)
             with self.subTest(variable=name):
                 self.assertRegex(section(man, "ENVIRONMENT"), rf"(?m)^\.B {name}$")
 

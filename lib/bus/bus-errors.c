@@ -62,6 +62,12 @@ int bus_error_errno(enum bus_error_context context, int r)
 		if (e == ENOENT)
 			return -ENOTCONN;
 		break;
+	case BUS_ERROR_DEFINITION:
+		if (e == ENOENT || e == EINVAL)
+			return -ENODEV;
+		if (e == EEXIST)
+			return -EEXIST;
+		break;
 	case BUS_ERROR_KIND:
 		if (e == EINVAL || e == ERANGE)
 			return -EINVAL;

@@ -30,6 +30,7 @@ enum bus_error_context {
 	BUS_ERROR_ASSIGN,  /* vfiod_device_assign */
 	BUS_ERROR_RELEASE, /* vfiod_device_release */
 	BUS_ERROR_KIND,	   /* vfiod_create/vfiod_destroy of mdev, VFs, vdpa, SF */
+	BUS_ERROR_DEFINITION, /* the definitions service (definitions.h) */
 	BUS_ERROR_OTHER,
 };
 
