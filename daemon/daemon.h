@@ -163,6 +163,10 @@ int manager_bus_register(struct manager *m);
 char *manager_describe(struct manager *m);
 
 /* task.c */
+/* A detached thread running FN(ARG) with every signal blocked; -errno. */
+int thread_start(void *(*fn)(void *), void *arg);
+/* From a thread: PTR written to FD (a pipe the event loop reads); WHAT names it in the log. */
+void thread_hand_back(int fd, const void *ptr, const char *what);
 /*
  * Run WORK in a thread with a warm context (T->ctx), then END on the event
  * loop; WHAT names the device read, for the Timeout message and the log.

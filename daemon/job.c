@@ -373,9 +373,6 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata);
 static int job_start(struct manager *m, struct job *j)
 {
 	struct mdevice *d;
-	pthread_attr_t attr;
-	pthread_t t;
-	sigset_t all, old;
 	int r;
 
 	d = mdevice_find(m, j->name);
@@ -410,14 +407,7 @@ static int job_start(struct manager *m, struct job *j)
 	(void)sd_event_now(m->event, CLOCK_MONOTONIC, &j->started_usec);
 	snprintf(j->step, sizeof(j->step), "start");
 
-	/* Workers take no signals: the event loop handles SIGTERM. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	r = -pthread_create(&t, &attr, worker_main, j);
-	pthread_attr_destroy(&attr);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	r = thread_start(worker_main, j);
 	if (r < 0)
 		return r;
 	j->running = true;

@@ -68,20 +68,44 @@ void ctx_pool_free(struct manager *m)
 		vfiod_ctx_unref(m->idle_ctx[--m->n_idle_ctx]);
 }
 
+int thread_start(void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	pthread_t thread;
+	sigset_t all, old;
+	int r;
+
+	/* Threads take no signals: the event loop handles SIGTERM. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	r = -pthread_create(&thread, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
+void thread_hand_back(int fd, const void *ptr, const char *what)
+{
+	ssize_t n;
+
+	do
+		n = write(fd, &ptr, sizeof(ptr));
+	while (n < 0 && errno == EINTR);
+	if (n != sizeof(ptr))
+		log_error_errno(negative_errno(), "%s: cannot hand the finished work back: %m",
+				what);
+}
+
 static void *task_main(void *userdata)
 {
 	struct task *t = userdata;
-	ssize_t n;
 
 	vfiod_ctx_set_log_priority(t->ctx, t->log_priority);
 	(void)vfiod_ctx_revalidate(t->ctx);
 	t->work(t);
-	do
-		n = write(t->notify_fd, &t, sizeof(t));
-	while (n < 0 && errno == EINTR);
-	if (n != sizeof(t))
-		log_error_errno(negative_errno(), "%s: cannot hand the finished read back: %m",
-				t->what);
+	thread_hand_back(t->notify_fd, t, t->what);
 	return NULL;
 }
 
@@ -153,9 +177,6 @@ int task_start(struct manager *m, const char *what, task_work_fn work, task_end_
 	       void *userdata, sd_bus_error *error)
 {
 	struct task *t;
-	pthread_attr_t attr;
-	pthread_t thread;
-	sigset_t all, old;
 	int r;
 
 	for (t = m->tasks; t; t = t->next)
@@ -196,14 +217,7 @@ int task_start(struct manager *m, const char *what, task_work_fn work, task_end_
 		task_free(t);
 		return sd_bus_error_set_errnof(error, r, "cannot arm a timer: %s", strerror(-r));
 	}
-	/* Threads take no signals: the event loop handles SIGTERM. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	r = -pthread_create(&thread, &attr, task_main, t);
-	pthread_attr_destroy(&attr);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	r = thread_start(task_main, t);
 	if (r < 0) {
 		task_free(t);
 		return sd_bus_error_set_errnof(error, r, "cannot start a reader: %s", strerror(-r));

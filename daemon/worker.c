@@ -127,7 +127,6 @@ void *worker_main(void *userdata)
 	struct vfiod_device *dev = NULL;
 	char *err = NULL;
 	const char *msg;
-	ssize_t n;
 	int r = 0;
 
 	j->journal = json_object();
@@ -187,11 +186,6 @@ void *worker_main(void *userdata)
 	vfiod_device_unref(dev);
 	vfiod_ctx_set_step_fn(ctx, NULL, NULL);
 	/* Hand the job back; from here on it belongs to the event loop. */
-	do
-		n = write(j->notify_fd, &j, sizeof(j));
-	while (n < 0 && errno == EINTR);
-	if (n != sizeof(j))
-		log_error_errno(negative_errno(), "%s: cannot hand the finished job back: %m",
-				j->syspath);
+	thread_hand_back(j->notify_fd, j, j->syspath ? j->syspath : j->input);
 	return NULL;
 }

@@ -463,18 +463,23 @@ def attr_list(pairs):
     return [{k: v} for k, v in pairs]
 
 
+def mdev_parent(sys, driver=None):
+    """AP, a PCI function in IOMMU group 5 offering the mdev type AP_TYPE."""
+    sys.pci(AP, 0x1b36, 0x0005, cls=0x00ff00, driver=driver, group=5)
+    t = f"devices/pci0000:00/{AP}/mdev_supported_types/{AP_TYPE}"
+    for k, v in (("available_instances", "4\n"), ("name", "passthrough\n"),
+                 ("device_api", "vfio-ap\n"), ("create", "")):
+        sys._write(f"{t}/{k}", v)
+    os.makedirs(os.path.join(sys.root, t, "devices"), exist_ok=True)
+    sys._link(f"class/mdev_bus/{AP}", f"devices/pci0000:00/{AP}")
+
+
 class TestMdev(Base):
     """mdev definitions: attrs in order with repeats, and living beside mdevctl."""
 
     def extra_fixture(self):
         # An mdev parent (a type, nothing to create for real): Define reads, never writes.
-        self.sys.pci(AP, 0x1b36, 0x0005, cls=0x00ff00, group=5)
-        t = f"devices/pci0000:00/{AP}/mdev_supported_types/{AP_TYPE}"
-        for k, v in (("available_instances", "4\n"), ("name", "passthrough\n"),
-                     ("device_api", "vfio-ap\n"), ("create", "")):
-            self.sys._write(f"{t}/{k}", v)
-        os.makedirs(os.path.join(self.sys.root, t, "devices"), exist_ok=True)
-        self.sys._link(f"class/mdev_bus/{AP}", f"devices/pci0000:00/{AP}")
+        mdev_parent(self.sys)
         self.mdevctl = os.path.join(self.tmp, "mdevctl.d")
         os.makedirs(os.path.join(self.mdevctl, AP))
         os.makedirs(os.path.join(self.mdevctl, OTHER))
@@ -774,13 +779,7 @@ class TestDeviceLock(Base):
         self.sys.driver("ahci", "ahci")
         self.sys.pci(AHCI, 0x8086, 0x2922, cls=0x010601, driver="ahci", group=31)
         # An mdev parent that is a PCI function (group 5): its mdevs are its hardware's work.
-        self.sys.pci(AP, 0x1b36, 0x0005, cls=0x00ff00, driver="ahci", group=5)
-        t = f"devices/pci0000:00/{AP}/mdev_supported_types/{AP_TYPE}"
-        for k, v in (("available_instances", "4\n"), ("name", "passthrough\n"),
-                     ("device_api", "vfio-ap\n"), ("create", "")):
-            self.sys._write(f"{t}/{k}", v)
-        os.makedirs(os.path.join(self.sys.root, t, "devices"), exist_ok=True)
-        self.sys._link(f"class/mdev_bus/{AP}", f"devices/pci0000:00/{AP}")
+        mdev_parent(self.sys, driver="ahci")
 
     def native(self):
         return {AHCI: "ahci", AP: "ahci"}
