@@ -115,6 +115,8 @@ struct call {
 };
 
 struct read_method {
+	/* What WORK reads when the method names no device, for Timeout and the log. */
+	const char *what;
 	/* On the event loop before WORK; may answer (and return < 0) itself. */
 	int (*prepare)(struct call *c, sd_bus_error *error);
 	/* In the task: T->ctx; sets C->r, C->error and C->context on failure. */
@@ -371,9 +373,9 @@ static void call_end(struct task *t, enum task_end how)
 	}
 	if (how == TASK_TIMED_OUT) {
 		sd_bus_error_setf(&error, VFIOD_ERROR_TIMEOUT,
-				  "%s: reading it timed out after %.1f s: the kernel holds it "
-				  "(its device lock, or a removal under way)",
-				  t->what, c->m->cfg.read_timeout_usec / 1e6);
+				  "%s: reading %s timed out after %.1f s: the kernel holds a "
+				  "device (its lock, or a removal under way)",
+				  t->what, c->arg ? "it" : "them", c->m->cfg.read_timeout_usec / 1e6);
 		call_reply(c, NULL, &error);
 		return;
 	}
@@ -419,8 +421,7 @@ static void on_read_authorized(struct manager *m, sd_bus_message *msg, void *use
 	else if (rm->answer)
 		json = rm->answer(c, &error);
 	else if (!rm->prepare || rm->prepare(c, &error) >= 0)
-		r = task_start(m, c->arg ?: sd_bus_message_get_member(msg), call_work, call_end, c,
-			       &error);
+		r = task_start(m, c->arg ?: rm->what, call_work, call_end, c, &error);
 	if (r >= 0 && !rm->answer && !sd_bus_error_is_set(&error))
 		return; /* the task answers */
 	if (!json && !sd_bus_error_is_set(&error))
@@ -446,10 +447,12 @@ static int method_read(sd_bus_message *msg, void *userdata, const struct read_me
 	}
 
 READ_METHOD(method_match, .work = work_match, .finish = finish_text)
-READ_METHOD(method_list, .work = work_list, .finish = finish_list)
+READ_METHOD(method_list, .what = "the devices vfiod assigned", .work = work_list,
+	    .finish = finish_list)
 READ_METHOD(method_describe, .answer = answer_describe)
 READ_METHOD(method_types, .work = work_types, .finish = finish_text)
-READ_METHOD(method_mgmtdevs, .work = work_mgmtdevs, .finish = finish_text)
+READ_METHOD(method_mgmtdevs, .what = "the vdpa management devices", .work = work_mgmtdevs,
+	    .finish = finish_text)
 READ_METHOD(method_define, .prepare = prepare_define, .work = work_define,
 	    .finish = finish_define)
 READ_METHOD(method_modify, .prepare = prepare_modify, .work = work_modify,
