@@ -307,9 +307,10 @@ static void job_enqueued(struct manager *m, sd_bus_message *msg, void *userdata,
 	char step[sizeof(j->step)];
 
 	(void)msg;
-	if (!denied && m->stopping)
-		denied = &SD_BUS_ERROR_MAKE_CONST(VFIOD_ERROR_SHUTTING_DOWN,
-						  "vfiod is shutting down");
+	if (!denied && m->stopping) {
+		sd_bus_error_set(&error, VFIOD_ERROR_SHUTTING_DOWN, "vfiod is shutting down");
+		denied = &error;
+	}
 	if (denied) {
 		job_unlink(m, j);
 		job_refuse(j, denied);
