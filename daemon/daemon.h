@@ -158,7 +158,7 @@ struct manager *manager_free(struct manager *m);
 void manager_stop(struct manager *m);
 void manager_check_exit(struct manager *m);
 
-/* manager.c: the org.vfiod1.Manager object. */
+/* bus-manager.c: the org.vfiod1.Manager object (the state is struct manager, daemon.c). */
 int manager_bus_register(struct manager *m);
 char *manager_describe(struct manager *m);
 
@@ -183,7 +183,7 @@ struct vfiod_ctx *ctx_pool_get(struct manager *m);
 void ctx_pool_put(struct manager *m, struct vfiod_ctx *ctx);
 void ctx_pool_free(struct manager *m);
 
-/* device-object.c: the org.vfiod1.Device objects. */
+/* bus-device.c: the org.vfiod1.Device objects. */
 int device_objects_register(struct manager *m);
 struct mdevice *mdevice_find(struct manager *m, const char *name_or_syspath);
 /* Create or update the object for the device JSON O (libvfiod's shape). */

@@ -67,7 +67,7 @@ int definition_modify(struct vfiod_ctx *ctx, json_t *def, json_t *opts, json_t *
 
 /*
  * The definitions as a service: the policy of Define, Modify, Undefine,
- * Start and Stop and its words, written once for vfiod (manager.c) and
+ * Start and Stop and its words, written once for vfiod (bus-manager.c) and
  * vfioctl --direct.  Every call says what went wrong in E, and only there;
  * it returns -ENOENT (not defined), -EINVAL (not a name, or a change that
  * would rename), -EBADMSG (unreadable), -EEXIST (defined already), or what
