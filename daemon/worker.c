@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The worker thread of one job: a libvfiod context of its own (contexts are
- * not thread-safe), the operation, its journal, and the state afterwards,
- * all written into the job, which goes back to the event loop through the
- * pipe.  Nothing here touches the manager.
+ * The worker thread of one job: the operation its task resolved, run on the
+ * context it was resolved with (the job's alone until it ends: contexts are
+ * not thread-safe), its journal, and the state afterwards, all written into
+ * the job, which goes back to the event loop through the pipe.  Nothing
+ * here touches the manager.
  */
 #include <errno.h>
 #include <fcntl.h>
