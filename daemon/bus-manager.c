@@ -498,11 +498,13 @@ char *manager_describe(struct manager *m)
 
 	for (struct mdevice *d = m->devices; devices && d; d = d->next)
 		json_array_append_new(devices, mdevice_json(d));
-	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:o, s:o, s:o}", "version", vfiod_version(),
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:o, s:o, s:o}", "version",
+		      vfiod_version(),
 		      "sysfs_root", m->sysfs_root, "runtime_directory",
 		      m->cfg.runtime_dir, "state_directory", m->cfg.state_dir,
 		      "configuration_directory", m->cfg.config_dir, "operation_timeout_sec",
-		      m->cfg.operation_timeout_usec / 1e6, "devices", devices, "operations",
+		      m->cfg.operation_timeout_usec / 1e6, "read_timeout_sec",
+		      m->cfg.read_timeout_usec / 1e6, "devices", devices, "operations",
 		      jobs_json(m), "definitions", store_list(m));
 	if (!o)
 		return NULL;
