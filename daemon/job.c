@@ -150,7 +150,7 @@ static struct job *running_with_key(struct manager *m, const char *key)
 
 /*
  * A job that will not run: the caller is answered, the daemon's own work
- * logged with a failed event, and a recovery's journal entry dropped.
+ * logged with a failed event.
  */
 static void job_refuse(struct job *j, const sd_bus_error *e)
 {
@@ -168,11 +168,20 @@ static void job_refuse(struct job *j, const sd_bus_error *e)
 			    e->message ?: strerror(-j->r));
 		event_emit_job(j->m, j, NULL);
 	}
-	if (j->journal_file) {
-		log_error("%s: cannot recover; dropping the journal entry %s", job_device(j),
-			  j->journal_file);
-		(void)remove_file_durable(j->journal_dir, j->journal_file);
-	}
+}
+
+/*
+ * A recovery whose device cannot be resolved (it is gone) has nothing left
+ * to recover: its journal entry goes.  One refused for a while (a read or
+ * the hardware blocked in the kernel) keeps it for the next start.
+ */
+static void job_drop_journal(struct job *j)
+{
+	if (!j->journal_file)
+		return;
+	log_error("%s: cannot recover; dropping the journal entry %s", job_device(j),
+		  j->journal_file);
+	(void)remove_file_durable(j->journal_dir, j->journal_file);
 }
 
 /* In the resolving task's thread: what the job acts on, read once. */
@@ -265,6 +274,7 @@ static void resolve_end(struct task *t, enum task_end how)
 		job_unlink(m, j);
 		log_info("%s: %s refused: %s", job_device(j), job_op_name(j), error.message);
 		job_refuse(j, &error);
+		job_drop_journal(j);
 		job_free(j);
 		return;
 	}
