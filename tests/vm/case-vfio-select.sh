@@ -190,6 +190,28 @@ vm_check "events: exactly one bind and one unbind" \
 	test "$(grep '^event=' "$EVENTS" | cut -d' ' -f1-4 | paste -sd'|')" \
 	= "event=bind dev=$NVME driver=$VDSUB prev=nvme|event=unbind dev=$NVME driver=nvme prev=$VDSUB"
 
+# the events group is open to every user, by decision (vfio_select(4), PERMISSIONS)
+NEVENTS=$RESULTS/vfio-select-events-nobody.txt
+setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all -- \
+	"$VSCTL" monitor 2 60 >"$NEVENTS" 2>&1 &
+MON=$!
+for _ in $(seq 100); do
+	grep -q ready "$NEVENTS" && break
+	sleep 0.1
+done
+"$VSCTL" bind "$NVME" >/dev/null
+"$VSCTL" unbind "$NVME" >/dev/null
+for _ in $(seq 100); do
+	kill -0 "$MON" 2>/dev/null || break
+	sleep 0.1
+done
+kill "$MON" 2>/dev/null
+wait "$MON" 2>/dev/null
+sed 's/^/#   /' "$NEVENTS"
+vm_check "events: a listener running as nobody gets that bind and unbind too" \
+	test "$(grep '^event=' "$NEVENTS" | cut -d' ' -f1-2 | paste -sd'|')" \
+	= "event=bind dev=$NVME|event=unbind dev=$NVME"
+
 # forced driver, by driver and by module name; a re-BIND keeps the host driver on record
 out=$("$VSCTL" bind "$NVME" "$VD")
 vm_check "BIND DRIVER=$VD" test "$(kv driver <<<"$out"):$(drv "$NVME")" = "$VD:$VD"
