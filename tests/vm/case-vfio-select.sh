@@ -22,8 +22,9 @@
 # GET, one event per change, an administrator's driver_override restored by UNBIND, UNBIND
 # refusing a device it did not bind unless forced, a VM holding a device blocking no other
 # request, the hostile program with and without CAP_SYS_ADMIN, a GET dump of several rounds
-# while records change, that unloading vfio_select leaves bound devices bound, and that
-# dmesg stays free of warnings.
+# while records change, that a removed device takes its record with it (also during its
+# BIND), that unloading vfio_select leaves bound devices bound, and that dmesg stays free
+# of warnings.
 
 # shellcheck disable=SC2317 # the helpers run through vm_check
 set -uo pipefail
@@ -372,6 +373,71 @@ if [ "${#EDU[@]}" -ge 140 ]; then
 else
 	vm_skip "GET dump over rounds while records change" \
 		"${#EDU[@]} edu functions, not 140 or more (run by ctest: -R vm-vfio-select)"
+fi
+
+# a device that goes away takes its record with it
+gone_bind_ok() { # the BIND's output file, the driver it bound
+	test "$(kv driver <"$1")" = "$2"
+}
+rescan() {
+	echo 1 >/sys/bus/pci/rescan
+	for _ in $(seq 50); do
+		[ -e "$VM_PCI/$TESTDEV" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+back_unbound() {
+	rescan && test "$(drv "$TESTDEV")" = none && expect_fail ENOENT "$VSCTL" get "$TESTDEV"
+}
+back_no_record() {
+	rescan && expect_fail ENOENT "$VSCTL" get "$TESTDEV" && test "$("$VSCTL" get)" = count=0
+}
+gone_during() { # PID of the BIND
+	test ! -e "$VM_PCI/$TESTDEV" && kill -0 "$1"
+}
+out=$("$VSCTL" bind "$TESTDEV")
+vm_check "BIND pci-testdev: on $(kv driver <<<"$out"), on record" \
+	test "$(kv driver <<<"$out"):$("$VSCTL" get | kv count)" = "$(drv "$TESTDEV"):1"
+echo 1 >"$VM_PCI/$TESTDEV/remove"
+vm_check "pci-testdev removed (sysfs remove)" test ! -e "$VM_PCI/$TESTDEV"
+vm_check "GET dump: its record went with it" test "$("$VSCTL" get)" = count=0
+vm_check "rescan: pci-testdev back, on no driver, no record" \
+	back_unbound
+
+# ... also when it goes while a BIND of it is under way. A test build of vfio_select sleeps
+# test_record_delay_ms between a BIND's bind and its record; the device is removed in that
+# sleep, so BUS_NOTIFY_DEL_DEVICE comes before the record is made. Without the fix (the
+# BIND's claim marked gone by the notifier, vs_record_bind() making no record then), the
+# BIND made a record after the notifier had run: it held a reference to the removed pci_dev
+# until rmmod, and the dump listed a device that no longer exists (and, after a rescan,
+# one that GET by name does not know).
+DELAY=/sys/module/vfio_select/parameters/test_record_delay_ms
+if [ -w "$DELAY" ]; then
+	echo 4000 >"$DELAY"
+	"$VSCTL" bind "$TESTDEV" >"$RESULTS/gone-bind.txt" 2>&1 &
+	GB=$!
+	for _ in $(seq 100); do
+		[ "$(drv "$TESTDEV")" != none ] && break
+		sleep 0.05
+	done
+	TDRV=$(drv "$TESTDEV")
+	vm_check "a BIND under way: pci-testdev bound ($TDRV), its record not made yet" \
+		test "$TDRV" != none -a "$("$VSCTL" get)" = count=0
+	echo 1 >"$VM_PCI/$TESTDEV/remove"
+	vm_check "pci-testdev removed while that BIND sleeps before its record" \
+		gone_during "$GB"
+	wait "$GB"
+	echo 0 >"$DELAY"
+	sed 's/^/#   /' "$RESULTS/gone-bind.txt"
+	vm_check "the BIND answered: it did bind the device ($TDRV)" \
+		gone_bind_ok "$RESULTS/gone-bind.txt" "$TDRV"
+	vm_check "GET dump: no record of the removed device" test "$("$VSCTL" get)" = count=0
+	vm_check "rescan: pci-testdev back, no record, the dump empty" \
+		back_no_record
+else
+	vm_skip "a device removed while a BIND of it is under way leaves no record" \
+		"this vfio_select has no test hooks (built without VFIO_SELECT_TEST_HOOKS=y)"
 fi
 
 # unloading vfio_select leaves what it bound alone
