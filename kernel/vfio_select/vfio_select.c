@@ -29,6 +29,7 @@
 #include <linux/completion.h>
 #include <linux/cred.h>
 #include <linux/ctype.h>
+#include <linux/delay.h>
 #include <linux/device.h>
 #include <linux/glob.h>
 #include <linux/iommu.h>
@@ -1032,6 +1033,30 @@ static const struct vs_cand *vs_pick(struct vs_match *m, const struct nlattr *wa
 	return NULL;
 }
 
+#ifdef VFIO_SELECT_TEST_HOOKS
+/*
+ * TEST BUILDS ONLY (Kbuild: VFIO_SELECT_TEST_HOOKS=y): the VM tests widen
+ * the window between a BIND's bind and its record, so that they can remove
+ * the device inside it and prove that no record is made for it.
+ */
+static unsigned int test_record_delay_ms;
+module_param(test_record_delay_ms, uint, 0600);
+MODULE_PARM_DESC(test_record_delay_ms,
+		 "test builds only: sleep this long between a BIND's bind and its record");
+
+static void vs_test_record_delay(void)
+{
+	unsigned int ms = READ_ONCE(test_record_delay_ms);
+
+	if (ms)
+		msleep_interruptible(ms);
+}
+#else
+static inline void vs_test_record_delay(void)
+{
+}
+#endif
+
 /* Remember a BIND; rec_new is taken unless the device already had a record. */
 static void vs_record_bind(struct vs_claim *claim, struct vs_record **rec_new)
 {
@@ -1179,6 +1204,7 @@ static int vs_bind_doit(struct sk_buff *skb, struct genl_info *info)
 		goto out_free;
 	}
 
+	vs_test_record_delay();
 	vs_record_bind(&claim, &rec_new);
 	vs_notify(VFIO_SELECT_CMD_BIND, pdev, c->driver, cur);
 	r = vs_reply_binding(info, pdev, c->driver, cur);

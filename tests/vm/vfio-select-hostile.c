@@ -6,10 +6,17 @@
  * loaded and vfio-pci registered:
  *
  *   vfio-select-hostile --device 0000:00:04.0 [--iterations N] [--unprivileged]
+ *   vfio-select-hostile --dump PCI_NAME...
  *
  * --unprivileged: the caller lacks CAP_SYS_ADMIN (setpriv, or a user):
  * BIND and UNBIND must give EPERM, MATCH and GET must work, the device
  * must not change; the racing part is skipped.
+ *
+ * --dump: BIND all but the last 16 of the devices (none of them on record
+ * yet, each with a vfio driver to take it), then read a GET dump with a
+ * small buffer, so that it takes several rounds, while records are dropped
+ * and made between the rounds; every record there all along must be listed
+ * exactly once.  UNBINDs every device it bound at the end.
  *
  * Prints "ok N - name" / "not ok N - name" and "P passed, F failed"; exits 1
  * if anything failed.
@@ -686,6 +693,242 @@ static void test_race(struct conn *c, const char *dev, int iterations)
 	free((char *)b.drivers[1]);
 }
 
+/* ------------------------------------------------------------------ */
+/* A GET dump of several rounds while records come and go between them */
+
+/*
+ * The dump's receive buffer: the kernel fills each round of a dump to the
+ * larger of NLMSG_GOODSIZE (about 3.7 KB) and the largest buffer this socket
+ * has read with (netlink_dump()), so at about 64 bytes a record, 4 KB
+ * rounds hold some 60 records each.
+ */
+#define DUMP_BUF 4096
+#define DUMP_EXTRA 16 /* devices kept back, to be bound while the dump runs */
+
+struct dump_dev {
+	const char *name;
+	bool bound;	/* on record now */
+	bool initial;	/* on record when the dump started */
+	bool changed;	/* bound or unbound while it ran */
+	int seen;	/* times the dump listed it */
+};
+
+static int dump_bind(struct conn *c, struct dump_dev *d, bool bind)
+{
+	struct reply r;
+
+	dev_req(c, bind ? VFIO_SELECT_CMD_BIND : VFIO_SELECT_CMD_UNBIND, VFIO_SELECT_ATTR_DEV_NAME,
+		d->name, &r);
+	if (r.err) {
+		printf("#   %s %s: %s, %s\n", bind ? "BIND" : "UNBIND", d->name,
+		       strerrorname_np(-r.err), r.msg);
+		return r.err;
+	}
+	d->bound = bind;
+	return 0;
+}
+
+/*
+ * Between two rounds: forget two records the dump has already sent and one
+ * it has not reached yet, and make a new one.  A dump that resumed at the
+ * index it stopped at would then start two records too late and never send
+ * two records that existed all along; a dump that resumes after the last
+ * record it sent (by the records' ids) sends each of those exactly once.
+ */
+static int dump_change(struct conn *c, struct dump_dev *d, int n, int *changes)
+{
+	int sent = 0, i;
+
+	for (i = 0; i < n && sent < 2; i++)
+		if (d[i].initial && d[i].bound && d[i].seen) {
+			if (dump_bind(c, &d[i], false) < 0)
+				return -1;
+			d[i].changed = true;
+			sent++;
+			(*changes)++;
+		}
+	for (i = n - 1; i >= 0; i--)
+		if (d[i].initial && d[i].bound && !d[i].seen) {
+			if (dump_bind(c, &d[i], false) < 0)
+				return -1;
+			d[i].changed = true;
+			(*changes)++;
+			break;
+		}
+	for (i = 0; i < n; i++)
+		if (!d[i].initial && !d[i].changed) {
+			if (dump_bind(c, &d[i], true) < 0)
+				return -1;
+			d[i].changed = true;
+			(*changes)++;
+			break;
+		}
+	return 0;
+}
+
+/* One datagram of the dump: count what it lists; 1 at NLMSG_DONE, -1 on an error. */
+static int dump_parse(struct conn *c, const char *buf, int len, unsigned int seq,
+		      struct dump_dev *d, int n, int *records, int *strangers)
+{
+	const struct nlmsghdr *h;
+
+	for (h = (const struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+		struct genlmsghdr *g = NLMSG_DATA(h);
+		struct nlattr *a;
+		int rem, i;
+
+		if (h->nlmsg_seq != seq)
+			continue;
+		if (h->nlmsg_type == NLMSG_DONE)
+			return 1;
+		if (h->nlmsg_type == NLMSG_ERROR) {
+			printf("#   the dump failed: %s\n",
+			       strerrorname_np(-((struct nlmsgerr *)NLMSG_DATA(h))->error));
+			return -1;
+		}
+		if (h->nlmsg_type != c->family)
+			continue;
+		(*records)++;
+		nla_for_each_attr(a, genlmsg_attrdata(g, 0), genlmsg_attrlen(g, 0), rem) {
+			if (nla_type(a) != VFIO_SELECT_ATTR_DEV_NAME)
+				continue;
+			for (i = 0; i < n; i++)
+				if (!strncmp(d[i].name, nla_data(a), nla_len(a)))
+					break;
+			if (i < n) {
+				d[i].seen++;
+			} else if (!(*strangers)++) {
+				printf("#   the dump lists %.*s, not one of ours\n", nla_len(a),
+				       (char *)nla_data(a));
+			}
+		}
+	}
+	return 0;
+}
+
+static void test_dump(struct conn *c, char **names, int n)
+{
+	struct {
+		struct nlmsghdr h;
+		struct genlmsghdr g;
+	} rq = {
+		.h = { .nlmsg_len = sizeof(rq), .nlmsg_type = c->family,
+		       .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = 4242 },
+		.g = { .cmd = VFIO_SELECT_CMD_GET, .version = VFIO_SELECT_GENL_VERSION },
+	};
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	int rounds = 0, changes = 0, changed_rounds = 0, records = 0, strangers = 0;
+	int initial = n - DUMP_EXTRA, missing = 0, repeated = 0, unknown = 0, left = 0;
+	struct dump_dev *d = calloc(n, sizeof(*d));
+	char *buf = malloc(DUMP_BUF), name[200], sizes[512] = "";
+	bool done = false, trunc = false;
+	struct reply r;
+	int fd, i;
+
+	if (!d || !buf) {
+		fprintf(stderr, "out of memory\n");
+		exit(2);
+	}
+	for (i = 0; i < n; i++)
+		d[i].name = names[i];
+	for (i = 0; i < initial; i++) {
+		if (dump_bind(c, &d[i], true) < 0)
+			break;
+		d[i].initial = true;
+	}
+	snprintf(name, sizeof(name), "dump: %d devices bound before the dump, %d kept back",
+		 initial, DUMP_EXTRA);
+	report(i == initial, name, NULL);
+	if (i < initial)
+		goto out;
+
+	/* A socket of its own, read with a small buffer: the dump takes several rounds. */
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    send(fd, &rq, sizeof(rq), 0) < 0) {
+		report(false, "dump: request sent", NULL);
+		goto out;
+	}
+	while (!done) {
+		struct iovec iov = { .iov_base = buf, .iov_len = DUMP_BUF };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		ssize_t got = recvmsg(fd, &mh, 0);
+		int k;
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0 || (mh.msg_flags & MSG_TRUNC)) {
+			trunc = got >= 0;
+			break;
+		}
+		rounds++;
+		k = records;
+		i = dump_parse(c, buf, (int)got, rq.h.nlmsg_seq, d, n, &records, &strangers);
+		if (strlen(sizes) < sizeof(sizes) - 16)
+			snprintf(sizes + strlen(sizes), sizeof(sizes) - strlen(sizes), " %d/%zd",
+				 records - k, got);
+		k = i;
+		if (k < 0)
+			break;
+		done = k == 1;
+		/*
+		 * The next round is made inside the recvmsg() that emptied the queue:
+		 * what changes now shows in the round after it.
+		 */
+		if (!done) {
+			int before = changes;
+
+			if (dump_change(c, d, n, &changes) < 0)
+				break;
+			if (changes > before)
+				changed_rounds++;
+		}
+	}
+	close(fd);
+	printf("#   records/bytes of each round:%s\n", sizes);
+	snprintf(name, sizeof(name),
+		 "dump: %d records in %d rounds of at most %d bytes, %d changes made in %d gaps",
+		 records, rounds, DUMP_BUF, changes, changed_rounds);
+	/* What changed after the first recvmsg() shows from the third round on. */
+	report(done && !trunc && rounds >= 3 && changed_rounds >= 1, name, NULL);
+
+	for (i = 0; i < n; i++) {
+		if (d[i].initial && !d[i].changed && d[i].seen != 1) {
+			if (d[i].seen ? !repeated++ : !missing++)
+				printf("#   %s, on record all along, listed %d times\n", d[i].name,
+				       d[i].seen);
+		} else if (d[i].seen > 1 && !repeated++) {
+			printf("#   %s listed %d times\n", d[i].name, d[i].seen);
+		} else if (d[i].seen && !d[i].initial && !d[i].changed && !unknown++) {
+			printf("#   %s listed, never on record\n", d[i].name);
+		}
+	}
+	snprintf(name, sizeof(name),
+		 "dump: every record there all along listed exactly once (%d missing, %d repeated, %d never on record, %d not ours)",
+		 missing, repeated, unknown, strangers);
+	report(!missing && !repeated && !unknown && !strangers, name, NULL);
+
+	/* A plain dump afterwards lists exactly what is on record now. */
+	for (i = 0; i < n; i++)
+		left += d[i].bound;
+	{
+		struct nl_msg *m = req(c, VFIO_SELECT_CMD_GET, NLM_F_DUMP);
+
+		xact(c, m, &r);
+	}
+	snprintf(name, sizeof(name), "dump: a dump afterwards lists the %d on record now (%d)",
+		 left, r.n_msgs);
+	report(r.err == 0 && r.n_msgs == left, name, &r);
+out:
+	left = 0;
+	for (i = 0; i < n; i++)
+		if (d[i].bound && dump_bind(c, &d[i], false) < 0)
+			left++;
+	report(!left, "dump: every device unbound again", NULL);
+	free(buf);
+	free(d);
+}
+
 int main(int argc, char **argv)
 {
 	const char *dev = NULL;
@@ -694,6 +937,22 @@ int main(int argc, char **argv)
 	int iterations = 30;
 	struct conn c;
 
+	if (argc > 2 && !strcmp(argv[1], "--dump")) {
+		if (argc - 2 <= DUMP_EXTRA) {
+			fprintf(stderr, "vfio-select-hostile: --dump wants more than %d devices\n",
+				DUMP_EXTRA);
+			return 2;
+		}
+		if (conn_open(&c) < 0) {
+			fprintf(stderr, "vfio-select-hostile: family %s not found (module loaded?)\n",
+				VFIO_SELECT_GENL_NAME);
+			return 2;
+		}
+		test_dump(&c, argv + 2, argc - 2);
+		conn_close(&c);
+		printf("%d passed, %d failed\n", passed, failed);
+		return failed ? 1 : 0;
+	}
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--device") && i + 1 < argc)
 			dev = argv[++i];
@@ -705,7 +964,7 @@ int main(int argc, char **argv)
 			verbose = true;
 		else {
 			fprintf(stderr, "usage: vfio-select-hostile --device PCI_NAME "
-					"[--iterations N] [--unprivileged] [-v]\n");
+					"[--iterations N] [--unprivileged] [-v] | --dump PCI_NAME...\n");
 			return 2;
 		}
 	}
