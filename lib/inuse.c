@@ -42,12 +42,17 @@ struct node {
 	char type;	/* 'b', 'c', or 'n' for a network interface */
 	unsigned int major, minor;
 	const char *via; /* the node this one is stacked on, or NULL */
+	size_t owner;	 /* which of the devices scanned together it is below */
 };
 
 struct scan {
 	struct vfiod_ctx *ctx;
 	struct inuse *u;
 	const char *prefix;
+	size_t owner;	  /* the device being walked */
+	size_t owners;	  /* how many are scanned together (1 but for inuse_holders()) */
+	bool *done;	  /* per owner: a use by the process being read was found */
+	pid_t *owner_pid; /* per owner: the first holder seen, when asked for */
 	struct node nodes[MAX_NODES];
 	size_t n;
 };
@@ -145,7 +150,7 @@ static struct node *node_add(struct scan *s, int dirfd, const char *realdir, con
 	else
 		return NULL;
 	n = &s->nodes[s->n];
-	*n = (struct node){ .type = type, .major = ma, .minor = mi, .via = via };
+	*n = (struct node){ .type = type, .major = ma, .minor = mi, .via = via, .owner = s->owner };
 	n->sysname = strdup(name);
 	n->realdir = strdup(realdir);
 	n->devname = type == 'n' ? NULL : uevent_devname(dirfd);
@@ -466,6 +471,9 @@ static int open_nodes(struct scan *s)
 		}
 		if (dir_from_fd(fd, &fds) < 0)
 			continue;
+		size_t found = 0;
+
+		memset(s->done, 0, s->owners * sizeof(*s->done));
 		while ((fe = readdir(fds))) {
 			struct statx stx;
 			struct node *n;
@@ -482,13 +490,17 @@ static int open_nodes(struct scan *s)
 				n = node_by_dev(s, 'c', stx.stx_rdev_major, stx.stx_rdev_minor);
 			else
 				continue;
-			if (!n)
+			if (!n || s->done[n->owner])
 				continue;
+			s->done[n->owner] = true;
+			if (s->owner_pid && !s->owner_pid[n->owner])
+				s->owner_pid[n->owner] = pid;
 			comm_of(pid, comm, sizeof(comm));
 			if (use_add(s, "open", n->devname, pid, comm, "process %d (%s) has %s open",
 				    pid, comm, node_words(n, words, sizeof(words))) < 0)
 				return -ENOMEM;
-			break; /* once per process */
+			if (++found == s->owners)
+				break; /* once per process and device */
 		}
 	}
 	if (denied)
@@ -623,27 +635,18 @@ static void group_node(struct scan *s, int iommu_group)
 	}
 }
 
-int inuse_scan(struct vfiod_ctx *ctx, const char *realpath, const char *name, int iommu_group,
-	       unsigned int what, struct inuse *u)
+/*
+ * The uses of the devices already walked into S (or of REALPATH, walked
+ * here), found from sysfs and /proc.
+ */
+static int scan_uses(struct scan *s, const char *realpath, int iommu_group, unsigned int what)
 {
-	_cleanup_free_ struct scan *s = calloc(1, sizeof(*s));
-	bool live;
+	/* The nodes of a fixture tree's devices are not those of this /proc and netns. */
+	bool live = streq(s->ctx->sysfs_real, VFIOD_DEFAULT_SYSFS_ROOT);
 	int r = 0;
 
-	if (!s)
-		return -ENOMEM;
-	if (!u->uses)
-		u->uses = json_array();
-	if (!u->unseen)
-		u->unseen = json_array();
-	if (!u->uses || !u->unseen)
-		return -ENOMEM;
-	s->ctx = ctx;
-	s->u = u;
-	s->prefix = name;
-	/* The nodes of a fixture tree's devices are not those of this /proc and netns. */
-	live = streq(ctx->sysfs_real, VFIOD_DEFAULT_SYSFS_ROOT);
-	walk(s, realpath, 0);
+	if (realpath)
+		walk(s, realpath, 0);
 	if (what & INUSE_HOLDERS)
 		group_node(s, iommu_group);
 	if (what & INUSE_HOST) {
@@ -661,8 +664,79 @@ int inuse_scan(struct vfiod_ctx *ctx, const char *realpath, const char *name, in
 	}
 	if (r >= 0 && live && s->n)
 		r = open_nodes(s);
+	return r;
+}
+
+static struct scan *scan_new(struct vfiod_ctx *ctx, struct inuse *u, const char *name,
+			     size_t owners)
+{
+	struct scan *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	if (!u->uses)
+		u->uses = json_array();
+	if (!u->unseen)
+		u->unseen = json_array();
+	s->done = calloc(owners, sizeof(*s->done));
+	if (!u->uses || !u->unseen || !s->done) {
+		free(s->done);
+		free(s);
+		return NULL;
+	}
+	s->ctx = ctx;
+	s->u = u;
+	s->prefix = name;
+	s->owners = owners;
+	return s;
+}
+
+static void scan_free(struct scan *s)
+{
+	if (!s)
+		return;
 	for (size_t i = 0; i < s->n; i++)
 		node_done(&s->nodes[i]);
+	free(s->done);
+	free(s);
+}
+
+int inuse_scan(struct vfiod_ctx *ctx, const char *realpath, const char *name, int iommu_group,
+	       unsigned int what, struct inuse *u)
+{
+	struct scan *s = scan_new(ctx, u, name, 1);
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	r = scan_uses(s, realpath, iommu_group, what);
+	scan_free(s);
+	return r;
+}
+
+int inuse_holders(struct vfiod_ctx *ctx, const char *const *realpaths, const int *iommu_groups,
+		  size_t n, pid_t *pids)
+{
+	struct inuse u = {};
+	struct scan *s;
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		pids[i] = 0;
+	if (!n)
+		return 0;
+	s = scan_new(ctx, &u, NULL, n);
+	if (!s)
+		return -ENOMEM;
+	s->owner_pid = pids;
+	for (size_t i = 0; i < n; i++) {
+		s->owner = i;
+		walk(s, realpaths[i], 0);
+		group_node(s, iommu_groups[i]);
+	}
+	r = scan_uses(s, NULL, -1, 0);
+	scan_free(s);
+	inuse_done(&u);
 	return r;
 }
 

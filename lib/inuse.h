@@ -60,6 +60,14 @@ int inuse_check(struct vfiod_ctx *ctx, const char *subject, bool destroy, struct
 int inuse_refuse(struct vfiod_ctx *ctx, const char *realpath, const char *subject, int iommu_group,
 		 unsigned int what, bool force);
 
+/*
+ * For each of N devices (REALPATHS[i], IOMMU_GROUPS[i] or -1), the pid of a
+ * process holding its vfio nodes open into PIDS[i] (0: none seen), from one
+ * read of /proc for all of them.
+ */
+int inuse_holders(struct vfiod_ctx *ctx, const char *const *realpaths, const int *iommu_groups,
+		  size_t n, pid_t *pids);
+
 /* The uses as JSON ({"uses": [...], "unseen": [...]}), for match and results. */
 json_t *inuse_json(const struct inuse *u);
 
