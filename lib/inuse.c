@@ -25,9 +25,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
+
+#include <linux/netlink.h>
 
 #include "inuse.h"
 #include "internal.h"
@@ -53,8 +56,17 @@ struct scan {
 	size_t owners;	  /* how many are scanned together (1 but for inuse_holders()) */
 	bool *done;	  /* per owner: a use by the process being read was found */
 	pid_t *owner_pid; /* per owner: the first holder seen, when asked for */
+	size_t borrowed;  /* nodes[0..borrowed) belong to a kept first look */
 	struct node nodes[MAX_NODES];
 	size_t n;
+};
+
+/* A first look's walk, kept for the second (inuse_refuse_first()). */
+struct inuse_nodes {
+	int uevent_fd;	/* opened before the walk; -1: the second look walks again */
+	char *devpath;	/* the device's path as its uevents name it: "/devices/..." */
+	size_t n;
+	struct node nodes[];
 };
 
 static void node_done(struct node *n)
@@ -635,6 +647,93 @@ static void group_node(struct scan *s, int iommu_group)
 	}
 }
 
+/* A uevent socket, for the second look to learn whether nodes came below the device. */
+static int uevent_open(void)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+	int fd, r;
+
+	fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		    NETLINK_KOBJECT_UEVENT);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/*
+ * Whether the kernel told of anything at or below DEVPATH since FD was
+ * opened (a node added, renamed, removed, a driver bound), or lost some of
+ * its messages: then the kept walk may be stale.
+ */
+static bool uevent_below(int fd, const char *devpath)
+{
+	size_t l = strlen(devpath);
+	char buf[8192];
+
+	for (;;) {
+		struct sockaddr_nl sa = {};
+		socklen_t sl = sizeof(sa);
+		ssize_t n = recvfrom(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT,
+				     (struct sockaddr *)&sa, &sl);
+		const char *at;
+
+		if (n < 0)
+			return errno != EAGAIN && errno != EINTR; /* ENOBUFS: some were lost */
+		if (sa.nl_pid != 0)
+			continue; /* only the kernel's own */
+		buf[n] = '\0';
+		at = strchr(buf, '@');
+		if (at && strncmp(at + 1, devpath, l) == 0 && (at[1 + l] == '/' || !at[1 + l]))
+			return true;
+	}
+}
+
+void inuse_nodes_free(struct inuse_nodes *k)
+{
+	if (!k)
+		return;
+	if (k->uevent_fd >= 0)
+		close(k->uevent_fd);
+	for (size_t i = 0; i < k->n; i++)
+		node_done(&k->nodes[i]);
+	free(k->devpath);
+	free(k);
+}
+
+/* The nodes the walk found, copied for a second look (or NULL: it walks again). */
+static struct inuse_nodes *nodes_keep(const struct scan *s, int uevent_fd, const char *devpath)
+{
+	struct inuse_nodes *k = calloc(1, sizeof(*k) + s->n * sizeof(k->nodes[0]));
+	bool ok;
+
+	if (!k)
+		return NULL;
+	k->uevent_fd = -1;
+	k->devpath = strdup(devpath);
+	ok = k->devpath;
+	for (size_t i = 0; ok && i < s->n; i++) {
+		const struct node *n = &s->nodes[i];
+		struct node *c = &k->nodes[k->n++];
+
+		*c = *n;
+		c->devname = strdup(n->devname);
+		c->sysname = strdup(n->sysname);
+		c->realdir = strdup(n->realdir);
+		ok = c->devname && c->sysname && c->realdir;
+	}
+	if (!ok) {
+		inuse_nodes_free(k);
+		return NULL;
+	}
+	k->uevent_fd = uevent_fd;
+	return k;
+}
+
 /*
  * The uses of the devices already walked into S (or of REALPATH, walked
  * here), found from sysfs and /proc.
@@ -695,7 +794,7 @@ static void scan_free(struct scan *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->n; i++)
+	for (size_t i = s->borrowed; i < s->n; i++)
 		node_done(&s->nodes[i]);
 	free(s->done);
 	free(s);
@@ -816,6 +915,74 @@ int inuse_refuse(struct vfiod_ctx *ctx, const char *realpath, const char *subjec
 		r = inuse_check(ctx, subject, what & INUSE_HOLDERS, &u, force);
 	if (r >= 0 && inuse_any(&u))
 		r = 1; /* forced over a use */
+	inuse_done(&u);
+	return r;
+}
+
+int inuse_refuse_first(struct vfiod_ctx *ctx, const char *realpath, const char *subject,
+		       bool force, struct inuse_nodes **keep)
+{
+	const char *devpath = realpath + strlen(ctx->sysfs_real);
+	struct inuse u = {};
+	struct scan *s;
+	int r, fd = -1;
+
+	*keep = NULL;
+	s = scan_new(ctx, &u, NULL, 1);
+	if (!s)
+		return -ENOMEM;
+	/* Before the walk: whatever comes below the device after it is told of. */
+	if (streq(ctx->sysfs_real, VFIOD_DEFAULT_SYSFS_ROOT) &&
+	    strncmp(realpath, ctx->sysfs_real, strlen(ctx->sysfs_real)) == 0)
+		fd = uevent_open();
+	walk(s, realpath, 0);
+	if (fd >= 0) {
+		*keep = nodes_keep(s, fd, devpath);
+		if (!*keep)
+			close(fd);
+	}
+	r = scan_uses(s, NULL, -1, INUSE_HOST);
+	scan_free(s);
+	if (r >= 0)
+		r = inuse_check(ctx, subject, false, &u, force);
+	if (r >= 0 && inuse_any(&u))
+		r = 1;
+	inuse_done(&u);
+	if (r < 0) {
+		inuse_nodes_free(*keep);
+		*keep = NULL;
+	}
+	return r;
+}
+
+int inuse_refuse_again(struct vfiod_ctx *ctx, struct inuse_nodes *keep, const char *realpath,
+		       const char *subject, bool force)
+{
+	struct inuse u = {};
+	struct scan *s;
+	int r;
+
+	if (!keep || keep->uevent_fd < 0 || uevent_below(keep->uevent_fd, keep->devpath)) {
+		vfiod_log(ctx, LOG_DEBUG, "%s: second look: walking the device again%s", subject,
+			  keep && keep->uevent_fd >= 0 ? " (the kernel told of a change below it)" :
+							  "");
+		return inuse_refuse(ctx, realpath, subject, -1, INUSE_HOST, force);
+	}
+	vfiod_log(ctx, LOG_DEBUG,
+		  "%s: second look: the first look's %zu nodes, nothing changed below it", subject,
+		  keep->n);
+	s = scan_new(ctx, &u, NULL, 1);
+	if (!s)
+		return -ENOMEM;
+	/* The kept nodes are lent, not copied: holders() may point at their names. */
+	memcpy(s->nodes, keep->nodes, keep->n * sizeof(keep->nodes[0]));
+	s->n = s->borrowed = keep->n;
+	r = scan_uses(s, NULL, -1, INUSE_HOST);
+	scan_free(s);
+	if (r >= 0)
+		r = inuse_check(ctx, subject, false, &u, force);
+	if (r >= 0 && inuse_any(&u))
+		r = 1;
 	inuse_done(&u);
 	return r;
 }

@@ -68,6 +68,22 @@ int inuse_refuse(struct vfiod_ctx *ctx, const char *realpath, const char *subjec
 int inuse_holders(struct vfiod_ctx *ctx, const char *const *realpaths, const int *iommu_groups,
 		  size_t n, pid_t *pids);
 
+/*
+ * The host's uses looked at twice: first before any step of an assign, then
+ * right before the unbind.  The first look (inuse_refuse() with INUSE_HOST,
+ * *KEEP set to what it walked) keeps the nodes found below the device and a
+ * uevent socket opened before that walk; the second reuses them unless the kernel
+ * told of anything below the device in between (a node added, renamed or
+ * removed), or lost a message: then it walks again.  KEEP may be NULL (a
+ * fixture tree, no uevent socket): the second look walks again.
+ */
+struct inuse_nodes;
+int inuse_refuse_first(struct vfiod_ctx *ctx, const char *realpath, const char *subject,
+		       bool force, struct inuse_nodes **keep);
+int inuse_refuse_again(struct vfiod_ctx *ctx, struct inuse_nodes *keep, const char *realpath,
+		       const char *subject, bool force);
+void inuse_nodes_free(struct inuse_nodes *k);
+
 /* The uses as JSON ({"uses": [...], "unseen": [...]}), for match and results. */
 json_t *inuse_json(const struct inuse *u);
 
@@ -82,3 +98,4 @@ int inuse_wait_released(struct vfiod_ctx *ctx, const char *realpath, int iommu_g
 /* The same for the device at SYSPATH ("/sys/devices/..."), its IOMMU group read from sysfs. */
 int inuse_refuse_syspath(struct vfiod_ctx *ctx, const char *syspath, const char *subject,
 			 unsigned int what, bool force);
+
