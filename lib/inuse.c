@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/netlink.h>
@@ -998,31 +999,102 @@ int inuse_wait_released(struct vfiod_ctx *ctx, const char *realpath, int iommu_g
 		r = inuse_scan(ctx, realpath, NULL, iommu_group, INUSE_HOLDERS, &u);
 		held = inuse_any(&u);
 		inuse_done(&u);
-		if (r < 0 || !held)
+		if (r < 0)
 			return r;
+		if (!held)
+			return waited;
 		if (waited >= timeout_ms)
 			return -ETIMEDOUT;
 		usleep(50 * 1000);
 	}
 }
 
-int inuse_refuse_syspath(struct vfiod_ctx *ctx, const char *syspath, const char *subject,
-			 unsigned int what, bool force)
+/* The device at SYSPATH on disk, and its IOMMU group; 0 when it is not there. */
+static int syspath_real(struct vfiod_ctx *ctx, const char *syspath, char **real, int *iommu_group)
 {
-	_cleanup_free_ char *real = NULL, *group = NULL;
+	_cleanup_free_ char *group = NULL;
 	_cleanup_close_ int fd = -1;
-	int iommu_group = -1;
 
+	*real = NULL;
+	*iommu_group = -1;
 	if (!syspath || strncmp(syspath, VFIOD_DEFAULT_SYSFS_ROOT "/",
 				strlen(VFIOD_DEFAULT_SYSFS_ROOT "/")) != 0)
 		return 0;
-	if (asprintf(&real, "%s%s", ctx->sysfs_real,
-		     syspath + strlen(VFIOD_DEFAULT_SYSFS_ROOT)) < 0)
+	if (asprintf(real, "%s%s", ctx->sysfs_real, syspath + strlen(VFIOD_DEFAULT_SYSFS_ROOT)) < 0) {
+		*real = NULL;
 		return -ENOMEM;
-	fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
+	}
+	fd = open(*real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		free(*real);
+		*real = NULL;
 		return 0; /* gone: nothing holds it */
+	}
 	if (read_link_name(fd, ATTR_IOMMU_GROUP, &group) >= 0)
-		iommu_group = atoi(group);
+		*iommu_group = atoi(group);
+	return 1;
+}
+
+int inuse_refuse_syspath(struct vfiod_ctx *ctx, const char *syspath, const char *subject,
+			 unsigned int what, bool force)
+{
+	_cleanup_free_ char *real = NULL;
+	int iommu_group, r;
+
+	r = syspath_real(ctx, syspath, &real, &iommu_group);
+	if (r <= 0)
+		return r;
 	return inuse_refuse(ctx, real, subject, iommu_group, what, force);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+int inuse_destroy_wait_syspath(struct vfiod_ctx *ctx, const char *syspath, const char *subject,
+			       bool force, int timeout_ms, char **note)
+{
+	_cleanup_free_ char *real = NULL;
+	struct inuse u = {};
+	int iommu_group, r;
+	long long t0;
+
+	*note = NULL;
+	r = syspath_real(ctx, syspath, &real, &iommu_group);
+	if (r <= 0)
+		return r;
+	r = inuse_scan(ctx, real, NULL, iommu_group, INUSE_HOLDERS, &u);
+	if (r >= 0)
+		r = inuse_check(ctx, subject, true, &u, force);
+	if (r < 0 || !inuse_any(&u)) {
+		inuse_done(&u);
+		return r;
+	}
+	/* Forced: the holder is waited for here, where the wait has an end. */
+	t0 = now_ms();
+	r = inuse_wait_released(ctx, real, iommu_group, timeout_ms);
+	if (r == -ETIMEDOUT) {
+		char text[768];
+
+		uses_text(&u, text, sizeof(text));
+		r = vfiod_error(ctx, -ETIMEDOUT,
+				"%s: still held after %d s of waiting, nothing changed:%s", subject,
+				timeout_ms / 1000, text);
+	} else if (r >= 0) {
+		const char *first =
+			json_string_value(json_object_get(json_array_get(u.uses, 0), "text"));
+
+		r = asprintf(note, "waited %lld ms for the holder to let go (%s)", now_ms() - t0,
+			     first ?: "?") < 0 ? -ENOMEM : 1;
+		if (r < 0)
+			*note = NULL;
+		else
+			vfiod_log(ctx, LOG_INFO, "%s: %s", subject, *note);
+	}
+	inuse_done(&u);
+	return r;
 }

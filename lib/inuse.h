@@ -90,7 +90,8 @@ json_t *inuse_json(const struct inuse *u);
 /*
  * Wait until no process holds the device's vfio nodes (at most TIMEOUT_MS):
  * a VM lets go of the device first and of its group a moment later, and
- * the host driver cannot probe while the group still has its user.
+ * the host driver cannot probe while the group still has its user.  The
+ * milliseconds waited, or -ETIMEDOUT.
  */
 int inuse_wait_released(struct vfiod_ctx *ctx, const char *realpath, int iommu_group,
 			int timeout_ms);
@@ -99,3 +100,16 @@ int inuse_wait_released(struct vfiod_ctx *ctx, const char *realpath, int iommu_g
 int inuse_refuse_syspath(struct vfiod_ctx *ctx, const char *syspath, const char *subject,
 			 unsigned int what, bool force);
 
+/* How long a forced destroy waits for a holder to let go: under vfiod's OperationTimeoutSec. */
+#define INUSE_DESTROY_WAIT_MS 60000
+
+/*
+ * Destroy of a device a process may hold (an mdev's group, /dev/vhost-vdpa-N),
+ * whose kernel removal would block until the holder lets go: refused at once
+ * when held; with FORCE, the holder is waited for here, at most TIMEOUT_MS.
+ * 0: nobody held it; 1: held, and let go while we waited (NOTE set to what
+ * happened, for the result); -ETIMEDOUT (message set): still held, nothing
+ * done.
+ */
+int inuse_destroy_wait_syspath(struct vfiod_ctx *ctx, const char *syspath, const char *subject,
+			       bool force, int timeout_ms, char **note);
