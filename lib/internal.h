@@ -14,6 +14,7 @@
 struct kmod_ctx;
 struct pci_access;
 struct vfiod_kernel;
+struct inuse_nodes;
 
 /* One vfio_pci: alias pattern and the module that declares it. */
 enum alias_source {
@@ -68,6 +69,7 @@ struct vfiod_device {
 	char *physfn;		/* name of the PF, for a VF */
 	bool force;		/* this operation takes it although in use */
 	bool held;		/* released although a process held it: wait before the probe */
+	struct inuse_nodes *inuse_first; /* an assign's first look, for its second (inuse.h) */
 };
 
 struct candidate {

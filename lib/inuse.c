@@ -25,9 +25,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <linux/netlink.h>
 
 #include "inuse.h"
 #include "internal.h"
@@ -42,14 +46,28 @@ struct node {
 	char type;	/* 'b', 'c', or 'n' for a network interface */
 	unsigned int major, minor;
 	const char *via; /* the node this one is stacked on, or NULL */
+	size_t owner;	 /* which of the devices scanned together it is below */
 };
 
 struct scan {
 	struct vfiod_ctx *ctx;
 	struct inuse *u;
 	const char *prefix;
+	size_t owner;	  /* the device being walked */
+	size_t owners;	  /* how many are scanned together (1 but for inuse_holders()) */
+	bool *done;	  /* per owner: a use by the process being read was found */
+	pid_t *owner_pid; /* per owner: the first holder seen, when asked for */
+	size_t borrowed;  /* nodes[0..borrowed) belong to a kept first look */
 	struct node nodes[MAX_NODES];
 	size_t n;
+};
+
+/* A first look's walk, kept for the second (inuse_refuse_first()). */
+struct inuse_nodes {
+	int uevent_fd;	/* opened before the walk; -1: the second look walks again */
+	char *devpath;	/* the device's path as its uevents name it: "/devices/..." */
+	size_t n;
+	struct node nodes[];
 };
 
 static void node_done(struct node *n)
@@ -145,7 +163,7 @@ static struct node *node_add(struct scan *s, int dirfd, const char *realdir, con
 	else
 		return NULL;
 	n = &s->nodes[s->n];
-	*n = (struct node){ .type = type, .major = ma, .minor = mi, .via = via };
+	*n = (struct node){ .type = type, .major = ma, .minor = mi, .via = via, .owner = s->owner };
 	n->sysname = strdup(name);
 	n->realdir = strdup(realdir);
 	n->devname = type == 'n' ? NULL : uevent_devname(dirfd);
@@ -466,6 +484,9 @@ static int open_nodes(struct scan *s)
 		}
 		if (dir_from_fd(fd, &fds) < 0)
 			continue;
+		size_t found = 0;
+
+		memset(s->done, 0, s->owners * sizeof(*s->done));
 		while ((fe = readdir(fds))) {
 			struct statx stx;
 			struct node *n;
@@ -482,13 +503,17 @@ static int open_nodes(struct scan *s)
 				n = node_by_dev(s, 'c', stx.stx_rdev_major, stx.stx_rdev_minor);
 			else
 				continue;
-			if (!n)
+			if (!n || s->done[n->owner])
 				continue;
+			s->done[n->owner] = true;
+			if (s->owner_pid && !s->owner_pid[n->owner])
+				s->owner_pid[n->owner] = pid;
 			comm_of(pid, comm, sizeof(comm));
 			if (use_add(s, "open", n->devname, pid, comm, "process %d (%s) has %s open",
 				    pid, comm, node_words(n, words, sizeof(words))) < 0)
 				return -ENOMEM;
-			break; /* once per process */
+			if (++found == s->owners)
+				break; /* once per process and device */
 		}
 	}
 	if (denied)
@@ -623,27 +648,105 @@ static void group_node(struct scan *s, int iommu_group)
 	}
 }
 
-int inuse_scan(struct vfiod_ctx *ctx, const char *realpath, const char *name, int iommu_group,
-	       unsigned int what, struct inuse *u)
+/* A uevent socket, for the second look to learn whether nodes came below the device. */
+static int uevent_open(void)
 {
-	_cleanup_free_ struct scan *s = calloc(1, sizeof(*s));
-	bool live;
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+	int fd, r;
+
+	fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		    NETLINK_KOBJECT_UEVENT);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/*
+ * Whether the kernel told of anything at or below DEVPATH since FD was
+ * opened (a node added, renamed, removed, a driver bound), or lost some of
+ * its messages: then the kept walk may be stale.
+ */
+static bool uevent_below(int fd, const char *devpath)
+{
+	size_t l = strlen(devpath);
+	char buf[8192];
+
+	for (;;) {
+		struct sockaddr_nl sa = {};
+		socklen_t sl = sizeof(sa);
+		ssize_t n = recvfrom(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT,
+				     (struct sockaddr *)&sa, &sl);
+		const char *at;
+
+		if (n < 0)
+			return errno != EAGAIN && errno != EINTR; /* ENOBUFS: some were lost */
+		if (sa.nl_pid != 0)
+			continue; /* only the kernel's own */
+		buf[n] = '\0';
+		at = strchr(buf, '@');
+		if (at && strncmp(at + 1, devpath, l) == 0 && (at[1 + l] == '/' || !at[1 + l]))
+			return true;
+	}
+}
+
+void inuse_nodes_free(struct inuse_nodes *k)
+{
+	if (!k)
+		return;
+	if (k->uevent_fd >= 0)
+		close(k->uevent_fd);
+	for (size_t i = 0; i < k->n; i++)
+		node_done(&k->nodes[i]);
+	free(k->devpath);
+	free(k);
+}
+
+/* The nodes the walk found, copied for a second look (or NULL: it walks again). */
+static struct inuse_nodes *nodes_keep(const struct scan *s, int uevent_fd, const char *devpath)
+{
+	struct inuse_nodes *k = calloc(1, sizeof(*k) + s->n * sizeof(k->nodes[0]));
+	bool ok;
+
+	if (!k)
+		return NULL;
+	k->uevent_fd = -1;
+	k->devpath = strdup(devpath);
+	ok = k->devpath;
+	for (size_t i = 0; ok && i < s->n; i++) {
+		const struct node *n = &s->nodes[i];
+		struct node *c = &k->nodes[k->n++];
+
+		*c = *n;
+		c->devname = strdup(n->devname);
+		c->sysname = strdup(n->sysname);
+		c->realdir = strdup(n->realdir);
+		ok = c->devname && c->sysname && c->realdir;
+	}
+	if (!ok) {
+		inuse_nodes_free(k);
+		return NULL;
+	}
+	k->uevent_fd = uevent_fd;
+	return k;
+}
+
+/*
+ * The uses of the devices already walked into S (or of REALPATH, walked
+ * here), found from sysfs and /proc.
+ */
+static int scan_uses(struct scan *s, const char *realpath, int iommu_group, unsigned int what)
+{
+	/* The nodes of a fixture tree's devices are not those of this /proc and netns. */
+	bool live = streq(s->ctx->sysfs_real, VFIOD_DEFAULT_SYSFS_ROOT);
 	int r = 0;
 
-	if (!s)
-		return -ENOMEM;
-	if (!u->uses)
-		u->uses = json_array();
-	if (!u->unseen)
-		u->unseen = json_array();
-	if (!u->uses || !u->unseen)
-		return -ENOMEM;
-	s->ctx = ctx;
-	s->u = u;
-	s->prefix = name;
-	/* The nodes of a fixture tree's devices are not those of this /proc and netns. */
-	live = streq(ctx->sysfs_real, VFIOD_DEFAULT_SYSFS_ROOT);
-	walk(s, realpath, 0);
+	if (realpath)
+		walk(s, realpath, 0);
 	if (what & INUSE_HOLDERS)
 		group_node(s, iommu_group);
 	if (what & INUSE_HOST) {
@@ -661,8 +764,79 @@ int inuse_scan(struct vfiod_ctx *ctx, const char *realpath, const char *name, in
 	}
 	if (r >= 0 && live && s->n)
 		r = open_nodes(s);
-	for (size_t i = 0; i < s->n; i++)
+	return r;
+}
+
+static struct scan *scan_new(struct vfiod_ctx *ctx, struct inuse *u, const char *name,
+			     size_t owners)
+{
+	struct scan *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	if (!u->uses)
+		u->uses = json_array();
+	if (!u->unseen)
+		u->unseen = json_array();
+	s->done = calloc(owners, sizeof(*s->done));
+	if (!u->uses || !u->unseen || !s->done) {
+		free(s->done);
+		free(s);
+		return NULL;
+	}
+	s->ctx = ctx;
+	s->u = u;
+	s->prefix = name;
+	s->owners = owners;
+	return s;
+}
+
+static void scan_free(struct scan *s)
+{
+	if (!s)
+		return;
+	for (size_t i = s->borrowed; i < s->n; i++)
 		node_done(&s->nodes[i]);
+	free(s->done);
+	free(s);
+}
+
+int inuse_scan(struct vfiod_ctx *ctx, const char *realpath, const char *name, int iommu_group,
+	       unsigned int what, struct inuse *u)
+{
+	struct scan *s = scan_new(ctx, u, name, 1);
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	r = scan_uses(s, realpath, iommu_group, what);
+	scan_free(s);
+	return r;
+}
+
+int inuse_holders(struct vfiod_ctx *ctx, const char *const *realpaths, const int *iommu_groups,
+		  size_t n, pid_t *pids)
+{
+	struct inuse u = {};
+	struct scan *s;
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		pids[i] = 0;
+	if (!n)
+		return 0;
+	s = scan_new(ctx, &u, NULL, n);
+	if (!s)
+		return -ENOMEM;
+	s->owner_pid = pids;
+	for (size_t i = 0; i < n; i++) {
+		s->owner = i;
+		walk(s, realpaths[i], 0);
+		group_node(s, iommu_groups[i]);
+	}
+	r = scan_uses(s, NULL, -1, 0);
+	scan_free(s);
+	inuse_done(&u);
 	return r;
 }
 
@@ -746,6 +920,74 @@ int inuse_refuse(struct vfiod_ctx *ctx, const char *realpath, const char *subjec
 	return r;
 }
 
+int inuse_refuse_first(struct vfiod_ctx *ctx, const char *realpath, const char *subject,
+		       bool force, struct inuse_nodes **keep)
+{
+	const char *devpath = realpath + strlen(ctx->sysfs_real);
+	struct inuse u = {};
+	struct scan *s;
+	int r, fd = -1;
+
+	*keep = NULL;
+	s = scan_new(ctx, &u, NULL, 1);
+	if (!s)
+		return -ENOMEM;
+	/* Before the walk: whatever comes below the device after it is told of. */
+	if (streq(ctx->sysfs_real, VFIOD_DEFAULT_SYSFS_ROOT) &&
+	    strncmp(realpath, ctx->sysfs_real, strlen(ctx->sysfs_real)) == 0)
+		fd = uevent_open();
+	walk(s, realpath, 0);
+	if (fd >= 0) {
+		*keep = nodes_keep(s, fd, devpath);
+		if (!*keep)
+			close(fd);
+	}
+	r = scan_uses(s, NULL, -1, INUSE_HOST);
+	scan_free(s);
+	if (r >= 0)
+		r = inuse_check(ctx, subject, false, &u, force);
+	if (r >= 0 && inuse_any(&u))
+		r = 1;
+	inuse_done(&u);
+	if (r < 0) {
+		inuse_nodes_free(*keep);
+		*keep = NULL;
+	}
+	return r;
+}
+
+int inuse_refuse_again(struct vfiod_ctx *ctx, struct inuse_nodes *keep, const char *realpath,
+		       const char *subject, bool force)
+{
+	struct inuse u = {};
+	struct scan *s;
+	int r;
+
+	if (!keep || keep->uevent_fd < 0 || uevent_below(keep->uevent_fd, keep->devpath)) {
+		vfiod_log(ctx, LOG_DEBUG, "%s: second look: walking the device again%s", subject,
+			  keep && keep->uevent_fd >= 0 ? " (the kernel told of a change below it)" :
+							  "");
+		return inuse_refuse(ctx, realpath, subject, -1, INUSE_HOST, force);
+	}
+	vfiod_log(ctx, LOG_DEBUG,
+		  "%s: second look: the first look's %zu nodes, nothing changed below it", subject,
+		  keep->n);
+	s = scan_new(ctx, &u, NULL, 1);
+	if (!s)
+		return -ENOMEM;
+	/* The kept nodes are lent, not copied: holders() may point at their names. */
+	memcpy(s->nodes, keep->nodes, keep->n * sizeof(keep->nodes[0]));
+	s->n = s->borrowed = keep->n;
+	r = scan_uses(s, NULL, -1, INUSE_HOST);
+	scan_free(s);
+	if (r >= 0)
+		r = inuse_check(ctx, subject, false, &u, force);
+	if (r >= 0 && inuse_any(&u))
+		r = 1;
+	inuse_done(&u);
+	return r;
+}
+
 int inuse_wait_released(struct vfiod_ctx *ctx, const char *realpath, int iommu_group,
 			int timeout_ms)
 {
@@ -757,31 +999,102 @@ int inuse_wait_released(struct vfiod_ctx *ctx, const char *realpath, int iommu_g
 		r = inuse_scan(ctx, realpath, NULL, iommu_group, INUSE_HOLDERS, &u);
 		held = inuse_any(&u);
 		inuse_done(&u);
-		if (r < 0 || !held)
+		if (r < 0)
 			return r;
+		if (!held)
+			return waited;
 		if (waited >= timeout_ms)
 			return -ETIMEDOUT;
 		usleep(50 * 1000);
 	}
 }
 
-int inuse_refuse_syspath(struct vfiod_ctx *ctx, const char *syspath, const char *subject,
-			 unsigned int what, bool force)
+/* The device at SYSPATH on disk, and its IOMMU group; 0 when it is not there. */
+static int syspath_real(struct vfiod_ctx *ctx, const char *syspath, char **real, int *iommu_group)
 {
-	_cleanup_free_ char *real = NULL, *group = NULL;
+	_cleanup_free_ char *group = NULL;
 	_cleanup_close_ int fd = -1;
-	int iommu_group = -1;
 
+	*real = NULL;
+	*iommu_group = -1;
 	if (!syspath || strncmp(syspath, VFIOD_DEFAULT_SYSFS_ROOT "/",
 				strlen(VFIOD_DEFAULT_SYSFS_ROOT "/")) != 0)
 		return 0;
-	if (asprintf(&real, "%s%s", ctx->sysfs_real,
-		     syspath + strlen(VFIOD_DEFAULT_SYSFS_ROOT)) < 0)
+	if (asprintf(real, "%s%s", ctx->sysfs_real, syspath + strlen(VFIOD_DEFAULT_SYSFS_ROOT)) < 0) {
+		*real = NULL;
 		return -ENOMEM;
-	fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
+	}
+	fd = open(*real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		free(*real);
+		*real = NULL;
 		return 0; /* gone: nothing holds it */
+	}
 	if (read_link_name(fd, ATTR_IOMMU_GROUP, &group) >= 0)
-		iommu_group = atoi(group);
+		*iommu_group = atoi(group);
+	return 1;
+}
+
+int inuse_refuse_syspath(struct vfiod_ctx *ctx, const char *syspath, const char *subject,
+			 unsigned int what, bool force)
+{
+	_cleanup_free_ char *real = NULL;
+	int iommu_group, r;
+
+	r = syspath_real(ctx, syspath, &real, &iommu_group);
+	if (r <= 0)
+		return r;
 	return inuse_refuse(ctx, real, subject, iommu_group, what, force);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+int inuse_destroy_wait_syspath(struct vfiod_ctx *ctx, const char *syspath, const char *subject,
+			       bool force, int timeout_ms, char **note)
+{
+	_cleanup_free_ char *real = NULL;
+	struct inuse u = {};
+	int iommu_group, r;
+	long long t0;
+
+	*note = NULL;
+	r = syspath_real(ctx, syspath, &real, &iommu_group);
+	if (r <= 0)
+		return r;
+	r = inuse_scan(ctx, real, NULL, iommu_group, INUSE_HOLDERS, &u);
+	if (r >= 0)
+		r = inuse_check(ctx, subject, true, &u, force);
+	if (r < 0 || !inuse_any(&u)) {
+		inuse_done(&u);
+		return r;
+	}
+	/* Forced: the holder is waited for here, where the wait has an end. */
+	t0 = now_ms();
+	r = inuse_wait_released(ctx, real, iommu_group, timeout_ms);
+	if (r == -ETIMEDOUT) {
+		char text[768];
+
+		uses_text(&u, text, sizeof(text));
+		r = vfiod_error(ctx, -ETIMEDOUT,
+				"%s: still held after %d s of waiting, nothing changed:%s", subject,
+				timeout_ms / 1000, text);
+	} else if (r >= 0) {
+		const char *first =
+			json_string_value(json_object_get(json_array_get(u.uses, 0), "text"));
+
+		r = asprintf(note, "waited %lld ms for the holder to let go (%s)", now_ms() - t0,
+			     first ?: "?") < 0 ? -ENOMEM : 1;
+		if (r < 0)
+			*note = NULL;
+		else
+			vfiod_log(ctx, LOG_INFO, "%s: %s", subject, *note);
+	}
+	inuse_done(&u);
+	return r;
 }

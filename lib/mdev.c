@@ -1072,7 +1072,7 @@ out:
 static int mdev_destroy(struct vfiod_ctx *ctx, const char *path, json_t *opts, json_t **ret)
 {
 	_cleanup_close_ int parentfd = -1;
-	_cleanup_free_ char *real = NULL;
+	_cleanup_free_ char *real = NULL, *waited = NULL;
 	struct mdev m;
 	int r;
 
@@ -1081,9 +1081,12 @@ static int mdev_destroy(struct vfiod_ctx *ctx, const char *path, json_t *opts, j
 		return vfiod_error(ctx, -ENOENT, "%s: not an mdev", path);
 	if (r < 0)
 		return r;
-	/* A VM with the mdev's group open keeps remove waiting: say who, at once. */
-	r = inuse_refuse_syspath(ctx, m.syspath, m.syspath, INUSE_HOLDERS,
-				 opt_bool(opts, "force", false));
+	/*
+	 * A VM with the mdev's group open keeps remove waiting: say who, at
+	 * once; forced, wait for it to let go first, with an end to the wait.
+	 */
+	r = inuse_destroy_wait_syspath(ctx, m.syspath, m.syspath, opt_bool(opts, "force", false),
+				       INUSE_DESTROY_WAIT_MS, &waited);
 	if (r < 0) {
 		mdev_done(&m);
 		return r;
@@ -1110,6 +1113,8 @@ static int mdev_destroy(struct vfiod_ctx *ctx, const char *path, json_t *opts, j
 				 "changed", 1);
 		if (!*ret)
 			r = -ENOMEM;
+		else if (waited)
+			json_object_set_new(*ret, "note", json_string(waited));
 	}
 	mdev_done(&m);
 	return r;

@@ -338,9 +338,13 @@ static int step_unbind(struct vfiod_device *dev, _unused_ const struct record *r
 	/*
 	 * Looked at again right before the host driver lets go: what the host
 	 * began to use since the first look is found here.  What starts between
-	 * this look and the unbind itself is not (vfioctl(8), `force`).
+	 * this look and the unbind itself is not (vfioctl(8), `force`).  The
+	 * first look's nodes are reused unless a uevent told of a change below
+	 * the device since: nothing we hold stops the host driver from adding
+	 * a node (a partition, a namespace, an interface) meanwhile.
 	 */
-	r = inuse_refuse(dev->ctx, dev->realpath, dev->syspath, -1, INUSE_HOST, dev->force);
+	r = inuse_refuse_again(dev->ctx, dev->inuse_first, dev->realpath, dev->syspath,
+			       dev->force);
 	if (r < 0)
 		return r;
 	r = unbind(dev);
@@ -405,12 +409,13 @@ static int assign_user(struct vfiod_device *dev, const char *forced, struct reco
 	return 0;
 }
 
+static int assign_looked(struct vfiod_device *dev, const char *forced, bool whole_group,
+			 char **ret);
+
 static int assign_one(struct vfiod_device *dev, const char *forced, bool whole_group,
 		      json_t **ret)
 {
 	struct vfiod_ctx *ctx = dev->ctx;
-	struct record rec = {};
-	struct vfiod_kernel *k;
 	int r;
 
 	r = device_refresh(dev);
@@ -421,10 +426,25 @@ static int assign_one(struct vfiod_device *dev, const char *forced, bool whole_g
 	 * already is the VM's, not the host's: a holder there is no host use.
 	 */
 	if (!driver_is_vfio(ctx, dev->driver)) {
-		r = inuse_refuse(ctx, dev->realpath, dev->syspath, -1, INUSE_HOST, dev->force);
+		r = inuse_refuse_first(ctx, dev->realpath, dev->syspath, dev->force,
+				       &dev->inuse_first);
 		if (r < 0)
 			return r;
 	}
+	r = assign_looked(dev, forced, whole_group, ret);
+	inuse_nodes_free(dev->inuse_first);
+	dev->inuse_first = NULL;
+	return r;
+}
+
+static int assign_looked(struct vfiod_device *dev, const char *forced, bool whole_group,
+			 char **ret)
+{
+	struct vfiod_ctx *ctx = dev->ctx;
+	struct record rec = {};
+	struct vfiod_kernel *k;
+	int r;
+
 	r = group_check(dev, whole_group);
 	if (r < 0)
 		return r;

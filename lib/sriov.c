@@ -335,104 +335,42 @@ static int pf_open(struct vfiod_ctx *ctx, const char *path, struct pf *pf)
 	return r;
 }
 
-struct holder {
-	char node[64];
-	pid_t pid;
-};
-
-/* Every process's open fds on /dev/vfio/... nodes (those we may see). */
-static int vfio_holders(struct vfiod_ctx *ctx, struct holder **ret, size_t *n)
+/* Who holds each VF on vfio open (its group node or its vfio cdev), in one look. */
+static int vfs_users(struct vfiod_ctx *ctx, struct vf *v, size_t n)
 {
-	_cleanup_closedir_ DIR *proc = NULL;
-	struct holder *h = NULL;
-	struct dirent *de;
+	_cleanup_free_ const char **paths = calloc(n + 1, sizeof(*paths));
+	_cleanup_free_ int *groups = calloc(n + 1, sizeof(*groups));
+	_cleanup_free_ pid_t *pids = calloc(n + 1, sizeof(*pids));
+	_cleanup_free_ size_t *which = calloc(n + 1, sizeof(*which));
+	size_t m = 0;
 	int r;
 
-	*ret = NULL;
-	*n = 0;
-	/* The processes of a fixture tree's devices are not those of this /proc. */
-	if (!streq(ctx->sysfs_real, VFIOD_DEFAULT_SYSFS_ROOT))
-		return 0;
-	r = dir_from_fd(open(PROC_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC), &proc);
-	if (r < 0)
-		return 0;
-	while ((de = readdir(proc))) {
-		_cleanup_closedir_ DIR *fds = NULL;
-		struct dirent *fe;
-		char sub[300];
-		pid_t pid = atoi(de->d_name);
-
-		if (pid <= 0 || pid == getpid())
+	if (!paths || !groups || !pids || !which)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (!v[i].vfio)
 			continue;
-		int fd;
-
-		snprintf(sub, sizeof(sub), "%.255s/fd", de->d_name);
-		fd = openat(dirfd(proc), sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dir_from_fd(fd < 0 ? negative_errno() : fd, &fds) < 0)
-			continue;
-		while ((fe = readdir(fds))) {
-			char target[64];
-			ssize_t l = readlinkat(dirfd(fds), fe->d_name, target, sizeof(target) - 1);
-			struct holder *nh;
-
-			if (l <= 0)
-				continue;
-			target[l] = '\0';
-			if (strncmp(target, DEV_VFIO "/", strlen(DEV_VFIO "/")) != 0)
-				continue;
-			nh = realloc(h, (*n + 1) * sizeof(*h));
-			if (!nh) {
-				free(h);
-				return -ENOMEM;
-			}
-			h = nh;
-			snprintf(h[*n].node, sizeof(h[*n].node), "%s", target);
-			h[(*n)++].pid = pid;
-		}
+		paths[m] = v[i].dev->realpath;
+		groups[m] = v[i].dev->iommu_group;
+		which[m++] = i;
 	}
-	*ret = h;
-	return 0;
-}
-
-/* Who holds VF's group node or its vfio cdev open; 0 when nobody we can see. */
-static pid_t vf_user(struct vfiod_device *vf, const struct holder *h, size_t n)
-{
-	_cleanup_closedir_ DIR *d = NULL;
-	struct dirent *de;
-	char node[64];
-	int fd;
-
-	snprintf(node, sizeof(node), DEV_VFIO "/%d", vf->iommu_group);
-	for (size_t i = 0; i < n; i++)
-		if (vf->iommu_group >= 0 && streq(h[i].node, node))
-			return h[i].pid;
-	fd = openat(vf->dirfd, ATTR_VFIO_DEV, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dir_from_fd(fd < 0 ? negative_errno() : fd, &d) < 0)
-		return 0;
-	while ((de = readdir(d))) {
-		if (strncmp(de->d_name, "vfio", 4) != 0)
-			continue;
-		snprintf(node, sizeof(node), DEV_VFIO_DEVICES "/%.32s", de->d_name);
-		for (size_t i = 0; i < n; i++)
-			if (streq(h[i].node, node))
-				return h[i].pid;
-	}
-	return 0;
+	r = inuse_holders(ctx, paths, groups, m, pids);
+	for (size_t j = 0; r >= 0 && j < m; j++)
+		v[which[j]].user = pids[j];
+	return r;
 }
 
 /* The VFs present, in virtfn order, with their drivers and users. */
 static int vfs_collect(struct pf *pf, json_t *rec, struct vf **ret, size_t *ret_n)
 {
 	struct vfiod_ctx *ctx = pf->ctx;
-	struct holder *h = NULL;
 	struct vf *v;
-	size_t n = 0, nh = 0;
-	int r;
+	size_t n = 0;
+	int r = 0;
 
 	v = calloc(pf->total + 1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	r = vfio_holders(ctx, &h, &nh);
 	for (unsigned int i = 0; r >= 0 && i < pf->total; i++) {
 		_cleanup_free_ char *name = NULL;
 		char link[32];
@@ -445,10 +383,10 @@ static int vfs_collect(struct pf *pf, json_t *rec, struct vf **ret, size_t *ret_
 			break;
 		v[n].vfio = v[n].dev->driver && driver_is_vfio(ctx, v[n].dev->driver);
 		v[n].ours = rec && rec_has(rec, name);
-		v[n].user = v[n].vfio ? vf_user(v[n].dev, h, nh) : 0;
 		n++;
 	}
-	free(h);
+	if (r >= 0)
+		r = vfs_users(ctx, v, n);
 	if (r < 0) {
 		vfs_free(v, n);
 		return r;

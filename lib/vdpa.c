@@ -643,6 +643,7 @@ static int vdpa_destroy(struct vfiod_ctx *ctx, const char *path, json_t *opts, j
 {
 	const char *base = strrchr(path, '/');
 	const char *name = base ? base + 1 : path;
+	_cleanup_free_ char *waited = NULL;
 	struct gnl *g = NULL;
 	json_t *o;
 	int r;
@@ -652,9 +653,14 @@ static int vdpa_destroy(struct vfiod_ctx *ctx, const char *path, json_t *opts, j
 	o = dev_json(ctx, name);
 	if (!o)
 		return -ENOMEM;
-	/* A VM with /dev/vhost-vdpa-N open keeps DEV_DEL waiting: say who, at once. */
-	r = inuse_refuse_syspath(ctx, json_string_value(json_object_get(o, "device")), name,
-				 INUSE_HOLDERS, opt_bool(opts, "force", false));
+	/*
+	 * A VM with /dev/vhost-vdpa-N open keeps DEV_DEL waiting, unkillably and
+	 * with vdpa's lock held: say who, at once; forced, wait for it to let go
+	 * first, with an end to the wait.
+	 */
+	r = inuse_destroy_wait_syspath(ctx, json_string_value(json_object_get(o, "device")), name,
+				       opt_bool(opts, "force", false), INUSE_DESTROY_WAIT_MS,
+				       &waited);
 	if (r < 0) {
 		json_decref(o);
 		return r;
@@ -676,6 +682,8 @@ static int vdpa_destroy(struct vfiod_ctx *ctx, const char *path, json_t *opts, j
 		return r;
 	}
 	json_object_set_new(o, "destroyed", json_true());
+	if (waited)
+		json_object_set_new(o, "note", json_string(waited));
 	*ret = o;
 	vfiod_log(ctx, LOG_INFO, "vdpa device %s deleted", name);
 	return 0;

@@ -20,6 +20,12 @@
  *       Per function, the cost of match (warm, all functions through one
  *       context) and of list (vfiod_list in-process on a fresh context, and
  *       `vfioctl --direct -j list` as a process), medians of N rounds.
+ *
+ *   vfiod-bench inuse [-r ROUNDS] DEVICE
+ *       On the real /sys: an assign's second look at the host's uses of
+ *       DEVICE (a PCI address), walking the device again (inuse_refuse())
+ *       against reusing the first look's nodes (inuse_refuse_again()),
+ *       interleaved; medians in µs and the ratio.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -33,6 +39,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "inuse.h"
 #include "libvirt-rule.h"
 
 static const char *vfioctl_path;
@@ -396,10 +403,61 @@ static int cmd_bulk(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_inuse(int argc, char **argv)
+{
+	struct inuse_nodes *keep = NULL;
+	struct vfiod_device *dev = NULL;
+	struct vfiod_ctx *ctx = NULL;
+	int rounds = 50, c, r;
+	double *tw, *tr;
+
+	while ((c = getopt(argc, argv, "r:")) != -1)
+		switch (c) {
+		case 'r': rounds = atoi(optarg); break;
+		default: return 2;
+		}
+	if (optind >= argc || rounds < 1) {
+		fprintf(stderr, "usage: vfiod-bench inuse [-r ROUNDS] DEVICE\n");
+		return 2;
+	}
+	r = vfiod_ctx_new(&ctx);
+	if (r >= 0)
+		r = vfiod_device_new(ctx, argv[optind], &dev);
+	if (r >= 0)
+		r = inuse_refuse_first(ctx, dev->realpath, dev->syspath, true, &keep);
+	if (r < 0)
+		die("first look", r);
+	if (!keep)
+		die("first look kept nothing (no uevent socket?)", EINVAL);
+	tw = calloc(rounds, sizeof(double));
+	tr = calloc(rounds, sizeof(double));
+	for (int k = 0; k < rounds; k++) {
+		double t0 = now_us();
+
+		if (inuse_refuse(ctx, dev->realpath, dev->syspath, -1, INUSE_HOST, true) < 0)
+			die("walk again", -EIO);
+		tw[k] = now_us() - t0;
+		t0 = now_us();
+		if (inuse_refuse_again(ctx, keep, dev->realpath, dev->syspath, true) < 0)
+			die("reuse", -EIO);
+		tr[k] = now_us() - t0;
+	}
+	printf("second look at %s, median of %d: walk again %.1f us, reuse the first look's "
+	       "nodes %.1f us, %.2fx\n",
+	       dev->name, rounds, median(tw, rounds), median(tr, rounds),
+	       median(tw, rounds) / median(tr, rounds));
+	inuse_nodes_free(keep);
+	vfiod_device_unref(dev);
+	vfiod_ctx_unref(ctx);
+	free(tw);
+	free(tr);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: vfiod-bench resolve|records|bulk ...\n");
+		fprintf(stderr, "usage: vfiod-bench resolve|records|bulk|inuse ...\n");
 		return 2;
 	}
 	setenv(VFIOD_ENV_NO_KERNEL, "1", 1);
@@ -409,6 +467,8 @@ int main(int argc, char **argv)
 		return cmd_records();
 	if (streq(argv[1], "bulk"))
 		return cmd_bulk(argc - 1, argv + 1);
+	if (streq(argv[1], "inuse"))
+		return cmd_inuse(argc - 1, argv + 1);
 	fprintf(stderr, "vfiod-bench: unknown command '%s'\n", argv[1]);
 	return 2;
 }

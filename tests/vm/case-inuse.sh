@@ -48,6 +48,7 @@ NS=$(basename "$(ls -d "/sys/bus/pci/devices/$DISK"/nvme/nvme*/nvme*n1)")
 echo "# disk $DISK ($NS), NIC $NIC and $MATE in group $(group "$NIC")"
 vm_check "the disk's namespace has its four partitions" test -b "/dev/${NS}p4"
 IFACE=$(ls "/sys/bus/pci/devices/$NIC/net")
+: >"$RESULTS/figures"
 
 # What must not change across a refusal.
 state() {
@@ -132,10 +133,57 @@ sleep 0.3
 refused "raw namespace open" "process $HOLDER (sleep) has /dev/$NS open" create "$DISK"
 kill $HOLDER
 wait $HOLDER 2>/dev/null
-vm_check "not in use: taken" "${V[@]}" create "$DISK"
+"${V[@]}" -v create "$DISK" 2>"$RESULTS/err"
+vm_check "not in use: taken" test $? = 0
+vm_check "... the second look reused the first look's nodes (nothing changed below it)" \
+	grep -q "second look: the first look's [0-9]* nodes, nothing changed below it" "$RESULTS/err"
 vm_check "... and given back" "${V[@]}" destroy "$DISK"
 vm_check "... nvme on it again" test "$(drv "$DISK")" = nvme
 wait_ns
+
+# A node that appears between the two looks, and is used at once, is seen by the second:
+# partition 4 is dropped before the create and added back (a uevent) after the first look,
+# with a process holding it, from the step callback of vfiod.h.
+partx --delete --nr 4 "/dev/$NS"
+PRELOAD=$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)
+before=$(state "$DISK" "$NIC" "$MATE")
+out=$(ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD=$PRELOAD python3 - "$BUILD/lib/libvfiod.so.0" \
+	"$DISK" "/dev/$NS" <<'EOF'
+import ctypes, os, sys
+lib = ctypes.CDLL(sys.argv[1])
+dev, disk = sys.argv[2:4]
+STEP = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p,
+                        ctypes.c_char_p)
+def step(_, op, d, name):
+    if (op, name) == (b"assign", b"set-override"):
+        os.system("partx --add --nr 4 %s && "
+                  "{ sleep 60 <%sp4 >/dev/null 2>&1 & echo $! >/run/p4-holder; }" % (disk, disk))
+    return 0
+cb = STEP(step)
+ctx = ctypes.c_void_p()
+assert lib.vfiod_ctx_new(ctypes.byref(ctx)) == 0
+lib.vfiod_ctx_set_step_fn.argtypes = [ctypes.c_void_p, STEP, ctypes.c_void_p]
+lib.vfiod_ctx_set_step_fn(ctx, cb, None)
+lib.vfiod_ctx_get_error.restype = ctypes.c_char_p
+lib.vfiod_create.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p]
+out = ctypes.c_char_p()
+r = lib.vfiod_create(ctx, dev.encode(), b"{}", ctypes.byref(out))
+print("r=%d error=%s" % (r, (lib.vfiod_ctx_get_error(ctx) or b"").decode()))
+EOF
+)
+P4H=$(cat /run/p4-holder 2>/dev/null)
+after=$(state "$DISK" "$NIC" "$MATE")
+vm_note "$out"
+vm_check "a partition added and opened between the looks: refused at the second" \
+	grep -qF "process $P4H (sleep) has /dev/${NS}p4 open" <<<"$out"
+vm_check "... the assign undone: nothing changed" test "$before" = "$after"
+kill "$P4H" 2>/dev/null
+wait_ns
+
+# A figure, not a check: the second look right before the unbind, walking the device again
+# against reusing the first look's nodes (the namespace, its four partitions, their queues).
+B=$BUILD/tests/bench/vfiod-bench
+[ -x "$B" ] && "$B" inuse -r 30 "$DISK" >>"$RESULTS/figures" 2>&1
 
 # 2. The network interface.
 ip link set "$IFACE" up
@@ -224,5 +272,6 @@ umount /mnt/data
 "$H" down $DB
 vm_udev_stop
 
+sed 's/^/# /' "$RESULTS/figures"
 vm_no_kernel_warnings
 vm_summary

@@ -108,6 +108,30 @@ vm_check "destroy of a held mdev refused at once, naming the process" \
 vm_check "... the mdev still there" test -e "$BUS/$u1"
 kill "$HOLDER"
 wait "$HOLDER" 2>/dev/null
+# Forced, with the holder letting go a second into the wait: the mdev is removed after it.
+"${VFIOCTL[@]}" create "$P" type $LARGE uuid $U3 >/dev/null
+G3=$(group_of $U3)
+rm -f /tmp/held-mdev3
+hold_start "$G3" $U3 /tmp/held-mdev3 >/dev/null 2>&1
+vm_check "a process ($HOLDER) holds $U3 through /dev/vfio/$G3" test -s /tmp/held-mdev3
+(
+	sleep 1
+	kill "$HOLDER"
+) &
+KILLER=$!
+out=$("${VFIOCTL[@]}" -j destroy $U3 force 2>"$RESULTS/err")
+rc=$?
+vm_note "forced destroy while held: $out $(cat "$RESULTS/err")"
+vm_check "forced destroy of a held mdev: exit 0 once the holder let go" test $rc = 0
+vm_check "... the mdev is gone, its group node too" \
+	sh -c '! test -e "$0" && ! test -e "$1"' "$BUS/$U3" "/dev/vfio/$G3"
+vm_check "... its instance is free again" test "$(avail $LARGE)" = 1
+vm_check "... the reply says it waited for that process" \
+	sh -c 'case "$0" in "waited "*" ms for the holder to let go (process $1 (python3) has /dev/vfio/$2 open)") ;; *) exit 1 ;; esac' \
+	"$(jget 'd["note"]' <<<"$out")" "$HOLDER" "$G3"
+vm_check "... the holder had let go by then (no open files left)" \
+	test -z "$(ls "/proc/$HOLDER/fd" 2>/dev/null)"
+wait "$KILLER" "$HOLDER" 2>/dev/null
 
 # 3. create with a generated UUID, the type by its short name, the parent by its mdev_bus name
 out=$("${VFIOCTL[@]}" -j create $MOD type small)

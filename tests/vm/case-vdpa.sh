@@ -94,6 +94,30 @@ vm_check "destroy blk0: gone from the vdpa bus" gone $VDPA/blk0
 vm_check "destroy blk0: its node is gone" gone "$NODE"
 refused "destroy again: nothing to destroy" destroy blk0
 
+# Forced, with the holder letting go a second into the wait: the device is deleted after it.
+call create vduse '{"vdpa":"blk0"}'
+NODE=$(jget 'd["node"]' <<<"$OUT")
+sleep 60 3<>"$NODE" &
+VH=$!
+sleep 0.3
+(
+	sleep 1
+	kill $VH
+) &
+KILLER=$!
+call destroy blk0 '{"force":true}'
+rc=$?
+echo "# forced destroy while held: $OUT"
+vm_check "forced destroy of a held vdpa device: exit 0 once the holder let go" test $rc = 0
+vm_check "... gone from the vdpa bus, its node too" sh -c '! test -e "$0" && ! test -e "$1"' \
+	$VDPA/blk0 "$NODE"
+vm_check "... the reply says it waited for that process" \
+	sh -c 'case "$0" in "waited "*" ms for the holder to let go (process $1 (sleep) has $2 open)") ;; *) exit 1 ;; esac' \
+	"$(jget 'd["note"]' <<<"$OUT")" "$VH" "$NODE"
+vm_check "... the holder had let go by then (no open files left)" \
+	test -z "$(ls "/proc/$VH/fd" 2>/dev/null)"
+wait $KILLER $VH 2>/dev/null
+
 # virtio_vdpa on request: a virtio block device for the host itself.
 call create vduse '{"vdpa":"blk0","driver":"virtio_vdpa"}'
 echo "# create virtio: $OUT"
