@@ -410,7 +410,7 @@ static int assign_user(struct vfiod_device *dev, const char *forced, struct reco
 }
 
 static int assign_looked(struct vfiod_device *dev, const char *forced, bool whole_group,
-			 char **ret);
+			 json_t **ret);
 
 static int assign_one(struct vfiod_device *dev, const char *forced, bool whole_group,
 		      json_t **ret)
@@ -438,7 +438,7 @@ static int assign_one(struct vfiod_device *dev, const char *forced, bool whole_g
 }
 
 static int assign_looked(struct vfiod_device *dev, const char *forced, bool whole_group,
-			 char **ret)
+			 json_t **ret)
 {
 	struct vfiod_ctx *ctx = dev->ctx;
 	struct record rec = {};
