@@ -134,7 +134,7 @@ void *worker_main(void *userdata)
 	vfiod_ctx_set_log_priority(ctx, j->log_priority);
 	vfiod_ctx_set_step_fn(ctx, on_step, j);
 
-	if (streq(j->kind, "pci"))
+	if (j->op == JOB_RECOVER && streq(j->kind, "pci"))
 		r = vfiod_device_new(ctx, j->syspath, &dev);
 	if (r >= 0 && j->op != JOB_RECOVER) {
 		/* The intent, durable before the first step. */
@@ -179,9 +179,14 @@ void *worker_main(void *userdata)
 		if (j->op == JOB_RECOVER)
 			(void)journal_remove(j->journal_dir, j->name);
 	}
-	if (dev)
+	/*
+	 * What libvfiod kept of a failed operation, and the device as it is
+	 * now; a success says it all itself.
+	 */
+	if (r < 0 && !dev && streq(j->kind, "pci"))
+		(void)vfiod_device_new(ctx, j->syspath, &dev);
+	if (dev && (r < 0 || j->op == JOB_RECOVER))
 		(void)vfiod_device_to_json(dev, &j->after_json);
-	/* What libvfiod kept of a failed operation; a success says it all itself. */
 	if (r < 0)
 		(void)vfiod_list(ctx, &j->list_json);
 	vfiod_device_unref(dev);
