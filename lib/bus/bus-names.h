@@ -5,6 +5,9 @@
  */
 #pragma once
 
+/* The environment and the directories libvfiod knows too: its names, not copies. */
+#include "names.h"
+
 #define VFIOD_BUS_NAME "org.vfiod1"
 #define VFIOD_MANAGER_PATH "/org/vfiod1"
 #define VFIOD_MANAGER_IFACE "org.vfiod1.Manager"
@@ -62,12 +65,10 @@
 #define VFIOD_ENV_ABORT_AT "VFIOD_ABORT_AT"
 #define VFIOD_ENV_NO_UDEV "VFIOD_NO_UDEV"
 #define VFIOD_ENV_STATE_DIRECTORY "STATE_DIRECTORY"
-#define VFIOD_ENV_RUNTIME_DIRECTORY "RUNTIME_DIRECTORY"
 #define VFIOD_ENV_CONFIGURATION_DIRECTORY "CONFIGURATION_DIRECTORY"
 
 /* Directories and files. */
 #define VFIOD_DEFAULT_STATE_DIR "/var/lib/vfiod"
-#define VFIOD_DEFAULT_RUNTIME_DIR "/run/vfiod"
 #define VFIOD_DEFAULT_CONFIG_DIR "/etc/vfiod"
 #define VFIOD_CONFIG_FILE "vfiod.conf"
 #define VFIOD_CONFIG_DROPINS "conf.d"
