@@ -885,6 +885,41 @@ class TestDeviceLock(Base):
         self.assertEqual(self.driver_of(AP), "ahci")
 
 
+class TestWarm(Base):
+    """vfiod keeps its contexts warm: what changes on disk while it runs is seen at once."""
+
+    def start_vfiod(self, **env):
+        self.conf = os.path.join(self.tmp, "modprobe.d")
+        os.makedirs(self.conf, exist_ok=True)
+        return super().start_vfiod(**dict({"VFIOD_MODPROBE_CONFIG": self.conf}, **env))
+
+    def chosen(self, name):
+        return json.loads(str(self.call("Match", name)))["selected"]["module"]
+
+    def test_modules_installed_and_configured_while_running_are_seen(self):
+        # Several calls, so that the pool's contexts have all served before.
+        for _ in range(4):
+            self.assertEqual(self.chosen(OTHER), "vfio_fixture_other")
+        # A more specific variant installed (depmod replaces modules.alias by rename).
+        self.mods.add("vfio_fixture_newer", ["vfio_pci:v00001B36d00000005sv*sd*bc00sc*i*"])
+        self.mods.depmod()
+        self.sys.module("vfio_fixture_newer", ["vfio-fixture-newer"])
+        for _ in range(4):
+            self.assertEqual(self.chosen(OTHER), "vfio_fixture_newer")
+        # An administrator's modprobe.d alias, as modprobe obeys it (ranked as specific).
+        with open(os.path.join(self.conf, "50-pin.conf"), "w") as f:
+            f.write("alias vfio_pci:v00001B36d00000005sv*sd*bc00sc*i* vfio_fixture_other\n")
+        for _ in range(4):
+            m = json.loads(str(self.call("Match", OTHER)))
+            cands = {c["module"]: c for c in m["candidates"]}
+            self.assertEqual(cands["vfio_fixture_other"].get("source"), "modprobe.d", m)
+        # Blacklisted again: gone from the choice at the next call.
+        with open(os.path.join(self.conf, "50-pin.conf"), "w") as f:
+            f.write("blacklist vfio_fixture_newer\n")
+        for _ in range(4):
+            self.assertEqual(self.chosen(OTHER), "vfio_fixture_other")
+
+
 class TestTimeout(Base):
     fake_kernel = True
     timeout_sec = "2"
