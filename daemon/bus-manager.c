@@ -123,8 +123,14 @@ struct read_method {
 	void (*work)(struct call *c, struct vfiod_ctx *ctx);
 	/* On the event loop: the reply's JSON; NULL with ERROR set to refuse. */
 	char *(*finish)(struct call *c, sd_bus_error *error);
-	/* Describe and Undefine: no WORK, answered here at once. */
+	/* Describe: no WORK, answered here at once. */
 	char *(*answer)(struct call *c, sd_bus_error *error);
+	/*
+	 * Define, Modify, Undefine: authorized once WORK (or PREPARE) has said
+	 * what the definition is, with its device, kind and name as polkit
+	 * details, instead of before.
+	 */
+	bool authorize_after;
 };
 
 static void call_free(struct call *c)
@@ -320,7 +326,20 @@ static char *finish_modify(struct call *c, sd_bus_error *error)
 	return save_definition(c->m, c->result, true, "definition modified", error);
 }
 
-static char *answer_undefine(struct call *c, sd_bus_error *error)
+static int prepare_undefine(struct call *c, sd_bus_error *error)
+{
+	struct defs_error e;
+	int r = definitions_get(c->m->definitions_dir, c->arg, &c->def, &e);
+
+	/* An unreadable definition can be undefined (that is the way out): by its name. */
+	if (r == -EBADMSG)
+		r = (c->def = json_pack("{s:s}", "name", c->arg)) ? 0 : -ENOMEM;
+	if (r < 0)
+		definitions_error(error, r, &e);
+	return r;
+}
+
+static char *finish_undefine(struct call *c, sd_bus_error *error)
 {
 	struct manager *m = c->m;
 	struct defs_error e;
@@ -361,11 +380,69 @@ static void call_work(struct task *t)
 	c->rm->work(c, t->ctx);
 }
 
+static void call_finish(struct call *c, const sd_bus_error *denied)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_free_ char *json = NULL;
+
+	if (denied)
+		call_reply(c, NULL, denied);
+	else if ((json = c->rm->finish(c, &error)))
+		call_reply(c, json, NULL);
+	else
+		call_reply(c, NULL, &error);
+	call_free(c);
+}
+
+static void on_call_authorized(struct manager *m, sd_bus_message *msg, void *userdata,
+			       const sd_bus_error *denied)
+{
+	(void)m, (void)msg;
+	call_finish(userdata, denied);
+}
+
+/* What WORK (or PREPARE) found: answered, or authorized with its details first. */
+static void call_done(struct call *c)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	json_t *def = c->result ?: c->def;
+	const char *details[9] = {}, *device = json_string_value(json_object_get(def, "path"));
+	const char *kind = json_string_value(json_object_get(def, "kind"));
+	size_t n = 0;
+	int r;
+
+	if (c->r < 0) {
+		bus_error_set(&error, c->context, c->r, c->error);
+		call_reply(c, NULL, &error);
+		call_free(c);
+		return;
+	}
+	if (!c->rm->authorize_after) {
+		call_finish(c, NULL);
+		return;
+	}
+	details[n++] = VFIOD_POLKIT_DETAIL_NAME;
+	details[n++] = json_string_value(json_object_get(def, "name")) ?: c->arg;
+	if (kind) {
+		details[n++] = VFIOD_POLKIT_DETAIL_KIND;
+		details[n++] = kind;
+	}
+	/* The device as sysfs names it; a device vfiod names itself (VDUSE) has none. */
+	if (device && strncmp(device, "/sys/devices/", strlen("/sys/devices/")) == 0) {
+		details[n++] = VFIOD_POLKIT_DETAIL_DEVICE;
+		details[n++] = device;
+	}
+	r = auth_check(c->m, c->msg, details, on_call_authorized, c);
+	if (r < 0) {
+		sd_bus_error_set_errno(&error, r);
+		call_finish(c, &error);
+	}
+}
+
 static void call_end(struct task *t, enum task_end how)
 {
 	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 	struct call *c = t->userdata;
-	_cleanup_free_ char *json = NULL;
 
 	if (how == TASK_LATE) {
 		call_free(c);
@@ -379,12 +456,7 @@ static void call_end(struct task *t, enum task_end how)
 		call_reply(c, NULL, &error);
 		return;
 	}
-	if (c->r < 0)
-		bus_error_set(&error, c->context, c->r, c->error);
-	else
-		json = c->rm->finish(c, &error);
-	call_reply(c, json, &error);
-	call_free(c);
+	call_done(c);
 }
 
 static void on_read_authorized(struct manager *m, sd_bus_message *msg, void *userdata,
@@ -420,8 +492,13 @@ static void on_read_authorized(struct manager *m, sd_bus_message *msg, void *use
 		sd_bus_error_set_errno(&error, r);
 	else if (rm->answer)
 		json = rm->answer(c, &error);
-	else if (!rm->prepare || rm->prepare(c, &error) >= 0)
+	else if (!rm->prepare || rm->prepare(c, &error) >= 0) {
+		if (!rm->work) {
+			call_done(c);
+			return;
+		}
 		r = task_start(m, c->arg ?: rm->what, call_work, call_end, c, &error);
+	}
 	if (r >= 0 && !rm->answer && !sd_bus_error_is_set(&error))
 		return; /* the task answers */
 	if (!json && !sd_bus_error_is_set(&error))
@@ -432,8 +509,13 @@ static void on_read_authorized(struct manager *m, sd_bus_message *msg, void *use
 
 static int method_read(sd_bus_message *msg, void *userdata, const struct read_method *rm)
 {
-	int r = auth_check(userdata, msg, NULL, on_read_authorized, (void *)rm);
+	int r;
 
+	if (rm->authorize_after) {
+		on_read_authorized(userdata, msg, (void *)rm, NULL);
+		return 1;
+	}
+	r = auth_check(userdata, msg, NULL, on_read_authorized, (void *)rm);
 	return r < 0 ? r : 1;
 }
 
@@ -454,10 +536,11 @@ READ_METHOD(method_types, .work = work_types, .finish = finish_text)
 READ_METHOD(method_mgmtdevs, .what = "the vdpa management devices", .work = work_mgmtdevs,
 	    .finish = finish_text)
 READ_METHOD(method_define, .prepare = prepare_define, .work = work_define,
-	    .finish = finish_define)
+	    .finish = finish_define, .authorize_after = true)
 READ_METHOD(method_modify, .prepare = prepare_modify, .work = work_modify,
-	    .finish = finish_modify)
-READ_METHOD(method_undefine, .answer = answer_undefine)
+	    .finish = finish_modify, .authorize_after = true)
+READ_METHOD(method_undefine, .prepare = prepare_undefine, .finish = finish_undefine,
+	    .authorize_after = true)
 
 /* Start and Stop: a job that makes (or gives back) a defined device, keeping its definition. */
 /* Start and Stop: a job that makes (or gives back) a defined device, keeping its definition. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -99,9 +100,55 @@ const char *bus_error_name(int error)
 	return VFIOD_ERROR_FAILED;
 }
 
+/* The length of the UTF-8 sequence at S (1 to 4), or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
+		 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+
+	if (n == 2 && s[0] < 0xc2)
+		return 0; /* overlong */
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+const char *bus_text(char *buf, size_t size, const char *s, size_t max)
+{
+	size_t o = 0;
+
+	if (!s)
+		s = "";
+	if (max > size - 1)
+		max = size - 1;
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		size_t n = utf8_len(p);
+
+		if (n == 0) {
+			if (o + 1 > max)
+				break;
+			buf[o++] = '?';
+			p++;
+			continue;
+		}
+		if (o + n > max)
+			break;
+		memcpy(buf + o, p, n);
+		o += n;
+		p += n;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 int bus_error_set(sd_bus_error *e, enum bus_error_context context, int r, const char *message)
 {
 	int q = bus_error_errno(context, r);
+	char text[2048];
+
+	/* D-Bus carries UTF-8 only, and the words may quote what a caller or a file said. */
+	message = message && *message ? bus_text(text, sizeof(text), message, SIZE_MAX) : NULL;
 
 	if (q == -ENOMEM)
 		return sd_bus_error_set_errno(e, q);

@@ -43,5 +43,11 @@ const char *bus_error_name(int error);
 /* Fill E with the name for R in CONTEXT and MESSAGE verbatim; returns the table's errno, < 0. */
 int bus_error_set(sd_bus_error *e, enum bus_error_context context, int r, const char *message);
 
+/*
+ * S as D-Bus may carry it, into BUF: at most MAX bytes (and SIZE - 1), never
+ * cutting a UTF-8 character in two, any byte that is not UTF-8 as '?'.
+ */
+const char *bus_text(char *buf, size_t size, const char *s, size_t max);
+
 /* Register the table with sd-bus, once per process. */
 int bus_errors_register(void);

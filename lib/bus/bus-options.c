@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+
+#include "bus-errors.h"
 #include "bus-names.h"
 #include "bus-options.h"
 #include "macro.h"
@@ -158,8 +160,12 @@ int bus_options_read(sd_bus_message *m, unsigned int method, const char *member,
 			break;
 		}
 		if (r >= 0 && option_value_check(o, v, allowed, sizeof(allowed)) < 0) {
+			char text[sizeof(allowed)];
+
 			json_decref(v);
-			r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, allowed);
+			/* The words quote the value, cut to a length: keep them UTF-8. */
+			r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+					     bus_text(text, sizeof(text), allowed, SIZE_MAX));
 			break;
 		}
 		if (r >= 0)
@@ -190,10 +196,12 @@ int bus_options_read(sd_bus_message *m, unsigned int method, const char *member,
 static int refuse(sd_bus_error *error, const char *what, const char *key, unsigned int limit,
 		  const char *unit)
 {
+	char k[65];
+
 	if (key)
 		return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-					 "%s of option \"%.64s\" is too big: at most %u %s", what,
-					 key, limit, unit);
+					 "%s of option \"%s\" is too big: at most %u %s", what,
+					 bus_text(k, sizeof(k), key, 64), limit, unit);
 	return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s is too big: at most %u %s",
 				 what, limit, unit);
 }

@@ -294,6 +294,13 @@ class TestOptions(Base):
                 name, msg = self.error_of("Create", NVME, dbus.Dictionary(opts, signature="sv"))
                 self.assertEqual(name, "org.freedesktop.DBus.Error.InvalidArgs")
                 self.assertIn(words, msg)
+        # Words that quote a value cut to a length stay UTF-8, or the reply is never sent.
+        for method, path in (("Create", NVME), ("Define", NVME), ("Modify", "x")):
+            with self.subTest(method=method):
+                name, msg = self.error_of(method, path, dbus.Dictionary(
+                    {"driver": dbus.String("x" + "\u00e9" * 100)}, signature="sv"))
+                self.assertEqual(name, "org.freedesktop.DBus.Error.InvalidArgs")
+                self.assertIn('"driver"', msg)
         name, msg = self.error_of("Destroy", NVME,
                                   dbus.Dictionary({"group": dbus.Boolean(True)}, signature="sv"))
         self.assertEqual(name, "org.freedesktop.DBus.Error.InvalidArgs")

@@ -237,6 +237,24 @@ class TestPolkitDetails(PolkitBase):
             {"org.vfiod1.operation": "create",
              "org.vfiod1.device": "/sys/devices/pci0000:00/" + OTHER, "org.vfiod1.kind": "pci",
              "org.vfiod1.path": OTHER, "org.vfiod1.name": OTHER}])
+        # Define and Undefine: asked once the definition is known, with its device too.
+        self.call("Define", OTHER, dbus.Dictionary({}, signature="sv"))
+        n = len(self.polkit.checks())
+        for method, args in (("Define", [NVME, {}]), ("Undefine", [OTHER]),
+                             ("Modify", [OTHER, {"driver": "vfio-pci"}])):
+            out = call_as(self.bus.address, "nobody", method, args)
+            self.assertIn("error", out)
+        details = [{str(k): str(v) for k, v in c[2].items()} for c in self.polkit.checks()[n:]]
+        self.assertEqual(details, [
+            {"org.vfiod1.operation": "define", "org.vfiod1.device": NVME_PATH,
+             "org.vfiod1.kind": "pci", "org.vfiod1.name": NVME},
+            {"org.vfiod1.operation": "undefine",
+             "org.vfiod1.device": "/sys/devices/pci0000:00/" + OTHER, "org.vfiod1.kind": "pci",
+             "org.vfiod1.name": OTHER},
+            {"org.vfiod1.operation": "modify",
+             "org.vfiod1.device": "/sys/devices/pci0000:00/" + OTHER, "org.vfiod1.kind": "pci",
+             "org.vfiod1.name": OTHER}])
+        self.call("Undefine", OTHER)
         # A path that names no device is answered before polkit is asked.
         n = len(self.polkit.checks())
         out = call_as(self.bus.address, "nobody", "Create", ["0000:00:1e.0", {}])

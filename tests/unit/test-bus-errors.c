@@ -2,6 +2,7 @@
 /* The error table of org.vfiod1 and vfiod's small parsers. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "bus-errors.h"
@@ -82,12 +83,30 @@ static void test_seconds(void)
 	CHECK(parse_seconds("inf", &u) < 0);
 }
 
+/* bus_text(): what D-Bus may carry, never a UTF-8 character cut in two. */
+static void test_text(void)
+{
+	char buf[16];
+
+	CHECK(strcmp(bus_text(buf, sizeof(buf), "plain", SIZE_MAX), "plain") == 0);
+	/* "é" is two bytes: a cut at 3 keeps one whole, never half of the second. */
+	CHECK(strcmp(bus_text(buf, sizeof(buf), "\xc3\xa9\xc3\xa9", 3), "\xc3\xa9") == 0);
+	/* Bytes that are no UTF-8 (a lone continuation, a truncated lead) become '?'. */
+	CHECK(strcmp(bus_text(buf, sizeof(buf), "a\xa9" "b\xc3", SIZE_MAX), "a?b?") == 0);
+	CHECK(strcmp(bus_text(buf, sizeof(buf), "\xc0\xafx", SIZE_MAX), "??x") == 0);
+	/* The buffer bounds it too, on a character boundary. */
+	CHECK(strlen(bus_text(buf, sizeof(buf), "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"
+				  "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac", SIZE_MAX)) == 15);
+	CHECK(strlen(bus_text(buf, sizeof(buf), NULL, SIZE_MAX)) == 0);
+}
+
 int main(void)
 {
 	/* Not inside assert(): NDEBUG builds would drop the registration with it. */
 	CHECK(bus_errors_register() >= 0);
 	test_table_is_one_to_one();
 	test_contexts();
+	test_text();
 	test_set_keeps_the_message();
 	test_seconds();
 	return failures ? 1 : 0;
