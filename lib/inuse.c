@@ -920,6 +920,21 @@ int inuse_refuse(struct vfiod_ctx *ctx, const char *realpath, const char *subjec
 	return r;
 }
 
+/* S's host uses into U, then refused (or logged when forced): S is freed; 1 when used. */
+static int host_uses_judge(struct vfiod_ctx *ctx, struct scan *s, struct inuse *u,
+			   const char *subject, bool force)
+{
+	int r = scan_uses(s, NULL, -1, INUSE_HOST);
+
+	scan_free(s);
+	if (r >= 0)
+		r = inuse_check(ctx, subject, false, u, force);
+	if (r >= 0 && inuse_any(u))
+		r = 1;
+	inuse_done(u);
+	return r;
+}
+
 int inuse_refuse_first(struct vfiod_ctx *ctx, const char *realpath, const char *subject,
 		       bool force, struct inuse_nodes **keep)
 {
@@ -942,13 +957,7 @@ int inuse_refuse_first(struct vfiod_ctx *ctx, const char *realpath, const char *
 		if (!*keep)
 			close(fd);
 	}
-	r = scan_uses(s, NULL, -1, INUSE_HOST);
-	scan_free(s);
-	if (r >= 0)
-		r = inuse_check(ctx, subject, false, &u, force);
-	if (r >= 0 && inuse_any(&u))
-		r = 1;
-	inuse_done(&u);
+	r = host_uses_judge(ctx, s, &u, subject, force);
 	if (r < 0) {
 		inuse_nodes_free(*keep);
 		*keep = NULL;
@@ -961,7 +970,6 @@ int inuse_refuse_again(struct vfiod_ctx *ctx, struct inuse_nodes *keep, const ch
 {
 	struct inuse u = {};
 	struct scan *s;
-	int r;
 
 	if (!keep || keep->uevent_fd < 0 || uevent_below(keep->uevent_fd, keep->devpath)) {
 		vfiod_log(ctx, LOG_DEBUG, "%s: second look: walking the device again%s", subject,
@@ -978,14 +986,7 @@ int inuse_refuse_again(struct vfiod_ctx *ctx, struct inuse_nodes *keep, const ch
 	/* The kept nodes are lent, not copied: holders() may point at their names. */
 	memcpy(s->nodes, keep->nodes, keep->n * sizeof(keep->nodes[0]));
 	s->n = s->borrowed = keep->n;
-	r = scan_uses(s, NULL, -1, INUSE_HOST);
-	scan_free(s);
-	if (r >= 0)
-		r = inuse_check(ctx, subject, false, &u, force);
-	if (r >= 0 && inuse_any(&u))
-		r = 1;
-	inuse_done(&u);
-	return r;
+	return host_uses_judge(ctx, s, &u, subject, force);
 }
 
 int inuse_wait_released(struct vfiod_ctx *ctx, const char *realpath, int iommu_group,
