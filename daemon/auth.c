@@ -106,13 +106,6 @@ static bool strv_equal(char *const *a, char *const *b)
 	return true;
 }
 
-static void strv_free(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
 /* DETAILS (key, value, ..., NULL) without the operation, which is the table's word. */
 static int details_copy(const char *const *details, char ***ret)
 {

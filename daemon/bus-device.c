@@ -14,13 +14,6 @@
 #include "log.h"
 #include "macro.h"
 
-static void strv_free(char **v)
-{
-	for (char **p = v; p && *p; p++)
-		free(*p);
-	free(v);
-}
-
 static bool strv_equal(char **a, char **b)
 {
 	for (; a && *a && b && *b; a++, b++)

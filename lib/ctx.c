@@ -14,15 +14,6 @@
 #include "internal.h"
 #include "kernel.h"
 
-static void strv_free(char **v)
-{
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
-}
-
 /* Split a colon-separated list; NULL for an unset or empty variable. */
 static int strv_split_env(const char *name, char ***ret)
 {

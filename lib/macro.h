@@ -69,6 +69,14 @@ static inline int negative_errno(void)
 }
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
+/* A NULL-terminated array of strings and the array (NULL: nothing). */
+static inline void strv_free(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
 /* Both set and equal. */
 static inline bool str_eq(const char *a, const char *b)
 {

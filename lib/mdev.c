@@ -74,13 +74,6 @@ static void mdev_done(struct mdev *m)
 	*m = (struct mdev){ .dirfd = -1, .iommu_group = -1 };
 }
 
-static void strv_free(char **v)
-{
-	for (char **p = v; p && *p; p++)
-		free(*p);
-	free(v);
-}
-
 static int strv_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);

@@ -109,14 +109,7 @@ static int group_members(struct vfiod_device *dev, char ***ret)
 	return v ? 0 : -ENOMEM;
 }
 
-static void strv_free(char **v)
-{
-	for (char **p = v; p && *p; p++)
-		free(*p);
-	free(v);
-}
-
-static bool driver_shares_group(struct vfiod_ctx *ctx, const char *driver)
+bool driver_shares_group(struct vfiod_ctx *ctx, const char *driver)
 {
 	return !driver || streq(driver, DRIVER_PCI_STUB) || streq(driver, DRIVER_PCIEPORT) ||
 	       driver_is_vfio(ctx, driver);
