@@ -209,6 +209,54 @@ static bool is_pci_result(json_t *o)
 	return !k || (json_is_string(k) && streq(json_string_value(k), "pci"));
 }
 
+/*
+ * vfioctl groups: a group a line, its devices under it, one a line: name,
+ * ids and description, driver, and what vfio driver it would get.
+ */
+static int print_groups(FILE *f, json_t *a)
+{
+	json_t *g, *d, *w;
+	size_t i, k;
+
+	if (!json_is_array(a))
+		return -EBADMSG;
+	if (json_array_size(a) == 0)
+		fprintf(f, "no IOMMU groups\n");
+	json_array_foreach(a, i, g)
+	{
+		fprintf(f, "IOMMU group %lld: ", (long long)json_integer_value(json_object_get(g, "group")));
+		if (json_is_true(json_object_get(g, "viable"))) {
+			fprintf(f, "vfio can open it as it stands\n");
+		} else {
+			fprintf(f, "vfio cannot open it while ");
+			json_array_foreach(json_object_get(g, "in_the_way"), k, w)
+				fprintf(f, "%s%s is on %s", k ? ", " : "", str(w, "name", "?"),
+					str(w, "driver", "?"));
+			fprintf(f, " (a create of one device with `group` takes them all)\n");
+		}
+		json_array_foreach(json_object_get(g, "devices"), k, d)
+		{
+			json_t *v = json_object_get(d, "vfio_driver");
+
+			fprintf(f, "  %s", str(d, "name", "?"));
+			if (json_object_get(d, "ids"))
+				fprintf(f, " %s", str(d, "ids", ""));
+			if (json_object_get(d, "description"))
+				fprintf(f, " %s", str(d, "description", ""));
+			fprintf(f, ": %s", str(d, "driver", "no driver"));
+			if (json_is_true(json_object_get(d, "bridge")))
+				fprintf(f, ", a bridge: it stays with the host");
+			else if (json_is_object(v))
+				fprintf(f, ", would get %s", str(v, "driver", NULL) ?
+					str(v, "driver", "") : str(v, "module", "?"));
+			else if (json_object_get(d, "vfio_driver"))
+				fprintf(f, ", no vfio driver matches it");
+			fprintf(f, "\n");
+		}
+	}
+	return 0;
+}
+
 int print_result(FILE *f, enum print_mode mode, const char *verb, const char *json)
 {
 	json_t *o;
@@ -229,6 +277,8 @@ int print_result(FILE *f, enum print_mode mode, const char *verb, const char *js
 		r = print_match(f, o);
 	} else if (strcmp(verb, "list") == 0) {
 		r = print_list(f, o);
+	} else if (strcmp(verb, "groups") == 0) {
+		r = print_groups(f, o);
 	} else if ((strcmp(verb, "create") && strcmp(verb, "destroy") && strcmp(verb, "start") &&
 		    strcmp(verb, "stop")) ||
 		   (json_is_object(o) && !is_pci_result(o))) {

@@ -40,6 +40,7 @@ struct verb {
 	bool change;	       /* waits behind other work and for the kernel */
 	int (*direct)(struct vfiod_ctx *ctx, const char *arg, json_t *opts, char **json,
 		      struct defs_error *e);
+	bool arg_optional; /* ARG may be left out */
 };
 
 static int usage_error(const char *verb, const char *fmt, ...) _printf_(2, 3);
@@ -131,6 +132,13 @@ static int direct_list(struct vfiod_ctx *ctx, const char *arg, json_t *opts, cha
 	*json = json_dumps(a, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(a);
 	return *json ? 0 : -ENOMEM;
+}
+
+static int direct_groups(struct vfiod_ctx *ctx, const char *which, json_t *opts, char **json,
+			 _unused_ struct defs_error *e)
+{
+	(void)opts;
+	return vfiod_groups(ctx, which, json);
 }
 
 static int direct_types(struct vfiod_ctx *ctx, const char *path, json_t *opts, char **json,
@@ -248,21 +256,26 @@ static int direct_stop(struct vfiod_ctx *ctx, const char *name, json_t *opts, ch
 }
 
 static const struct verb verbs[] = {
-	{ "match", "match PATH", "Match", "PATH", 0, false, direct_match },
-	{ "create", "create PATH [OPTION...]", "Create", "PATH", OPT_CREATE, true, direct_create },
+	{ "match", "match PATH", "Match", "PATH", 0, false, direct_match, false },
+	{ "create", "create PATH [OPTION...]", "Create", "PATH", OPT_CREATE, true, direct_create,
+	  false },
 	{ "destroy", "destroy PATH|NAME [force] [vfs|sf N]", "Destroy", "PATH", OPT_DESTROY, true,
-	  direct_destroy },
-	{ "list", "list", "List", NULL, 0, false, direct_list },
-	{ "types", "types PATH", "MdevTypes", "PATH", 0, false, direct_types },
-	{ "mgmtdev", "mgmtdev", "VdpaManagementDevices", NULL, 0, false, direct_mgmtdev },
-	{ "define", "define PATH [OPTION...]", "Define", "PATH", OPT_DEFINE, false, direct_define },
-	{ "undefine", "undefine NAME", "Undefine", "NAME", 0, false, direct_undefine },
-	{ "modify", "modify NAME [OPTION...]", "Modify", "NAME", OPT_DEFINE, false, direct_modify },
-	{ "start", "start NAME", "Start", "NAME", 0, true, direct_start },
-	{ "stop", "stop NAME", "Stop", "NAME", 0, true, direct_stop },
+	  direct_destroy, false },
+	{ "list", "list", "List", NULL, 0, false, direct_list, false },
+	{ "groups", "groups [GROUP|PATH]", "Groups", "PATH", 0, false, direct_groups,
+	  .arg_optional = true },
+	{ "types", "types PATH", "MdevTypes", "PATH", 0, false, direct_types, false },
+	{ "mgmtdev", "mgmtdev", "VdpaManagementDevices", NULL, 0, false, direct_mgmtdev, false },
+	{ "define", "define PATH [OPTION...]", "Define", "PATH", OPT_DEFINE, false, direct_define,
+	  false },
+	{ "undefine", "undefine NAME", "Undefine", "NAME", 0, false, direct_undefine, false },
+	{ "modify", "modify NAME [OPTION...]", "Modify", "NAME", OPT_DEFINE, false, direct_modify,
+	  false },
+	{ "start", "start NAME", "Start", "NAME", 0, true, direct_start, false },
+	{ "stop", "stop NAME", "Stop", "NAME", 0, true, direct_stop, false },
 	/* vfiod's Event signal; no direct form (monitor.c). */
-	{ "monitor", "monitor", "Event", NULL, 0, false, NULL },
-	{ "help", "help", NULL, NULL, 0, false, NULL },
+	{ "monitor", "monitor", "Event", NULL, 0, false, NULL, false },
+	{ "help", "help", NULL, NULL, 0, false, NULL, false },
 };
 
 static int run_verb(struct vfiod_ctx *ctx, const struct opts *o, const struct verb *v, int argc,
@@ -270,11 +283,14 @@ static int run_verb(struct vfiod_ctx *ctx, const struct opts *o, const struct ve
 {
 	_cleanup_free_ char *json = NULL;
 	struct defs_error e = {};
+	const char *arg;
 	json_t *opts = NULL;
 	char err[768];
 	int r;
 
-	if (v->arg && argc < 2)
+	/* The verb's argument, or NULL when it takes none or one left out. */
+	arg = v->arg && argc >= 2 ? argv[1] : NULL;
+	if (v->arg && !arg && !v->arg_optional)
 		return usage_error(v->name, "missing %s",
 				   streq(v->arg, "PATH") ? "device path" : "definition name");
 	if (!v->options && argc > (v->arg ? 2 : 1))
@@ -295,11 +311,13 @@ static int run_verb(struct vfiod_ctx *ctx, const struct opts *o, const struct ve
 					    "drop --direct, or use 'define' and 'start'");
 	}
 	if (!o->direct) {
-		r = bus_call(v->name, v->method, v->arg ? argv[1] : NULL, opts, v->change, &json);
+		/* A method with an argument takes it always: "" for one left out. */
+		r = bus_call(v->name, v->method, v->arg ? (arg ? arg : "") : NULL, opts, v->change,
+			     &json);
 		json_decref(opts);
 		return r < 0 ? EXIT_FAILURE : emit(o, v->name, json);
 	}
-	r = v->direct(ctx, v->arg ? argv[1] : NULL, opts, &json, &e);
+	r = v->direct(ctx, arg, opts, &json, &e);
 	json_decref(opts);
 	if (r < 0) {
 		/* One channel: what the call said, else what libvfiod said. */
@@ -308,7 +326,7 @@ static int run_verb(struct vfiod_ctx *ctx, const struct opts *o, const struct ve
 		if (msg)
 			fprintf(stderr, "vfioctl: %s: %s\n", v->name, msg);
 		else
-			fprintf(stderr, "vfioctl: %s %s: %s\n", v->name, v->arg ? argv[1] : "",
+			fprintf(stderr, "vfioctl: %s %s: %s\n", v->name, arg ? arg : "",
 				strerror(-r));
 		return EXIT_FAILURE;
 	}

@@ -40,6 +40,7 @@ static const struct {
 	{"MdevTypes", NULL, NULL},
 	{"VdpaManagementDevices", NULL, NULL},
 	{"Match", NULL, NULL},
+	{"Groups", NULL, NULL},
 	{"List", NULL, NULL},
 	{"Describe", NULL, NULL},
 };

@@ -227,6 +227,14 @@ static void work_types(struct call *c, struct vfiod_ctx *ctx)
 		call_failed(c, r, BUS_ERROR_KIND, vfiod_ctx_get_error(ctx));
 }
 
+static void work_groups(struct call *c, struct vfiod_ctx *ctx)
+{
+	int r = vfiod_groups(ctx, c->arg, &c->text);
+
+	if (r < 0)
+		call_failed(c, r, BUS_ERROR_KIND, vfiod_ctx_get_error(ctx));
+}
+
 static void work_mgmtdevs(struct call *c, struct vfiod_ctx *ctx)
 {
 	int r = vfiod_vdpa_mgmtdevs(ctx, &c->text);
@@ -497,7 +505,8 @@ static void on_read_authorized(struct manager *m, sd_bus_message *msg, void *use
 			call_done(c);
 			return;
 		}
-		r = task_start(m, c->arg ?: rm->what, call_work, call_end, c, &error);
+		r = task_start(m, c->arg && *c->arg ? c->arg : rm->what, call_work, call_end, c,
+			       &error);
 	}
 	if (r >= 0 && !rm->answer && !sd_bus_error_is_set(&error))
 		return; /* the task answers */
@@ -533,6 +542,8 @@ READ_METHOD(method_list, .what = "the devices vfiod assigned", .work = work_list
 	    .finish = finish_list)
 READ_METHOD(method_describe, .answer = answer_describe)
 READ_METHOD(method_types, .work = work_types, .finish = finish_text)
+READ_METHOD(method_groups, .what = "the IOMMU groups", .work = work_groups,
+	    .finish = finish_text)
 READ_METHOD(method_mgmtdevs, .what = "the vdpa management devices", .work = work_mgmtdevs,
 	    .finish = finish_text)
 READ_METHOD(method_define, .prepare = prepare_define, .work = work_define,
@@ -632,6 +643,8 @@ static const sd_bus_vtable manager_vtable[] = {
 				 method_types, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("VdpaManagementDevices", "", , "s", SD_BUS_PARAM(json),
 				 method_mgmtdevs, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("Groups", "s", SD_BUS_PARAM(which), "s", SD_BUS_PARAM(json),
+				 method_groups, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("Define", "sa{sv}", SD_BUS_PARAM(path) SD_BUS_PARAM(options), "s",
 				 SD_BUS_PARAM(json), method_define, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("Modify", "sa{sv}", SD_BUS_PARAM(name) SD_BUS_PARAM(options), "s",

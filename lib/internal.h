@@ -146,6 +146,10 @@ void match_sort(struct vfiod_match *m);
 int match_unloaded_modules(struct vfiod_device *dev, char ***ret);
 const char *alias_source_name(enum alias_source s);
 
+/* pci.c */
+/* A driver that lets vfio open the group a device of it is in (none, pci-stub, pcieport, vfio). */
+bool driver_shares_group(struct vfiod_ctx *ctx, const char *driver);
+
 /* record.c: what vfiod assigned, kept under the runtime directory. */
 struct record {
 	char *syspath;

@@ -209,6 +209,17 @@ int vfiod_vdpa_mgmtdevs(struct vfiod_ctx *ctx, char **ret);
  */
 int vfiod_forget(struct vfiod_ctx *ctx, const char *name);
 
+/*
+ * The machine's IOMMU groups (WHICH NULL or ""), or one: WHICH a group
+ * number ("7") or a device path, as a JSON array of {"group", "viable"
+ * (vfio can open it as it stands), "in_the_way" ([{"name", "driver"}]: the
+ * members on a host driver), "devices": [{"name", "device", "subsystem",
+ * "driver", "ids", "description", "class", "bridge" (a pcieport: stays with
+ * the host) or "vfio_driver" ({"module", "driver"} match would choose, or
+ * null)}]}.  Reads only.
+ */
+int vfiod_groups(struct vfiod_ctx *ctx, const char *which, char **ret);
+
 /* The devices vfiod made or assigned, of every kind, as a JSON array. */
 int vfiod_list(struct vfiod_ctx *ctx, char **ret);
 

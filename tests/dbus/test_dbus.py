@@ -222,6 +222,18 @@ class TestParity(Base):
                     self.assertEqual(self.vfioctl(*mode, "match", path).stdout,
                                      self.vfioctl("--direct", *mode, "match", path).stdout)
 
+    def test_groups_identical(self):
+        for which in ("", "3", OTHER):
+            with self.subTest(which=which):
+                arg = [which] if which else []
+                direct = self.vfioctl("--direct", "-j", "groups", *arg).stdout
+                self.assertEqual(str(self.call("Groups", which)) + "\n", direct)
+                self.assertEqual(self.vfioctl("groups", *arg).stdout,
+                                 self.vfioctl("--direct", "groups", *arg).stdout)
+        self.assertEqual(json.loads(str(self.call("Groups", "")))[0]["group"], 3)
+        name, msg = self.error_of("Groups", "0000:00:09.0")
+        self.assertEqual(name, ERR + "NoSuchDevice")
+
     def test_list_identical(self):
         self.assertEqual(str(self.call("List")) + "\n",
                          self.vfioctl("--direct", "-j", "list").stdout)

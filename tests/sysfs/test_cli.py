@@ -407,3 +407,77 @@ class TestDefinitions(Base):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestGroups(Base):
+    """vfioctl groups: every IOMMU group, its devices, what is in the way, what each would get."""
+
+    def fixture(self):
+        self.standard_modules()
+        # Group 3: the nvme, a SATA controller on ahci, an unbound SMBus function and a bridge.
+        self.sys.driver("ahci", "ahci")
+        self.sys.driver("pcieport", None)
+        self.sys.pci("0000:00:1f.2", 0x8086, 0x2922, cls=0x010601, driver="ahci", group=3)
+        self.sys.pci("0000:00:1f.3", 0x8086, 0x2930, cls=0x0c0500, group=3)
+        self.sys.pci("0000:00:1c.0", 0x8086, 0x2940, cls=0x060400, driver="pcieport", group=3)
+        # Group 12: a VF on vfio-pci (its PF is the nvme): it lets vfio open its group.
+        self.sys.driver("vfio-pci", "vfio_pci")
+        self.sys.pci("0000:00:03.1", 0x1b36, 0x0010, driver="vfio-pci", group=12, physfn=NVME)
+
+    def test_every_group_in_number_order_json_field_by_field(self):
+        self.fixture()
+        groups = json.loads(self.vfioctl("-j", "groups").stdout)
+        self.assertEqual([g["group"] for g in groups], [3, 4, 12])
+        g3 = groups[0]
+        self.assertFalse(g3["viable"])
+        # The nvme itself is on a host driver too: every member on one is in the way.
+        self.assertEqual(g3["in_the_way"], [{"name": "0000:00:03.0", "driver": "nvme"},
+                                            {"name": "0000:00:1f.2", "driver": "ahci"}])
+        devs = {d["name"]: d for d in g3["devices"]}
+        self.assertEqual(sorted(devs), ["0000:00:03.0", "0000:00:1c.0", "0000:00:1f.2",
+                                        "0000:00:1f.3"])
+        nvme = devs[NVME]
+        self.assertEqual((nvme["device"], nvme["subsystem"], nvme["driver"], nvme["ids"],
+                          nvme["class"]),
+                         (NVME_PATH, "pci", "nvme", "1b36:0010", "0x010802"))
+        self.assertEqual(nvme["vfio_driver"]["module"], "vfio_fixture_vdsub")
+        self.assertTrue(devs["0000:00:1c.0"]["bridge"])
+        self.assertNotIn("vfio_driver", devs["0000:00:1c.0"])
+        self.assertIsNone(devs["0000:00:1f.3"]["driver"])
+        self.assertEqual(devs["0000:00:1f.3"]["vfio_driver"]["module"], "vfio_pci")
+        g4, g12 = groups[1], groups[2]
+        self.assertTrue(g4["viable"])
+        self.assertEqual(g4["in_the_way"], [])
+        self.assertEqual(g4["devices"][0]["vfio_driver"]["module"], "vfio_fixture_other")
+        self.assertTrue(g12["viable"])
+        self.assertEqual(g12["devices"][0]["driver"], "vfio-pci")
+
+    def test_one_group_by_number_or_by_device(self):
+        self.fixture()
+        by_number = json.loads(self.vfioctl("-j", "groups", "3").stdout)
+        by_device = json.loads(self.vfioctl("-j", "groups", "0000:00:1f.3").stdout)
+        self.assertEqual([g["group"] for g in by_number], [3])
+        self.assertEqual(by_number, by_device)
+        p = self.vfioctl("groups", "0000:00:09.0", rc=1)
+        self.assertIn("0000:00:09.0", p.stderr)
+        p = self.vfioctl("groups", "77", rc=1)
+        self.assertIn("IOMMU group 77: no such group", p.stderr)
+
+    def test_text_reads_as_sentences(self):
+        self.fixture()
+        out = self.vfioctl("groups").stdout
+        self.assertIn("IOMMU group 3: vfio cannot open it while 0000:00:03.0 is on nvme, "
+                      "0000:00:1f.2 is on ahci (a create of one device with `group` takes "
+                      "them all)\n", out)
+        self.assertIn("  0000:00:1c.0 8086:2940", out)
+        self.assertIn(": pcieport, a bridge: it stays with the host\n", out)
+        self.assertIn("  0000:00:03.0 1b36:0010", out)
+        self.assertIn(": nvme, would get vfio_fixture_vdsub\n", out)
+        self.assertIn("IOMMU group 4: vfio can open it as it stands\n", out)
+        self.assertIn(": no driver, would get vfio_fixture_other\n", out)
+        self.assertNotIn("{", out)
+
+    def test_no_groups_at_all(self):
+        shutil.rmtree(os.path.join(self.sys.root, "kernel/iommu_groups"))
+        p = self.vfioctl("groups", rc=1)
+        self.assertIn("no IOMMU groups", p.stderr)

@@ -34,6 +34,40 @@ LPC_GROUP=$(group 0000:00:1f.2)
 echo "# nvme $NVME (group $(group "$NVME")), SR-IOV PF $PF, q35 1f.* group $LPC_GROUP"
 vm_check "nvme bound to its host driver at start" test "$(drv "$NVME")" = nvme
 
+# groups: the machine's IOMMU groups as sysfs has them, read only.
+groups_match_sysfs() {
+	python3 - "$1" <<'EOF'
+import json, os, sys
+root = "/sys/kernel/iommu_groups"
+got = json.loads(sys.argv[1])
+want = sorted(int(g) for g in os.listdir(root))
+assert [g["group"] for g in got] == want, ([g["group"] for g in got], want)
+for g in got:
+    d = f"{root}/{g['group']}/devices"
+    names = sorted(os.listdir(d))
+    assert [m["name"] for m in g["devices"]] == names, (g["group"], names)
+    way = []
+    for m in g["devices"]:
+        link = f"{d}/{m['name']}/driver"
+        drv = os.path.basename(os.readlink(link)) if os.path.islink(link) else None
+        assert m["driver"] == drv, (m, drv)
+        assert m["device"] == os.path.realpath(f"{d}/{m['name']}"), m
+        if drv and drv not in ("pci-stub", "pcieport") and not drv.startswith("vfio"):
+            way.append({"name": m["name"], "driver": drv})
+    assert g["in_the_way"] == way and g["viable"] == (not way), g
+EOF
+}
+out=$("$VFIOCTL" --direct -j groups)
+vm_check "groups: every group, its devices, their drivers and viability as sysfs says" \
+	groups_match_sysfs "$out"
+want=$("$VFIOCTL" --direct -j match "$NVME" | jget 'd["selected"]["module"]')
+got=$("$VFIOCTL" --direct -j groups "$NVME" |
+	jget '[m["vfio_driver"]["module"] for m in d[0]["devices"] if m["name"] == "'"$NVME"'"][0]')
+vm_check "groups PATH: the nvme's group says the vfio driver match chooses ($got)" \
+	test "$got" = "$want"
+vm_check "groups changed nothing: nvme still on nvme" test "$(drv "$NVME")" = nvme
+vm_note "$("$VFIOCTL" --direct groups "$NVME")"
+
 DECISIONS=$RESULTS/decisions
 : >"$DECISIONS.user"
 : >"$DECISIONS.kernel"
