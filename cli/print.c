@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -213,47 +214,126 @@ static bool is_pci_result(json_t *o)
  * vfioctl groups: a group a line, its devices under it, one a line: name,
  * ids and description, driver, and what vfio driver it would get.
  */
+/* One IOMMU group of vfiod_groups(): a line, then its devices one a line, indented by INDENT. */
+static void print_group(FILE *f, json_t *g, const char *indent)
+{
+	json_t *d, *w;
+	size_t k;
+
+	fprintf(f, "%sIOMMU group %lld: ", indent,
+		(long long)json_integer_value(json_object_get(g, "group")));
+	if (json_is_true(json_object_get(g, "viable"))) {
+		fprintf(f, "vfio can open it as it stands\n");
+	} else {
+		fprintf(f, "vfio cannot open it while ");
+		json_array_foreach(json_object_get(g, "in_the_way"), k, w)
+			fprintf(f, "%s%s is on %s", k ? ", " : "", str(w, "name", "?"),
+				str(w, "driver", "?"));
+		fprintf(f, " (a create of one device with `group` takes them all)\n");
+	}
+	json_array_foreach(json_object_get(g, "devices"), k, d)
+	{
+		json_t *v = json_object_get(d, "vfio_driver");
+
+		fprintf(f, "%s  %s", indent, str(d, "name", "?"));
+		if (json_object_get(d, "ids"))
+			fprintf(f, " %s", str(d, "ids", ""));
+		if (json_object_get(d, "description"))
+			fprintf(f, " %s", str(d, "description", ""));
+		fprintf(f, ": %s", str(d, "driver", "no driver"));
+		if (json_is_true(json_object_get(d, "bridge")))
+			fprintf(f, ", a bridge: it stays with the host");
+		else if (json_is_object(v))
+			fprintf(f, ", would get %s",
+				str(v, "driver", NULL) ? str(v, "driver", "") : str(v, "module", "?"));
+		else if (v)
+			fprintf(f, ", no vfio driver matches it");
+		fprintf(f, "\n");
+	}
+}
+
+/*
+ * vfioctl groups: a group a line, its devices under it, one a line: name,
+ * ids and description, driver, and what vfio driver it would get.
+ */
 static int print_groups(FILE *f, json_t *a)
 {
-	json_t *g, *d, *w;
-	size_t i, k;
+	json_t *g;
+	size_t i;
 
 	if (!json_is_array(a))
 		return -EBADMSG;
 	if (json_array_size(a) == 0)
 		fprintf(f, "no IOMMU groups\n");
 	json_array_foreach(a, i, g)
-	{
-		fprintf(f, "IOMMU group %lld: ", (long long)json_integer_value(json_object_get(g, "group")));
-		if (json_is_true(json_object_get(g, "viable"))) {
-			fprintf(f, "vfio can open it as it stands\n");
-		} else {
-			fprintf(f, "vfio cannot open it while ");
-			json_array_foreach(json_object_get(g, "in_the_way"), k, w)
-				fprintf(f, "%s%s is on %s", k ? ", " : "", str(w, "name", "?"),
-					str(w, "driver", "?"));
-			fprintf(f, " (a create of one device with `group` takes them all)\n");
-		}
-		json_array_foreach(json_object_get(g, "devices"), k, d)
-		{
-			json_t *v = json_object_get(d, "vfio_driver");
+		print_group(f, g, "");
+	return 0;
+}
 
-			fprintf(f, "  %s", str(d, "name", "?"));
-			if (json_object_get(d, "ids"))
-				fprintf(f, " %s", str(d, "ids", ""));
-			if (json_object_get(d, "description"))
-				fprintf(f, " %s", str(d, "description", ""));
-			fprintf(f, ": %s", str(d, "driver", "no driver"));
-			if (json_is_true(json_object_get(d, "bridge")))
-				fprintf(f, ", a bridge: it stays with the host");
-			else if (json_is_object(v))
-				fprintf(f, ", would get %s", str(v, "driver", NULL) ?
-					str(v, "driver", "") : str(v, "module", "?"));
-			else if (json_object_get(d, "vfio_driver"))
-				fprintf(f, ", no vfio driver matches it");
-			fprintf(f, "\n");
-		}
+/* vfioctl show: one device in full, a fact a line. */
+static int print_show(FILE *f, json_t *o)
+{
+	json_t *held = json_object_get(o, "assigned"), *w = json_object_get(o, "would_get");
+	json_t *u = json_object_get(o, "in_use"), *g = json_object_get(o, "group"), *e;
+	json_t *types = json_object_get(o, "mdev_types");
+	size_t i;
+
+	if (!json_is_object(o))
+		return -EBADMSG;
+	fprintf(f, "%s %s", str(o, "name", "?"), str(o, "id", "?"));
+	if (json_object_get(o, "description"))
+		fprintf(f, " %s", str(o, "description", ""));
+	fprintf(f, "\n  device: %s\n  driver: %s", str(o, "device", "?"),
+		str(o, "driver", "none"));
+	if (json_object_get(o, "driver_override"))
+		fprintf(f, " (driver_override %s)", str(o, "driver_override", ""));
+	fprintf(f, "\n");
+	if (json_is_object(held)) {
+		time_t t = (time_t)(json_integer_value(json_object_get(held, "since_usec")) / 1000000);
+		char when[64] = "";
+
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
+		fprintf(f, "  vfiod: assigned it to %s (it was on %s) at %s, through %s\n",
+			str(held, "driver", "?"), str(held, "previous_driver", "no driver"), when,
+			str(held, "resolver", "user space"));
+	} else {
+		fprintf(f, "  vfiod: holds nothing of it\n");
 	}
+	if (json_is_object(w))
+		fprintf(f, "  would get: %s (`match` says why)\n",
+			str(w, "driver", NULL) ? str(w, "driver", "") : str(w, "module", "?"));
+	else
+		fprintf(f, "  would get: no vfio driver matches it\n");
+	if (json_is_object(u) && (json_array_size(json_object_get(u, "uses")) ||
+				  json_array_size(json_object_get(u, "unseen")) ||
+				  json_is_true(json_object_get(u, "root_filesystem"))))
+		print_in_use(f, u);
+	else if (json_is_object(u))
+		fprintf(f, "  host uses: none seen\n");
+	if (json_object_get(o, "sriov_totalvfs")) {
+		fprintf(f, "  SR-IOV: %lld of %lld VFs",
+			(long long)json_integer_value(json_object_get(o, "sriov_numvfs")),
+			(long long)json_integer_value(json_object_get(o, "sriov_totalvfs")));
+		json_array_foreach(json_object_get(o, "virtfns"), i, e)
+			fprintf(f, "%s%s", i ? ", " : ": ", json_string_value(e));
+		fprintf(f, "\n");
+	}
+	if (json_object_get(o, "physfn"))
+		fprintf(f, "  a VF of %s\n", str(o, "physfn", "?"));
+	json_array_foreach(types, i, e)
+		fprintf(f, "  mdev type %s: %lld available (%s)\n", str(e, "name", "?"),
+			(long long)json_integer_value(json_object_get(e, "available_instances")),
+			str(e, "device_api", "?"));
+	fprintf(f, "  vfio: ");
+	if (json_array_size(json_object_get(o, "vfio")))
+		print_vfio(f, o);
+	else
+		fprintf(f, "no node");
+	fprintf(f, "\n");
+	if (json_is_object(g))
+		print_group(f, g, "  ");
+	else
+		fprintf(f, "  no IOMMU group\n");
 	return 0;
 }
 
@@ -279,6 +359,8 @@ int print_result(FILE *f, enum print_mode mode, const char *verb, const char *js
 		r = print_list(f, o);
 	} else if (strcmp(verb, "groups") == 0) {
 		r = print_groups(f, o);
+	} else if (strcmp(verb, "show") == 0) {
+		r = print_show(f, o);
 	} else if ((strcmp(verb, "create") && strcmp(verb, "destroy") && strcmp(verb, "start") &&
 		    strcmp(verb, "stop")) ||
 		   (json_is_object(o) && !is_pci_result(o))) {

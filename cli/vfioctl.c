@@ -134,6 +134,13 @@ static int direct_list(struct vfiod_ctx *ctx, const char *arg, json_t *opts, cha
 	return *json ? 0 : -ENOMEM;
 }
 
+static int direct_show(struct vfiod_ctx *ctx, const char *path, json_t *opts, char **json,
+		       _unused_ struct defs_error *e)
+{
+	(void)opts;
+	return vfiod_show(ctx, path, json);
+}
+
 static int direct_groups(struct vfiod_ctx *ctx, const char *which, json_t *opts, char **json,
 			 _unused_ struct defs_error *e)
 {
@@ -262,6 +269,7 @@ static const struct verb verbs[] = {
 	{ "destroy", "destroy PATH|NAME [force] [vfs|sf N]", "Destroy", "PATH", OPT_DESTROY, true,
 	  direct_destroy, false },
 	{ "list", "list", "List", NULL, 0, false, direct_list, false },
+	{ "show", "show PATH", "Show", "PATH", 0, false, direct_show, false },
 	{ "groups", "groups [GROUP|PATH]", "Groups", "PATH", 0, false, direct_groups,
 	  .arg_optional = true },
 	{ "types", "types PATH", "MdevTypes", "PATH", 0, false, direct_types, false },

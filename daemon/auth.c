@@ -41,6 +41,7 @@ static const struct {
 	{"VdpaManagementDevices", NULL, NULL},
 	{"Match", NULL, NULL},
 	{"Groups", NULL, NULL},
+	{"Show", NULL, NULL},
 	{"List", NULL, NULL},
 	{"Describe", NULL, NULL},
 };

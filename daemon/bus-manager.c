@@ -227,6 +227,14 @@ static void work_types(struct call *c, struct vfiod_ctx *ctx)
 		call_failed(c, r, BUS_ERROR_KIND, vfiod_ctx_get_error(ctx));
 }
 
+static void work_show(struct call *c, struct vfiod_ctx *ctx)
+{
+	int r = vfiod_show(ctx, c->arg, &c->text);
+
+	if (r < 0)
+		call_failed(c, r, BUS_ERROR_PATH, vfiod_ctx_get_error(ctx));
+}
+
 static void work_groups(struct call *c, struct vfiod_ctx *ctx)
 {
 	int r = vfiod_groups(ctx, c->arg, &c->text);
@@ -542,6 +550,7 @@ READ_METHOD(method_list, .what = "the devices vfiod assigned", .work = work_list
 	    .finish = finish_list)
 READ_METHOD(method_describe, .answer = answer_describe)
 READ_METHOD(method_types, .work = work_types, .finish = finish_text)
+READ_METHOD(method_show, .work = work_show, .finish = finish_text)
 READ_METHOD(method_groups, .what = "the IOMMU groups", .work = work_groups,
 	    .finish = finish_text)
 READ_METHOD(method_mgmtdevs, .what = "the vdpa management devices", .work = work_mgmtdevs,
@@ -645,6 +654,8 @@ static const sd_bus_vtable manager_vtable[] = {
 				 method_mgmtdevs, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("Groups", "s", SD_BUS_PARAM(which), "s", SD_BUS_PARAM(json),
 				 method_groups, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_NAMES("Show", "s", SD_BUS_PARAM(path), "s", SD_BUS_PARAM(json),
+				 method_show, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("Define", "sa{sv}", SD_BUS_PARAM(path) SD_BUS_PARAM(options), "s",
 				 SD_BUS_PARAM(json), method_define, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("Modify", "sa{sv}", SD_BUS_PARAM(name) SD_BUS_PARAM(options), "s",

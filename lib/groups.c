@@ -117,7 +117,7 @@ static json_t *member_json(struct vfiod_ctx *ctx, const char *group, const char 
 	return o;
 }
 
-static json_t *group_json(struct vfiod_ctx *ctx, const char *group)
+json_t *group_json(struct vfiod_ctx *ctx, const char *group)
 {
 	_cleanup_free_ char *rel = NULL;
 	json_t *o, *members, *way;

@@ -146,6 +146,9 @@ void match_sort(struct vfiod_match *m);
 int match_unloaded_modules(struct vfiod_device *dev, char ***ret);
 const char *alias_source_name(enum alias_source s);
 
+/* groups.c: IOMMU group GROUP as vfiod_groups() has it; NULL when there is none. */
+json_t *group_json(struct vfiod_ctx *ctx, const char *group);
+
 /* pci.c */
 /* A driver that lets vfio open the group a device of it is in (none, pci-stub, pcieport, vfio). */
 bool driver_shares_group(struct vfiod_ctx *ctx, const char *driver);
@@ -165,6 +168,8 @@ int record_load(struct vfiod_ctx *ctx, const char *name, struct record *r);
 int record_remove(struct vfiod_ctx *ctx, const char *name);
 void record_done(struct record *r);
 int record_list(struct vfiod_ctx *ctx, char ***names);
+/* When NAME's record was written (its assign), in µs since the epoch. */
+int record_since(struct vfiod_ctx *ctx, const char *name, long long *usec);
 /* O as an indented JSON file DIR/FILE, written atomically; the message names the file. */
 int json_write_state(struct vfiod_ctx *ctx, const char *dir, const char *file, json_t *o);
 

@@ -221,3 +221,17 @@ _public_ int vfiod_recorded(struct vfiod_ctx *ctx, const char *name)
 		return 1;
 	return errno == ENOENT ? 0 : negative_errno();
 }
+
+int record_since(struct vfiod_ctx *ctx, const char *name, long long *usec)
+{
+	_cleanup_free_ char *path = NULL;
+	struct stat st;
+	int r = record_path(ctx, name, &path);
+
+	if (r < 0)
+		return r;
+	if (stat(path, &st) < 0)
+		return negative_errno();
+	*usec = (long long)st.st_mtim.tv_sec * 1000000 + st.st_mtim.tv_nsec / 1000;
+	return 0;
+}

@@ -220,6 +220,19 @@ int vfiod_forget(struct vfiod_ctx *ctx, const char *name);
  */
 int vfiod_groups(struct vfiod_ctx *ctx, const char *which, char **ret);
 
+/*
+ * The PCI function at PATH in full, as a JSON object: what
+ * vfiod_device_to_json() says (ids, description, driver, driver_override,
+ * IOMMU group, SR-IOV counts and VFs, vfio nodes), and "assigned" (what
+ * vfiod's record says it did: driver, module, previous_driver,
+ * previous_override, resolver, since_usec; null when it holds nothing),
+ * "group" (its IOMMU group as vfiod_groups() has it), "would_get" (the
+ * vfio driver match would choose: module, driver, alias; null: none),
+ * "in_use" (how the host uses it, as match says) and "mdev_types" (what it
+ * offers as an mdev parent, as vfiod_mdev_types(); null when none).  Reads only.
+ */
+int vfiod_show(struct vfiod_ctx *ctx, const char *path, char **ret);
+
 /* The devices vfiod made or assigned, of every kind, as a JSON array. */
 int vfiod_list(struct vfiod_ctx *ctx, char **ret);
 

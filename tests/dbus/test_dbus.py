@@ -231,6 +231,13 @@ class TestParity(Base):
                 self.assertEqual(self.vfioctl("groups", *arg).stdout,
                                  self.vfioctl("--direct", "groups", *arg).stdout)
         self.assertEqual(json.loads(str(self.call("Groups", "")))[0]["group"], 3)
+        for path in (NVME, OTHER):
+            with self.subTest(show=path):
+                self.assertEqual(str(self.call("Show", path)) + "\n",
+                                 self.vfioctl("--direct", "-j", "show", path).stdout)
+                self.assertEqual(self.vfioctl("show", path).stdout,
+                                 self.vfioctl("--direct", "show", path).stdout)
+        self.assertEqual(self.error_of("Show", "0000:00:09.0")[0], ERR + "NoSuchDevice")
         name, msg = self.error_of("Groups", "0000:00:09.0")
         self.assertEqual(name, ERR + "NoSuchDevice")
 

@@ -481,3 +481,78 @@ class TestGroups(Base):
         shutil.rmtree(os.path.join(self.sys.root, "kernel/iommu_groups"))
         p = self.vfioctl("groups", rc=1)
         self.assertIn("no IOMMU groups", p.stderr)
+
+
+class TestShow(Base):
+    """vfioctl show: one device in full, changing nothing."""
+
+    def test_an_unassigned_pf_in_full(self):
+        self.standard_modules()
+        self.sys.driver("ahci", "ahci")
+        self.sys.pci("0000:00:1f.2", 0x8086, 0x2922, cls=0x010601, driver="ahci", group=3)
+        self._sriov()
+        before = self.sys.snapshot()
+        o = json.loads(self.vfioctl("-j", "show", NVME).stdout)
+        self.assertEqual((o["name"], o["device"], o["id"], o["driver"], o["iommu_group"]),
+                         (NVME, NVME_PATH, "1b36:0010", "nvme", 3))
+        self.assertIsNone(o["assigned"])
+        self.assertEqual(o["would_get"]["module"], "vfio_fixture_vdsub")
+        self.assertEqual(o["group"]["group"], 3)
+        self.assertEqual(o["group"]["in_the_way"], [{"name": NVME, "driver": "nvme"},
+                                                    {"name": "0000:00:1f.2", "driver": "ahci"}])
+        self.assertEqual(o["in_use"]["uses"], [])
+        self.assertEqual((o["sriov_totalvfs"], o["sriov_numvfs"], o["virtfns"]),
+                         (4, 1, ["0000:00:03.1"]))
+        self.assertIsNone(o["mdev_types"])
+        self.assertEqual(o["group"], json.loads(self.vfioctl("-j", "groups", NVME).stdout)[0])
+        text = self.vfioctl("show", NVME).stdout
+        self.assertIn(f"{NVME} 1b36:0010", text)
+        self.assertIn("  driver: nvme\n", text)
+        self.assertIn("  vfiod: holds nothing of it\n", text)
+        self.assertIn("  would get: vfio_fixture_vdsub (`match` says why)\n", text)
+        self.assertIn("  SR-IOV: 1 of 4 VFs: 0000:00:03.1\n", text)
+        self.assertIn("  IOMMU group 3: vfio cannot open it while", text)
+        self.assertNotIn("{", text)
+        self.assertEqual(before, self.sys.snapshot())
+
+    def _sriov(self):
+        base = f"devices/pci0000:00/{NVME}"
+        self.sys._write(f"{base}/sriov_totalvfs", "4\n")
+        self.sys._write(f"{base}/sriov_numvfs", "1\n")
+        self.sys.pci("0000:00:03.1", 0x1b36, 0x0010, group=12, physfn=NVME)
+        self.sys._link(f"{base}/virtfn0", "devices/pci0000:00/0000:00:03.1")
+
+    def test_what_vfiod_holds_and_since_when(self):
+        self.standard_modules()
+        rec = {"device": NVME_PATH, "name": NVME, "driver": "vfio-fixture-vdsub",
+               "module": "vfio_fixture_vdsub", "previous_driver": "nvme",
+               "previous_override": None, "resolver": "user space"}
+        os.makedirs(os.path.join(self.run_dir, "assigned"))
+        path = os.path.join(self.run_dir, "assigned", NVME + ".json")
+        with open(path, "w") as f:
+            json.dump(rec, f)
+        os.utime(path, (1795230127, 1795230127))
+        o = json.loads(self.vfioctl("-j", "show", NVME).stdout)
+        self.assertEqual(o["assigned"], {"driver": "vfio-fixture-vdsub",
+                                         "module": "vfio_fixture_vdsub",
+                                         "previous_driver": "nvme", "previous_override": None,
+                                         "resolver": "user space",
+                                         "since_usec": 1795230127000000})
+        self.assertIn("  vfiod: assigned it to vfio-fixture-vdsub (it was on nvme) at ",
+                      self.vfioctl("show", NVME).stdout)
+
+    def test_an_mdev_parent_and_bad_paths(self):
+        self.standard_modules()
+        t = "devices/pci0000:00/0000:00:04.0/mdev_supported_types/fix-small"
+        for k, v in (("available_instances", "2\n"), ("name", "small\n"),
+                     ("device_api", "vfio-pci\n"), ("create", "")):
+            self.sys._write(f"{t}/{k}", v)
+        os.makedirs(os.path.join(self.sys.root, t, "devices"), exist_ok=True)
+        self.sys._link("class/mdev_bus/0000:00:04.0", "devices/pci0000:00/0000:00:04.0")
+        o = json.loads(self.vfioctl("-j", "show", "0000:00:04.0").stdout)
+        self.assertEqual([(m["name"], m["available_instances"]) for m in o["mdev_types"]],
+                         [("fix-small", 2)])
+        self.assertIn("  mdev type fix-small: 2 available (vfio-pci)\n",
+                      self.vfioctl("show", "0000:00:04.0").stdout)
+        self.assertIn("0000:00:09.0", self.vfioctl("show", "0000:00:09.0", rc=1).stderr)
+        self.assertIn("missing device path", self.vfioctl("show", rc=2).stderr)

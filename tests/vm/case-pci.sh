@@ -67,6 +67,20 @@ vm_check "groups PATH: the nvme's group says the vfio driver match chooses ($got
 	test "$got" = "$want"
 vm_check "groups changed nothing: nvme still on nvme" test "$(drv "$NVME")" = nvme
 vm_note "$("$VFIOCTL" --direct groups "$NVME")"
+# show: the device in full, against sysfs and against groups and match.
+show=$("$VFIOCTL" --direct -j show "$NVME")
+vm_check "show: driver and group as sysfs says" test \
+	"$(jget 'd["driver"], d["iommu_group"], d["assigned"]' <<<"$show")" = "nvme $(group "$NVME") None"
+vm_check "show: its group as groups shows it" test \
+	"$(jget 'd["group"]' <<<"$show")" = "$("$VFIOCTL" --direct -j groups "$NVME" | jget 'd[0]')"
+vm_check "show: would get what match chooses" test "$(jget 'd["would_get"]["module"]' <<<"$show")" = "$want"
+"$VFIOCTL" --direct create "$NVME" >/dev/null
+show=$("$VFIOCTL" --direct -j show "$NVME")
+vm_check "show after create: what vfiod holds (driver, the one it had)" test \
+	"$(jget 'd["assigned"]["driver"], d["assigned"]["previous_driver"]' <<<"$show")" = "$(drv "$NVME") nvme"
+vm_note "$("$VFIOCTL" --direct show "$NVME")"
+"$VFIOCTL" --direct destroy "$NVME" >/dev/null
+vm_check "show changed nothing, destroy gave it back: nvme" test "$(drv "$NVME")" = nvme
 
 DECISIONS=$RESULTS/decisions
 : >"$DECISIONS.user"
