@@ -47,8 +47,12 @@ in_unbind() { describe | grep -q 'step\\":\\"unbind'; }
 DESTROY=$!
 for _ in $(seq 100); do in_unbind && break; sleep 0.1; done
 vm_check "the destroy is in the kernel's unbind (Describe: step unbind)" in_unbind
-vm_check "the kernel holds the PF's lock: a read of sriov_numvfs blocks" \
-	sh -c '! timeout 2 cat "/sys/bus/pci/devices/$0/sriov_numvfs"' "$PF"
+# The read sleeps uninterruptibly in device_lock(): it cannot be killed, only left to end
+# when the lock goes.
+cat "/sys/bus/pci/devices/$PF/sriov_numvfs" >/run/numvfs.out 2>&1 &
+READER=$!
+sleep 2
+vm_check "the kernel holds the PF's lock: a read of sriov_numvfs blocks" kill -0 "$READER"
 
 # Everything not on that device answers at once, while the destroy still waits.
 t0=$(now_ns)
@@ -79,6 +83,8 @@ rc=$?
 vm_check "the forced destroy ends once the holder is gone (rc $rc)" test "$rc" = 0
 vm_note "destroy: $(cat /run/destroy.out)"
 vm_check "the PF is back on nvme" test "$(drv "$PF")" = nvme
+wait "$READER"
+vm_check "the blocked read ended with the lock ($(cat /run/numvfs.out))" test -s /run/numvfs.out
 ok_list() { "${VFIOCTL[@]}" -j list >/dev/null 2>&1; }
 for _ in $(seq 50); do ok_list && break; sleep 0.2; done
 vm_check "List answers again" sh -c 'test "$("$0" -j list)" = "[]"' "${VFIOCTL[0]}"
