@@ -72,7 +72,7 @@ out=$("${VFIOCTL[@]}" list 2>&1)
 rc=$?
 vm_note "list: rc $rc: $out"
 vm_check "List answers Timeout while the PF's lock is held" \
-	sh -c 'test "$0" -ne 0 && grep -q "timed out" <<<"$1"' "$rc" "$out"
+	bash -c 'test "$0" -ne 0 && grep -q "timed out" <<<"$1"' "$rc" "$out"
 vm_check "vfiod still answers after that" describe
 
 # The holder lets go: the destroy ends, the PF is back.
