@@ -81,6 +81,22 @@ vm_check "$NVME is on a vfio driver ($DRV)" sh -c "case '$DRV' in vfio*) true ;;
 vm_check "/dev/vfio/$GROUP is there" test -c "/dev/vfio/$GROUP"
 vm_check "vfioctl list shows $NVME" sh -c "vfioctl -j list | grep -qF '$NVME'"
 
+# The shipped sandbox is in force on the running vfiod: its bounding set is the unit's,
+# no new privileges, a seccomp filter, its own mount namespace.
+PID=$(systemctl show -p MainPID --value vfiod.service)
+capbnd=$(awk '$1 == "CapBnd:" { print $2 }' "/proc/$PID/status")
+if command -v capsh >/dev/null; then
+	have=$(capsh --decode="$capbnd" | sed 's/.*=//' | tr , '\n' | sort | xargs)
+	want=$(systemctl show -p CapabilityBoundingSet --value vfiod.service | xargs -n1 | sort | xargs)
+	vm_check "vfiod's bounding set is the unit's ($have)" test "$have" = "$want"
+else
+	vm_skip "vfiod's bounding set is the unit's" "no capsh"
+fi
+vm_check "vfiod runs with NoNewPrivs and a seccomp filter" sh -c \
+	"grep -qx 'NoNewPrivs:	1' /proc/$PID/status && grep -qx 'Seccomp:	2' /proc/$PID/status"
+vm_check "vfiod runs in a mount namespace of its own" \
+	test "$(readlink "/proc/$PID/ns/mnt")" != "$(readlink /proc/1/ns/mnt)"
+
 STATUS=$(systemctl show -p StatusText --value vfiod.service)
 vm_note "vfiod STATUS=$STATUS"
 vm_check "systemctl status vfiod shows STATUS=" \
