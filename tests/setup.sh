@@ -20,6 +20,8 @@ PACKAGES=(
 	# qemu-system-common has qemu-storage-daemon (the VDUSE export of vm-vdpa)
 	qemu-system-x86 busybox-static cpio dwarves gcc-12 make libelf1 bc systemd udev iproute2
 	qemu-system-common
+	# run.sh --systemd: the real polkitd decides for vfiod in the guest (tests/vm/case-systemd.sh)
+	polkitd
 	# the kernel lint (tests/kernel-lint.sh): sparse on kernel/, beside checkpatch.pl
 	sparse
 	# the benchmarks (tests/bench): the baseline the VM figures compare with

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 #   run.sh --modroot DIR --results DIR [--timeout SEC] [--qemu 'ARGS'] [--no-default-devices]
-#          [--qmp] -- GUEST_COMMAND [ARGS...]
+#          [--qmp] [--systemd] -- GUEST_COMMAND [ARGS...]
 #
 # Boot the kernel fetched by fetch-kernel.sh in QEMU (q35, TCG, intel-iommu) and run
 # GUEST_COMMAND in it as root. The guest sees the host's / read-only through 9p under a
@@ -26,6 +26,13 @@
 # and a host-side relay would poll files; this keeps the guest in charge and the round trip
 # short.
 #
+# --systemd boots the host's own systemd as PID 1 on the guest's root (guest-init.sh hands
+# over to it) and runs GUEST_COMMAND as a oneshot unit once multi-user.target is reached,
+# with the system bus, polkitd (activated), systemd-udevd and journald running. The
+# guest's journal is saved to RESULTS/journal.txt beside dmesg.txt. systemd's boot empties
+# /tmp (tmpfiles' "D /tmp"), so nothing the guest needs may lie under /tmp: the command,
+# its folder and arguments, the module tree and the results are refused there.
+#
 # Environment: VFIOD_VM_CACHE (see fetch-kernel.sh), VFIOD_VM_QEMU (QEMU binary),
 # VFIOD_VM_MEM (default 1G), VFIOD_VM_SMP (default 2), VFIOD_VM_APPEND (extra kernel args).
 set -uo pipefail
@@ -38,7 +45,7 @@ RC_CRASH=125
 
 usage() {
 	echo "usage: run.sh --modroot DIR --results DIR [--timeout SEC] [--qemu 'ARGS']" \
-		"[--no-default-devices] [--qmp] -- GUEST_COMMAND [ARGS...]" >&2
+		"[--no-default-devices] [--qmp] [--systemd] -- GUEST_COMMAND [ARGS...]" >&2
 	exit 2
 }
 
@@ -59,6 +66,7 @@ timeout=600
 extra=()
 defaults=1
 qmp=0
+systemd=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--modroot) [ $# -ge 2 ] || usage; modroot=$2; shift 2 ;;
@@ -72,6 +80,7 @@ while [ $# -gt 0 ]; do
 		;;
 	--no-default-devices) defaults=0; shift ;;
 	--qmp) qmp=1; shift ;;
+	--systemd) systemd=1; shift ;;
 	--) shift; break ;;
 	*) echo "vm: unknown argument '$1'" >&2; usage ;;
 	esac
@@ -112,6 +121,14 @@ tmpfs_tmp=1
 for p in "$cwd" "$cmd" "$modroot" "$HERE" "$@"; do
 	case $p in /tmp | /tmp/*) tmpfs_tmp=0 ;; esac
 done
+# Under systemd that is no way out: its boot empties /tmp, whatever is mounted there.
+if [ $systemd = 1 ]; then
+	for p in "$cwd" "$cmd" "$modroot" "$results" "$HERE" "$@"; do
+		case $p in
+		/tmp | /tmp/*) die "--systemd: $p is under /tmp, which systemd empties at boot" ;;
+		esac
+	done
+fi
 
 ctl=$(mktemp -d "${TMPDIR:-/var/tmp}/vfiod-vm-run.XXXXXX") || die "mktemp failed"
 trap 'rm -rf "$ctl"' EXIT
@@ -124,13 +141,14 @@ trap 'rm -rf "$ctl"' EXIT
 {
 	echo "VM_CWD=$(q "$cwd")"
 	echo "VM_RESULTS=$(q "$results")"
+	echo "VM_SYSTEMD=$systemd"
 	printf 'VM_CMD=(%s' "$(q "$cmd")"
 	for a in "$@"; do
 		printf ' %s' "$(q "$a")"
 	done
 	printf ')\n'
 } >"$ctl/job"
-rm -f "$results/dmesg.txt" "$results/console.log"
+rm -f "$results/dmesg.txt" "$results/console.log" "$results/journal.txt"
 
 devices=()
 if [ $defaults = 1 ]; then
@@ -155,6 +173,9 @@ if [ $qmp = 1 ]; then
 	)
 fi
 
+append="console=ttyS0 intel_iommu=on quiet panic=-1 no_timer_check"
+[ $systemd = 1 ] && append+=" systemd.unit=multi-user.target"
+
 p9=security_model=none,multidevs=remap
 # shellcheck disable=SC2054
 qemu=(
@@ -164,7 +185,7 @@ qemu=(
 	-device isa-debug-exit,iobase=0xf4,iosize=4
 	-display none -no-reboot -nodefaults -serial stdio
 	-kernel "$kernel" -initrd "$initrd"
-	-append "console=ttyS0 intel_iommu=on quiet panic=-1 no_timer_check ${VFIOD_VM_APPEND:-}"
+	-append "$append ${VFIOD_VM_APPEND:-}"
 	-virtfs "local,path=/,mount_tag=hostroot,readonly=on,$p9"
 	-virtfs "local,path=$results,mount_tag=results,$p9"
 	-virtfs "local,path=$ctl,mount_tag=vfiodctl,$p9"

@@ -1,0 +1,145 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# VM case under systemd as PID 1 (run.sh --systemd): the Debian packages installed with
+# dpkg as an administrator would, with nothing of the unit, the bus policy or the polkit
+# action overridden; then vfiod as systemd runs it: started by D-Bus activation on the
+# first vfioctl create, the nvme on a vfio driver and given back, its STATUS= in systemctl
+# status, its log in the journal, nobody refused by the real polkitd, and the unit's
+# exposure as systemd-analyze security rates it.
+#
+#   case-systemd.sh DEB_DIR      (DEB_DIR: from tests/package/test-package.sh --keep)
+set -uo pipefail
+
+DEBS=$1
+HERE=$(cd "$(dirname "$0")" && pwd)
+RESULTS=${RESULTS:-/var/tmp}
+# shellcheck source=guest-lib.sh
+. "$HERE/guest-lib.sh"
+
+if [ "${VFIOD_VM:-}" != 1 ] || [ ! -d /run/systemd/system ]; then
+	echo "case-systemd.sh runs inside the test VM under systemd: see tests/vm/README.md" >&2
+	exit 2
+fi
+
+: >"$RESULTS/figures"
+figure() { echo "$1 $((($(now_ns) - $2) / 1000000))" >>"$RESULTS/figures"; }
+# until SECONDS CMD...: run CMD every 0.2 s until it succeeds, for at most SECONDS.
+until_ok() {
+	local n=$(($1 * 5))
+	shift
+	while ! "$@"; do
+		n=$((n - 1))
+		[ $n -gt 0 ] || return 1
+		sleep 0.2
+	done
+}
+# The journal of this boot for UNIT has a line matching the extended regex RE.
+journal_has() { journalctl -b -q --no-pager -u "$1" -o cat | grep -qE -- "$2"; }
+
+vm_check "systemd is PID 1" test "$(cat /proc/1/comm)" = systemd
+vm_check "journald is active" systemctl -q is-active systemd-journald.service
+vm_check "udevd is active" systemctl -q is-active systemd-udevd.service
+vm_check "dbus.socket is listening" systemctl -q is-active dbus.socket
+
+VFIOD_DEB=$(ls "$DEBS"/vfiod_*.deb 2>/dev/null)
+LIB_DEB=$(ls "$DEBS"/libvfiod0_*.deb 2>/dev/null)
+vm_check "the packages are there" test -f "$VFIOD_DEB" -a -f "$LIB_DEB" || vm_summary
+vm_check_not "vfiod is not installed before" sh -c 'dpkg -s vfiod 2>/dev/null | grep -q "ok installed"'
+
+# man-db's trigger would rebuild the index of every page (minutes under TCG).
+rm -f /var/lib/man-db/auto-update
+# A container image's policy-rc.d (Docker's "exit 101") forbids maintainer scripts to
+# start services; an administrator's machine has none: let the postinst do what it does.
+[ -e /usr/sbin/policy-rc.d ] && vm_note "removing the host image's /usr/sbin/policy-rc.d" &&
+	rm -f /usr/sbin/policy-rc.d
+t0=$(now_ns)
+vm_check "dpkg -i vfiod libvfiod0" dpkg -i "$VFIOD_DEB" "$LIB_DEB"
+figure dpkg-install-ms "$t0"
+vm_check "vfiod.service is enabled" systemctl -q is-enabled vfiod.service
+# dh_installsystemd's postinst starts the unit on installation, as it does on every
+# machine: say what it did, then stop it, so that the bus has to start it again.
+vm_note "after dpkg -i: vfiod.service is $(systemctl is-active vfiod.service)" \
+	"($(systemctl show -p Result --value vfiod.service))"
+vm_check "systemctl stop vfiod" systemctl stop vfiod.service
+vm_check_not "vfiod is stopped" systemctl -q is-active vfiod.service
+
+NVME=$(vm_pci_find 1b36 0010 plain) || { echo "no nvme"; vm_summary; }
+vm_check "udev bound the nvme to nvme at boot" until_ok 30 \
+	test "$(vm_pci_driver "$NVME")" = nvme
+
+# The first call starts vfiod through D-Bus activation.
+t0=$(now_ns)
+vm_check "vfioctl create $NVME (vfiod stopped)" vfioctl create "$NVME"
+figure create-with-activation-ms "$t0"
+vm_check "vfiod.service is active" systemctl -q is-active vfiod.service
+vm_check "dbus activated vfiod.service for org.vfiod1" until_ok 10 journal_has dbus.service \
+	"Activating via systemd: service name='org.vfiod1' unit='vfiod.service'"
+DRV=$(vm_pci_driver "$NVME")
+GROUP=$(vm_pci_group "$NVME")
+vm_note "$NVME is on $DRV, IOMMU group $GROUP"
+vm_check "$NVME is on a vfio driver ($DRV)" sh -c "case '$DRV' in vfio*) true ;; *) false ;; esac"
+vm_check "/dev/vfio/$GROUP is there" test -c "/dev/vfio/$GROUP"
+vm_check "vfioctl list shows $NVME" sh -c "vfioctl -j list | grep -qF '$NVME'"
+
+# The shipped sandbox is in force on the running vfiod: its bounding set is the unit's,
+# no new privileges, a seccomp filter, its own mount namespace.
+PID=$(systemctl show -p MainPID --value vfiod.service)
+capbnd=$(awk '$1 == "CapBnd:" { print $2 }' "/proc/$PID/status")
+if command -v capsh >/dev/null; then
+	have=$(capsh --decode="$capbnd" | sed 's/.*=//' | tr , '\n' | sort | xargs)
+	want=$(systemctl show -p CapabilityBoundingSet --value vfiod.service | xargs -n1 | sort | xargs)
+	vm_check "vfiod's bounding set is the unit's ($have)" test "$have" = "$want"
+else
+	vm_skip "vfiod's bounding set is the unit's" "no capsh"
+fi
+vm_check "vfiod runs with NoNewPrivs and a seccomp filter" sh -c \
+	"grep -qx 'NoNewPrivs:	1' /proc/$PID/status && grep -qx 'Seccomp:	2' /proc/$PID/status"
+vm_check "vfiod runs in a mount namespace of its own" \
+	test "$(readlink "/proc/$PID/ns/mnt")" != "$(readlink /proc/1/ns/mnt)"
+
+STATUS=$(systemctl show -p StatusText --value vfiod.service)
+vm_note "vfiod STATUS=$STATUS"
+vm_check "systemctl status vfiod shows STATUS=" \
+	sh -c "systemctl status --no-pager vfiod.service | grep -qF 'Status: \"$STATUS\"'"
+vm_check "vfiod's STATUS= says it serves org.vfiod1" has "$STATUS" "org.vfiod1"
+
+# Not root, no polkit rule: the real polkitd refuses (vfioctl allows interactive
+# authorization; without an agent, polkitd asks for one and vfiod answers so).
+out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups vfioctl destroy "$NVME" 2>&1)
+rc=$?
+vm_note "nobody: vfioctl destroy: exit $rc: $out"
+vm_check "nobody is refused (exit 1)" test $rc = 1
+vm_check "nobody's refusal is AccessDenied or InteractiveAuthorizationRequired" \
+	grep -qE 'AccessDenied|InteractiveAuthorizationRequired|needs interactive authentication|not authorized' <<<"$out"
+vm_check "polkitd decided (polkit.service active)" systemctl -q is-active polkit.service
+vm_check "nobody's refusal left $NVME on $DRV" test "$(vm_pci_driver "$NVME")" = "$DRV"
+
+t0=$(now_ns)
+vm_check "vfioctl destroy $NVME" vfioctl destroy "$NVME"
+figure destroy-ms "$t0"
+vm_check "$NVME is back on nvme" test "$(vm_pci_driver "$NVME")" = nvme
+
+vm_check "journalctl -u vfiod: vfiod's start line" \
+	journal_has vfiod.service "^vfiod .* serving org\.vfiod1 on "
+vm_check "journalctl -u vfiod: vfiod's udev line" \
+	journal_has vfiod.service "^udev: watching devices tagged"
+vm_check "journalctl -u vfiod: $NVME assigned" journal_has vfiod.service "/$NVME: assigned"
+vm_check "journalctl -u vfiod: $NVME released to nvme" \
+	journal_has vfiod.service "/$NVME: released to nvme"
+journalctl -b -q --no-pager -u vfiod.service -o short-monotonic >"$RESULTS/journal-vfiod.txt"
+vm_check "vfiod logged no error or warning" \
+	test -z "$(journalctl -b -q --no-pager -u vfiod.service -p warning -o cat)"
+
+systemd-analyze security --no-pager vfiod.service >"$RESULTS/security.txt" 2>&1
+vm_note "systemd-analyze security vfiod.service: $(grep -E 'Overall exposure' "$RESULTS/security.txt")"
+vm_check "systemd-analyze security rates vfiod.service" grep -q 'Overall exposure' "$RESULTS/security.txt"
+
+vm_check "vfiod.service did not restart" test "$(systemctl show -p NRestarts --value vfiod.service)" = 0
+t0=$(now_ns)
+vm_check "systemctl stop vfiod" systemctl stop vfiod.service
+figure stop-ms "$t0"
+vm_check "vfiod stopped cleanly" test "$(systemctl show -p Result --value vfiod.service)" = success
+
+sed 's/^/# /' "$RESULTS/figures"
+vm_no_kernel_warnings
+vm_summary
