@@ -513,8 +513,12 @@ static void on_read_authorized(struct manager *m, sd_bus_message *msg, void *use
 			call_done(c);
 			return;
 		}
-		r = task_start(m, c->arg && *c->arg ? c->arg : rm->what, call_work, call_end, c,
-			       &error);
+		/* What it reads, for Timeout: the path given, else the method's own words. */
+		r = task_start(m,
+			       c->arg && *c->arg ? c->arg
+			       : rm->what       ? rm->what
+						: sd_bus_message_get_member(msg),
+			       call_work, call_end, c, &error);
 	}
 	if (r >= 0 && !rm->answer && !sd_bus_error_is_set(&error))
 		return; /* the task answers */

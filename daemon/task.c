@@ -179,6 +179,8 @@ int task_start(struct manager *m, const char *what, task_work_fn work, task_end_
 	struct task *t;
 	int r;
 
+	if (!what || !*what)
+		what = "a device";
 	for (t = m->tasks; t; t = t->next)
 		if (t->timed_out && streq(t->what, what))
 			return sd_bus_error_setf(error, VFIOD_ERROR_BUSY,

@@ -238,6 +238,10 @@ class TestParity(Base):
                 self.assertEqual(self.vfioctl("show", path).stdout,
                                  self.vfioctl("--direct", "show", path).stdout)
         self.assertEqual(self.error_of("Show", "0000:00:09.0")[0], ERR + "NoSuchDevice")
+        # An empty path is a bad path, for every method that reads one (vfiod lives on).
+        for method in ("Match", "Show", "MdevTypes"):
+            with self.subTest(empty=method):
+                self.assertEqual(self.error_of(method, "")[0], ERR + "InvalidPath")
         name, msg = self.error_of("Groups", "0000:00:09.0")
         self.assertEqual(name, ERR + "NoSuchDevice")
 

@@ -19,7 +19,7 @@ import dbus
 from service import PYTHON, Polkit, is_root
 from test_dbus import HERE, NVME, OTHER, Base, object_path
 
-READ_ONLY = {"Match", "List", "Describe", "MdevTypes", "VdpaManagementDevices"}
+READ_ONLY = {"Match", "List", "Describe", "MdevTypes", "VdpaManagementDevices", "Groups", "Show"}
 STANDARD = ("org.freedesktop.DBus.",)
 
 
