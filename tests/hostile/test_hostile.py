@@ -21,6 +21,7 @@ import dbus
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "dbus"))
 
+from rawcall import to_dbus  # noqa: E402
 from test_dbus import NVME, OTHER, VFIOCTL, Base  # noqa: E402
 
 ERROR_PREFIXES = ("org.vfiod1.Error.", "org.freedesktop.DBus.Error.InvalidArgs")
@@ -125,7 +126,6 @@ class TestHostilePaths(HostileBase):
 
 class TestHostileOptions(HostileBase):
     def test_options_refused_naming_the_key(self):
-        from rawcall import to_dbus  # noqa: E402 (tests/dbus)
         with open(os.path.join(HERE, "options.json")) as f:
             cases = json.load(f)["cases"]
         before = self.world()
