@@ -467,7 +467,9 @@ static void call_end(struct task *t, enum task_end how)
 	if (how == TASK_TIMED_OUT) {
 		sd_bus_error_setf(&error, VFIOD_ERROR_TIMEOUT,
 				  "%s: reading %s timed out after %.1f s: the kernel holds a "
-				  "device (its lock, or a removal under way)",
+				  "device (its lock, or a removal under way); nothing was changed: "
+				  "try again once the operation holding it ends (Describe lists "
+				  "those under way)",
 				  t->what, c->arg ? "it" : "them", c->m->cfg.read_timeout_usec / 1e6);
 		call_reply(c, NULL, &error);
 		return;

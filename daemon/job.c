@@ -257,7 +257,8 @@ static void resolve_end(struct task *t, enum task_end how)
 		sd_bus_error_setf(&error, VFIOD_ERROR_TIMEOUT,
 				  "%s: reading the device timed out after %.1f s: the kernel "
 				  "holds it (its device lock, or a removal under way); nothing "
-				  "was changed",
+				  "was changed: try again once the operation holding it ends "
+				  "(Describe lists those under way)",
 				  j->input, m->cfg.read_timeout_usec / 1e6);
 		job_unlink(m, j);
 		job_refuse(j, &error);
