@@ -18,6 +18,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "log.h"
 
 struct manager;
 
@@ -199,6 +200,15 @@ int job_new(struct manager *m, enum job_op op, const char *input, struct job **r
 struct job *job_free(struct job *j);
 /* "assign"/"release" for PCI functions, "create"/"destroy" for the other kinds, "recover". */
 const char *job_op_name(const struct job *j);
+/* The sysfs path it acts on once resolved; what the caller gave until then. */
+const char *job_device(const struct job *j);
+/*
+ * J's journal fields on every line logged in the rest of the block.  J must
+ * outlive every log call in it (freeing J at the end of the block is fine).
+ */
+#define JOB_LOG_CONTEXT(j)                                                               \
+	LOG_CONTEXT_PUSH(.device = job_device(j), .operation = job_op_name(j),           \
+			 .kind = (j)->kind, .name = (j)->name, .caller = (j)->sender)
 static inline void job_freep(struct job **j)
 {
 	job_free(*j);

@@ -111,7 +111,7 @@ static void job_unlink(struct manager *m, struct job *j)
 		}
 }
 
-static const char *job_device(const struct job *j)
+const char *job_device(const struct job *j)
 {
 	return j->syspath ? j->syspath : j->input;
 }
@@ -265,6 +265,7 @@ static void resolve_end(struct task *t, enum task_end how)
 		return;
 	}
 	j->ctx = task_take_ctx(t);
+	JOB_LOG_CONTEXT(j);
 	if (j->r < 0) {
 		/* -EINVAL is a bad option; anything else is about the path. */
 		bus_error_set(&error, j->r == -EINVAL ? BUS_ERROR_KIND : BUS_ERROR_PATH, j->r,
@@ -316,6 +317,7 @@ static void job_enqueued(struct manager *m, sd_bus_message *msg, void *userdata,
 	struct job *j = userdata;
 	struct job *blocking;
 	char step[sizeof(j->step)];
+	JOB_LOG_CONTEXT(j);
 
 	(void)msg;
 	if (!denied && m->stopping) {
@@ -323,6 +325,10 @@ static void job_enqueued(struct manager *m, sd_bus_message *msg, void *userdata,
 		denied = &error;
 	}
 	if (denied) {
+		/* Who was refused what, for the administrator (with VFIOD_CALLER=). */
+		if (denied != &error)
+			log_info("%s: %s refused to %s: %s", job_device(j), job_op_name(j),
+				 j->sender ?: "a caller", denied->message ?: denied->name);
 		job_unlink(m, j);
 		job_refuse(j, denied);
 		job_free(j);
@@ -351,6 +357,7 @@ void job_submit(struct manager *m, struct job *j, const char *fail_log)
 	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 	struct job **tail;
 	int r;
+	JOB_LOG_CONTEXT(j);
 
 	j->fail_log = fail_log;
 	if (j->msg && !j->sender && sd_bus_message_get_sender(j->msg) &&
@@ -454,6 +461,7 @@ void jobs_schedule(struct manager *m)
 			earlier = true;
 		if (earlier)
 			continue;
+		JOB_LOG_CONTEXT(j);
 		r = job_start(m, j);
 		if (r < 0) {
 			log_error_errno(r, "%s: cannot start the %s: %m", job_device(j),
@@ -478,6 +486,7 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 	struct manager *m = j->m;
 	struct mdevice *d;
 	char step[sizeof(j->step)];
+	JOB_LOG_CONTEXT(j);
 
 	(void)s;
 	(void)usec;
@@ -676,11 +685,17 @@ static void job_complete(struct manager *m, struct job *j)
 {
 	json_t *result = json_loads_or_null(j->json), *list = json_loads_or_null(j->list_json),
 	       *after = json_loads_or_null(j->after_json);
+	JOB_LOG_CONTEXT(j);
 
 	j->running = false;
 	j->timer = sd_event_source_disable_unref(j->timer);
-	/* Logged once, here, naming the device: libvfiod's messages already do. */
-	if (j->r < 0 && j->error && strstr(j->error, job_device(j)))
+	/*
+	 * Logged once, here, naming the device: libvfiod's messages already do.
+	 * A device in use is refused as the policy says, not a failure of vfiod's.
+	 */
+	if (j->r == -ETXTBSY && j->error)
+		log_notice("%s refused: %s", job_op_name(j), j->error);
+	else if (j->r < 0 && j->error && strstr(j->error, job_device(j)))
 		log_error("%s failed: %s", job_op_name(j), j->error);
 	else if (j->r < 0)
 		log_error("%s: %s failed: %s", job_device(j), job_op_name(j),

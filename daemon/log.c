@@ -3,10 +3,79 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
 
 #include "log.h"
 
 static int max_priority = LOG_INFO;
+static bool to_journal;
+static _Thread_local struct log_context context;
+
+/* As systemd tells a service: JOURNAL_STREAM is "DEV:INODE" of the stream it gave it. */
+void log_open(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	to_journal = e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 &&
+		     fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+		     (unsigned long long)st.st_ino == ino;
+}
+
+struct log_context log_context_set(struct log_context c)
+{
+	struct log_context old = context;
+
+	context = c;
+	return old;
+}
+
+void log_context_restore(struct log_context *saved)
+{
+	context = *saved;
+}
+
+/* One field NAME=VALUE into IOV[*N], if VALUE is set; the text goes to BUF. */
+static void field(struct iovec *iov, size_t *n, char **buf, const char *name, const char *value)
+{
+	if (!value || asprintf(buf, "%s=%s", name, value) < 0) {
+		*buf = NULL;
+		return;
+	}
+	iov[(*n)++] = (struct iovec){ .iov_base = *buf, .iov_len = strlen(*buf) };
+}
+
+/* The line as a journal entry with the thread's context; false if journald took none. */
+static bool journal_line(int priority, int err, const char *text)
+{
+	const char *names[] = { "MESSAGE", "VFIOD_DEVICE", "VFIOD_OPERATION", "VFIOD_KIND",
+				"VFIOD_NAME", "VFIOD_CALLER" };
+	const char *values[] = { text, context.device, context.operation, context.kind,
+				 context.name, context.caller };
+	char *bufs[ARRAY_SIZE(names) + 3] = { NULL };
+	struct iovec iov[ARRAY_SIZE(bufs)];
+	char prio[16], errno_text[24];
+	size_t n = 0;
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		field(iov, &n, &bufs[i], names[i], values[i]);
+	snprintf(prio, sizeof(prio), "%d", priority);
+	field(iov, &n, &bufs[ARRAY_SIZE(names)], "PRIORITY", prio);
+	field(iov, &n, &bufs[ARRAY_SIZE(names) + 1], "SYSLOG_IDENTIFIER",
+	      program_invocation_short_name);
+	if (err > 0) {
+		snprintf(errno_text, sizeof(errno_text), "%d", err);
+		field(iov, &n, &bufs[ARRAY_SIZE(names) + 2], "ERRNO", errno_text);
+	}
+	r = bufs[0] ? sd_journal_sendv(iov, (int)n) : -ENOMEM;
+	for (size_t i = 0; i < ARRAY_SIZE(bufs); i++)
+		free(bufs[i]);
+	return r >= 0;
+}
 
 void log_set_max_priority(int priority)
 {
@@ -26,7 +95,7 @@ int log_get_max_priority(void)
  * priority of the sender's choosing.  vfiod's own format strings hold no
  * control characters, so nothing of theirs is lost.
  */
-void log_fullv(int priority, const char *fmt, va_list ap)
+static void log_internal(int priority, int r_errno, const char *fmt, va_list ap)
 {
 	_cleanup_free_ char *text = NULL, *esc = NULL;
 	int saved = errno, n;
@@ -39,9 +108,19 @@ void log_fullv(int priority, const char *fmt, va_list ap)
 		errno = saved;
 		return;
 	}
+	log_escape(text, esc, (size_t)n * 4 + 4);
+	if (to_journal && journal_line(priority, r_errno, esc)) {
+		errno = saved;
+		return;
+	}
 	/* One write per line so that lines of threads do not interleave. */
-	fprintf(stderr, "<%d>%s\n", priority, log_escape(text, esc, (size_t)n * 4 + 4));
+	fprintf(stderr, "<%d>%s\n", priority, esc);
 	errno = saved;
+}
+
+void log_fullv(int priority, const char *fmt, va_list ap)
+{
+	log_internal(priority, 0, fmt, ap);
 }
 
 int log_full(int priority, int r, const char *fmt, ...)
@@ -52,7 +131,7 @@ int log_full(int priority, int r, const char *fmt, ...)
 	if (r < 0)
 		errno = -r;
 	va_start(ap, fmt);
-	log_fullv(priority, fmt, ap);
+	log_internal(priority, r < 0 ? -r : 0, fmt, ap);
 	va_end(ap);
 	return r;
 }

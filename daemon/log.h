@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Logging to stderr with <N> priority prefixes, which journald (and
- * SyslogLevelPrefix=) turns into priorities.  Safe from any thread.  Every
- * line is escaped as log_escape() does, whatever its arguments hold: one
- * call is one line at the priority it names.
+ * SyslogLevelPrefix=) turns into priorities; or, when stderr is journald's
+ * own stream (JOURNAL_STREAM, as systemd sets it for the unit), to the
+ * journal directly, with the fields of the thread's log context.  Safe from
+ * any thread.  Every line is escaped as log_escape() does, whatever its
+ * arguments hold: one call is one line at the priority it names.
  */
 #pragma once
 
@@ -11,6 +13,32 @@
 #include <syslog.h>
 
 #include "macro.h"
+
+/*
+ * What a line is about, as journal fields: VFIOD_DEVICE= (the sysfs path),
+ * VFIOD_OPERATION=, VFIOD_KIND=, VFIOD_NAME= (what vfiod calls it: a PCI
+ * address, an mdev UUID, a vdpa device's name) and VFIOD_CALLER= (the D-Bus
+ * unique name that asked).  NULL fields are left out.  Per thread: the
+ * event loop sets one around each piece of a job's work, a worker for the
+ * job it runs, and libvfiod's lines logged from there carry it too.
+ */
+struct log_context {
+	const char *device;
+	const char *operation;
+	const char *kind;
+	const char *name;
+	const char *caller;
+};
+
+/* Log to the journal, with fields, if stderr is the journal's stream. */
+void log_open(void);
+/* Sets the thread's context to C; returns the one it replaces. */
+struct log_context log_context_set(struct log_context c);
+void log_context_restore(struct log_context *saved);
+/* The context for the rest of the enclosing block, then the one before it again. */
+#define LOG_CONTEXT_PUSH(...)                                                                 \
+	_cleanup_(log_context_restore) struct log_context CONCAT(log_saved_, __COUNTER__) =  \
+		log_context_set((struct log_context){ __VA_ARGS__ })
 
 void log_set_max_priority(int priority);
 int log_get_max_priority(void);

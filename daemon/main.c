@@ -47,6 +47,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	log_open();
 	r = manager_new(&m);
 	if (r < 0) {
 		log_error_errno(r, "cannot start: %m");

@@ -129,6 +129,7 @@ void *worker_main(void *userdata)
 	char *err = NULL;
 	const char *msg;
 	int r = 0;
+	JOB_LOG_CONTEXT(j);
 
 	j->journal = json_object();
 	vfiod_ctx_set_log_priority(ctx, j->log_priority);

@@ -16,6 +16,8 @@
 #define _public_ __attribute__((visibility("default")))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
 #define _unused_ __attribute__((unused))
+#define CONCAT_(a, b) a##b
+#define CONCAT(a, b) CONCAT_(a, b)
 
 static inline void freep(void *p)
 {

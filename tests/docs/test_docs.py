@@ -193,7 +193,8 @@ class TestVfiod(unittest.TestCase):
             with self.subTest(page=ref):
                 self.assertTrue(os.path.exists(os.path.join(MAN, f"{ref[0]}.{ref[1]}")))
         files = section(self.man, "FILES")
-        for f in ("org.vfiod1.conf", "org.vfiod1.service", "org.vfiod1.policy", "vfiod.conf"):
+        for f in ("org.vfiod1.conf", "org.vfiod1.service", "org.vfiod1.policy", "vfiod.conf",
+                  "60-vfiod.rules", "sysusers.d/vfiod.conf"):
             with self.subTest(file=f):
                 self.assertIn(f, files)
 
