@@ -99,6 +99,7 @@ has "$VFIOD" /usr/bin/vfioctl /usr/libexec/vfiod /etc/vfiod/vfiod.conf \
 	/usr/share/dbus-1/system.d/org.vfiod1.conf \
 	/usr/share/dbus-1/system-services/org.vfiod1.service \
 	/usr/share/polkit-1/actions/org.vfiod1.policy \
+	/usr/share/polkit-1/rules.d/60-vfiod.rules /usr/lib/sysusers.d/vfiod.conf \
 	"$COMPLETIONSDIR/vfioctl"
 # Every page of man/ in some package, compressed, in its section.
 for page in "$SRC"/man/*.[1-9]; do
@@ -223,6 +224,11 @@ for xml in "$ROOT/usr/share/dbus-1/system.d/org.vfiod1.conf" \
 	check "$xml is not well-formed XML" python3 -c \
 		"import sys, xml.dom.minidom as m; m.parse(sys.argv[1])" "$xml"
 done
+check "the sysusers.d file does not make the group vfiod" \
+	grep -qx 'g vfiod -' "$ROOT/usr/lib/sysusers.d/vfiod.conf"
+check "the polkit rule does not grant org.vfiod1.manage to the group vfiod" sh -c \
+	"grep -qF 'org.vfiod1.manage' '$ROOT/usr/share/polkit-1/rules.d/60-vfiod.rules' &&
+	 grep -qF 'isInGroup(\"vfiod\")' '$ROOT/usr/share/polkit-1/rules.d/60-vfiod.rules'"
 check "the bash completion is not valid bash" bash -n "$ROOT$COMPLETIONSDIR/vfioctl"
 check "libvfiod.pc does not give -lvfiod with the libdir" sh -c \
 	"PKG_CONFIG_SYSROOT_DIR='$ROOT' PKG_CONFIG_LIBDIR='$ROOT/usr/lib/$MULTIARCH/pkgconfig' \
@@ -274,6 +280,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	done
 	check "postinst enabled vfiod.service (multi-user.target.wants)" \
 		test -L "$R/etc/systemd/system/multi-user.target.wants/vfiod.service"
+	check "postinst made the system group vfiod" grep -q '^vfiod:x:[0-9]*:$' "$R/etc/group"
 	# State vfiod would have made.
 	mkdir -p "$R/run/vfiod/journal" "$R/var/lib/vfiod/devices"
 	echo '{}' >"$R/run/vfiod/journal/x.json"
@@ -283,7 +290,11 @@ if [ "$(id -u)" -eq 0 ]; then
 	check "remove leaves /run/vfiod" test ! -e "$R/run/vfiod"
 	check "remove keeps the definitions (until purge)" test -e "$R/var/lib/vfiod/devices/x.json"
 	check "dpkg --root -P vfiod libvfiod-dev libvfiod0" dpkg_r -P vfiod libvfiod-dev libvfiod0
-	left=$(cd "$R" && find . -path ./var/lib/dpkg -prune -o \( -type f -o -type l \) -print)
+	# A system group stays after a purge (files may still be owned by it), and with it
+	# the files that hold it.
+	left=$(cd "$R" && find . \( -path ./var/lib/dpkg -o -path ./etc/group -o \
+		-path ./etc/gshadow -o -path ./etc/.pwd.lock -o -path ./etc/passwd -o \
+		-path ./etc/shadow \) -prune -o \( -type f -o -type l \) -print)
 	check "purge left: $left" test -z "$left"
 	check "purge left /var/lib/vfiod or /etc/vfiod" \
 		test ! -e "$R/var/lib/vfiod" -a ! -e "$R/etc/vfiod"
