@@ -65,6 +65,19 @@ vm_systemd() {
 		echo "vm: no $systemd on the host"
 		vm_exit 126
 	}
+	# Before anything of systemd's is in /run (a postinst would take /run/systemd/system
+	# for a running systemd and ask it to start units).
+	if [ "${VM_PREBOOT:-0}" = 1 ]; then
+		(cd "$VM_CWD" && env -i PATH="$PATH" HOME=/root USER=root LOGNAME=root \
+			SHELL=/bin/bash TERM=dumb LANG=C.UTF-8 VFIOD_VM=1 VM_PHASE=preboot \
+			RESULTS="$VM_RESULTS" "${VM_CMD[@]}" </dev/null >"$VM_RESULTS/preboot.txt" 2>&1)
+		rc=$?
+		echo "# vm: preboot: ${VM_CMD[*]}: exit $rc"
+		if [ $rc != 0 ]; then
+			sed 's/^/# preboot: /' "$VM_RESULTS/preboot.txt"
+			vm_exit $rc
+		fi
+	fi
 	mkdir -p /run/systemd/system/multi-user.target.wants /run/systemd/system-generators
 	for u in $(vm_systemd_masks); do
 		ln -sfn /dev/null "/run/systemd/system/$u"

@@ -50,9 +50,11 @@ refused() {
 }
 gone() { [ ! -e "$1" ]; }
 # hold_start GROUP DEVICE READY_FILE: hold a device's vfio device open in the background,
-# as a VM does (container, group, type1, device fd); its pid in $HOLDER.
+# as a VM does (container, group, type1, device fd); its pid in $HOLDER.  With HOLD_AS=USER
+# the holder runs as that user (as QEMU runs as libvirt-qemu), who must be able to open the
+# group's node and write READY_FILE.
 hold_start() {
-	python3 - "$@" <<'EOF' &
+	${HOLD_AS:+setpriv --reuid="$HOLD_AS" --regid="$HOLD_AS" --init-groups} python3 - "$@" <<'EOF' &
 import fcntl, os, struct, sys, time
 group, dev, ready = sys.argv[1:4]
 c = os.open("/dev/vfio/vfio", os.O_RDWR)

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 #   run.sh --modroot DIR --results DIR [--timeout SEC] [--qemu 'ARGS'] [--no-default-devices]
-#          [--qmp] [--systemd] -- GUEST_COMMAND [ARGS...]
+#          [--qmp] [--systemd [--preboot]] -- GUEST_COMMAND [ARGS...]
 #
 # Boot the kernel fetched by fetch-kernel.sh in QEMU (q35, TCG, intel-iommu) and run
 # GUEST_COMMAND in it as root. The guest sees the host's / read-only through 9p under a
@@ -33,6 +33,11 @@
 # /tmp (tmpfiles' "D /tmp"), so nothing the guest needs may lie under /tmp: the command,
 # its folder and arguments, the module tree and the results are refused there.
 #
+# --preboot (with --systemd) runs GUEST_COMMAND once more before systemd starts, with
+# VM_PHASE=preboot, on the root systemd will boot: what it installs and configures there
+# (packages, definitions, udev rules) is what an administrator's machine has at boot. Its
+# output goes to RESULTS/preboot.txt; if it fails, the VM ends with its status.
+#
 # Environment: VFIOD_VM_CACHE (see fetch-kernel.sh), VFIOD_VM_QEMU (QEMU binary),
 # VFIOD_VM_MEM (default 1G), VFIOD_VM_SMP (default 2), VFIOD_VM_APPEND (extra kernel args).
 set -uo pipefail
@@ -45,7 +50,7 @@ RC_CRASH=125
 
 usage() {
 	echo "usage: run.sh --modroot DIR --results DIR [--timeout SEC] [--qemu 'ARGS']" \
-		"[--no-default-devices] [--qmp] [--systemd] -- GUEST_COMMAND [ARGS...]" >&2
+		"[--no-default-devices] [--qmp] [--systemd [--preboot]] -- GUEST_COMMAND [ARGS...]" >&2
 	exit 2
 }
 
@@ -67,6 +72,7 @@ extra=()
 defaults=1
 qmp=0
 systemd=0
+preboot=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--modroot) [ $# -ge 2 ] || usage; modroot=$2; shift 2 ;;
@@ -81,11 +87,13 @@ while [ $# -gt 0 ]; do
 	--no-default-devices) defaults=0; shift ;;
 	--qmp) qmp=1; shift ;;
 	--systemd) systemd=1; shift ;;
+	--preboot) preboot=1; shift ;;
 	--) shift; break ;;
 	*) echo "vm: unknown argument '$1'" >&2; usage ;;
 	esac
 done
 [ -n "$modroot" ] && [ -n "$results" ] && [ $# -ge 1 ] || usage
+[ $preboot = 0 ] || [ $systemd = 1 ] || die "--preboot needs --systemd"
 [[ $timeout =~ ^[0-9]+$ ]] || usage
 
 t0=$(date +%s%N)
@@ -142,6 +150,7 @@ trap 'rm -rf "$ctl"' EXIT
 	echo "VM_CWD=$(q "$cwd")"
 	echo "VM_RESULTS=$(q "$results")"
 	echo "VM_SYSTEMD=$systemd"
+	echo "VM_PREBOOT=$preboot"
 	printf 'VM_CMD=(%s' "$(q "$cmd")"
 	for a in "$@"; do
 		printf ' %s' "$(q "$a")"

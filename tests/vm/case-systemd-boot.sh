@@ -1,0 +1,130 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# VM case of a machine that boots with vfiod installed (run.sh --systemd --preboot).
+#
+# Before the boot (VM_PHASE=preboot, no systemd yet): the Debian packages installed with
+# dpkg, the nvme defined persistently (`vfioctl --direct define`, as a definition made on
+# an earlier boot is found), the pci-testdev marked for VMs by a udev rule of the
+# administrator's (ENV{VFIOD_ASSIGN}="1").  After the boot: both are on vfio drivers with
+# no manual step, vfiod started by systemd.  Then vfiod is stopped and a marked device
+# hot-added over QMP: udev's SYSTEMD_WANTS starts vfiod, which assigns it.
+#
+#   case-systemd-boot.sh DEB_DIR      (DEB_DIR: from tests/package/test-package.sh --keep)
+set -uo pipefail
+
+DEBS=$1
+HERE=$(cd "$(dirname "$0")" && pwd)
+RESULTS=${RESULTS:-/var/tmp}
+# shellcheck source=guest-lib.sh
+. "$HERE/guest-lib.sh"
+
+if [ "${VFIOD_VM:-}" != 1 ]; then
+	echo "case-systemd-boot.sh runs inside the test VM: see tests/vm/README.md" >&2
+	exit 2
+fi
+
+if [ "${VM_PHASE:-}" = preboot ]; then
+	set -e
+	# man-db's trigger would rebuild the index of every page (minutes under TCG); a
+	# container image's policy-rc.d forbids maintainer scripts to start services.
+	rm -f /var/lib/man-db/auto-update /usr/sbin/policy-rc.d
+	dpkg -i "$DEBS"/vfiod_*.deb "$DEBS"/libvfiod0_*.deb
+	NVME=$(vm_pci_find 1b36 0010 plain)
+	vfioctl --direct define "$NVME"
+	cat >/etc/udev/rules.d/60-vfiod-testdev.rules <<'RULE'
+# QEMU's pci-testdev functions belong to VMs.
+SUBSYSTEM=="pci", ATTR{vendor}=="0x1b36", ATTR{device}=="0x0005", ENV{VFIOD_ASSIGN}="1"
+RULE
+	echo "preboot: packages installed, $NVME defined, pci-testdev marked"
+	exit 0
+fi
+
+if [ ! -d /run/systemd/system ]; then
+	echo "case-systemd-boot.sh runs under systemd: see tests/vm/README.md" >&2
+	exit 2
+fi
+
+: >"$RESULTS/figures"
+# until_ok SECONDS CMD...: run CMD every 0.2 s until it succeeds, for at most SECONDS.
+until_ok() {
+	local n=$(($1 * 5))
+	shift
+	while ! "$@"; do
+		n=$((n - 1))
+		[ $n -gt 0 ] || return 1
+		sleep 0.2
+	done
+}
+on_vfio() { case $(vm_pci_driver "$1") in vfio*) true ;; *) false ;; esac }
+vfiod_line() { # RE: a line of vfiod's own in this boot's journal matches RE
+	journalctl -b -q --no-pager _SYSTEMD_UNIT=vfiod.service -o cat | grep -qE -- "$1"
+}
+listed() { vfioctl -j list | grep -qF "\"$1\""; }
+
+sed 's/^/# /' "$RESULTS/preboot.txt"
+vm_check "systemd is PID 1" test "$(cat /proc/1/comm)" = systemd
+NVME=$(vm_pci_find 1b36 0010 plain) || { echo "no nvme"; vm_summary; }
+TESTDEV=$(vm_pci_find 1b36 0005) || { echo "no pci-testdev"; vm_summary; }
+
+# --- At boot, with no manual step.
+vm_check "vfiod.service is enabled" systemctl -q is-enabled vfiod.service
+vm_check "vfiod.service is active" until_ok 30 systemctl -q is-active vfiod.service
+start=$(systemctl show -p ActiveEnterTimestampMonotonic --value vfiod.service)
+mu=$(systemctl show -p ActiveEnterTimestampMonotonic --value multi-user.target)
+vm_note "vfiod.service active $((start / 1000)) ms after boot, multi-user.target $((mu / 1000)) ms"
+vm_check "vfiod started during the boot (before multi-user.target)" test "$start" -le "$mu"
+vm_check "the defined nvme $NVME is on a vfio driver ($(vm_pci_driver "$NVME"))" \
+	until_ok 30 on_vfio "$NVME"
+vm_check "the marked pci-testdev $TESTDEV is on a vfio driver" until_ok 30 on_vfio "$TESTDEV"
+vm_check "vfioctl list shows $NVME" listed "$NVME"
+vm_check "vfioctl list shows $TESTDEV" listed "$TESTDEV"
+vm_check "journal: $NVME assigned by vfiod itself (no VFIOD_CALLER)" sh -c \
+	"journalctl -b -q --no-pager _SYSTEMD_UNIT=vfiod.service VFIOD_NAME=$NVME -o json |
+	 grep -F ': assigned' | grep -qv VFIOD_CALLER"
+vm_check "journal: $TESTDEV assigned" vfiod_line "/$TESTDEV: assigned"
+vm_check "the definition of $NVME is kept" sh -c "vfioctl -j list-defined | grep -qF '$NVME'"
+
+# --- Hotplug while vfiod is stopped: SYSTEMD_WANTS starts it.
+vm_check "systemctl stop vfiod" systemctl stop vfiod.service
+vm_check_not "vfiod is stopped" systemctl -q is-active vfiod.service
+vm_check "the assigned devices stay on vfio while vfiod is stopped" sh -c \
+	"case \$(readlink /sys/bus/pci/devices/$NVME/driver) in */vfio*) ;; *) exit 1 ;; esac"
+t0=$(now_ns)
+vm_check "QMP device_add pci-testdev on rp1" "$HERE/qmp.py" device_add \
+	'{"driver":"pci-testdev","id":"hot","bus":"rp1"}'
+HOT=
+find_hot() {
+	local d
+	for d in /sys/bus/pci/devices/*; do
+		[ "$(cat "$d/vendor" "$d/device" 2>/dev/null | xargs)" = "0x1b36 0x0005" ] || continue
+		[ "${d##*/}" = "$TESTDEV" ] && continue
+		HOT=${d##*/}
+		return 0
+	done
+	return 1
+}
+vm_check "the hot-added function appears" until_ok 30 find_hot
+vm_note "hot-added: $HOT"
+vm_check "vfiod.service is started again (by the device)" until_ok 30 systemctl -q is-active vfiod.service
+vm_check "$HOT is on a vfio driver" until_ok 30 on_vfio "$HOT"
+figure() { echo "$1 $((($(now_ns) - $2) / 1000000))" >>"$RESULTS/figures"; }
+figure hotplug-to-vfio-vfiod-stopped-ms "$t0"
+unit=$(systemd-escape --path --suffix=device "$(readlink -f "/sys/bus/pci/devices/$HOT")")
+vm_note "$unit wants: $(systemctl show -p Wants --value "$unit")"
+vm_check "its device unit wants vfiod.service (SYSTEMD_WANTS)" sh -c \
+	"systemctl show -p Wants --value '$unit' | grep -qw vfiod.service"
+vm_check "journal: $HOT assigned" until_ok 10 vfiod_line "/$HOT: assigned"
+
+# --- Everything back.
+vm_check "vfioctl destroy $HOT" vfioctl destroy "$HOT"
+vm_check "vfioctl destroy $TESTDEV" vfioctl destroy "$TESTDEV"
+vm_check "vfioctl undefine $NVME" vfioctl undefine "$NVME"
+vm_check "vfioctl destroy $NVME" vfioctl destroy "$NVME"
+vm_check "$NVME is back on nvme" until_ok 10 test "$(vm_pci_driver "$NVME")" = nvme
+vm_check "$TESTDEV has no driver again" test -z "$(vm_pci_driver "$TESTDEV")"
+vm_check "vfiod logged no error or warning" \
+	test -z "$(journalctl -b -q --no-pager _SYSTEMD_UNIT=vfiod.service -p warning -o cat)"
+journalctl -b -q --no-pager -u vfiod.service -o short-monotonic >"$RESULTS/journal-vfiod.txt"
+sed 's/^/# /' "$RESULTS/figures"
+vm_no_kernel_warnings
+vm_summary
