@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "macro.h"
+#include "options.h"
 #include "print.h"
 
 static const char *str(json_t *o, const char *key, const char *dflt)
@@ -161,32 +162,120 @@ static int print_list(FILE *f, json_t *a)
 	return 0;
 }
 
-/* Any other object: its scalar members, one a line, nested ones as JSON. */
-static void print_object(FILE *f, json_t *o, const char *indent)
+/* The last component of a sysfs path: the name a person knows the device by. */
+static const char *base(const char *path)
+{
+	const char *slash = path ? strrchr(path, '/') : NULL;
+
+	return slash ? slash + 1 : path;
+}
+
+static long long num(json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
+}
+
+/* A scalar as a word: strings as they are, no quotes. */
+static void print_scalar(FILE *f, json_t *v)
+{
+	if (json_is_string(v))
+		fputs(json_string_value(v), f);
+	else if (json_is_integer(v))
+		fprintf(f, "%lld", (long long)json_integer_value(v));
+	else if (json_is_real(v))
+		fprintf(f, "%g", json_real_value(v));
+	else if (json_is_true(v))
+		fputs("yes", f);
+	else if (json_is_false(v))
+		fputs("no", f);
+	else
+		fputs("none", f);
+}
+
+static bool all_scalars(json_t *a)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(a, i, e)
+		if (json_is_object(e) || json_is_array(e))
+			return false;
+	return true;
+}
+
+static void print_value(FILE *f, json_t *v, int depth);
+
+/* An object's members a line each, nested ones indented below their key. */
+static void print_members(FILE *f, json_t *o, int depth)
 {
 	const char *key;
 	json_t *v;
 
 	json_object_foreach(o, key, v)
 	{
-		if (json_is_string(v)) {
-			fprintf(f, "%s%s: %s\n", indent, key, json_string_value(v));
+		fprintf(f, "%*s%s:", 2 * depth, "", key);
+		if (json_is_object(v) && json_object_size(v)) {
+			fputc('\n', f);
+			print_members(f, v, depth + 1);
+		} else if (json_is_array(v) && !all_scalars(v)) {
+			fputc('\n', f);
+			print_value(f, v, depth + 1);
 		} else {
-			char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
-
-			fprintf(f, "%s%s: %s\n", indent, key, t ? t : "?");
-			free(t);
+			fputc(' ', f);
+			print_value(f, v, depth);
+			fputc('\n', f);
 		}
 	}
 }
 
+/*
+ * Any value in words, never JSON: scalars as they are, lists of scalars
+ * joined with commas ("none" when empty), objects and lists of them as
+ * indented lines.
+ */
+static void print_value(FILE *f, json_t *v, int depth)
+{
+	json_t *e;
+	size_t i;
+
+	if (json_is_object(v)) {
+		if (json_object_size(v))
+			print_members(f, v, depth);
+		else
+			fputs("none", f);
+	} else if (json_is_array(v) && all_scalars(v)) {
+		if (!json_array_size(v))
+			fputs("none", f);
+		json_array_foreach(v, i, e)
+		{
+			fputs(i ? ", " : "", f);
+			print_scalar(f, e);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, e)
+		{
+			if (json_is_object(e)) {
+				fprintf(f, "%*s-\n", 2 * depth, "");
+				print_members(f, e, depth + 1);
+			} else {
+				fprintf(f, "%*s- ", 2 * depth, "");
+				print_value(f, e, depth + 1);
+				fputc('\n', f);
+			}
+		}
+	} else {
+		print_scalar(f, v);
+	}
+}
+
+/* The last resort, for a reply no verb below knows: every member in words. */
 static int print_generic(FILE *f, json_t *o)
 {
 	json_t *e;
 	size_t i;
 
 	if (json_is_object(o)) {
-		print_object(f, o, "");
+		print_members(f, o, 0);
 		return 0;
 	}
 	if (!json_is_array(o))
@@ -195,19 +284,316 @@ static int print_generic(FILE *f, json_t *o)
 	{
 		if (i)
 			fprintf(f, "\n");
-		if (json_is_object(e))
-			print_object(f, e, "");
-		else
+		if (!json_is_object(e))
 			return -EBADMSG;
+		print_members(f, e, 0);
 	}
 	return 0;
 }
 
-static bool is_pci_result(json_t *o)
+static void print_note(FILE *f, json_t *o)
 {
-	json_t *k = json_object_get(o, "kind");
+	if (json_object_get(o, "note"))
+		fprintf(f, "  note: %s\n", str(o, "note", ""));
+}
 
-	return !k || (json_is_string(k) && streq(json_string_value(k), "pci"));
+/* ", IOMMU group G, /dev/vfio/G" of O, what of it there is. */
+static void print_group_nodes(FILE *f, json_t *o)
+{
+	json_t *group = json_object_get(o, "iommu_group");
+
+	if (json_is_integer(group))
+		fprintf(f, ", IOMMU group %lld", (long long)json_integer_value(group));
+	if (json_array_size(json_object_get(o, "vfio"))) {
+		fprintf(f, ", ");
+		print_vfio(f, o);
+	}
+}
+
+/* mdev: made (or there already) on its parent, or removed from it. */
+static int print_mdev_result(FILE *f, json_t *o, bool destroy)
+{
+	json_t *attrs = json_object_get(o, "attrs"), *a;
+	const char *type = str(o, "type", NULL);
+	bool already = json_is_false(json_object_get(o, "changed"));
+	size_t i;
+
+	fprintf(f, "mdev %s: ", str(o, "name", "?"));
+	if (destroy) {
+		fprintf(f, "removed from %s", base(str(o, "parent", "its parent")));
+		if (type)
+			fprintf(f, " (type %s)", type);
+		fprintf(f, "\n");
+		print_note(f, o);
+		return 0;
+	}
+	if (already)
+		fprintf(f, "there already (on %s", base(str(o, "parent", "?")));
+	else
+		fprintf(f, "created on %s", base(str(o, "parent", "?")));
+	if (type)
+		fprintf(f, ", type %s", type);
+	fprintf(f, ", %s %s", already ? "on" : "bound to", str(o, "driver", "no driver"));
+	print_group_nodes(f, o);
+	fprintf(f, "%s\n", already ? "), nothing changed" : "");
+	/* attrs as vfiod and mdevctl keep them: [{"name": "value"}, ...]. */
+	json_array_foreach(attrs, i, a)
+	{
+		const char *k;
+		json_t *v;
+
+		json_object_foreach(a, k, v)
+		{
+			fprintf(f, "  attribute %s = ", k);
+			print_scalar(f, v);
+			fprintf(f, "\n");
+		}
+	}
+	print_note(f, o);
+	return 0;
+}
+
+/* The VFs of a vfs result, a row each. */
+static void print_vf_table(FILE *f, json_t *vfs)
+{
+	json_t *v;
+	size_t i;
+
+	fprintf(f, "  %-14s %-20s %-6s %s\n", "VF", "DRIVER", "GROUP", "VFIO");
+	json_array_foreach(vfs, i, v)
+	{
+		json_t *g = json_object_get(v, "iommu_group");
+		char group[16] = "-";
+
+		if (json_is_integer(g))
+			snprintf(group, sizeof(group), "%lld", (long long)json_integer_value(g));
+		fprintf(f, "  %-14s %-20s %-6s ", str(v, "name", "?"), str(v, "driver", "-"),
+			group);
+		if (json_array_size(json_object_get(v, "vfio")))
+			print_vfio(f, v);
+		else
+			fprintf(f, "-");
+		fprintf(f, "\n");
+	}
+}
+
+static const char *plural(long long n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
+}
+
+/* vfs: the PF's VF count as it is now, and what was done to get there. */
+static int print_vfs_result(FILE *f, json_t *o, bool destroy)
+{
+	json_t *prev = json_object_get(o, "previous_numvfs"), *vfs = json_object_get(o, "vfs");
+	json_t *done = json_object_get(o, destroy ? "released" : "assigned");
+	long long n = num(o, "numvfs");
+	size_t i;
+	json_t *e;
+
+	fprintf(f, "%s: ", str(o, "name", "?"));
+	if (destroy) {
+		fprintf(f, "VF count set back to %lld", n);
+		json_array_foreach(done, i, e)
+			fprintf(f, "%s%s", i ? ", " : "; released from vfio first: ",
+				json_string_value(e));
+		fprintf(f, "\n");
+	} else if (json_is_integer(prev) && json_integer_value(prev) == n) {
+		fprintf(f, "has %lld %s already, nothing changed%s\n", n, plural(n, "VF", "VFs"),
+			json_array_size(vfs) ? ":" : "");
+	} else {
+		fprintf(f, "%lld %s created", n, plural(n, "VF", "VFs"));
+		if (json_is_integer(prev) && json_integer_value(prev))
+			fprintf(f, " (there were %lld)", (long long)json_integer_value(prev));
+		if (json_array_size(done) && json_array_size(done) == json_array_size(vfs))
+			fprintf(f, ", each assigned to vfio");
+		else if (json_array_size(done))
+			fprintf(f, ", %zu assigned to vfio", json_array_size(done));
+		else if (json_is_false(json_object_get(o, "autoprobe")))
+			fprintf(f, ", not probed (autoprobe off)");
+		fprintf(f, "%s\n", json_array_size(vfs) ? ":" : "");
+	}
+	if (json_array_size(vfs))
+		print_vf_table(f, vfs);
+	print_note(f, o);
+	return 0;
+}
+
+/* vdpa: made on its management device and bound, or deleted. */
+static int print_vdpa_result(FILE *f, json_t *o, bool destroy)
+{
+	const char *drv = str(o, "driver", NULL);
+
+	fprintf(f, "%s: ", str(o, "name", "?"));
+	if (destroy) {
+		fprintf(f, "deleted");
+		if (drv)
+			fprintf(f, " (it was on %s)", drv);
+		fprintf(f, "\n");
+		print_note(f, o);
+		return 0;
+	}
+	fprintf(f, "created on %s, %s%s", str(o, "mgmtdev", "?"), drv ? "bound to " : "",
+		drv ? drv : "no driver bound");
+	if (json_object_get(o, "node"))
+		fprintf(f, ", %s", str(o, "node", ""));
+	else if (json_object_get(o, "virtio"))
+		fprintf(f, ", virtio device %s", str(o, "virtio", ""));
+	fprintf(f, "\n");
+	print_note(f, o);
+	return 0;
+}
+
+/* sf: a subfunction of its PF, active with its auxiliary device, or deleted. */
+static int print_sf_result(FILE *f, json_t *o, bool destroy)
+{
+	fprintf(f, "%s: subfunction %lld of %s ", str(o, "name", "?"), num(o, "sfnum"),
+		base(str(o, "pf", "?")));
+	if (destroy) {
+		fprintf(f, "deleted (devlink port %s)\n", str(o, "devlink_port", "?"));
+		print_note(f, o);
+		return 0;
+	}
+	fprintf(f, "created, %s", str(o, "state", "?"));
+	if (json_object_get(o, "auxiliary"))
+		fprintf(f, ", auxiliary device %s", str(o, "auxiliary", ""));
+	fprintf(f, ", devlink port %s", str(o, "devlink_port", "?"));
+	if (json_object_get(o, "hw_addr"))
+		fprintf(f, ", hw_addr %s", str(o, "hw_addr", ""));
+	fprintf(f, "\n");
+	print_note(f, o);
+	return 0;
+}
+
+/* A create (or start) result, or a destroy (or stop) one, by its kind. */
+static int print_change(FILE *f, json_t *o, bool destroy)
+{
+	const char *kind = str(o, "kind", "pci");
+
+	if (!json_is_object(o))
+		return -EBADMSG;
+	if (streq(kind, "pci"))
+		return print_device_result(f, o);
+	if (streq(kind, "mdev"))
+		return print_mdev_result(f, o, destroy);
+	if (streq(kind, "vfs"))
+		return print_vfs_result(f, o, destroy);
+	if (streq(kind, "vdpa"))
+		return print_vdpa_result(f, o, destroy);
+	if (streq(kind, "sf"))
+		return print_sf_result(f, o, destroy);
+	return print_generic(f, o);
+}
+
+/* types: an mdev parent's types, a line each, with what it has made of each. */
+static int print_types(FILE *f, json_t *a)
+{
+	json_t *t, *d;
+	size_t i, k;
+
+	if (!json_is_array(a))
+		return -EBADMSG;
+	if (!json_array_size(a))
+		fprintf(f, "no mdev types\n");
+	json_array_foreach(a, i, t)
+	{
+		fprintf(f, "%s", str(t, "name", "?"));
+		if (json_object_get(t, "pretty_name"))
+			fprintf(f, " (%s)", str(t, "pretty_name", ""));
+		fprintf(f, ": %lld available, device API %s", num(t, "available_instances"),
+			str(t, "device_api", "?"));
+		json_array_foreach(json_object_get(t, "devices"), k, d)
+			fprintf(f, "%s%s", k ? ", " : ", made: ",
+				json_is_string(d) ? json_string_value(d) : str(d, "name", "?"));
+		fprintf(f, "\n");
+		if (json_object_get(t, "description"))
+			fprintf(f, "  %s\n", str(t, "description", ""));
+	}
+	return 0;
+}
+
+/* mgmtdev: the vdpa management devices, a line each, with what they make. */
+static int print_mgmtdevs(FILE *f, json_t *a)
+{
+	json_t *m;
+	size_t i;
+
+	if (!json_is_array(a))
+		return -EBADMSG;
+	if (!json_array_size(a))
+		fprintf(f, "no vdpa management devices\n");
+	json_array_foreach(a, i, m)
+	{
+		fprintf(f, "%s: makes ", str(m, "name", "?"));
+		print_value(f, json_object_get(m, "classes"), 0);
+		if (json_object_get(m, "max_vqs"))
+			fprintf(f, ", at most %lld virtqueues", num(m, "max_vqs"));
+		if (json_object_get(m, "supported_features"))
+			fprintf(f, ", features %s", str(m, "supported_features", ""));
+		if (json_object_get(m, "device"))
+			fprintf(f, "\n  device: %s", str(m, "device", ""));
+		fprintf(f, "\n");
+	}
+	return 0;
+}
+
+/* OPTS as vfioctl's own words ("driver vfio-pci group"), "no options" when empty. */
+static void print_option_words(FILE *f, json_t *opts)
+{
+	const char *key;
+	bool first = true;
+	json_t *v, *a;
+	size_t i;
+
+	json_object_foreach(opts, key, v)
+	{
+		const struct option_def *d = option_find(key, OPT_DEFINE);
+		const char *word = d ? d->word : key;
+
+		if (json_is_false(v))
+			continue;
+		fputs(first ? "" : " ", f);
+		first = false;
+		if (json_is_array(v)) {
+			/* attrs: [{"name": "value"}, ...] */
+			json_array_foreach(v, i, a)
+			{
+				const char *k;
+				json_t *x;
+
+				json_object_foreach(a, k, x)
+				{
+					fprintf(f, "%s%s %s=", i ? " " : "", word, k);
+					print_scalar(f, x);
+				}
+			}
+		} else if (json_is_true(v)) {
+			fputs(word, f);
+		} else {
+			fprintf(f, "%s ", word);
+			print_scalar(f, v);
+		}
+	}
+	if (first)
+		fputs("no options", f);
+}
+
+/* define, modify, undefine: the definition, in a sentence. */
+static int print_definition(FILE *f, json_t *o, const char *verb)
+{
+	bool undefine = streq(verb, "undefine");
+	const char *what = undefine ? "undefined (it was " : "defined: ";
+
+	if (!json_is_object(o))
+		return -EBADMSG;
+	if (streq(verb, "modify"))
+		what = "definition changed: ";
+	fprintf(f, "%s: %s%s on %s, with ", str(o, "name", "?"), what, str(o, "kind", "?"),
+		str(o, "path", "?"));
+	print_option_words(f, json_object_get(o, "options"));
+	fprintf(f, ", start %s%s\n", str(o, "start", "auto"), undefine ? ")" : "");
+	print_note(f, o);
+	return 0;
 }
 
 /*
@@ -361,20 +747,29 @@ int print_result(FILE *f, enum print_mode mode, const char *verb, const char *js
 		r = print_groups(f, o);
 	} else if (strcmp(verb, "show") == 0) {
 		r = print_show(f, o);
-	} else if ((strcmp(verb, "create") && strcmp(verb, "destroy") && strcmp(verb, "start") &&
-		    strcmp(verb, "stop")) ||
-		   (json_is_object(o) && !is_pci_result(o))) {
-		r = print_generic(f, o);
-	} else if (json_is_array(o)) {
-		json_t *e;
-		size_t i;
+	} else if (streq(verb, "types")) {
+		r = print_types(f, o);
+	} else if (streq(verb, "mgmtdev")) {
+		r = print_mgmtdevs(f, o);
+	} else if (streq(verb, "define") || streq(verb, "modify") || streq(verb, "undefine")) {
+		r = print_definition(f, o, verb);
+	} else if (streq(verb, "create") || streq(verb, "destroy") || streq(verb, "start") ||
+		   streq(verb, "stop")) {
+		bool destroy = streq(verb, "destroy") || streq(verb, "stop");
 
-		r = 0;
-		json_array_foreach(o, i, e)
-			if (r >= 0)
-				r = print_device_result(f, e);
+		if (json_is_array(o)) {
+			json_t *e;
+			size_t i;
+
+			r = 0;
+			json_array_foreach(o, i, e)
+				if (r >= 0)
+					r = print_change(f, e, destroy);
+		} else {
+			r = print_change(f, o, destroy);
+		}
 	} else {
-		r = print_device_result(f, o);
+		r = print_generic(f, o);
 	}
 	json_decref(o);
 	return r;
