@@ -19,6 +19,68 @@ static const char *str(json_t *o, const char *key, const char *dflt)
 	return s ? s : dflt;
 }
 
+/*
+ * Colour, in iproute2's manner: device names, drivers (vfio apart from the
+ * host's) and problems.  Only the printer colours; vfioctl decides whether.
+ */
+enum paint {
+	PAINT_NONE,
+	PAINT_DEV,  /* a device's name */
+	PAINT_VFIO, /* a vfio driver (or vhost_vdpa): the device is for user space */
+	PAINT_HOST, /* a host driver */
+	PAINT_BAD,  /* what stands in the way: not viable, in use, skipped */
+};
+
+static const char *const paint_codes[] = {
+	[PAINT_DEV] = "\033[36m",
+	[PAINT_VFIO] = "\033[32m",
+	[PAINT_HOST] = "\033[33m",
+	[PAINT_BAD] = "\033[31m",
+};
+
+static bool painting;
+
+void print_set_color(bool on)
+{
+	painting = on;
+}
+
+static const char *on(enum paint p)
+{
+	return painting && p != PAINT_NONE ? paint_codes[p] : "";
+}
+
+static const char *off(enum paint p)
+{
+	return painting && p != PAINT_NONE ? "\033[0m" : "";
+}
+
+/* A driver's colour: vfio's (and vhost_vdpa's, user space's too) or the host's. */
+static enum paint drv_paint(const char *drv)
+{
+	/* Not a driver's name: "-", "none", "no driver", ... */
+	if (!drv || strchr(drv, ' ') || streq(drv, "-") || streq(drv, "?") || streq(drv, "none") ||
+	    streq(drv, "unbound"))
+		return PAINT_NONE;
+	return strstr(drv, "vfio") || streq(drv, "vhost_vdpa") ? PAINT_VFIO : PAINT_HOST;
+}
+
+/* S in colour P. */
+static void paint(FILE *f, enum paint p, const char *s)
+{
+	fprintf(f, "%s%s%s", on(p), s, off(p));
+}
+
+static void put_dev(FILE *f, const char *s)
+{
+	paint(f, PAINT_DEV, s);
+}
+
+static void put_drv(FILE *f, const char *s)
+{
+	paint(f, drv_paint(s), s);
+}
+
 static void print_vfio(FILE *f, json_t *o)
 {
 	size_t i;
@@ -35,13 +97,15 @@ static void print_in_use(FILE *f, json_t *u)
 	size_t i;
 
 	if (json_array_size(json_object_get(u, "uses")))
-		fprintf(f, "in use by the host (create refuses it without `force`):\n");
+		fprintf(f, "%sin use by the host%s (create refuses it without `force`):\n",
+			on(PAINT_BAD), off(PAINT_BAD));
 	json_array_foreach(json_object_get(u, "uses"), i, e)
 		fprintf(f, "  %s\n", str(e, "text", "?"));
 	json_array_foreach(json_object_get(u, "unseen"), i, e)
 		fprintf(f, "  not checked: %s\n", json_string_value(e));
 	if (json_is_true(json_object_get(u, "root_filesystem")))
-		fprintf(f, "  it holds the root file system: never taken, not even with `force`\n");
+		fprintf(f, "  %sit holds the root file system%s: never taken, not even with `force`\n",
+			on(PAINT_BAD), off(PAINT_BAD));
 }
 
 static int print_match(FILE *f, json_t *o)
@@ -51,7 +115,8 @@ static int print_match(FILE *f, json_t *o)
 
 	if (!json_is_array(cands))
 		return -EBADMSG;
-	fprintf(f, "%s %s\n", str(o, "name", "?"), str(o, "device", "?"));
+	put_dev(f, str(o, "name", "?"));
+	fprintf(f, " %s\n", str(o, "device", "?"));
 	fprintf(f, "  modalias %s\n", str(o, "modalias", "?"));
 	if (json_array_size(cands) == 0)
 		fprintf(f, "  no vfio driver declares an alias matching this device\n");
@@ -62,11 +127,11 @@ static int print_match(FILE *f, json_t *o)
 		fprintf(f, "  %lld. %s", (long long)json_integer_value(json_object_get(c, "rank")),
 			str(c, "module", "?"));
 		if (drv)
-			fprintf(f, " (driver %s)", drv);
+			fprintf(f, " (driver %s%s%s)", on(PAINT_VFIO), drv, off(PAINT_VFIO));
 		else
 			fprintf(f, " (not loaded)");
 		if (skip)
-			fprintf(f, " skipped: %s", skip);
+			fprintf(f, " %sskipped: %s%s", on(PAINT_BAD), skip, off(PAINT_BAD));
 		fprintf(f, "\n     alias %s, %lld exact field%s%s%s%s\n", str(c, "alias", "(unknown)"),
 			(long long)json_integer_value(json_object_get(c, "exact_fields")),
 			json_integer_value(json_object_get(c, "exact_fields")) == 1 ? "" : "s",
@@ -75,10 +140,12 @@ static int print_match(FILE *f, json_t *o)
 	}
 	sel = json_object_get(o, "selected");
 	if (json_is_object(sel))
-		fprintf(f, "selected %s: %s (decided in %s)\n", str(sel, "module", "?"),
+		fprintf(f, "selected %s%s%s: %s (decided in %s)\n", on(PAINT_VFIO),
+			str(sel, "module", "?"), off(PAINT_VFIO),
 			str(sel, "reason", ""), str(o, "resolver", "?"));
 	else
-		fprintf(f, "selected nothing (decided in %s)\n", str(o, "resolver", "?"));
+		fprintf(f, "%sselected nothing%s (decided in %s)\n", on(PAINT_BAD), off(PAINT_BAD),
+			str(o, "resolver", "?"));
 	if (json_object_get(o, "note"))
 		fprintf(f, "note: %s\n", str(o, "note", ""));
 	print_in_use(f, json_object_get(o, "in_use"));
@@ -91,12 +158,18 @@ static int print_device_result(FILE *f, json_t *o)
 	json_t *group = json_object_get(o, "iommu_group");
 
 	if (json_object_get(o, "changed")) {
-		if (!json_is_true(json_object_get(o, "changed")))
-			fprintf(f, "%s: already assigned to %s, nothing changed", str(o, "name", "?"),
-				drv ? drv : "?");
-		else
-			fprintf(f, "%s: assigned to %s (was %s)", str(o, "name", "?"),
-				drv ? drv : "?", prev ? prev : "unbound");
+		put_dev(f, str(o, "name", "?"));
+		if (!json_is_true(json_object_get(o, "changed"))) {
+			fprintf(f, ": already assigned to ");
+			put_drv(f, drv ? drv : "?");
+			fprintf(f, ", nothing changed");
+		} else {
+			fprintf(f, ": assigned to ");
+			put_drv(f, drv ? drv : "?");
+			fprintf(f, " (was ");
+			put_drv(f, prev ? prev : "unbound");
+			fprintf(f, ")");
+		}
 		if (json_is_integer(group))
 			fprintf(f, ", IOMMU group %lld", (long long)json_integer_value(group));
 		if (json_array_size(json_object_get(o, "vfio"))) {
@@ -105,11 +178,16 @@ static int print_device_result(FILE *f, json_t *o)
 		}
 		fprintf(f, "\n");
 	} else if (json_object_get(o, "restored")) {
-		fprintf(f, "%s: released, %s\n", str(o, "name", "?"),
-			drv ? drv : "no driver is bound");
+		put_dev(f, str(o, "name", "?"));
+		fprintf(f, ": released, ");
+		if (drv)
+			put_drv(f, drv);
+		else
+			fprintf(f, "no driver is bound");
+		fprintf(f, "\n");
 		if (!json_is_true(json_object_get(o, "restored")))
-			fprintf(f, "%s: warning: it was on %s before\n", str(o, "name", "?"),
-				prev ? prev : "?");
+			fprintf(f, "%s: %swarning%s: it was on %s before\n", str(o, "name", "?"),
+				on(PAINT_BAD), off(PAINT_BAD), prev ? prev : "?");
 	} else {
 		return -EBADMSG;
 	}
@@ -118,13 +196,15 @@ static int print_device_result(FILE *f, json_t *o)
 
 static void print_list_row(FILE *f, json_t *o)
 {
+	const char *d = str(o, "driver", "-"), *prev = str(o, "previous_driver", "-");
 	json_t *g = json_object_get(o, "iommu_group");
 	char group[16] = "-";
 
 	if (json_is_integer(g))
 		snprintf(group, sizeof(group), "%lld", (long long)json_integer_value(g));
-	fprintf(f, "%-5s %-36s %-20s %-12s %-5s %-9s %-3s ", str(o, "kind", "pci"),
-		str(o, "name", "?"), str(o, "driver", "-"), str(o, "previous_driver", "-"), group,
+	fprintf(f, "%-5s %s%-36s%s %s%-20s%s %s%-12s%s %-5s %-9s %-3s ", str(o, "kind", "pci"),
+		on(PAINT_DEV), str(o, "name", "?"), off(PAINT_DEV), on(drv_paint(d)), d,
+		off(drv_paint(d)), on(drv_paint(prev)), prev, off(drv_paint(prev)), group,
 		str(o, "state", "?"), json_is_true(json_object_get(o, "defined")) ? "yes" : "no");
 	print_vfio(f, o);
 	fprintf(f, "\n");
@@ -318,22 +398,24 @@ static int print_mdev_result(FILE *f, json_t *o, bool destroy)
 	bool already = json_is_false(json_object_get(o, "changed"));
 	size_t i;
 
-	fprintf(f, "mdev %s: ", str(o, "name", "?"));
+	fprintf(f, "mdev ");
+	put_dev(f, str(o, "name", "?"));
+	fprintf(f, ": ");
 	if (destroy) {
-		fprintf(f, "removed from %s", base(str(o, "parent", "its parent")));
+		fprintf(f, "removed from ");
+		put_dev(f, base(str(o, "parent", "its parent")));
 		if (type)
 			fprintf(f, " (type %s)", type);
 		fprintf(f, "\n");
 		print_note(f, o);
 		return 0;
 	}
-	if (already)
-		fprintf(f, "there already (on %s", base(str(o, "parent", "?")));
-	else
-		fprintf(f, "created on %s", base(str(o, "parent", "?")));
+	fprintf(f, "%s", already ? "there already (on " : "created on ");
+	put_dev(f, base(str(o, "parent", "?")));
 	if (type)
 		fprintf(f, ", type %s", type);
-	fprintf(f, ", %s %s", already ? "on" : "bound to", str(o, "driver", "no driver"));
+	fprintf(f, ", %s ", already ? "on" : "bound to");
+	put_drv(f, str(o, "driver", "no driver"));
 	print_group_nodes(f, o);
 	fprintf(f, "%s\n", already ? "), nothing changed" : "");
 	/* attrs as vfiod and mdevctl keep them: [{"name": "value"}, ...]. */
@@ -362,13 +444,14 @@ static void print_vf_table(FILE *f, json_t *vfs)
 	fprintf(f, "  %-14s %-20s %-6s %s\n", "VF", "DRIVER", "GROUP", "VFIO");
 	json_array_foreach(vfs, i, v)
 	{
+		const char *d = str(v, "driver", "-");
 		json_t *g = json_object_get(v, "iommu_group");
 		char group[16] = "-";
 
 		if (json_is_integer(g))
 			snprintf(group, sizeof(group), "%lld", (long long)json_integer_value(g));
-		fprintf(f, "  %-14s %-20s %-6s ", str(v, "name", "?"), str(v, "driver", "-"),
-			group);
+		fprintf(f, "  %s%-14s%s %s%-20s%s %-6s ", on(PAINT_DEV), str(v, "name", "?"),
+			off(PAINT_DEV), on(drv_paint(d)), d, off(drv_paint(d)), group);
 		if (json_array_size(json_object_get(v, "vfio")))
 			print_vfio(f, v);
 		else
@@ -391,7 +474,8 @@ static int print_vfs_result(FILE *f, json_t *o, bool destroy)
 	size_t i;
 	json_t *e;
 
-	fprintf(f, "%s: ", str(o, "name", "?"));
+	put_dev(f, str(o, "name", "?"));
+	fprintf(f, ": ");
 	if (destroy) {
 		fprintf(f, "VF count set back to %lld", n);
 		json_array_foreach(done, i, e)
@@ -424,17 +508,28 @@ static int print_vdpa_result(FILE *f, json_t *o, bool destroy)
 {
 	const char *drv = str(o, "driver", NULL);
 
-	fprintf(f, "%s: ", str(o, "name", "?"));
+	put_dev(f, str(o, "name", "?"));
+	fprintf(f, ": ");
 	if (destroy) {
 		fprintf(f, "deleted");
-		if (drv)
-			fprintf(f, " (it was on %s)", drv);
+		if (drv) {
+			fprintf(f, " (it was on ");
+			put_drv(f, drv);
+			fprintf(f, ")");
+		}
 		fprintf(f, "\n");
 		print_note(f, o);
 		return 0;
 	}
-	fprintf(f, "created on %s, %s%s", str(o, "mgmtdev", "?"), drv ? "bound to " : "",
-		drv ? drv : "no driver bound");
+	fprintf(f, "created on ");
+	put_dev(f, str(o, "mgmtdev", "?"));
+	fprintf(f, ", ");
+	if (drv) {
+		fprintf(f, "bound to ");
+		put_drv(f, drv);
+	} else {
+		fprintf(f, "%sno driver bound%s", on(PAINT_BAD), off(PAINT_BAD));
+	}
 	if (json_object_get(o, "node"))
 		fprintf(f, ", %s", str(o, "node", ""));
 	else if (json_object_get(o, "virtio"))
@@ -447,16 +542,20 @@ static int print_vdpa_result(FILE *f, json_t *o, bool destroy)
 /* sf: a subfunction of its PF, active with its auxiliary device, or deleted. */
 static int print_sf_result(FILE *f, json_t *o, bool destroy)
 {
-	fprintf(f, "%s: subfunction %lld of %s ", str(o, "name", "?"), num(o, "sfnum"),
-		base(str(o, "pf", "?")));
+	put_dev(f, str(o, "name", "?"));
+	fprintf(f, ": subfunction %lld of ", num(o, "sfnum"));
+	put_dev(f, base(str(o, "pf", "?")));
+	fputc(' ', f);
 	if (destroy) {
 		fprintf(f, "deleted (devlink port %s)\n", str(o, "devlink_port", "?"));
 		print_note(f, o);
 		return 0;
 	}
 	fprintf(f, "created, %s", str(o, "state", "?"));
-	if (json_object_get(o, "auxiliary"))
-		fprintf(f, ", auxiliary device %s", str(o, "auxiliary", ""));
+	if (json_object_get(o, "auxiliary")) {
+		fprintf(f, ", auxiliary device ");
+		put_dev(f, str(o, "auxiliary", ""));
+	}
 	fprintf(f, ", devlink port %s", str(o, "devlink_port", "?"));
 	if (json_object_get(o, "hw_addr"))
 		fprintf(f, ", hw_addr %s", str(o, "hw_addr", ""));
@@ -611,27 +710,35 @@ static void print_group(FILE *f, json_t *g, const char *indent)
 	if (json_is_true(json_object_get(g, "viable"))) {
 		fprintf(f, "vfio can open it as it stands\n");
 	} else {
-		fprintf(f, "vfio cannot open it while ");
+		fprintf(f, "%svfio cannot open it%s while ", on(PAINT_BAD), off(PAINT_BAD));
 		json_array_foreach(json_object_get(g, "in_the_way"), k, w)
-			fprintf(f, "%s%s is on %s", k ? ", " : "", str(w, "name", "?"),
-				str(w, "driver", "?"));
+		{
+			fprintf(f, "%s", k ? ", " : "");
+			put_dev(f, str(w, "name", "?"));
+			fprintf(f, " is on ");
+			put_drv(f, str(w, "driver", "?"));
+		}
 		fprintf(f, " (a create of one device with `group` takes them all)\n");
 	}
 	json_array_foreach(json_object_get(g, "devices"), k, d)
 	{
 		json_t *v = json_object_get(d, "vfio_driver");
 
-		fprintf(f, "%s  %s", indent, str(d, "name", "?"));
+		fprintf(f, "%s  ", indent);
+		put_dev(f, str(d, "name", "?"));
 		if (json_object_get(d, "ids"))
 			fprintf(f, " %s", str(d, "ids", ""));
 		if (json_object_get(d, "description"))
 			fprintf(f, " %s", str(d, "description", ""));
-		fprintf(f, ": %s", str(d, "driver", "no driver"));
-		if (json_is_true(json_object_get(d, "bridge")))
+		fprintf(f, ": ");
+		put_drv(f, str(d, "driver", "no driver"));
+		if (json_is_true(json_object_get(d, "bridge"))) {
 			fprintf(f, ", a bridge: it stays with the host");
-		else if (json_is_object(v))
-			fprintf(f, ", would get %s",
-				str(v, "driver", NULL) ? str(v, "driver", "") : str(v, "module", "?"));
+		} else if (json_is_object(v)) {
+			fprintf(f, ", would get ");
+			paint(f, PAINT_VFIO,
+			      str(v, "driver", NULL) ? str(v, "driver", "") : str(v, "module", "?"));
+		}
 		else if (v)
 			fprintf(f, ", no vfio driver matches it");
 		fprintf(f, "\n");
@@ -666,11 +773,12 @@ static int print_show(FILE *f, json_t *o)
 
 	if (!json_is_object(o))
 		return -EBADMSG;
-	fprintf(f, "%s %s", str(o, "name", "?"), str(o, "id", "?"));
+	put_dev(f, str(o, "name", "?"));
+	fprintf(f, " %s", str(o, "id", "?"));
 	if (json_object_get(o, "description"))
 		fprintf(f, " %s", str(o, "description", ""));
-	fprintf(f, "\n  device: %s\n  driver: %s", str(o, "device", "?"),
-		str(o, "driver", "none"));
+	fprintf(f, "\n  device: %s\n  driver: ", str(o, "device", "?"));
+	put_drv(f, str(o, "driver", "none"));
 	if (json_object_get(o, "driver_override"))
 		fprintf(f, " (driver_override %s)", str(o, "driver_override", ""));
 	fprintf(f, "\n");

@@ -3,7 +3,9 @@
  * The printer's text for each kind's results, from the JSON libvfiod makes
  * (lib/vdpa.c, lib/sf.c, lib/mdev.c, lib/sriov.c).  vdpa and sf need the
  * kernel's netlink families, which no fixture tree has: their results are
- * checked here, the others also against fixture trees (tests/sysfs).
+ * checked here, the others also against fixture trees (tests/sysfs).  In
+ * colour, the text is the same once its escapes are taken out, columns
+ * included.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,14 +27,40 @@ static char *render(enum print_mode mode, const char *verb, const char *json, in
 	return buf;
 }
 
+/* S without its colour escapes (ESC [ ... m), in place. */
+static char *strip(char *s)
+{
+	char *w = s;
+
+	for (const char *p = s; *p; p++) {
+		if (*p == '\033') {
+			p = strchr(p, 'm');
+			if (!p)
+				break;
+			continue;
+		}
+		*w++ = *p;
+	}
+	*w = '\0';
+	return s;
+}
+
+/* VERB's text for JSON: WANT, with no JSON in it; in colour, the same words and columns. */
 static void expect(const char *verb, const char *json, const char *want)
 {
 	int r;
-	char *got = render(PRINT_TEXT, verb, json, &r);
+	char *got = render(PRINT_TEXT, verb, json, &r), *painted;
 
 	CHECK(r == 0, "%s: print_result %d for %s", verb, r, json);
 	CHECK(got && strcmp(got, want) == 0, "%s: got\n%s\nwanted\n%s", verb, got, want);
 	CHECK(got && !strpbrk(got, "{}[]\""), "%s: JSON in the text:\n%s", verb, got);
+	CHECK(got && !strchr(got, '\033'), "%s: colour while off:\n%s", verb, got);
+	print_set_color(true);
+	painted = render(PRINT_TEXT, verb, json, &r);
+	print_set_color(false);
+	CHECK(painted && strcmp(strip(painted), want) == 0,
+	      "%s: in colour, without its escapes:\n%s", verb, painted);
+	free(painted);
 	free(got);
 }
 
@@ -87,12 +115,40 @@ int main(void)
 	       "mdev 83b8f4f2-509f-382f-3c1e-e6bfe0fa1001: created on 0000:00:02.0, type "
 	       "i915-GVTg_V5_4, bound to vfio_mdev, IOMMU group 12, /dev/vfio/12\n"
 	       "  attribute x = 1\n");
+	expect("create",
+	       "{\"kind\":\"vfs\",\"name\":\"0000:01:00.0\",\"numvfs\":2,\"previous_numvfs\":0,"
+	       "\"autoprobe\":false,\"assigned\":[\"0000:01:00.1\",\"0000:01:00.2\"],\"vfs\":["
+	       "{\"name\":\"0000:01:00.1\",\"driver\":\"vfio-pci\",\"iommu_group\":7,"
+	       "\"vfio\":[\"/dev/vfio/7\"]},{\"name\":\"0000:01:00.2\",\"driver\":\"vfio-pci\","
+	       "\"iommu_group\":8,\"vfio\":[\"/dev/vfio/8\"]}]}",
+	       "0000:01:00.0: 2 VFs created, each assigned to vfio:\n"
+	       "  VF             DRIVER               GROUP  VFIO\n"
+	       "  0000:01:00.1   vfio-pci             7      /dev/vfio/7\n"
+	       "  0000:01:00.2   vfio-pci             8      /dev/vfio/8\n");
 	/* A kind this vfioctl does not know, nested: words and indents, never JSON. */
 	expect("create",
 	       "{\"kind\":\"new\",\"name\":\"n1\",\"list\":[\"a\",\"b\"],\"empty\":[],\"on\":true,"
 	       "\"sub\":{\"x\":1,\"y\":null},\"rows\":[{\"k\":\"v\"}]}",
 	       "kind: new\nname: n1\nlist: a, b\nempty: none\non: yes\nsub:\n  x: 1\n  y: none\n"
 	       "rows:\n  -\n    k: v\n");
+
+	/* Colour: the device cyan, a vfio driver green, a host driver yellow; padded outside. */
+	print_set_color(true);
+	s = render(PRINT_TEXT, "create", VDPA_CREATE, &r);
+	CHECK(strstr(s, "\033[36mvdpa0\033[0m: created on \033[36mvdpasim_net\033[0m, bound to "
+			"\033[32mvhost_vdpa\033[0m"), "vdpa in colour: %s", s);
+	free(s);
+	s = render(PRINT_TEXT, "create",
+		   "{\"kind\":\"vfs\",\"name\":\"0000:01:00.0\",\"numvfs\":1,\"previous_numvfs\":0,"
+		   "\"vfs\":[{\"name\":\"0000:01:00.1\",\"driver\":\"ixgbevf\",\"iommu_group\":9,"
+		   "\"vfio\":[]}]}", &r);
+	CHECK(strstr(s, "\033[36m0000:01:00.1  \033[0m \033[33mixgbevf             \033[0m 9 "),
+	      "vfs table in colour: %s", s);
+	free(s);
+	s = render(PRINT_JSON, "create", SF_CREATE, &r);
+	CHECK(!strchr(s, '\033'), "colour in JSON: %s", s);
+	free(s);
+	print_set_color(false);
 
 	/* -j is the reply as it came, -p the same indented. */
 	s = render(PRINT_JSON, "create", SF_CREATE, &r);
