@@ -623,13 +623,14 @@ static int print_mgmtdevs(FILE *f, json_t *a)
 		fprintf(f, "no vdpa management devices\n");
 	json_array_foreach(a, i, m)
 	{
-		fprintf(f, "%s: makes ", str(m, "name", "?"));
+		put_dev(f, str(m, "name", "?"));
+		fprintf(f, ": makes ");
 		print_value(f, json_object_get(m, "classes"), 0);
 		if (json_object_get(m, "max_vqs"))
 			fprintf(f, ", at most %lld virtqueues", num(m, "max_vqs"));
 		if (json_object_get(m, "supported_features"))
 			fprintf(f, ", features %s", str(m, "supported_features", ""));
-		if (json_object_get(m, "device"))
+		if (str(m, "device", NULL))
 			fprintf(f, "\n  device: %s", str(m, "device", ""));
 		fprintf(f, "\n");
 	}

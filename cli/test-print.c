@@ -125,6 +125,16 @@ int main(void)
 	       "  VF             DRIVER               GROUP  VFIO\n"
 	       "  0000:01:00.1   vfio-pci             7      /dev/vfio/7\n"
 	       "  0000:01:00.2   vfio-pci             8      /dev/vfio/8\n");
+	expect("mgmtdev",
+	       "[{\"name\":\"vdpasim_net\",\"bus\":null,\"dev\":\"vdpasim_net\",\"device\":null,"
+	       "\"classes\":[\"net\"],\"max_vqs\":3,\"supported_features\":\"0x308820028\"},"
+	       "{\"name\":\"pci/0000:00:08.0\",\"bus\":\"pci\",\"dev\":\"0000:00:08.0\","
+	       "\"device\":\"/sys/devices/pci0000:00/0000:00:08.0\",\"classes\":[\"net\","
+	       "\"block\"]}]",
+	       "vdpasim_net: makes net, at most 3 virtqueues, features 0x308820028\n"
+	       "pci/0000:00:08.0: makes net, block\n"
+	       "  device: /sys/devices/pci0000:00/0000:00:08.0\n");
+	expect("mgmtdev", "[]", "no vdpa management devices\n");
 	/* A kind this vfioctl does not know, nested: words and indents, never JSON. */
 	expect("create",
 	       "{\"kind\":\"new\",\"name\":\"n1\",\"list\":[\"a\",\"b\"],\"empty\":[],\"on\":true,"
