@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "macro.h"
+#include "options.h"
 #include "print.h"
 
 static const char *str(json_t *o, const char *key, const char *dflt)
@@ -16,6 +17,68 @@ static const char *str(json_t *o, const char *key, const char *dflt)
 	const char *s = json_string_value(json_object_get(o, key));
 
 	return s ? s : dflt;
+}
+
+/*
+ * Colour, in iproute2's manner: device names, drivers (vfio apart from the
+ * host's) and problems.  Only the printer colours; vfioctl decides whether.
+ */
+enum paint {
+	PAINT_NONE,
+	PAINT_DEV,  /* a device's name */
+	PAINT_VFIO, /* a vfio driver (or vhost_vdpa): the device is for user space */
+	PAINT_HOST, /* a host driver */
+	PAINT_BAD,  /* what stands in the way: not viable, in use, skipped */
+};
+
+static const char *const paint_codes[] = {
+	[PAINT_DEV] = "\033[36m",
+	[PAINT_VFIO] = "\033[32m",
+	[PAINT_HOST] = "\033[33m",
+	[PAINT_BAD] = "\033[31m",
+};
+
+static bool painting;
+
+void print_set_color(bool on)
+{
+	painting = on;
+}
+
+static const char *on(enum paint p)
+{
+	return painting && p != PAINT_NONE ? paint_codes[p] : "";
+}
+
+static const char *off(enum paint p)
+{
+	return painting && p != PAINT_NONE ? "\033[0m" : "";
+}
+
+/* A driver's colour: vfio's (and vhost_vdpa's, user space's too) or the host's. */
+static enum paint drv_paint(const char *drv)
+{
+	/* Not a driver's name: "-", "none", "no driver", ... */
+	if (!drv || strchr(drv, ' ') || streq(drv, "-") || streq(drv, "?") || streq(drv, "none") ||
+	    streq(drv, "unbound"))
+		return PAINT_NONE;
+	return strstr(drv, "vfio") || streq(drv, "vhost_vdpa") ? PAINT_VFIO : PAINT_HOST;
+}
+
+/* S in colour P. */
+static void paint(FILE *f, enum paint p, const char *s)
+{
+	fprintf(f, "%s%s%s", on(p), s, off(p));
+}
+
+static void put_dev(FILE *f, const char *s)
+{
+	paint(f, PAINT_DEV, s);
+}
+
+static void put_drv(FILE *f, const char *s)
+{
+	paint(f, drv_paint(s), s);
 }
 
 static void print_vfio(FILE *f, json_t *o)
@@ -34,13 +97,15 @@ static void print_in_use(FILE *f, json_t *u)
 	size_t i;
 
 	if (json_array_size(json_object_get(u, "uses")))
-		fprintf(f, "in use by the host (create refuses it without `force`):\n");
+		fprintf(f, "%sin use by the host%s (create refuses it without `force`):\n",
+			on(PAINT_BAD), off(PAINT_BAD));
 	json_array_foreach(json_object_get(u, "uses"), i, e)
 		fprintf(f, "  %s\n", str(e, "text", "?"));
 	json_array_foreach(json_object_get(u, "unseen"), i, e)
 		fprintf(f, "  not checked: %s\n", json_string_value(e));
 	if (json_is_true(json_object_get(u, "root_filesystem")))
-		fprintf(f, "  it holds the root file system: never taken, not even with `force`\n");
+		fprintf(f, "  %sit holds the root file system%s: never taken, not even with `force`\n",
+			on(PAINT_BAD), off(PAINT_BAD));
 }
 
 static int print_match(FILE *f, json_t *o)
@@ -50,7 +115,8 @@ static int print_match(FILE *f, json_t *o)
 
 	if (!json_is_array(cands))
 		return -EBADMSG;
-	fprintf(f, "%s %s\n", str(o, "name", "?"), str(o, "device", "?"));
+	put_dev(f, str(o, "name", "?"));
+	fprintf(f, " %s\n", str(o, "device", "?"));
 	fprintf(f, "  modalias %s\n", str(o, "modalias", "?"));
 	if (json_array_size(cands) == 0)
 		fprintf(f, "  no vfio driver declares an alias matching this device\n");
@@ -61,11 +127,11 @@ static int print_match(FILE *f, json_t *o)
 		fprintf(f, "  %lld. %s", (long long)json_integer_value(json_object_get(c, "rank")),
 			str(c, "module", "?"));
 		if (drv)
-			fprintf(f, " (driver %s)", drv);
+			fprintf(f, " (driver %s%s%s)", on(PAINT_VFIO), drv, off(PAINT_VFIO));
 		else
 			fprintf(f, " (not loaded)");
 		if (skip)
-			fprintf(f, " skipped: %s", skip);
+			fprintf(f, " %sskipped: %s%s", on(PAINT_BAD), skip, off(PAINT_BAD));
 		fprintf(f, "\n     alias %s, %lld exact field%s%s%s%s\n", str(c, "alias", "(unknown)"),
 			(long long)json_integer_value(json_object_get(c, "exact_fields")),
 			json_integer_value(json_object_get(c, "exact_fields")) == 1 ? "" : "s",
@@ -74,10 +140,12 @@ static int print_match(FILE *f, json_t *o)
 	}
 	sel = json_object_get(o, "selected");
 	if (json_is_object(sel))
-		fprintf(f, "selected %s: %s (decided in %s)\n", str(sel, "module", "?"),
+		fprintf(f, "selected %s%s%s: %s (decided in %s)\n", on(PAINT_VFIO),
+			str(sel, "module", "?"), off(PAINT_VFIO),
 			str(sel, "reason", ""), str(o, "resolver", "?"));
 	else
-		fprintf(f, "selected nothing (decided in %s)\n", str(o, "resolver", "?"));
+		fprintf(f, "%sselected nothing%s (decided in %s)\n", on(PAINT_BAD), off(PAINT_BAD),
+			str(o, "resolver", "?"));
 	if (json_object_get(o, "note"))
 		fprintf(f, "note: %s\n", str(o, "note", ""));
 	print_in_use(f, json_object_get(o, "in_use"));
@@ -90,12 +158,18 @@ static int print_device_result(FILE *f, json_t *o)
 	json_t *group = json_object_get(o, "iommu_group");
 
 	if (json_object_get(o, "changed")) {
-		if (!json_is_true(json_object_get(o, "changed")))
-			fprintf(f, "%s: already assigned to %s, nothing changed", str(o, "name", "?"),
-				drv ? drv : "?");
-		else
-			fprintf(f, "%s: assigned to %s (was %s)", str(o, "name", "?"),
-				drv ? drv : "?", prev ? prev : "unbound");
+		put_dev(f, str(o, "name", "?"));
+		if (!json_is_true(json_object_get(o, "changed"))) {
+			fprintf(f, ": already assigned to ");
+			put_drv(f, drv ? drv : "?");
+			fprintf(f, ", nothing changed");
+		} else {
+			fprintf(f, ": assigned to ");
+			put_drv(f, drv ? drv : "?");
+			fprintf(f, " (was ");
+			put_drv(f, prev ? prev : "unbound");
+			fprintf(f, ")");
+		}
 		if (json_is_integer(group))
 			fprintf(f, ", IOMMU group %lld", (long long)json_integer_value(group));
 		if (json_array_size(json_object_get(o, "vfio"))) {
@@ -104,11 +178,16 @@ static int print_device_result(FILE *f, json_t *o)
 		}
 		fprintf(f, "\n");
 	} else if (json_object_get(o, "restored")) {
-		fprintf(f, "%s: released, %s\n", str(o, "name", "?"),
-			drv ? drv : "no driver is bound");
+		put_dev(f, str(o, "name", "?"));
+		fprintf(f, ": released, ");
+		if (drv)
+			put_drv(f, drv);
+		else
+			fprintf(f, "no driver is bound");
+		fprintf(f, "\n");
 		if (!json_is_true(json_object_get(o, "restored")))
-			fprintf(f, "%s: warning: it was on %s before\n", str(o, "name", "?"),
-				prev ? prev : "?");
+			fprintf(f, "%s: %swarning%s: it was on %s before\n", str(o, "name", "?"),
+				on(PAINT_BAD), off(PAINT_BAD), prev ? prev : "?");
 	} else {
 		return -EBADMSG;
 	}
@@ -117,13 +196,15 @@ static int print_device_result(FILE *f, json_t *o)
 
 static void print_list_row(FILE *f, json_t *o)
 {
+	const char *d = str(o, "driver", "-"), *prev = str(o, "previous_driver", "-");
 	json_t *g = json_object_get(o, "iommu_group");
 	char group[16] = "-";
 
 	if (json_is_integer(g))
 		snprintf(group, sizeof(group), "%lld", (long long)json_integer_value(g));
-	fprintf(f, "%-5s %-36s %-20s %-12s %-5s %-9s %-3s ", str(o, "kind", "pci"),
-		str(o, "name", "?"), str(o, "driver", "-"), str(o, "previous_driver", "-"), group,
+	fprintf(f, "%-5s %s%-36s%s %s%-20s%s %s%-12s%s %-5s %-9s %-3s ", str(o, "kind", "pci"),
+		on(PAINT_DEV), str(o, "name", "?"), off(PAINT_DEV), on(drv_paint(d)), d,
+		off(drv_paint(d)), on(drv_paint(prev)), prev, off(drv_paint(prev)), group,
 		str(o, "state", "?"), json_is_true(json_object_get(o, "defined")) ? "yes" : "no");
 	print_vfio(f, o);
 	fprintf(f, "\n");
@@ -161,32 +242,120 @@ static int print_list(FILE *f, json_t *a)
 	return 0;
 }
 
-/* Any other object: its scalar members, one a line, nested ones as JSON. */
-static void print_object(FILE *f, json_t *o, const char *indent)
+/* The last component of a sysfs path: the name a person knows the device by. */
+static const char *base(const char *path)
+{
+	const char *slash = path ? strrchr(path, '/') : NULL;
+
+	return slash ? slash + 1 : path;
+}
+
+static long long num(json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
+}
+
+/* A scalar as a word: strings as they are, no quotes. */
+static void print_scalar(FILE *f, json_t *v)
+{
+	if (json_is_string(v))
+		fputs(json_string_value(v), f);
+	else if (json_is_integer(v))
+		fprintf(f, "%lld", (long long)json_integer_value(v));
+	else if (json_is_real(v))
+		fprintf(f, "%g", json_real_value(v));
+	else if (json_is_true(v))
+		fputs("yes", f);
+	else if (json_is_false(v))
+		fputs("no", f);
+	else
+		fputs("none", f);
+}
+
+static bool all_scalars(json_t *a)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(a, i, e)
+		if (json_is_object(e) || json_is_array(e))
+			return false;
+	return true;
+}
+
+static void print_value(FILE *f, json_t *v, int depth);
+
+/* An object's members a line each, nested ones indented below their key. */
+static void print_members(FILE *f, json_t *o, int depth)
 {
 	const char *key;
 	json_t *v;
 
 	json_object_foreach(o, key, v)
 	{
-		if (json_is_string(v)) {
-			fprintf(f, "%s%s: %s\n", indent, key, json_string_value(v));
+		fprintf(f, "%*s%s:", 2 * depth, "", key);
+		if (json_is_object(v) && json_object_size(v)) {
+			fputc('\n', f);
+			print_members(f, v, depth + 1);
+		} else if (json_is_array(v) && !all_scalars(v)) {
+			fputc('\n', f);
+			print_value(f, v, depth + 1);
 		} else {
-			char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
-
-			fprintf(f, "%s%s: %s\n", indent, key, t ? t : "?");
-			free(t);
+			fputc(' ', f);
+			print_value(f, v, depth);
+			fputc('\n', f);
 		}
 	}
 }
 
+/*
+ * Any value in words, never JSON: scalars as they are, lists of scalars
+ * joined with commas ("none" when empty), objects and lists of them as
+ * indented lines.
+ */
+static void print_value(FILE *f, json_t *v, int depth)
+{
+	json_t *e;
+	size_t i;
+
+	if (json_is_object(v)) {
+		if (json_object_size(v))
+			print_members(f, v, depth);
+		else
+			fputs("none", f);
+	} else if (json_is_array(v) && all_scalars(v)) {
+		if (!json_array_size(v))
+			fputs("none", f);
+		json_array_foreach(v, i, e)
+		{
+			fputs(i ? ", " : "", f);
+			print_scalar(f, e);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, e)
+		{
+			if (json_is_object(e)) {
+				fprintf(f, "%*s-\n", 2 * depth, "");
+				print_members(f, e, depth + 1);
+			} else {
+				fprintf(f, "%*s- ", 2 * depth, "");
+				print_value(f, e, depth + 1);
+				fputc('\n', f);
+			}
+		}
+	} else {
+		print_scalar(f, v);
+	}
+}
+
+/* The last resort, for a reply no verb below knows: every member in words. */
 static int print_generic(FILE *f, json_t *o)
 {
 	json_t *e;
 	size_t i;
 
 	if (json_is_object(o)) {
-		print_object(f, o, "");
+		print_members(f, o, 0);
 		return 0;
 	}
 	if (!json_is_array(o))
@@ -195,19 +364,336 @@ static int print_generic(FILE *f, json_t *o)
 	{
 		if (i)
 			fprintf(f, "\n");
-		if (json_is_object(e))
-			print_object(f, e, "");
-		else
+		if (!json_is_object(e))
 			return -EBADMSG;
+		print_members(f, e, 0);
 	}
 	return 0;
 }
 
-static bool is_pci_result(json_t *o)
+static void print_note(FILE *f, json_t *o)
 {
-	json_t *k = json_object_get(o, "kind");
+	if (json_object_get(o, "note"))
+		fprintf(f, "  note: %s\n", str(o, "note", ""));
+}
 
-	return !k || (json_is_string(k) && streq(json_string_value(k), "pci"));
+/* ", IOMMU group G, /dev/vfio/G" of O, what of it there is. */
+static void print_group_nodes(FILE *f, json_t *o)
+{
+	json_t *group = json_object_get(o, "iommu_group");
+
+	if (json_is_integer(group))
+		fprintf(f, ", IOMMU group %lld", (long long)json_integer_value(group));
+	if (json_array_size(json_object_get(o, "vfio"))) {
+		fprintf(f, ", ");
+		print_vfio(f, o);
+	}
+}
+
+/* mdev: made (or there already) on its parent, or removed from it. */
+static int print_mdev_result(FILE *f, json_t *o, bool destroy)
+{
+	json_t *attrs = json_object_get(o, "attrs"), *a;
+	const char *type = str(o, "type", NULL);
+	bool already = json_is_false(json_object_get(o, "changed"));
+	size_t i;
+
+	fprintf(f, "mdev ");
+	put_dev(f, str(o, "name", "?"));
+	fprintf(f, ": ");
+	if (destroy) {
+		fprintf(f, "removed from ");
+		put_dev(f, base(str(o, "parent", "its parent")));
+		if (type)
+			fprintf(f, " (type %s)", type);
+		fprintf(f, "\n");
+		print_note(f, o);
+		return 0;
+	}
+	fprintf(f, "%s", already ? "there already (on " : "created on ");
+	put_dev(f, base(str(o, "parent", "?")));
+	if (type)
+		fprintf(f, ", type %s", type);
+	fprintf(f, ", %s ", already ? "on" : "bound to");
+	put_drv(f, str(o, "driver", "no driver"));
+	print_group_nodes(f, o);
+	fprintf(f, "%s\n", already ? "), nothing changed" : "");
+	/* attrs as vfiod and mdevctl keep them: [{"name": "value"}, ...]. */
+	json_array_foreach(attrs, i, a)
+	{
+		const char *k;
+		json_t *v;
+
+		json_object_foreach(a, k, v)
+		{
+			fprintf(f, "  attribute %s = ", k);
+			print_scalar(f, v);
+			fprintf(f, "\n");
+		}
+	}
+	print_note(f, o);
+	return 0;
+}
+
+/* The VFs of a vfs result, a row each. */
+static void print_vf_table(FILE *f, json_t *vfs)
+{
+	json_t *v;
+	size_t i;
+
+	fprintf(f, "  %-14s %-20s %-6s %s\n", "VF", "DRIVER", "GROUP", "VFIO");
+	json_array_foreach(vfs, i, v)
+	{
+		const char *d = str(v, "driver", "-");
+		json_t *g = json_object_get(v, "iommu_group");
+		char group[16] = "-";
+
+		if (json_is_integer(g))
+			snprintf(group, sizeof(group), "%lld", (long long)json_integer_value(g));
+		fprintf(f, "  %s%-14s%s %s%-20s%s %-6s ", on(PAINT_DEV), str(v, "name", "?"),
+			off(PAINT_DEV), on(drv_paint(d)), d, off(drv_paint(d)), group);
+		if (json_array_size(json_object_get(v, "vfio")))
+			print_vfio(f, v);
+		else
+			fprintf(f, "-");
+		fprintf(f, "\n");
+	}
+}
+
+static const char *plural(long long n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
+}
+
+/* vfs: the PF's VF count as it is now, and what was done to get there. */
+static int print_vfs_result(FILE *f, json_t *o, bool destroy)
+{
+	json_t *prev = json_object_get(o, "previous_numvfs"), *vfs = json_object_get(o, "vfs");
+	json_t *done = json_object_get(o, destroy ? "released" : "assigned");
+	long long n = num(o, "numvfs");
+	size_t i;
+	json_t *e;
+
+	put_dev(f, str(o, "name", "?"));
+	fprintf(f, ": ");
+	if (destroy) {
+		fprintf(f, "VF count set back to %lld", n);
+		json_array_foreach(done, i, e)
+			fprintf(f, "%s%s", i ? ", " : "; released from vfio first: ",
+				json_string_value(e));
+		fprintf(f, "\n");
+	} else if (json_is_integer(prev) && json_integer_value(prev) == n) {
+		fprintf(f, "has %lld %s already, nothing changed%s\n", n, plural(n, "VF", "VFs"),
+			json_array_size(vfs) ? ":" : "");
+	} else {
+		fprintf(f, "%lld %s created", n, plural(n, "VF", "VFs"));
+		if (json_is_integer(prev) && json_integer_value(prev))
+			fprintf(f, " (there were %lld)", (long long)json_integer_value(prev));
+		if (json_array_size(done) && json_array_size(done) == json_array_size(vfs))
+			fprintf(f, ", each assigned to vfio");
+		else if (json_array_size(done))
+			fprintf(f, ", %zu assigned to vfio", json_array_size(done));
+		else if (json_is_false(json_object_get(o, "autoprobe")))
+			fprintf(f, ", not probed (autoprobe off)");
+		fprintf(f, "%s\n", json_array_size(vfs) ? ":" : "");
+	}
+	if (json_array_size(vfs))
+		print_vf_table(f, vfs);
+	print_note(f, o);
+	return 0;
+}
+
+/* vdpa: made on its management device and bound, or deleted. */
+static int print_vdpa_result(FILE *f, json_t *o, bool destroy)
+{
+	const char *drv = str(o, "driver", NULL);
+
+	put_dev(f, str(o, "name", "?"));
+	fprintf(f, ": ");
+	if (destroy) {
+		fprintf(f, "deleted");
+		if (drv) {
+			fprintf(f, " (it was on ");
+			put_drv(f, drv);
+			fprintf(f, ")");
+		}
+		fprintf(f, "\n");
+		print_note(f, o);
+		return 0;
+	}
+	fprintf(f, "created on ");
+	put_dev(f, str(o, "mgmtdev", "?"));
+	fprintf(f, ", ");
+	if (drv) {
+		fprintf(f, "bound to ");
+		put_drv(f, drv);
+	} else {
+		fprintf(f, "%sno driver bound%s", on(PAINT_BAD), off(PAINT_BAD));
+	}
+	if (json_object_get(o, "node"))
+		fprintf(f, ", %s", str(o, "node", ""));
+	else if (json_object_get(o, "virtio"))
+		fprintf(f, ", virtio device %s", str(o, "virtio", ""));
+	fprintf(f, "\n");
+	print_note(f, o);
+	return 0;
+}
+
+/* sf: a subfunction of its PF, active with its auxiliary device, or deleted. */
+static int print_sf_result(FILE *f, json_t *o, bool destroy)
+{
+	put_dev(f, str(o, "name", "?"));
+	fprintf(f, ": subfunction %lld of ", num(o, "sfnum"));
+	put_dev(f, base(str(o, "pf", "?")));
+	fputc(' ', f);
+	if (destroy) {
+		fprintf(f, "deleted (devlink port %s)\n", str(o, "devlink_port", "?"));
+		print_note(f, o);
+		return 0;
+	}
+	fprintf(f, "created, %s", str(o, "state", "?"));
+	if (json_object_get(o, "auxiliary")) {
+		fprintf(f, ", auxiliary device ");
+		put_dev(f, str(o, "auxiliary", ""));
+	}
+	fprintf(f, ", devlink port %s", str(o, "devlink_port", "?"));
+	if (json_object_get(o, "hw_addr"))
+		fprintf(f, ", hw_addr %s", str(o, "hw_addr", ""));
+	fprintf(f, "\n");
+	print_note(f, o);
+	return 0;
+}
+
+/* A create (or start) result, or a destroy (or stop) one, by its kind. */
+static int print_change(FILE *f, json_t *o, bool destroy)
+{
+	const char *kind = str(o, "kind", "pci");
+
+	if (!json_is_object(o))
+		return -EBADMSG;
+	if (streq(kind, "pci"))
+		return print_device_result(f, o);
+	if (streq(kind, "mdev"))
+		return print_mdev_result(f, o, destroy);
+	if (streq(kind, "vfs"))
+		return print_vfs_result(f, o, destroy);
+	if (streq(kind, "vdpa"))
+		return print_vdpa_result(f, o, destroy);
+	if (streq(kind, "sf"))
+		return print_sf_result(f, o, destroy);
+	return print_generic(f, o);
+}
+
+/* types: an mdev parent's types, a line each, with what it has made of each. */
+static int print_types(FILE *f, json_t *a)
+{
+	json_t *t, *d;
+	size_t i, k;
+
+	if (!json_is_array(a))
+		return -EBADMSG;
+	if (!json_array_size(a))
+		fprintf(f, "no mdev types\n");
+	json_array_foreach(a, i, t)
+	{
+		fprintf(f, "%s", str(t, "name", "?"));
+		if (json_object_get(t, "pretty_name"))
+			fprintf(f, " (%s)", str(t, "pretty_name", ""));
+		fprintf(f, ": %lld available, device API %s", num(t, "available_instances"),
+			str(t, "device_api", "?"));
+		json_array_foreach(json_object_get(t, "devices"), k, d)
+			fprintf(f, "%s%s", k ? ", " : ", made: ",
+				json_is_string(d) ? json_string_value(d) : str(d, "name", "?"));
+		fprintf(f, "\n");
+		if (json_object_get(t, "description"))
+			fprintf(f, "  %s\n", str(t, "description", ""));
+	}
+	return 0;
+}
+
+/* mgmtdev: the vdpa management devices, a line each, with what they make. */
+static int print_mgmtdevs(FILE *f, json_t *a)
+{
+	json_t *m;
+	size_t i;
+
+	if (!json_is_array(a))
+		return -EBADMSG;
+	if (!json_array_size(a))
+		fprintf(f, "no vdpa management devices\n");
+	json_array_foreach(a, i, m)
+	{
+		put_dev(f, str(m, "name", "?"));
+		fprintf(f, ": makes ");
+		print_value(f, json_object_get(m, "classes"), 0);
+		if (json_object_get(m, "max_vqs"))
+			fprintf(f, ", at most %lld virtqueues", num(m, "max_vqs"));
+		if (json_object_get(m, "supported_features"))
+			fprintf(f, ", features %s", str(m, "supported_features", ""));
+		if (str(m, "device", NULL))
+			fprintf(f, "\n  device: %s", str(m, "device", ""));
+		fprintf(f, "\n");
+	}
+	return 0;
+}
+
+/* OPTS as vfioctl's own words ("driver vfio-pci group"), "no options" when empty. */
+static void print_option_words(FILE *f, json_t *opts)
+{
+	const char *key;
+	bool first = true;
+	json_t *v, *a;
+	size_t i;
+
+	json_object_foreach(opts, key, v)
+	{
+		const struct option_def *d = option_find(key, OPT_DEFINE);
+		const char *word = d ? d->word : key;
+
+		if (json_is_false(v))
+			continue;
+		fputs(first ? "" : " ", f);
+		first = false;
+		if (json_is_array(v)) {
+			/* attrs: [{"name": "value"}, ...] */
+			json_array_foreach(v, i, a)
+			{
+				const char *k;
+				json_t *x;
+
+				json_object_foreach(a, k, x)
+				{
+					fprintf(f, "%s%s %s=", i ? " " : "", word, k);
+					print_scalar(f, x);
+				}
+			}
+		} else if (json_is_true(v)) {
+			fputs(word, f);
+		} else {
+			fprintf(f, "%s ", word);
+			print_scalar(f, v);
+		}
+	}
+	if (first)
+		fputs("no options", f);
+}
+
+/* define, modify, undefine: the definition, in a sentence. */
+static int print_definition(FILE *f, json_t *o, const char *verb)
+{
+	bool undefine = streq(verb, "undefine");
+	const char *what = undefine ? "undefined (it was " : "defined: ";
+
+	if (!json_is_object(o))
+		return -EBADMSG;
+	if (streq(verb, "modify"))
+		what = "definition changed: ";
+	fprintf(f, "%s: %s%s on %s, with ", str(o, "name", "?"), what, str(o, "kind", "?"),
+		str(o, "path", "?"));
+	print_option_words(f, json_object_get(o, "options"));
+	fprintf(f, ", start %s%s\n", str(o, "start", "auto"), undefine ? ")" : "");
+	print_note(f, o);
+	return 0;
 }
 
 /*
@@ -225,27 +711,35 @@ static void print_group(FILE *f, json_t *g, const char *indent)
 	if (json_is_true(json_object_get(g, "viable"))) {
 		fprintf(f, "vfio can open it as it stands\n");
 	} else {
-		fprintf(f, "vfio cannot open it while ");
+		fprintf(f, "%svfio cannot open it%s while ", on(PAINT_BAD), off(PAINT_BAD));
 		json_array_foreach(json_object_get(g, "in_the_way"), k, w)
-			fprintf(f, "%s%s is on %s", k ? ", " : "", str(w, "name", "?"),
-				str(w, "driver", "?"));
+		{
+			fprintf(f, "%s", k ? ", " : "");
+			put_dev(f, str(w, "name", "?"));
+			fprintf(f, " is on ");
+			put_drv(f, str(w, "driver", "?"));
+		}
 		fprintf(f, " (a create of one device with `group` takes them all)\n");
 	}
 	json_array_foreach(json_object_get(g, "devices"), k, d)
 	{
 		json_t *v = json_object_get(d, "vfio_driver");
 
-		fprintf(f, "%s  %s", indent, str(d, "name", "?"));
+		fprintf(f, "%s  ", indent);
+		put_dev(f, str(d, "name", "?"));
 		if (json_object_get(d, "ids"))
 			fprintf(f, " %s", str(d, "ids", ""));
 		if (json_object_get(d, "description"))
 			fprintf(f, " %s", str(d, "description", ""));
-		fprintf(f, ": %s", str(d, "driver", "no driver"));
-		if (json_is_true(json_object_get(d, "bridge")))
+		fprintf(f, ": ");
+		put_drv(f, str(d, "driver", "no driver"));
+		if (json_is_true(json_object_get(d, "bridge"))) {
 			fprintf(f, ", a bridge: it stays with the host");
-		else if (json_is_object(v))
-			fprintf(f, ", would get %s",
-				str(v, "driver", NULL) ? str(v, "driver", "") : str(v, "module", "?"));
+		} else if (json_is_object(v)) {
+			fprintf(f, ", would get ");
+			paint(f, PAINT_VFIO,
+			      str(v, "driver", NULL) ? str(v, "driver", "") : str(v, "module", "?"));
+		}
 		else if (v)
 			fprintf(f, ", no vfio driver matches it");
 		fprintf(f, "\n");
@@ -280,11 +774,12 @@ static int print_show(FILE *f, json_t *o)
 
 	if (!json_is_object(o))
 		return -EBADMSG;
-	fprintf(f, "%s %s", str(o, "name", "?"), str(o, "id", "?"));
+	put_dev(f, str(o, "name", "?"));
+	fprintf(f, " %s", str(o, "id", "?"));
 	if (json_object_get(o, "description"))
 		fprintf(f, " %s", str(o, "description", ""));
-	fprintf(f, "\n  device: %s\n  driver: %s", str(o, "device", "?"),
-		str(o, "driver", "none"));
+	fprintf(f, "\n  device: %s\n  driver: ", str(o, "device", "?"));
+	put_drv(f, str(o, "driver", "none"));
 	if (json_object_get(o, "driver_override"))
 		fprintf(f, " (driver_override %s)", str(o, "driver_override", ""));
 	fprintf(f, "\n");
@@ -361,20 +856,29 @@ int print_result(FILE *f, enum print_mode mode, const char *verb, const char *js
 		r = print_groups(f, o);
 	} else if (strcmp(verb, "show") == 0) {
 		r = print_show(f, o);
-	} else if ((strcmp(verb, "create") && strcmp(verb, "destroy") && strcmp(verb, "start") &&
-		    strcmp(verb, "stop")) ||
-		   (json_is_object(o) && !is_pci_result(o))) {
-		r = print_generic(f, o);
-	} else if (json_is_array(o)) {
-		json_t *e;
-		size_t i;
+	} else if (streq(verb, "types")) {
+		r = print_types(f, o);
+	} else if (streq(verb, "mgmtdev")) {
+		r = print_mgmtdevs(f, o);
+	} else if (streq(verb, "define") || streq(verb, "modify") || streq(verb, "undefine")) {
+		r = print_definition(f, o, verb);
+	} else if (streq(verb, "create") || streq(verb, "destroy") || streq(verb, "start") ||
+		   streq(verb, "stop")) {
+		bool destroy = streq(verb, "destroy") || streq(verb, "stop");
 
-		r = 0;
-		json_array_foreach(o, i, e)
-			if (r >= 0)
-				r = print_device_result(f, e);
+		if (json_is_array(o)) {
+			json_t *e;
+			size_t i;
+
+			r = 0;
+			json_array_foreach(o, i, e)
+				if (r >= 0)
+					r = print_change(f, e, destroy);
+		} else {
+			r = print_change(f, o, destroy);
+		}
 	} else {
-		r = print_device_result(f, o);
+		r = print_generic(f, o);
 	}
 	json_decref(o);
 	return r;

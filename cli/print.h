@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stdio.h>
 
 enum print_mode {
@@ -15,3 +16,6 @@ enum print_mode {
  * JSON is not what VERB returns.
  */
 int print_result(FILE *f, enum print_mode mode, const char *verb, const char *json);
+
+/* Colour device names, drivers and problems in the text from now on (off at first). */
+void print_set_color(bool on);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "bus.h"
 #include "definitions.h"
@@ -24,11 +25,18 @@
 
 #define EXIT_USAGE 2
 
+enum color_when {
+	COLOR_AUTO, /* on a terminal, unless NO_COLOR says otherwise */
+	COLOR_ALWAYS,
+	COLOR_NEVER,
+};
+
 struct opts {
 	enum print_mode mode;
 	bool verbose;
 	bool direct;
 	enum vfiod_resolver resolver;
+	enum color_when color;
 };
 
 struct verb {
@@ -362,6 +370,9 @@ static void help(FILE *f)
 	fprintf(f, "\nOptions:\n"
 		   "  -j, --json       print JSON\n"
 		   "  -p, --pretty     print indented JSON\n"
+		   "  -c, --color[=auto|always|never]\n"
+		   "                   colour the text (-c, --color: always; default auto:\n"
+		   "                   on a terminal, unless NO_COLOR is set)\n"
 		   "      --direct     act in this process through libvfiod\n"
 		   "      --resolver=auto|user|kernel\n"
 		   "                   who decides and binds (default auto: the vfio_select\n"
@@ -370,6 +381,24 @@ static void help(FILE *f)
 		   "  -V, --version    print the version\n"
 		   "  -h, --help       print this help\n\n"
 		   "See vfioctl(8).\n");
+}
+
+/*
+ * Colour as iproute2 gives it, and as no-color.org asks: never in JSON;
+ * asked for, always; else only on a terminal, and not when NO_COLOR is set
+ * to anything but "".
+ */
+static bool use_color(enum color_when when, enum print_mode mode)
+{
+	const char *no = getenv("NO_COLOR");
+
+	if (mode != PRINT_TEXT || when == COLOR_NEVER)
+		return false;
+	if (when == COLOR_ALWAYS)
+		return true;
+	if (no && *no)
+		return false;
+	return isatty(STDOUT_FILENO) == 1;
 }
 
 static void log_stderr(_unused_ void *userdata, _unused_ int priority, const char *format,
@@ -385,6 +414,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "pretty", no_argument, NULL, 'p' },
+		{ "color", optional_argument, NULL, 'c' },
 		{ "direct", no_argument, NULL, 'D' },
 		{ "resolver", required_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -397,7 +427,7 @@ int main(int argc, char **argv)
 	const struct verb *verb = NULL;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "+jpvVh", longopts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "+jpcvVh", longopts, NULL)) >= 0) {
 		switch (c) {
 		case 'j':
 			if (o.mode == PRINT_TEXT)
@@ -405,6 +435,17 @@ int main(int argc, char **argv)
 			break;
 		case 'p':
 			o.mode = PRINT_JSON_PRETTY;
+			break;
+		case 'c':
+			if (!optarg || streq(optarg, "always"))
+				o.color = COLOR_ALWAYS;
+			else if (streq(optarg, "auto"))
+				o.color = COLOR_AUTO;
+			else if (streq(optarg, "never"))
+				o.color = COLOR_NEVER;
+			else
+				return usage_error(NULL, "--color: unknown value '%s' (auto, always or "
+							 "never)", optarg);
 			break;
 		case 'D':
 			o.direct = true;
@@ -433,6 +474,7 @@ int main(int argc, char **argv)
 			return EXIT_USAGE; /* getopt named the option */
 		}
 	}
+	print_set_color(use_color(o.color, o.mode));
 	if (optind >= argc)
 		return usage_error(NULL, "missing verb (create, destroy, list, match, ...: see 'vfioctl help')");
 	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)

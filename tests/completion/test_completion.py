@@ -136,6 +136,17 @@ class TestTables(Base):
         self.assertEqual(self.complete("vfioctl --resolver = "), ["auto", "kernel", "user"])
         self.assertEqual(self.complete("vfioctl --resolver = user --direct ma"), ["match"])
 
+    def test_color(self):
+        got = self.complete("vfioctl -")
+        for o in ("-c", "--color", "--color="):
+            self.assertIn(o, got)
+        self.assertEqual(self.complete("vfioctl --color = "), ["always", "auto", "never"])
+        self.assertEqual(self.complete("vfioctl --color=n"), ["never"])
+        # Its value only ever after '=': "--color" alone takes no word after it.
+        self.assertEqual(self.complete("vfioctl --color = never --direct ma"), ["match"])
+        self.assertEqual(self.complete("vfioctl --color ma"), ["match"])
+        self.assertEqual(self.complete("vfioctl -c li"), ["list"])
+
 
 class TestValues(Base):
     def test_devices(self):

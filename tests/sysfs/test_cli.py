@@ -2,11 +2,18 @@
 """vfioctl and libvfiod against fixture sysfs trees and depmod-made module dirs."""
 import json
 import os
+import pty
+import re
 import shutil
 import subprocess
+import sys
 import unittest
 
 from fixture import ModulesDir, Sysfs, tempdir
+from kernelwrite import KernelWrite
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "dbus"))
+from fakekernel import FakeKernel  # noqa: E402  (the driver core of tests/dbus)
 
 VFIOCTL = os.environ.get("VFIOCTL", "vfioctl")
 NVME = "0000:00:03.0"
@@ -405,9 +412,6 @@ class TestDefinitions(Base):
         self.assertFalse(os.path.exists(os.path.join(self.defs, "x.json")))
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class TestGroups(Base):
     """vfioctl groups: every IOMMU group, its devices, what is in the way, what each would get."""
@@ -556,3 +560,235 @@ class TestShow(Base):
                       self.vfioctl("show", "0000:00:04.0").stdout)
         self.assertIn("0000:00:09.0", self.vfioctl("show", "0000:00:09.0", rc=1).stderr)
         self.assertIn("missing device path", self.vfioctl("show", rc=2).stderr)
+
+
+PF = "0000:00:06.0"
+PF_DIR = "devices/pci0000:00/" + PF
+VFS = ["0000:00:06.1", "0000:00:06.2"]
+PARENT = "0000:00:04.0"
+TYPE_DIR = f"devices/pci0000:00/{PARENT}/mdev_supported_types/fix-small"
+UUID = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001"
+MDEV_DIR = f"devices/pci0000:00/{PARENT}/{UUID}"
+JSON_MARKS = ("{", "}", "[", "]", '":')
+
+
+class TestKindsText(Base):
+    """Each kind's create and destroy in text: its sentence with the fixture's values, no JSON.
+
+    The kernel's part is played: FakeKernel binds and unbinds PCI drivers, KernelWrite
+    makes the VFs and the mdev while libvfiod's write to sriov_numvfs or create waits.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.standard_modules()
+        self.sys.module("vfio_fixture_vdsub", ["vfio-fixture-vdsub"])
+        self.sys.module("vfio_pci", ["vfio-pci"])
+        self.sys.pci(PF, 0x1b36, 0x0010, driver="nvme", group=6)
+        for attr, v in (("sriov_totalvfs", "4\n"), ("sriov_numvfs", "0\n"),
+                        ("sriov_drivers_autoprobe", "1\n")):
+            self.sys._write(f"{PF_DIR}/{attr}", v)
+        for k, v in (("available_instances", "2\n"), ("name", "small\n"),
+                     ("device_api", "vfio-pci\n"), ("create", "")):
+            self.sys._write(f"{TYPE_DIR}/{k}", v)
+        os.makedirs(os.path.join(self.sys.root, TYPE_DIR, "devices"))
+        self.sys._link(f"class/mdev_bus/{PARENT}", f"devices/pci0000:00/{PARENT}")
+        os.makedirs(os.path.join(self.sys.root, "bus/mdev/drivers/vfio_mdev"))
+        self.kernel = FakeKernel(self.sys, {NVME: "nvme"})
+        self.addCleanup(self.kernel.proc.stdout.close)
+        self.addCleanup(self.kernel.proc.stdin.close)
+        self.addCleanup(self.kernel.close)
+
+    def text(self, *args, write=None, act=None, rc=0):
+        """vfioctl's stdout, with ACT played when it writes the attribute WRITE."""
+        kw = KernelWrite(os.path.join(self.sys.root, write), act) if write else None
+        p = subprocess.Popen([VFIOCTL, "--direct", *args], env=self.env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if kw:
+            kw.watch(p.pid)
+        out, err = p.communicate(timeout=60)
+        if kw:
+            kw.join()
+        self.assertEqual(p.returncode, rc, f"vfioctl {' '.join(args)}: {out}{err}")
+        self.assertNotIn("AddressSanitizer", err)
+        self.assertNotIn("runtime error", err)
+        if "-j" not in args:
+            for mark in JSON_MARKS:
+                self.assertNotIn(mark, out, f"JSON in the text of {args}:\n{out}")
+        return out
+
+    def make_vfs(self):
+        for i, vf in enumerate(VFS):
+            self.sys.pci(vf, 0x1b36, 0x0010, group=7 + i, physfn=PF)
+            self.sys._link(f"{PF_DIR}/virtfn{i}", f"devices/pci0000:00/{vf}")
+
+    def remove_vfs(self):
+        for i, vf in enumerate(VFS):
+            os.unlink(os.path.join(self.sys.root, f"{PF_DIR}/virtfn{i}"))
+            os.unlink(os.path.join(self.sys.root, f"bus/pci/devices/{vf}"))
+            os.unlink(os.path.join(self.sys.root, f"kernel/iommu_groups/{7 + i}/devices/{vf}"))
+            shutil.rmtree(os.path.join(self.sys.root, f"devices/pci0000:00/{vf}"))
+
+    def make_mdev(self):
+        self.sys._link(f"{MDEV_DIR}/subsystem", "bus/mdev")
+        self.sys._link(f"{MDEV_DIR}/mdev_type", TYPE_DIR)
+        self.sys._link(f"{MDEV_DIR}/driver", "bus/mdev/drivers/vfio_mdev")
+        self.sys._link(f"{MDEV_DIR}/iommu_group", "kernel/iommu_groups/12")
+        self.sys._write(f"{MDEV_DIR}/remove", "")
+        self.sys._write(f"{MDEV_DIR}/weight", "0\n")  # a vendor attribute
+        self.sys._link(f"bus/mdev/devices/{UUID}", MDEV_DIR)
+
+    def remove_mdev(self):
+        os.unlink(os.path.join(self.sys.root, f"bus/mdev/devices/{UUID}"))
+        shutil.rmtree(os.path.join(self.sys.root, MDEV_DIR))
+
+    def test_pci(self):
+        out = self.text("create", NVME)
+        self.assertEqual(out, f"{NVME}: assigned to vfio-fixture-vdsub (was nvme), IOMMU group 3, "
+                              "/dev/vfio/3\n")
+        self.assertEqual(self.text("create", NVME),
+                         f"{NVME}: already assigned to vfio-fixture-vdsub, nothing changed, "
+                         "IOMMU group 3, /dev/vfio/3\n")
+        self.assertEqual(self.text("destroy", NVME), f"{NVME}: released, nvme\n")
+
+    def test_vfs_assigned_then_given_back(self):
+        out = self.text("create", PF, "vfs", "2", "assign", write=f"{PF_DIR}/sriov_numvfs",
+                        act=self.make_vfs)
+        self.assertEqual(out, f"{PF}: 2 VFs created, each assigned to vfio:\n"
+                              "  VF             DRIVER               GROUP  VFIO\n"
+                              "  0000:00:06.1   vfio-fixture-vdsub   7      /dev/vfio/7\n"
+                              "  0000:00:06.2   vfio-fixture-vdsub   8      /dev/vfio/8\n")
+        # The JSON the text came from, untouched.
+        o = json.loads(self.text("-j", "create", PF, "vfs", "2", "assign"))
+        self.assertEqual((o["kind"], o["numvfs"], o["assigned"]), ("vfs", 2, VFS))
+        self.assertEqual([(v["name"], v["driver"], v["vfio"]) for v in o["vfs"]],
+                         [(VFS[0], "vfio-fixture-vdsub", ["/dev/vfio/7"]),
+                          (VFS[1], "vfio-fixture-vdsub", ["/dev/vfio/8"])])
+        out = self.text("destroy", PF, "vfs", write=f"{PF_DIR}/sriov_numvfs",
+                        act=self.remove_vfs)
+        self.assertEqual(out, f"{PF}: VF count set back to 0; released from vfio first: "
+                              f"{VFS[0]}, {VFS[1]}\n")
+
+    def test_vfs_left_to_the_host(self):
+        out = self.text("create", PF, "vfs", "2", write=f"{PF_DIR}/sriov_numvfs",
+                        act=self.make_vfs)
+        self.assertEqual(out, f"{PF}: 2 VFs created:\n"
+                              "  VF             DRIVER               GROUP  VFIO\n"
+                              "  0000:00:06.1   -                    7      -\n"
+                              "  0000:00:06.2   -                    8      -\n")
+        self.assertEqual(self.text("destroy", PF, "vfs", write=f"{PF_DIR}/sriov_numvfs",
+                                   act=self.remove_vfs), f"{PF}: VF count set back to 0\n")
+
+    def test_vfs_there_already(self):
+        self.make_vfs()
+        self.assertEqual(self.text("create", PF, "vfs", "2"),
+                         f"{PF}: has 2 VFs already, nothing changed:\n"
+                         "  VF             DRIVER               GROUP  VFIO\n"
+                         "  0000:00:06.1   -                    7      -\n"
+                         "  0000:00:06.2   -                    8      -\n")
+
+    def test_mdev(self):
+        out = self.text("create", PARENT, "type", "small", "uuid", UUID, "attr", "weight=5",
+                        write=f"{TYPE_DIR}/create", act=self.make_mdev)
+        self.assertEqual(out, f"mdev {UUID}: created on {PARENT}, type fix-small, bound to "
+                              "vfio_mdev, IOMMU group 12, /dev/vfio/12\n"
+                              "  attribute weight = 5\n"
+                              '  note: type "small" taken as fix-small\n')
+        self.assertEqual(self.sys.read(f"{MDEV_DIR}/weight").strip(), "5")
+        self.assertEqual(self.text("create", PARENT, "type", "fix-small", "uuid", UUID),
+                         f"mdev {UUID}: there already (on {PARENT}, type fix-small, on "
+                         "vfio_mdev, IOMMU group 12, /dev/vfio/12), nothing changed\n")
+        self.assertEqual(self.text("destroy", UUID, write=f"{MDEV_DIR}/remove",
+                                   act=self.remove_mdev),
+                         f"mdev {UUID}: removed from {PARENT} (type fix-small)\n")
+
+    def test_every_verb_of_definitions_and_types(self):
+        self.env["STATE_DIRECTORY"] = os.path.join(self.tmp, "state")
+        self.assertEqual(self.text("define", NVME, "driver", "vfio_fixture_vd"),
+                         f"{NVME}: defined: pci on {NVME_PATH}, with driver vfio_fixture_vd, "
+                         "start auto\n")
+        self.assertEqual(self.text("modify", NVME, "group"),
+                         f"{NVME}: definition changed: pci on {NVME_PATH}, with driver "
+                         "vfio_fixture_vd group, start auto\n")
+        self.assertEqual(self.text("undefine", NVME),
+                         f"{NVME}: undefined (it was pci on {NVME_PATH}, with driver "
+                         "vfio_fixture_vd group, start auto)\n")
+        self.assertEqual(self.text("types", PARENT),
+                         "fix-small (small): 2 available, device API vfio-pci\n")
+
+
+class TestColour(Base):
+    """Colour on a terminal (a pseudo-terminal here), never in a pipe unless asked for."""
+
+    ESC = "\x1b["
+
+    def setUp(self):
+        super().setUp()
+        self.standard_modules()
+        self.env.pop("NO_COLOR", None)
+
+    def on_pty(self, *args, env=None):
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: stdout is the terminal
+            try:
+                os.execve(VFIOCTL, [VFIOCTL, "--direct", *args], env or self.env)
+            finally:
+                os._exit(127)
+        out = b""
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # EIO: the child is gone and the terminal closed
+                break
+            if not data:
+                break
+            out += data
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
+        return out.decode().replace("\r\n", "\n")
+
+    def in_pipe(self, *args, env=None):
+        p = subprocess.run([VFIOCTL, "--direct", *args], env=env or self.env,
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout
+
+    def test_auto_colours_a_terminal_only(self):
+        painted = self.on_pty("groups")
+        self.assertIn(f"\x1b[31mvfio cannot open it\x1b[0m while \x1b[36m{NVME}\x1b[0m is on "
+                      "\x1b[33mnvme\x1b[0m", painted)
+        self.assertIn(", would get \x1b[32mvfio_fixture_vdsub\x1b[0m", painted)
+        plain = self.in_pipe("groups")
+        self.assertNotIn(self.ESC, plain)
+        # The same words: colour adds escapes and nothing else.
+        self.assertEqual(re_strip(painted), plain)
+        self.assertIn(self.ESC, self.on_pty("--color=auto", "show", NVME))
+
+    def test_no_color(self):
+        self.assertNotIn(self.ESC, self.on_pty("groups", env=dict(self.env, NO_COLOR="1")))
+        # Set but empty: as if unset (no-color.org).
+        self.assertIn(self.ESC, self.on_pty("groups", env=dict(self.env, NO_COLOR="")))
+        # Asked for, colour even so, and even in a pipe.
+        for opt in ("--color=always", "-c", "--color"):
+            with self.subTest(opt=opt):
+                self.assertIn(self.ESC, self.in_pipe(opt, "groups",
+                                                     env=dict(self.env, NO_COLOR="1")))
+
+    def test_never_and_json(self):
+        self.assertNotIn(self.ESC, self.on_pty("--color=never", "groups"))
+        self.assertNotIn(self.ESC, self.on_pty("-c", "-j", "groups"))
+        self.assertNotIn(self.ESC, self.in_pipe("--color=always", "-p", "match", NVME))
+        # The last one given counts.
+        self.assertIn(self.ESC, self.in_pipe("--color=never", "-c", "groups"))
+        p = self.vfioctl("--color=sometimes", "list", rc=2)
+        self.assertIn("--color: unknown value 'sometimes' (auto, always or never)", p.stderr)
+
+
+def re_strip(text):
+    """TEXT without its colour escapes."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+if __name__ == "__main__":
+    unittest.main()
