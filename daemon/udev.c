@@ -57,6 +57,12 @@ struct pending {
 	bool marked;
 	bool announce; /* signal "added"/"removed" (not for the scan at start) */
 	bool gone_first; /* removed, then added again: forget the old one first */
+	/*
+	 * The add came with a driver bound: the kernel sends a new device's add
+	 * before any driver probes it, so this is an add made up for a device
+	 * that never went (udevadm trigger, the coldplug at boot).
+	 */
+	bool add_bound;
 };
 
 struct udev_watch {
@@ -142,6 +148,7 @@ static int pending_add(struct udev_watch *w, struct udev_device *dev, const char
 			p->gone_first = true;
 		if (streq(action, "remove"))
 			p->gone_first = false;
+		p->add_bound = streq(action, "add") && udev_device_get_driver(dev);
 		r = set_dup(&p->action, action);
 	}
 	if (announce)
@@ -386,6 +393,11 @@ static void forget_earlier(struct udev_watch *w, struct pending *p)
 		return;
 	if (jobs_queued_for(m, p->syspath, d->name, false))
 		return; /* queued: it will act on this device */
+	if (p->add_bound && !p->gone_first) {
+		log_debug("%s: an add for a device still bound to %s: the same device", p->syspath,
+			  p->driver);
+		return;
+	}
 	log_info("%s: appeared again; forgetting what vfiod knew of the earlier device",
 		 p->syspath);
 	forget_records(m, d);
