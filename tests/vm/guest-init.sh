@@ -58,13 +58,15 @@ VM_GENERATORS_MASKED="systemd-fstab-generator systemd-gpt-auto-generator
 
 # Hand PID 1 over to the host's systemd on the overlay root.
 vm_systemd() {
-	local self u systemd=/lib/systemd/systemd
+	local self u masks rc systemd=/lib/systemd/systemd
 
 	self=$(realpath -e "$0")
 	[ -x "$systemd" ] || {
 		echo "vm: no $systemd on the host"
 		vm_exit 126
 	}
+	# The host's units, before the preboot enables the guest's own.
+	masks=$(vm_systemd_masks)
 	# Before anything of systemd's is in /run (a postinst would take /run/systemd/system
 	# for a running systemd and ask it to start units).
 	if [ "${VM_PREBOOT:-0}" = 1 ]; then
@@ -79,7 +81,7 @@ vm_systemd() {
 		fi
 	fi
 	mkdir -p /run/systemd/system/multi-user.target.wants /run/systemd/system-generators
-	for u in $(vm_systemd_masks); do
+	for u in $masks; do
 		ln -sfn /dev/null "/run/systemd/system/$u"
 	done
 	for u in $VM_GENERATORS_MASKED; do
