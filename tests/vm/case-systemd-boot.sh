@@ -45,16 +45,6 @@ if [ ! -d /run/systemd/system ]; then
 fi
 
 : >"$RESULTS/figures"
-# until_ok SECONDS CMD...: run CMD every 0.2 s until it succeeds, for at most SECONDS.
-until_ok() {
-	local n=$(($1 * 5))
-	shift
-	while ! "$@"; do
-		n=$((n - 1))
-		[ $n -gt 0 ] || return 1
-		sleep 0.2
-	done
-}
 # On a vfio driver, whatever its name (the fixture variants' are "fixture-other-vfio" and
 # such): the device has a vfio device (class vfio-dev, since 6.1).
 on_vfio() { [ -d "/sys/bus/pci/devices/$1/vfio-dev" ]; }

@@ -23,16 +23,6 @@ fi
 
 : >"$RESULTS/figures"
 figure() { echo "$1 $((($(now_ns) - $2) / 1000000))" >>"$RESULTS/figures"; }
-# until SECONDS CMD...: run CMD every 0.2 s until it succeeds, for at most SECONDS.
-until_ok() {
-	local n=$(($1 * 5))
-	shift
-	while ! "$@"; do
-		n=$((n - 1))
-		[ $n -gt 0 ] || return 1
-		sleep 0.2
-	done
-}
 # The journal of this boot for UNIT has a line matching the extended regex RE.
 journal_has() { journalctl -b -q --no-pager -u "$1" -o cat | grep -qE -- "$2"; }
 

@@ -258,3 +258,14 @@ vm_lspci() {
 			"group $(vm_pci_group "${d##*/}") driver $(vm_pci_driver "${d##*/}")"
 	done
 }
+
+# until_ok SECONDS CMD...: run CMD every 0.2 s until it succeeds, for at most SECONDS.
+until_ok() {
+	local n=$(($1 * 5))
+	shift
+	while ! "$@"; do
+		n=$((n - 1))
+		[ $n -gt 0 ] || return 1
+		sleep 0.2
+	done
+}
