@@ -148,7 +148,9 @@ static int pending_add(struct udev_watch *w, struct udev_device *dev, const char
 			p->gone_first = true;
 		if (streq(action, "remove"))
 			p->gone_first = false;
-		p->add_bound = streq(action, "add") && udev_device_get_driver(dev);
+		/* The event's own DRIVER= (libudev would read sysfs for a device without one). */
+		p->add_bound = streq(action, "add") &&
+			       udev_device_get_property_value(dev, "DRIVER");
 		r = set_dup(&p->action, action);
 	}
 	if (announce)
