@@ -64,6 +64,15 @@ static int usage_error(const char *verb, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+/* VALUE's index in NAMES (ending with NULL), or -1. */
+static int choice(const char *const *names, const char *value)
+{
+	for (int i = 0; names[i]; i++)
+		if (streq(names[i], value))
+			return i;
+	return -1;
+}
+
 static int emit(const struct opts *o, const char *verb, const char *json)
 {
 	if (print_result(stdout, o->mode, verb, json) < 0) {
@@ -436,31 +445,34 @@ int main(int argc, char **argv)
 		case 'p':
 			o.mode = PRINT_JSON_PRETTY;
 			break;
-		case 'c':
-			if (!optarg || streq(optarg, "always"))
-				o.color = COLOR_ALWAYS;
-			else if (streq(optarg, "auto"))
-				o.color = COLOR_AUTO;
-			else if (streq(optarg, "never"))
-				o.color = COLOR_NEVER;
-			else
+		case 'c': {
+			static const char *const when[] = { [COLOR_AUTO] = "auto",
+							    [COLOR_ALWAYS] = "always",
+							    [COLOR_NEVER] = "never", NULL };
+			int i = optarg ? choice(when, optarg) : COLOR_ALWAYS;
+
+			if (i < 0)
 				return usage_error(NULL, "--color: unknown value '%s' (auto, always or "
 							 "never)", optarg);
+			o.color = (enum color_when)i;
 			break;
+		}
 		case 'D':
 			o.direct = true;
 			break;
-		case 'R':
-			if (streq(optarg, "auto"))
-				o.resolver = VFIOD_RESOLVER_AUTO;
-			else if (streq(optarg, "user"))
-				o.resolver = VFIOD_RESOLVER_USER;
-			else if (streq(optarg, "kernel"))
-				o.resolver = VFIOD_RESOLVER_KERNEL;
-			else
+		case 'R': {
+			static const char *const resolvers[] = { [VFIOD_RESOLVER_AUTO] = "auto",
+								 [VFIOD_RESOLVER_USER] = "user",
+								 [VFIOD_RESOLVER_KERNEL] = "kernel",
+								 NULL };
+			int i = choice(resolvers, optarg);
+
+			if (i < 0)
 				return usage_error(NULL, "--resolver: unknown value '%s' (auto, user "
 							 "or kernel)", optarg);
+			o.resolver = (enum vfiod_resolver)i;
 			break;
+		}
 		case 'v':
 			o.verbose = true;
 			break;
