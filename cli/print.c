@@ -152,10 +152,22 @@ static int print_match(FILE *f, json_t *o)
 	return 0;
 }
 
+/* ", IOMMU group G, /dev/vfio/G" of O, what of it there is. */
+static void print_group_nodes(FILE *f, json_t *o)
+{
+	json_t *group = json_object_get(o, "iommu_group");
+
+	if (json_is_integer(group))
+		fprintf(f, ", IOMMU group %lld", (long long)json_integer_value(group));
+	if (json_array_size(json_object_get(o, "vfio"))) {
+		fprintf(f, ", ");
+		print_vfio(f, o);
+	}
+}
+
 static int print_device_result(FILE *f, json_t *o)
 {
 	const char *drv = str(o, "driver", NULL), *prev = str(o, "previous_driver", NULL);
-	json_t *group = json_object_get(o, "iommu_group");
 
 	if (json_object_get(o, "changed")) {
 		put_dev(f, str(o, "name", "?"));
@@ -170,12 +182,7 @@ static int print_device_result(FILE *f, json_t *o)
 			put_drv(f, prev ? prev : "unbound");
 			fprintf(f, ")");
 		}
-		if (json_is_integer(group))
-			fprintf(f, ", IOMMU group %lld", (long long)json_integer_value(group));
-		if (json_array_size(json_object_get(o, "vfio"))) {
-			fprintf(f, ", ");
-			print_vfio(f, o);
-		}
+		print_group_nodes(f, o);
 		fprintf(f, "\n");
 	} else if (json_object_get(o, "restored")) {
 		put_dev(f, str(o, "name", "?"));
@@ -375,19 +382,6 @@ static void print_note(FILE *f, json_t *o)
 {
 	if (json_object_get(o, "note"))
 		fprintf(f, "  note: %s\n", str(o, "note", ""));
-}
-
-/* ", IOMMU group G, /dev/vfio/G" of O, what of it there is. */
-static void print_group_nodes(FILE *f, json_t *o)
-{
-	json_t *group = json_object_get(o, "iommu_group");
-
-	if (json_is_integer(group))
-		fprintf(f, ", IOMMU group %lld", (long long)json_integer_value(group));
-	if (json_array_size(json_object_get(o, "vfio"))) {
-		fprintf(f, ", ");
-		print_vfio(f, o);
-	}
 }
 
 /* mdev: made (or there already) on its parent, or removed from it. */
