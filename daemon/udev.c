@@ -57,12 +57,6 @@ struct pending {
 	bool marked;
 	bool announce; /* signal "added"/"removed" (not for the scan at start) */
 	bool gone_first; /* removed, then added again: forget the old one first */
-	/*
-	 * The add came with a driver bound: the kernel sends a new device's add
-	 * before any driver probes it, so this is an add made up for a device
-	 * that never went (udevadm trigger, the coldplug at boot).
-	 */
-	bool add_bound;
 };
 
 struct udev_watch {
@@ -148,9 +142,6 @@ static int pending_add(struct udev_watch *w, struct udev_device *dev, const char
 			p->gone_first = true;
 		if (streq(action, "remove"))
 			p->gone_first = false;
-		/* The event's own DRIVER= (libudev would read sysfs for a device without one). */
-		p->add_bound = streq(action, "add") &&
-			       udev_device_get_property_value(dev, "DRIVER");
 		r = set_dup(&p->action, action);
 	}
 	if (announce)
@@ -395,9 +386,17 @@ static void forget_earlier(struct udev_watch *w, struct pending *p)
 		return;
 	if (jobs_queued_for(m, p->syspath, d->name, false))
 		return; /* queued: it will act on this device */
-	if (p->add_bound && !p->gone_first) {
-		log_debug("%s: an add for a device still bound to %s: the same device", p->syspath,
-			  p->driver);
+	/*
+	 * Still on the driver vfiod put it on: the same device, and an add made
+	 * up for it (the coldplug at boot, udevadm trigger).  A new device at
+	 * that path starts without vfiod's driver_override, which a vfio driver
+	 * needs to bind it.  The driver is the event's, or, where the event
+	 * has none (the coldplug's of a device bound since), libudev's look at
+	 * the device now.
+	 */
+	if (!p->gone_first && d->driver && str_eq(p->driver, d->driver)) {
+		log_debug("%s: an add for the device vfiod holds, still on %s: nothing to forget",
+			  p->syspath, p->driver);
 		return;
 	}
 	log_info("%s: appeared again; forgetting what vfiod knew of the earlier device",
