@@ -76,9 +76,10 @@ VFIOD=$(deb vfiod)
 LIB=$(deb libvfiod0)
 DEV=$(deb libvfiod-dev)
 DKMS=$(deb vfio-select-dkms)
+HOOK=$(deb vfiod-libvirt)
 
 # --- Versions: debian/changelog, dkms.conf and CMakeLists.txt agree.
-for p in "$VFIOD" "$LIB" "$DEV" "$DKMS"; do
+for p in "$VFIOD" "$LIB" "$DEV" "$DKMS" "$HOOK"; do
 	check "$(basename "$p"): version $(dpkg-deb -f "$p" Version), not $VERSION" \
 		test "$(dpkg-deb -f "$p" Version)" = "$VERSION"
 done
@@ -125,11 +126,17 @@ done
 has "$LIB" "/usr/lib/$MULTIARCH/libvfiod.so.0"
 has "$DEV" /usr/include/vfiod.h "/usr/lib/$MULTIARCH/libvfiod.so" \
 	"/usr/lib/$MULTIARCH/pkgconfig/libvfiod.pc"
+# libvirt's hook: the program in libexec, linked from libvirt's hook directory.
+has "$HOOK" /usr/libexec/vfiod-libvirt-hook /etc/libvirt/hooks/qemu.d/vfiod
+check "the hook's link in qemu.d/ does not point at /usr/libexec/vfiod-libvirt-hook" sh -c \
+	"dpkg-deb --contents '$HOOK' | grep -qF './etc/libvirt/hooks/qemu.d/vfiod -> /usr/libexec/vfiod-libvirt-hook'"
+check "vfiod-libvirt depends on vfiod (= $VERSION)" \
+	sh -c "dpkg-deb -f '$HOOK' Depends | grep -qF 'vfiod (= $VERSION)'"
 KSRC=/usr/src/vfio-select-$VERSION
 has "$DKMS" "$KSRC/dkms.conf" "$KSRC/Kbuild" "$KSRC/vfio_select.c" \
 	"$KSRC/include/vfio_select/rank.h" "$KSRC/include/uapi/linux/vfio_select.h"
 # No test fixture, no build product, no static library, nothing under /usr/local.
-for p in "$VFIOD" "$LIB" "$DEV" "$DKMS"; do
+for p in "$VFIOD" "$LIB" "$DEV" "$DKMS" "$HOOK"; do
 	bad=$(contents "$p" | grep -E 'fixture|\.ko$|\.o$|\.a$|^/usr/local/|/CMake' || true)
 	check "$(basename "$p") ships $bad" test -z "$bad"
 done
@@ -143,7 +150,7 @@ check "vfio-select-dkms depends on dkms" sh -c "dpkg-deb -f '$DKMS' Depends | gr
 
 # --- Unpacked: the programs run, on the packaged library.
 ROOT=$WORK/x
-for p in "$VFIOD" "$LIB" "$DEV" "$DKMS"; do dpkg -x "$p" "$ROOT"; done
+for p in "$VFIOD" "$LIB" "$DEV" "$DKMS" "$HOOK"; do dpkg -x "$p" "$ROOT"; done
 export LD_LIBRARY_PATH=$ROOT/usr/lib/$MULTIARCH
 out=$("$ROOT/usr/bin/vfioctl" --version 2>&1) || fail "vfioctl --version: $out"
 check "vfioctl --version says '$out'" test "$out" = "vfioctl $VERSION"
@@ -174,21 +181,30 @@ sel=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["selected"]["m
 	"$out" 2>/dev/null || true)
 check "vfioctl --direct match chose '$sel', not vfio_fixture_vdsub: $out" \
 	test "$sel" = vfio_fixture_vdsub
+# The hook does nothing (and needs no bus) for an operation other than prepare and release.
+out=$(echo '<domain/>' | "$ROOT/usr/libexec/vfiod-libvirt-hook" guest started begin - 2>&1) ||
+	fail "vfiod-libvirt-hook guest started begin: $out"
+check "vfiod-libvirt-hook --help says no usage" sh -c \
+	"'$ROOT/usr/libexec/vfiod-libvirt-hook' --help | grep -q '^Usage: '"
 unset LD_LIBRARY_PATH
 
 # Every library a program or libvfiod needs is provided by a package they depend on.
-needed=$(for f in "$ROOT/usr/bin/vfioctl" "$ROOT/usr/libexec/vfiod" \
-	"$ROOT/usr/lib/$MULTIARCH/libvfiod.so.0"; do
-	objdump -p "$f" | awk '$1 == "NEEDED" { print $2 }'
-done | sort -u)
-depends="$(dpkg-deb -f "$VFIOD" Depends), $(dpkg-deb -f "$LIB" Depends)"
-for so in $needed; do
-	[ "$so" = libvfiod.so.0 ] && { check "vfiod depends on libvfiod0" \
-		grep -q 'libvfiod0' <<<"$depends"; continue; }
-	pkg=$(dpkg -S "*/$so" 2>/dev/null | head -1 | cut -d: -f1)
-	[ -n "$pkg" ] || { fail "no installed package provides $so"; continue; }
-	check "$so ($pkg) is not in Depends: $depends" grep -qE "(^|, )$pkg( |,|$)" <<<"$depends"
-done
+needs_of() { # DEB FILES... : the libraries FILES need, each in DEB's (or its own) Depends
+	local deb=$1 depends so pkg
+	shift
+	depends="$(dpkg-deb -f "$deb" Depends), $(dpkg-deb -f "$LIB" Depends)"
+	for so in $(for f in "$@"; do objdump -p "$f" | awk '$1 == "NEEDED" { print $2 }'; done |
+		sort -u); do
+		[ "$so" = libvfiod.so.0 ] && { check "$(basename "$deb") depends on libvfiod0" \
+			grep -q 'libvfiod0' <<<"$depends"; continue; }
+		pkg=$(dpkg -S "*/$so" 2>/dev/null | head -1 | cut -d: -f1)
+		[ -n "$pkg" ] || { fail "no installed package provides $so"; continue; }
+		check "$so ($pkg) is not in Depends: $depends" grep -qE "(^|, )$pkg( |,|$)" <<<"$depends"
+	done
+}
+needs_of "$VFIOD" "$ROOT/usr/bin/vfioctl" "$ROOT/usr/libexec/vfiod" \
+	"$ROOT/usr/lib/$MULTIARCH/libvfiod.so.0"
+needs_of "$HOOK" "$ROOT/usr/libexec/vfiod-libvirt-hook"
 
 # The unit starts the daemon the package ships; activation and policy name the same bus name.
 unit=$ROOT$UNITDIR/vfiod.service
@@ -273,11 +289,15 @@ if [ "$(id -u)" -eq 0 ]; then
 			--log="$WORK/dpkg.log" "$@" >>"$WORK/dpkg-out.log" 2>&1 ||
 			{ cat "$WORK/dpkg-out.log" >&2; return 1; }
 	}
-	check "dpkg --root -i vfiod libvfiod0 libvfiod-dev" dpkg_r -i "$VFIOD" "$LIB" "$DEV"
+	check "dpkg --root -i vfiod libvfiod0 libvfiod-dev vfiod-libvirt" \
+		dpkg_r -i "$VFIOD" "$LIB" "$DEV" "$HOOK"
 	for f in /usr/bin/vfioctl /usr/libexec/vfiod "$UNITDIR/vfiod.service" \
+		/usr/libexec/vfiod-libvirt-hook \
 		"/usr/lib/$MULTIARCH/libvfiod.so.0"; do
 		check "installed: $f" test -e "$R$f"
 	done
+	check "installed: the hook's link /etc/libvirt/hooks/qemu.d/vfiod" \
+		test -L "$R/etc/libvirt/hooks/qemu.d/vfiod"
 	check "postinst enabled vfiod.service (multi-user.target.wants)" \
 		test -L "$R/etc/systemd/system/multi-user.target.wants/vfiod.service"
 	check "postinst made the system group vfiod" grep -q '^vfiod:x:[0-9]*:$' "$R/etc/group"
@@ -285,11 +305,13 @@ if [ "$(id -u)" -eq 0 ]; then
 	mkdir -p "$R/run/vfiod/journal" "$R/var/lib/vfiod/devices"
 	echo '{}' >"$R/run/vfiod/journal/x.json"
 	echo '{}' >"$R/var/lib/vfiod/devices/x.json"
-	check "dpkg --root -r vfiod" dpkg_r -r vfiod
+	check "dpkg --root -r vfiod-libvirt vfiod" dpkg_r -r vfiod-libvirt vfiod
+	check "removed: the hook's link" test ! -L "$R/etc/libvirt/hooks/qemu.d/vfiod"
 	check "removed: /usr/bin/vfioctl" test ! -e "$R/usr/bin/vfioctl"
 	check "remove leaves /run/vfiod" test ! -e "$R/run/vfiod"
 	check "remove keeps the definitions (until purge)" test -e "$R/var/lib/vfiod/devices/x.json"
-	check "dpkg --root -P vfiod libvfiod-dev libvfiod0" dpkg_r -P vfiod libvfiod-dev libvfiod0
+	check "dpkg --root -P vfiod-libvirt vfiod libvfiod-dev libvfiod0" \
+		dpkg_r -P vfiod-libvirt vfiod libvfiod-dev libvfiod0
 	# A system group stays after a purge (files may still be owned by it), and with it
 	# the files that hold it.
 	left=$(cd "$R" && find . \( -path ./var/lib/dpkg -o -path ./etc/group -o \
@@ -305,7 +327,7 @@ fi
 if [ -n "$KEEP" ]; then
 	mkdir -p "$KEEP"
 	rm -f "$KEEP"/*.deb
-	cp "$VFIOD" "$LIB" "$DEV" "$DKMS" "$KEEP"/
+	cp "$VFIOD" "$LIB" "$DEV" "$DKMS" "$HOOK" "$KEEP"/
 fi
 echo "$checks checks passed, $fails failed ($(($(date +%s) - t0)) s)"
 [ "$fails" -eq 0 ]
