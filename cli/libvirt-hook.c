@@ -14,6 +14,7 @@
  * vfiod's message on stderr (libvirt puts it in the error `virsh start`
  * shows) and exits 1, which keeps the guest from starting.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -32,7 +34,9 @@
 #include <libxml/tree.h>
 #include <libxml/xpath.h>
 #include <libxml/xpathInternals.h>
+#include <syslog.h>
 #include <systemd/sd-bus.h>
+#include <systemd/sd-journal.h>
 
 #include "bus-connect.h"
 #include "bus-errors.h"
@@ -193,7 +197,7 @@ static xmlNode *metadata_for(xmlXPathContext *x, const char *kind, const char *a
 	for (int i = 0; o && o->nodesetval && i < o->nodesetval->nodeNr && !found; i++) {
 		_cleanup_free_ char *v = prop(o->nodesetval->nodeTab[i], attr);
 
-		if (v && streq(v, value))
+		if (v && strcasecmp(v, value) == 0)
 			found = o->nodesetval->nodeTab[i];
 	}
 	xmlXPathFreeObject(o);
@@ -207,6 +211,11 @@ static int set_string(json_t *o, const char *key, xmlNode *m, const char *attr)
 	if (!v)
 		return 0;
 	return json_object_set_new(o, key, json_string(v)) < 0 ? -ENOMEM : 0;
+}
+
+static const char *sysfs_root(void)
+{
+	return getenv(VFIOD_ENV_SYSFS_ROOT) ?: "/sys";
 }
 
 static bool path_exists(const char *path)
@@ -254,6 +263,9 @@ static unsigned long libvirt_version(void)
 	if (n <= 0)
 		return 0;
 	exe[n] = '\0';
+	/* Upgraded under the running daemon: the program at that path is the newer one. */
+	if ((size_t)n > strlen(" (deleted)") && streq(exe + n - strlen(" (deleted)"), " (deleted)"))
+		exe[n - strlen(" (deleted)")] = '\0';
 	base = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
 	if (!streq(base, "libvirtd") && !streq(base, "virtqemud"))
 		return 0;
@@ -307,9 +319,14 @@ static int want_pci(struct hook *h, xmlXPathContext *x, xmlNode *hd, struct want
 		/* The most specific driver is one this libvirt would refuse. */
 		r = json_object_set_new(w->opts, "driver", json_string("vfio-pci")) < 0 ? -ENOMEM :
 											  0;
-		say(h, "pci %s: to vfio-pci, as libvirt %lu.%lu.%lu takes no other vfio driver "
-		       "for a hostdev with managed='no' (libvirt 10.0 does)", w->key,
-		    h->libvirt / 1000000, h->libvirt / 1000 % 1000, h->libvirt % 1000);
+		/* In the journal: on stderr it would open every error libvirt shows. */
+		sd_journal_send("MESSAGE=vfiod: %s: pci %s: to vfio-pci, as libvirt %lu.%lu.%lu "
+				"takes no other vfio driver for a hostdev with managed='no' "
+				"(libvirt 10.0 does)",
+				h->domain, w->key, h->libvirt / 1000000, h->libvirt / 1000 % 1000,
+				h->libvirt % 1000,
+				"PRIORITY=%d", LOG_NOTICE, "SYSLOG_IDENTIFIER=vfiod-libvirt-hook",
+				"VFIOD_DEVICE=%s", w->key, NULL);
 	}
 	if (r >= 0 && m && prop_yes(m, "group"))
 		r = json_object_set_new(w->opts, "group", json_true()) < 0 ? -ENOMEM : 0;
@@ -330,8 +347,7 @@ static int want_mdev(struct hook *h, xmlXPathContext *x, xmlNode *hd, struct wan
 	if (m && prop_yes(m, "skip"))
 		return 0;
 	w->kind = KIND_MDEV;
-	if (asprintf(&sys, "%s/bus/mdev/devices/%s", getenv(VFIOD_ENV_SYSFS_ROOT) ?: "/sys",
-		     w->key) < 0 ||
+	if (asprintf(&sys, "%s/bus/mdev/devices/%s", sysfs_root(), w->key) < 0 ||
 	    !(w->name = strdup(w->key)))
 		return -ENOMEM;
 	w->present = path_exists(sys);
@@ -589,8 +605,9 @@ static int call(struct hook *h, const char *what, const char *method, const char
 	int r;
 
 	if (now_usec() >= h->deadline) {
+		/* Not asked at all: nothing of it can finish later. */
 		say(h, "%s: not done: the hook's %u s are up", what, h->timeout_sec);
-		return -ETIMEDOUT;
+		return -ETIME;
 	}
 	r = sd_bus_message_new_method_call(h->bus, &m, VFIOD_BUS_NAME, VFIOD_MANAGER_PATH,
 					   VFIOD_MANAGER_IFACE, method);
@@ -622,9 +639,8 @@ static int call(struct hook *h, const char *what, const char *method, const char
  * A Create or Start that did not answer in time may still finish: queue its
  * undo behind it in vfiod's queue for that hardware, without waiting.
  */
-static void undo_later(struct hook *h, const struct want *w)
+static void undo_one_later(struct hook *h, const struct want *w, const char *name)
 {
-	const char *name = w->name;
 	sd_bus_message *m = NULL;
 	const char *method = w->start ? "Stop" : "Destroy";
 
@@ -639,6 +655,23 @@ static void undo_later(struct hook *h, const struct want *w)
 	sd_bus_message_unref(m);
 }
 
+/* The undo of W, and with `group` of every other member of its IOMMU group. */
+static void undo_later(struct hook *h, const struct want *w)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	_cleanup_free_ char *dir = NULL;
+	struct dirent *e;
+
+	undo_one_later(h, w, w->name);
+	if (!json_is_true(json_object_get(w->opts, "group")) ||
+	    asprintf(&dir, "%s/bus/pci/devices/%s/iommu_group/devices", sysfs_root(), w->key) < 0)
+		return;
+	d = opendir(dir);
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.' && !streq(e->d_name, w->name))
+			undo_one_later(h, w, e->d_name);
+}
+
 /* Every device a Create's result says it changed, into the record. */
 static int record_changed(struct hook *h, const struct want *w, json_t *res)
 {
@@ -651,7 +684,8 @@ static int record_changed(struct hook *h, const struct want *w, json_t *res)
 	json_array_foreach(all, i, one) {
 		const char *name = json_string_value(json_object_get(one, "name"));
 
-		if (r >= 0 && name && json_is_true(json_object_get(one, "changed")))
+		/* A kind that can only make (vdpa, sf) says nothing: what it returns is new. */
+		if (r >= 0 && name && !json_is_false(json_object_get(one, "changed")))
 			r = state_add(h, w->kind, name, "destroy");
 	}
 	json_decref(all);
@@ -731,11 +765,60 @@ static int give_back(struct hook *h, size_t from)
 	return state_save(h) < 0 && ret >= 0 ? -EIO : ret;
 }
 
+/*
+ * What vfiod holds already, for another caller or an earlier boot, is not the hook's to
+ * make nor to give back, and no undo is ever queued for it; what the hook's own record
+ * has stays in the record.  Asked of the device's object, which vfiod answers from
+ * memory: a device the kernel holds elsewhere cannot make the question wait.
+ */
+static int mark_held(struct hook *h)
+{
+	json_t *devices = json_object_get(h->state, "devices"), *d;
+
+	(void)sd_bus_set_method_call_timeout(h->bus, time_left(h));
+	for (size_t k = 0; k < h->n_wants; k++) {
+		_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+		_cleanup_free_ char *path = NULL;
+		struct want *w = &h->wants[k];
+		_cleanup_free_ char *driver = NULL;
+		bool ours = false;
+		size_t j;
+		int r;
+
+		if (!w->name || w->present)
+			continue;
+		json_array_foreach(devices, j, d)
+			ours = ours || streq(json_string_value(json_object_get(d, "name")) ?: "",
+					     w->name);
+		if (ours)
+			continue;
+		r = sd_bus_path_encode(VFIOD_DEVICE_PREFIX, w->name, &path);
+		if (r < 0)
+			return r;
+		/* Known and on its driver (a PF's VF that is not assigned has an object too). */
+		r = sd_bus_get_property_string(h->bus, VFIOD_BUS_NAME, path, VFIOD_DEVICE_IFACE,
+					       "Driver", &e, &driver);
+		if (r >= 0 && driver && *driver)
+			w->present = true;
+		if (r >= 0)
+			continue;
+		if (!sd_bus_error_has_names(&e, SD_BUS_ERROR_UNKNOWN_OBJECT,
+						 SD_BUS_ERROR_UNKNOWN_INTERFACE,
+						 SD_BUS_ERROR_UNKNOWN_METHOD)) {
+			say(h, "%s %s: %s", kind_names[w->kind], w->key,
+			    e.message ?: strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
 static int prepare(struct hook *h)
 {
 	size_t before = json_array_size(json_object_get(h->state, "devices"));
-	int r = 0;
+	int r;
 
+	r = mark_held(h);
 	for (size_t i = 0; i < h->n_wants && r >= 0; i++)
 		r = make(h, &h->wants[i]);
 	if (r >= 0)

@@ -8,7 +8,7 @@ PACKAGES=(
 	# build
 	build-essential cmake pkg-config
 	libkmod-dev libudev-dev libpci-dev pci.ids libjansson-dev libnl-3-dev libnl-genl-3-dev
-	libsystemd-dev
+	libsystemd-dev libxml2-dev
 	# install paths (pkg-config systemd, udev, bash-completion) and the Debian packages
 	bash-completion debhelper dh-dkms
 	# tests on the host
@@ -22,6 +22,8 @@ PACKAGES=(
 	qemu-system-common
 	# run.sh --systemd: the real polkitd decides for vfiod in the guest (tests/vm/case-systemd.sh)
 	polkitd
+	# libvirt starts guests with vfiod's hook in the guest (tests/vm/case-libvirt.sh)
+	libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
 	# the kernel lint (tests/kernel-lint.sh): sparse on kernel/, beside checkpatch.pl
 	sparse
 	# the benchmarks (tests/bench): the baseline the VM figures compare with
