@@ -180,20 +180,72 @@ kill "$HOLDER"
 wait "$HOLDER" 2>/dev/null
 chown root "/dev/vfio/$GROUP"
 
-# --- The watchdog: vfiod frozen is killed and started again, and knows what it had.
+# --- An operation in flight when vfiod is stopped or frozen: the variant driver's probe
+# made to sleep (the fixture's probe_delay_ms), the create started in the background.
+PD=/sys/module/${DRV//-/_}/parameters/probe_delay_ms
+vm_check "the variant driver $DRV takes a probe delay" test -w "$PD"
+in_flight() { # an operation runs (Describe's "operations")
+	busctl call org.vfiod1 /org/vfiod1 org.vfiod1.Manager Describe |
+		grep -qE '\\"operations\\": ?\[ *\{|"operations": ?\[ *\{'
+}
+vm_check "vfioctl destroy $NVME (for a create in flight)" vfioctl destroy "$NVME"
+echo 6000 >"$PD"
+vfioctl create "$NVME" >"$RESULTS/create-restart.txt" 2>&1 &
+bg=$!
+vm_check "the create is in flight (a 6 s probe)" until_ok 10 in_flight
+OLD=$(systemctl show -p MainPID --value vfiod.service)
+t0=$(now_ns)
+systemctl restart vfiod.service &
+rs=$!
+sleep 1
+out=$(vfioctl create "$TESTDEV" 2>&1)
+vm_note "vfioctl create $TESTDEV while vfiod stops: $out"
+vm_check "... refused: vfiod is shutting down (org.vfiod1.Error.ShuttingDown)" \
+	grep -qi 'shutting down' <<<"$out"
+# (wait outside vm_check: its command runs in a subshell, whose children these are not)
+wait $rs
+rc=$?
+figure restart-during-create-ms "$t0"
+vm_check "systemctl restart vfiod, during the create" test $rc = 0
+wait $bg
+rc=$?
+vm_check "... waited for the create: it succeeded ($(tr '\n' ' ' <"$RESULTS/create-restart.txt"))" \
+	test $rc = 0
+vm_check "... a new process" test "$(systemctl show -p MainPID --value vfiod.service)" != "$OLD"
+vm_check "... $NVME on $DRV, listed by the new vfiod" sh -c \
+	"test '$(vm_pci_driver "$NVME")' = '$DRV' && vfioctl -j list | grep -qF '\"$NVME\"'"
+vm_check "... nothing left in vfiod's journal" test -z "$(ls /run/vfiod/journal 2>/dev/null)"
+
+# The watchdog: vfiod frozen in the middle of a create is killed and started again, and
+# settles what was in flight from its journal: its caller was told it failed, so vfiod
+# rolls it back (vfiod(8), The journal).
+vm_check "vfioctl destroy $NVME (for a create in flight)" vfioctl destroy "$NVME"
+vfioctl create "$NVME" >"$RESULTS/create-watchdog.txt" 2>&1 &
+bg=$!
+vm_check "the create is in flight (a 6 s probe)" until_ok 10 in_flight
 OLD=$(systemctl show -p MainPID --value vfiod.service)
 WD=$(systemctl show -p WatchdogUSec --value vfiod.service)
+restarts=$(systemctl show -p NRestarts --value vfiod.service)
 kill -STOP "$OLD"
 t0=$(now_ns)
 vm_check "vfiod frozen (SIGSTOP): systemd restarts it (WatchdogSec=$WD)" \
-	until_ok 90 sh -c 'test "$(systemctl show -p NRestarts --value vfiod.service)" = 1 &&
-			   systemctl -q is-active vfiod.service'
+	until_ok 90 sh -c "test \"\$(systemctl show -p NRestarts --value vfiod.service)\" = $((restarts + 1)) &&
+			   systemctl -q is-active vfiod.service"
 figure watchdog-restart-ms "$t0"
+echo 0 >"$PD"
 vm_check "... for the watchdog (journal: Watchdog timeout)" \
 	journal_has vfiod.service "Watchdog timeout"
 vm_check "... a new process" test "$(systemctl show -p MainPID --value vfiod.service)" != "$OLD"
-vm_check "the new vfiod lists $NVME as assigned" until_ok 10 sh -c \
-	"vfioctl -j list | grep -qF '\"$NVME\"'"
+wait $bg
+vm_note "the frozen create's caller: exit $?: $(tr '\n' ' ' <"$RESULTS/create-watchdog.txt")"
+vm_check "the new vfiod found the create in its journal" \
+	journal_has vfiod.service "$NVME: vfiod stopped in the middle of "
+vm_check "... and rolled it back: $NVME on nvme, not listed" until_ok 10 sh -c \
+	"test \"\$(basename \"\$(readlink /sys/bus/pci/devices/$NVME/driver)\")\" = nvme &&
+	 ! vfioctl -j list | grep -qF '\"$NVME\"'"
+vm_check "... the new vfiod says so" journal_has vfiod.service "$NVME: interrupted assign rolled back"
+vm_check "... nothing left in vfiod's journal" test -z "$(ls /run/vfiod/journal 2>/dev/null)"
+vm_check "the new vfiod creates $NVME" vfioctl create "$NVME"
 
 t0=$(now_ns)
 vm_check "vfioctl destroy $NVME" vfioctl destroy "$NVME"
@@ -216,7 +268,7 @@ systemd-analyze security --no-pager vfiod.service >"$RESULTS/security.txt" 2>&1
 vm_note "systemd-analyze security vfiod.service: $(grep -E 'Overall exposure' "$RESULTS/security.txt")"
 vm_check "systemd-analyze security rates vfiod.service" grep -q 'Overall exposure' "$RESULTS/security.txt"
 
-vm_check "vfiod.service restarted once only (the watchdog's)" \
+vm_check "vfiod.service restarted by systemd once only (the watchdog's)" \
 	test "$(systemctl show -p NRestarts --value vfiod.service)" = 1
 t0=$(now_ns)
 vm_check "systemctl stop vfiod" systemctl stop vfiod.service
