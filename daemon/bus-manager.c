@@ -72,12 +72,34 @@ static int method_create(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 	return submit_call(m, msg, TAKE_PTR(j));
 }
 
+/* The SF's number into J's options, unless the caller gave one. */
+static int options_set_sfnum(struct job *j, json_t *sfnum)
+{
+	json_t *o = j->options ? json_loads(j->options, 0, NULL) : json_object();
+	char *text;
+
+	if (!o || !json_is_integer(sfnum)) {
+		json_decref(o);
+		return -EINVAL;
+	}
+	if (!json_object_get(o, "sf"))
+		json_object_set(o, "sf", sfnum);
+	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (!text)
+		return -ENOMEM;
+	free(j->options);
+	j->options = text;
+	return 0;
+}
+
 static int method_destroy(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	struct manager *m = userdata;
 	_cleanup_(job_freep) struct job *j = NULL;
 	const char *path;
 	struct mdevice *d;
+	json_t *sf;
 	int r;
 
 	r = sd_bus_message_read(msg, "s", &path);
@@ -85,10 +107,18 @@ static int method_destroy(sd_bus_message *msg, void *userdata, sd_bus_error *err
 		return r;
 	/* A managed device may be named by its name or path as vfiod knows it. */
 	d = mdevice_find(m, path);
-	r = job_new(m, JOB_RELEASE, d && d->syspath ? d->syspath : path, &j);
+	sf = d && d->kind && streq(d->kind, "sf") ? json_object_get(d->info, "pf") : NULL;
+	if (sf)
+		/* An SF is given back through its PF, as `destroy PF sf N` is. */
+		path = json_string_value(sf);
+	else if (d && d->syspath)
+		path = d->syspath;
+	r = job_new(m, JOB_RELEASE, path, &j);
 	if (r < 0)
 		return r;
 	r = read_options(msg, OPT_DESTROY, j, error);
+	if (r >= 0 && sf)
+		r = options_set_sfnum(j, json_object_get(d->info, "sfnum"));
 	if (r < 0)
 		return r;
 	return submit_call(m, msg, TAKE_PTR(j));
