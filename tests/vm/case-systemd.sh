@@ -180,6 +180,21 @@ kill "$HOLDER"
 wait "$HOLDER" 2>/dev/null
 chown root "/dev/vfio/$GROUP"
 
+# --- A subfunction through the sandbox: devlink's port new, function set and activate
+# over generic netlink, the auxiliary device bound; then deleted.
+[ "$(vm_pci_driver "$TESTDEV")" = vfio_fixture_sf ] || modprobe vfio_fixture_sf
+vm_check "pci-testdev $TESTDEV on the SF fixture" \
+	until_ok 10 test "$(vm_pci_driver "$TESTDEV")" = vfio_fixture_sf
+out=$(vfioctl -j create "$TESTDEV" sf 88 mac 00:11:22:33:44:55 2>&1)
+AUX=$(jget 'd["auxiliary"]' <<<"$out" 2>/dev/null)
+vm_check "vfioctl create $TESTDEV sf 88: auxiliary device ${AUX:-none}: $out" \
+	test -n "$AUX" -a -d "/sys/bus/auxiliary/devices/$AUX"
+vm_check "devlink shows sfnum 88 active" sh -c \
+	"devlink port show | grep -A3 'sfnum 88' | grep -q 'state active'"
+vm_check "vfioctl destroy $TESTDEV-sf88" vfioctl destroy "$TESTDEV-sf88"
+vm_check "... the auxiliary device is gone" until_ok 10 test ! -e "/sys/bus/auxiliary/devices/$AUX"
+vm_check "... and the port" sh -c "! devlink port show | grep -q 'sfnum 88'"
+
 # --- An operation in flight when vfiod is stopped or frozen: the variant driver's probe
 # made to sleep (the fixture's probe_delay_ms), the create started in the background.
 PD=/sys/module/${DRV//-/_}/parameters/probe_delay_ms
