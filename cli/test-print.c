@@ -52,9 +52,10 @@ static void expect(const char *verb, const char *json, const char *want)
 	char *got = render(PRINT_TEXT, verb, json, &r), *painted;
 
 	CHECK(r == 0, "%s: print_result %d for %s", verb, r, json);
-	CHECK(got && strcmp(got, want) == 0, "%s: got\n%s\nwanted\n%s", verb, got, want);
-	CHECK(got && !strpbrk(got, "{}[]\""), "%s: JSON in the text:\n%s", verb, got);
-	CHECK(got && !strchr(got, '\033'), "%s: colour while off:\n%s", verb, got);
+	CHECK(got && strcmp(got, want) == 0, "%s: got\n%s\nwanted\n%s", verb, got ?: "(nothing)",
+	      want);
+	CHECK(got && !strpbrk(got, "{}[]\""), "%s: JSON in the text:\n%s", verb, got ?: "");
+	CHECK(got && !strchr(got, '\033'), "%s: colour while off:\n%s", verb, got ?: "");
 	print_set_color(true);
 	painted = render(PRINT_TEXT, verb, json, &r);
 	print_set_color(false);
