@@ -476,7 +476,8 @@ static int print_vfs_result(FILE *f, json_t *o, bool destroy)
 			fprintf(f, "%s%s", i ? ", " : "; released from vfio first: ",
 				json_string_value(e));
 		fprintf(f, "\n");
-	} else if (json_is_integer(prev) && json_integer_value(prev) == n) {
+	} else if (json_is_false(json_object_get(o, "changed")) ||
+		   (json_is_integer(prev) && json_integer_value(prev) == n)) {
 		fprintf(f, "has %lld %s already, nothing changed%s\n", n, plural(n, "VF", "VFs"),
 			json_array_size(vfs) ? ":" : "");
 	} else {

@@ -929,6 +929,9 @@ static int vfs_create(struct vfiod_ctx *ctx, const char *path, json_t *opts, jso
 		r = *ret ? 1 : -ENOMEM;
 		if (*ret && !old)
 			json_object_set_new(*ret, "previous_numvfs", json_integer(pf.numvfs));
+		/* As a PCI assign says it: asked again, nothing was done. */
+		if (*ret)
+			json_object_set_new(*ret, "changed", json_false());
 		goto out;
 	}
 

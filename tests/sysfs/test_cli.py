@@ -676,6 +676,12 @@ class TestKindsText(Base):
                               "  VF             DRIVER               GROUP  VFIO\n"
                               "  0000:00:06.1   -                    7      -\n"
                               "  0000:00:06.2   -                    8      -\n")
+        # Asked again: vfiod's record says 0 before it, yet nothing is created this time.
+        self.assertEqual(self.text("create", PF, "vfs", "2"),
+                         f"{PF}: has 2 VFs already, nothing changed:\n"
+                         "  VF             DRIVER               GROUP  VFIO\n"
+                         "  0000:00:06.1   -                    7      -\n"
+                         "  0000:00:06.2   -                    8      -\n")
         self.assertEqual(self.text("destroy", PF, "vfs", write=f"{PF_DIR}/sriov_numvfs",
                                    act=self.remove_vfs), f"{PF}: VF count set back to 0\n")
 
