@@ -225,6 +225,17 @@ static bool path_exists(const char *path)
 	return stat(path, &st) == 0;
 }
 
+static bool uuid_valid(const char *s)
+{
+	if (!s || strlen(s) != 36)
+		return false;
+	for (size_t i = 0; i < 36; i++)
+		if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-' :
+							      !strchr("0123456789abcdefABCDEF", s[i]))
+			return false;
+	return true;
+}
+
 /* "9.0.0" as 9000000; 0 when it is not a version. */
 static unsigned long version_of(const char *s)
 {
@@ -339,7 +350,7 @@ static int want_mdev(struct hook *h, xmlXPathContext *x, xmlNode *hd, struct wan
 	_cleanup_free_ char *sys = NULL, *parent = NULL, *type = NULL;
 
 	w->key = a ? prop(a, "uuid") : NULL;
-	if (!w->key || strlen(w->key) != 36 || strchr(w->key, '/')) {
+	if (!uuid_valid(w->key)) {
 		say(h, "a <hostdev type='mdev'> has no valid source address uuid");
 		return -EINVAL;
 	}
@@ -467,17 +478,6 @@ static int timeout_of(struct hook *h, xmlXPathContext *x)
 	return 0;
 }
 
-static bool uuid_valid(const char *s)
-{
-	if (!s || strlen(s) != 36)
-		return false;
-	for (size_t i = 0; i < 36; i++)
-		if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-' :
-							      !strchr("0123456789abcdefABCDEF", s[i]))
-			return false;
-	return true;
-}
-
 static int parse_domain(struct hook *h, const char *xml, size_t len)
 {
 	xmlDoc *doc;
@@ -568,14 +568,24 @@ fail:
 	return r;
 }
 
+/* The record has a device of that name: the hook made it. */
+static bool state_has(const struct hook *h, const char *name)
+{
+	json_t *d;
+	size_t i;
+
+	json_array_foreach(json_object_get(h->state, "devices"), i, d)
+		if (streq(json_string_value(json_object_get(d, "name")) ?: "", name))
+			return true;
+	return false;
+}
+
 static int state_add(struct hook *h, enum kind kind, const char *name, const char *undo)
 {
 	json_t *devices = json_object_get(h->state, "devices"), *d;
-	size_t i;
 
-	json_array_foreach(devices, i, d)
-		if (streq(json_string_value(json_object_get(d, "name")) ?: "", name))
-			return 0;
+	if (state_has(h, name))
+		return 0;
 	d = json_pack("{s:s, s:s, s:s}", "kind", kind_names[kind], "name", name, "undo", undo);
 	if (!d || json_array_append_new(devices, d) < 0)
 		return -ENOMEM;
@@ -773,24 +783,15 @@ static int give_back(struct hook *h, size_t from)
  */
 static int mark_held(struct hook *h)
 {
-	json_t *devices = json_object_get(h->state, "devices"), *d;
-
 	(void)sd_bus_set_method_call_timeout(h->bus, time_left(h));
 	for (size_t k = 0; k < h->n_wants; k++) {
 		_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
 		_cleanup_free_ char *path = NULL;
 		struct want *w = &h->wants[k];
 		_cleanup_free_ char *driver = NULL;
-		bool ours = false;
-		size_t j;
 		int r;
 
-		if (!w->name || w->present)
-			continue;
-		json_array_foreach(devices, j, d)
-			ours = ours || streq(json_string_value(json_object_get(d, "name")) ?: "",
-					     w->name);
-		if (ours)
+		if (!w->name || w->present || state_has(h, w->name))
 			continue;
 		r = sd_bus_path_encode(VFIOD_DEVICE_PREFIX, w->name, &path);
 		if (r < 0)
@@ -837,7 +838,8 @@ static int run(struct hook *h, bool at_prepare)
 
 	r = bus_connect("vfiod-libvirt-hook", &h->bus, NULL);
 	if (r < 0) {
-		say(h, "cannot reach the system bus: %s", strerror(-r));
+		say(h, "cannot reach the system bus: %s; is dbus running (systemctl status "
+		       "dbus.socket)?", strerror(-r));
 		return r;
 	}
 	h->deadline = now_usec() + h->timeout_sec * USEC_PER_SEC;

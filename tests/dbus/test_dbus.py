@@ -411,15 +411,22 @@ class TestObjects(Base):
         self.destroy(NVME)
 
 
+def group_of_two(sys):
+    """Two nvme functions in IOMMU group 7: neither can be assigned alone. Their
+    native drivers, for the fake kernel."""
+    sys.pci("0000:00:07.0", 0x1b36, 0x0010, driver="nvme", group=7)
+    sys.pci("0000:00:07.1", 0x1b36, 0x0010, driver="nvme", group=7)
+    return {"0000:00:07.0": "nvme", "0000:00:07.1": "nvme"}
+
+
 class TestGroup(Base):
     fake_kernel = True
 
     def extra_fixture(self):
-        self.sys.pci("0000:00:07.0", 0x1b36, 0x0010, driver="nvme", group=7)
-        self.sys.pci("0000:00:07.1", 0x1b36, 0x0010, driver="nvme", group=7)
+        self.group_native = group_of_two(self.sys)
 
     def native(self):
-        return {"0000:00:07.0": "nvme", "0000:00:07.1": "nvme"}
+        return self.group_native
 
     def test_group_option_assigns_every_member(self):
         name, _ = self.error_of("Create", "0000:00:07.0", {})

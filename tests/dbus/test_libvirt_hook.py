@@ -16,7 +16,7 @@ import time
 import unittest
 
 from fakekernel import DeviceLock
-from test_dbus import NVME, OTHER, VDSUB, Base
+from test_dbus import NVME, OTHER, VDSUB, Base, group_of_two
 
 HOOK = os.environ.get("VFIOD_LIBVIRT_HOOK", "vfiod-libvirt-hook")
 NS = "http://vfiod.org/xmlns/libvirt/domain/1.0"
@@ -49,11 +49,10 @@ class TestLibvirtHook(Base):
 
     def extra_fixture(self):
         # A function in a group of two: not viable alone.
-        self.sys.pci("0000:00:07.0", 0x1b36, 0x0010, driver="nvme", group=7)
-        self.sys.pci("0000:00:07.1", 0x1b36, 0x0010, driver="nvme", group=7)
+        self.group_native = group_of_two(self.sys)
 
     def native(self):
-        return {"0000:00:07.0": "nvme", "0000:00:07.1": "nvme"}
+        return self.group_native
 
     def setUp(self):
         super().setUp()
