@@ -107,6 +107,7 @@ void mdevice_set_state(struct mdevice *d, const char *state)
 	if (d->state != state && !str_equal(d->state, state)) {
 		d->state = state;
 		changed(&c, "State");
+		cdi_schedule(d->m);
 	}
 	emit(d, &c);
 }
@@ -224,6 +225,7 @@ struct mdevice *mdevice_update(struct manager *m, json_t *o, const char *state)
 	} else {
 		emit(d, &c);
 	}
+	cdi_schedule(m);
 	return d;
 }
 
@@ -243,6 +245,7 @@ void mdevice_remove(struct mdevice *d)
 			*p = d->next;
 			break;
 		}
+	cdi_schedule(m);
 	mdevice_free(d);
 }
 

@@ -632,19 +632,24 @@ static int method_stop(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 
 char *manager_describe(struct manager *m)
 {
-	json_t *o, *devices = json_array();
+	json_t *o, *devices = json_array(), *cdi = json_null();
 	char *s;
 
+	if (m->cfg.cdi_dir) {
+		json_decref(cdi);
+		cdi = json_pack("{s:s, s:s, s:b}", "directory", m->cfg.cdi_dir, "kind",
+				VFIOD_CDI_KIND, "failed", m->cdi_failed);
+	}
 	for (struct mdevice *d = m->devices; devices && d; d = d->next)
 		json_array_append_new(devices, mdevice_json(d));
-	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:o, s:o, s:o}", "version",
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:o, s:o, s:o, s:o}", "version",
 		      vfiod_version(),
 		      "sysfs_root", m->sysfs_root, "runtime_directory",
 		      m->cfg.runtime_dir, "state_directory", m->cfg.state_dir,
 		      "configuration_directory", m->cfg.config_dir, "operation_timeout_sec",
 		      m->cfg.operation_timeout_usec / 1e6, "read_timeout_sec",
 		      m->cfg.read_timeout_usec / 1e6, "devices", devices, "operations",
-		      jobs_json(m), "definitions", store_list(m));
+		      jobs_json(m), "definitions", store_list(m), "cdi", cdi);
 	if (!o)
 		return NULL;
 	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * vfiod.conf: "Key=Value" lines, '#' or ';' comments, an optional [Daemon]
- * section header.  Keys: OperationTimeoutSec.  See vfiod(8).
+ * section header.  Keys: OperationTimeoutSec, ReadTimeoutSec, CDI,
+ * CDISpecDirectory.  See vfiod.conf(5).
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "bus-names.h"
 #include "config.h"
@@ -49,6 +51,32 @@ static char *strip(char *s)
 	return s;
 }
 
+/* yes/no, true/false, on/off, 1/0, as systemd reads them; -EINVAL otherwise. */
+static int parse_boolean(const char *v)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+		if (!strcasecmp(v, yes[i]))
+			return 1;
+		if (!strcasecmp(v, no[i]))
+			return 0;
+	}
+	return -EINVAL;
+}
+
+static int set_string(char **field, const char *v)
+{
+	char *c = strdup(v);
+
+	if (!c)
+		return -ENOMEM;
+	free(*field);
+	*field = c;
+	return 0;
+}
+
 static int config_parse_file(struct config *c, const char *path)
 {
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
@@ -83,6 +111,23 @@ static int config_parse_file(struct config *c, const char *path)
 				log_warning("%s:%u: ReadTimeoutSec=%.200s is not a number of "
 					    "seconds, ignoring",
 					    path, n, strip(eq + 1));
+		} else if (streq(l, "CDI")) {
+			int b = parse_boolean(strip(eq + 1));
+
+			if (b < 0)
+				log_warning("%s:%u: CDI=%.200s is not yes or no, ignoring", path, n,
+					    strip(eq + 1));
+			else
+				c->cdi = b;
+		} else if (streq(l, "CDISpecDirectory")) {
+			const char *v = strip(eq + 1);
+
+			if (v[0] != '/')
+				log_warning("%s:%u: CDISpecDirectory=%.200s is not an absolute "
+					    "path, ignoring",
+					    path, n, v);
+			else if (set_string(&c->cdi_dir, v) < 0)
+				return -ENOMEM;
 		} else {
 			log_warning("%s:%u: unknown key %.200s, ignoring", path, n, l);
 		}
@@ -107,11 +152,13 @@ int config_load(struct config *c)
 	*c = (struct config){
 		.operation_timeout_usec = VFIOD_DEFAULT_OPERATION_TIMEOUT_SEC * 1000000ULL,
 		.read_timeout_usec = VFIOD_DEFAULT_READ_TIMEOUT_SEC * 1000000ULL,
+		.cdi = true,
 	};
 	c->state_dir = dir_from_env(VFIOD_ENV_STATE_DIRECTORY, VFIOD_DEFAULT_STATE_DIR);
 	c->runtime_dir = dir_from_env(VFIOD_ENV_RUNTIME_DIRECTORY, VFIOD_DEFAULT_RUNTIME_DIR);
 	c->config_dir = dir_from_env(VFIOD_ENV_CONFIGURATION_DIRECTORY, VFIOD_DEFAULT_CONFIG_DIR);
-	if (!c->state_dir || !c->runtime_dir || !c->config_dir)
+	c->cdi_dir = strdup(VFIOD_DEFAULT_CDI_DIR);
+	if (!c->state_dir || !c->runtime_dir || !c->config_dir || !c->cdi_dir)
 		return -ENOMEM;
 
 	if (asprintf(&main_file, "%s/%s", c->config_dir, VFIOD_CONFIG_FILE) < 0 ||
@@ -136,6 +183,18 @@ int config_load(struct config *c)
 	if (v && *v && parse_seconds(v, &c->read_timeout_usec) < 0)
 		log_warning("%s=%.200s is not a number of seconds, ignoring",
 			    VFIOD_ENV_READ_TIMEOUT, v);
+	/* Set: the spec goes there, whatever the files say; empty: none is written. */
+	v = getenv(VFIOD_ENV_CDI_DIR);
+	if (v) {
+		c->cdi = *v;
+		c->cdi_env = *v;
+		if (*v && set_string(&c->cdi_dir, v) < 0)
+			return -ENOMEM;
+	}
+	if (!c->cdi) {
+		free(c->cdi_dir);
+		c->cdi_dir = NULL;
+	}
 	return 0;
 }
 
@@ -144,5 +203,6 @@ void config_done(struct config *c)
 	free(c->state_dir);
 	free(c->runtime_dir);
 	free(c->config_dir);
+	free(c->cdi_dir);
 	*c = (struct config){};
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct config {
@@ -9,6 +10,9 @@ struct config {
 	char *state_dir;
 	char *runtime_dir;
 	char *config_dir;
+	bool cdi;	/* CDI=: write a CDI spec of the devices vfiod holds */
+	char *cdi_dir;	/* where; NULL once config_load() found it off */
+	bool cdi_env;	/* VFIOD_CDI_SPEC_DIR said so: even for a fixture tree */
 };
 
 /*

@@ -56,6 +56,13 @@ int manager_new(struct manager **ret)
 		r = -ENOMEM;
 		goto fail;
 	}
+	/* A fixture tree's nodes are not this machine's: no spec unless asked by name. */
+	if (m->cfg.cdi_dir && !m->cfg.cdi_env && !streq(m->sysfs_root, "/sys")) {
+		log_debug("sysfs root %s: no CDI spec (%s names a directory for one)",
+			  m->sysfs_root, VFIOD_ENV_CDI_DIR);
+		free(m->cfg.cdi_dir);
+		m->cfg.cdi_dir = NULL;
+	}
 	v = getenv(VFIOD_ENV_ABORT_AT);
 	if (v && *v) {
 #ifdef VFIOD_TEST_HOOKS
@@ -153,6 +160,7 @@ static void records_end(struct task *t, enum task_end how)
 	}
 	json_decref(a);
 	m->records_loaded = true;
+	cdi_schedule(m);
 	json_decref(m->touched);
 	m->touched = NULL;
 	if (l->r >= 0)
@@ -298,6 +306,7 @@ struct manager *manager_free(struct manager *m)
 		(void)sd_bus_flush(m->bus);
 		m->bus = sd_bus_flush_close_unref(m->bus);
 	}
+	m->cdi_source = sd_event_source_disable_unref(m->cdi_source);
 	mdevice_free_all(m);
 	sd_event_source_disable_unref(m->notify_source);
 	sd_event_source_disable_unref(m->task_source);

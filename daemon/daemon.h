@@ -148,6 +148,8 @@ struct manager {
 	bool records_loaded; /* the objects of what libvfiod recorded exist */
 	json_t *touched;     /* until then: the names jobs acted on, which know better */
 	bool stopping;
+	sd_event_source *cdi_source; /* cdi.c: the spec is written on the next turn */
+	bool cdi_failed;	     /* the last write failed (logged once) */
 };
 
 /* daemon.c */
@@ -268,6 +270,14 @@ int store_job(struct manager *m, json_t *def, bool start, struct job **ret);
 int store_import_mdevctl(struct manager *m);
 /* Queue a create job for each definition that starts by itself. */
 int store_apply(struct manager *m);
+
+/* cdi.c: the CDI spec of the devices vfiod holds (vfiod(8) CONTAINERS). */
+/* Write it again on the next turn of the event loop (once, however often asked). */
+void cdi_schedule(struct manager *m);
+/* Write it now if it is due (before a reply, so that the caller finds it). */
+void cdi_flush(struct manager *m);
+/* The spec of what M holds now; NULL when nothing could be opened. */
+json_t *cdi_spec(struct manager *m);
 
 /* events.c: the Manager's Event signal, one JSON object an event (org.vfiod1(5)). */
 /*

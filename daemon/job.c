@@ -662,6 +662,8 @@ static void job_reply(struct job *j)
 
 	if (!j->msg)
 		return;
+	/* A runtime started once the call returns finds the device in the spec. */
+	cdi_flush(j->m);
 	if (j->r < 0) {
 		_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
 

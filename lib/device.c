@@ -221,33 +221,48 @@ static json_t *json_string_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-/* The vfio device nodes of a device bound to a vfio driver. */
-static json_t *device_vfio_nodes(struct vfiod_device *dev)
+/*
+ * The vfio cdev nodes of the device whose sysfs directory is DEVFD, appended
+ * to A, and /dev/iommu after them when there is one: a cdev is opened only
+ * together with an iommufd.  vfio-dev/vfioN exists with the group API too;
+ * it has a "dev" only with the vfio cdev (CONFIG_VFIO_DEVICE_CDEV).
+ */
+void vfio_cdev_nodes(int devfd, json_t *a)
 {
 	_cleanup_closedir_ DIR *d = NULL;
-	json_t *a = json_array();
-	char node[64];
 	struct dirent *de;
+	bool any = false;
 	int fd;
 
-	if (!a || dev->iommu_group < 0 || !driver_is_vfio(dev->ctx, dev->driver))
-		return a;
-	snprintf(node, sizeof(node), DEV_VFIO "/%d", dev->iommu_group);
-	json_array_append_new(a, json_string(node));
-	fd = openat(dev->dirfd, ATTR_VFIO_DEV, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(devfd, ATTR_VFIO_DEV, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir_from_fd(fd < 0 ? negative_errno() : fd, &d) < 0)
-		return a; /* no vfio-dev: no cdev nodes */
-	/* vfio-dev/vfioN exists either way; it has a "dev" only with the vfio cdev. */
+		return;
 	while ((de = readdir(d))) {
-		char dev_attr[300];
+		char dev_attr[300], node[64];
 
 		snprintf(dev_attr, sizeof(dev_attr), "%.255s/dev", de->d_name);
 		if (strncmp(de->d_name, "vfio", 4) == 0 &&
 		    faccessat(dirfd(d), dev_attr, F_OK, 0) == 0) {
 			snprintf(node, sizeof(node), DEV_VFIO_DEVICES "/%.32s", de->d_name);
 			json_array_append_new(a, json_string(node));
+			any = true;
 		}
 	}
+	if (any)
+		json_array_append_new(a, json_string(DEV_IOMMU));
+}
+
+/* The vfio device nodes of a device bound to a vfio driver. */
+static json_t *device_vfio_nodes(struct vfiod_device *dev)
+{
+	json_t *a = json_array();
+	char node[64];
+
+	if (!a || dev->iommu_group < 0 || !driver_is_vfio(dev->ctx, dev->driver))
+		return a;
+	snprintf(node, sizeof(node), DEV_VFIO "/%d", dev->iommu_group);
+	json_array_append_new(a, json_string(node));
+	vfio_cdev_nodes(dev->dirfd, a);
 	return a;
 }
 

@@ -127,6 +127,8 @@ int device_refresh(struct vfiod_device *dev);
 bool is_pci_name(const char *s);
 
 json_t *device_json(struct vfiod_device *dev);
+/* Append the vfio cdev nodes of the device at DEVFD, and /dev/iommu with them, to A. */
+void vfio_cdev_nodes(int devfd, json_t *a);
 /* Serialise and release O. */
 int json_dump_to(json_t *o, char **ret);
 

@@ -496,26 +496,14 @@ static json_t *string_or_null(const char *s)
 /* The vfio device nodes of an mdev: the group's, and the cdev's where there is one. */
 static json_t *mdev_vfio_nodes(const struct mdev *m)
 {
-	_cleanup_closedir_ DIR *d = NULL;
 	json_t *a = json_array();
-	struct dirent *de;
 	char node[64];
 
 	if (!a || m->iommu_group < 0 || !m->driver)
 		return a;
 	snprintf(node, sizeof(node), DEV_VFIO "/%d", m->iommu_group);
 	json_array_append_new(a, json_string(node));
-	if (dir_from_fd(open_dir_at(m->dirfd, ATTR_VFIO_DEV), &d) < 0)
-		return a;
-	while ((de = readdir(d))) {
-		char dev_attr[300];
-
-		snprintf(dev_attr, sizeof(dev_attr), "%.255s/dev", de->d_name);
-		if (!strncmp(de->d_name, "vfio", 4) && faccessat(dirfd(d), dev_attr, F_OK, 0) == 0) {
-			snprintf(node, sizeof(node), DEV_VFIO_DEVICES "/%.32s", de->d_name);
-			json_array_append_new(a, json_string(node));
-		}
-	}
+	vfio_cdev_nodes(m->dirfd, a);
 	return a;
 }
 

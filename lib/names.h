@@ -95,6 +95,7 @@
 /* Device nodes. */
 #define DEV_VFIO "/dev/vfio"
 #define DEV_VFIO_DEVICES "/dev/vfio/devices"
+#define DEV_IOMMU "/dev/iommu"
 
 /* Generic netlink families (the *_GENL_NAME of their uapi headers). */
 #define GENL_VFIO_SELECT "vfio_select"

@@ -64,6 +64,7 @@
 #define VFIOD_ENV_READ_TIMEOUT "VFIOD_READ_TIMEOUT_SEC"
 #define VFIOD_ENV_ABORT_AT "VFIOD_ABORT_AT"
 #define VFIOD_ENV_NO_UDEV "VFIOD_NO_UDEV"
+#define VFIOD_ENV_CDI_DIR "VFIOD_CDI_SPEC_DIR"
 #define VFIOD_ENV_STATE_DIRECTORY "STATE_DIRECTORY"
 #define VFIOD_ENV_CONFIGURATION_DIRECTORY "CONFIGURATION_DIRECTORY"
 
@@ -74,6 +75,9 @@
 #define VFIOD_CONFIG_DROPINS "conf.d"
 #define VFIOD_JOURNAL_SUBDIR "journal"	   /* below the runtime directory */
 #define VFIOD_DEFINITIONS_SUBDIR "devices" /* below the state directory */
+#define VFIOD_DEFAULT_CDI_DIR "/run/cdi"	   /* the runtimes' directory of dynamic specs */
+#define VFIOD_CDI_SPEC_FILE "vfiod.json"
+#define VFIOD_CDI_KIND "vfiod.org/device"
 
 #define VFIOD_DEFAULT_OPERATION_TIMEOUT_SEC 120
 #define VFIOD_DEFAULT_READ_TIMEOUT_SEC 10

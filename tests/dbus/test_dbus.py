@@ -443,6 +443,101 @@ class TestGroup(Base):
         self.assert_consistent()
 
 
+class TestCDI(Base):
+    """The CDI spec follows what vfiod holds, as a container runtime reads it."""
+    fake_kernel = True
+
+    def start_vfiod(self, **env):
+        self.cdi_dir = os.path.join(self.tmp, "cdi")
+        return super().start_vfiod(**dict({"VFIOD_CDI_SPEC_DIR": self.cdi_dir}, **env))
+
+    def spec(self):
+        try:
+            with open(os.path.join(self.cdi_dir, "vfiod.json")) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+
+    def devices(self):
+        s = self.spec()
+        if s is None:
+            return None
+        self.assertEqual((s["cdiVersion"], s["kind"]), ("0.5.0", "vfiod.org/device"))
+        self.assertEqual(set(s), {"cdiVersion", "kind", "devices"})
+        return {d["name"]: [n["path"] for n in d["containerEdits"]["deviceNodes"]]
+                for d in s["devices"]}
+
+    def test_spec_written_with_each_create_and_destroy(self):
+        self.assertIsNone(self.spec(), "a spec with nothing held")
+        self.assertEqual(self.describe()["cdi"], {"directory": self.cdi_dir,
+                                                  "kind": "vfiod.org/device", "failed": False})
+        self.create(NVME)
+        # There when the call returns: a runtime started right after finds it.
+        self.assertEqual(self.devices(), {NVME: ["/dev/vfio/3", "/dev/vfio/vfio"]})
+        st = os.stat(os.path.join(self.cdi_dir, "vfiod.json"))
+        self.assertEqual(st.st_mode & 0o777, 0o644)
+        self.create(OTHER)
+        self.assertEqual(self.devices(), {NVME: ["/dev/vfio/3", "/dev/vfio/vfio"],
+                                          OTHER: ["/dev/vfio/4", "/dev/vfio/vfio"]})
+        self.destroy(NVME)
+        self.assertEqual(self.devices(), {OTHER: ["/dev/vfio/4", "/dev/vfio/vfio"]})
+        self.assertEqual([f for f in os.listdir(self.cdi_dir) if f != "vfiod.json"], [],
+                         "no temporary file left")
+        self.destroy(OTHER)
+        self.assertIsNone(self.spec(), "the spec outlived the last device")
+
+    def test_spec_rebuilt_from_the_records_at_start(self):
+        self.create(NVME)
+        self.stop_vfiod()
+        os.unlink(os.path.join(self.cdi_dir, "vfiod.json"))
+        self.start_vfiod()
+        self.bus.wait_for(lambda: self.spec() is not None, what="the spec after a restart")
+        self.assertEqual(self.devices(), {NVME: ["/dev/vfio/3", "/dev/vfio/vfio"]})
+        self.destroy(NVME)
+        self.assertIsNone(self.spec())
+
+    def test_cdi_off_in_the_configuration(self):
+        self.stop_vfiod()
+        etc = os.path.join(self.tmp, "etc")
+        os.makedirs(etc, exist_ok=True)
+        with open(os.path.join(etc, "vfiod.conf"), "w") as f:
+            f.write("[Daemon]\nCDI=no\n")
+        # The files say no; an empty VFIOD_CDI_SPEC_DIR would say so too.
+        self.start_vfiod(VFIOD_CDI_SPEC_DIR=os.path.join(self.tmp, "cdi"))
+        self.assertEqual(self.describe()["cdi"], {"directory": self.cdi_dir,
+                                                  "kind": "vfiod.org/device", "failed": False},
+                         "the environment names the directory, and wins")
+        self.stop_vfiod()
+        self.start_vfiod(VFIOD_CDI_SPEC_DIR="")
+        self.assertIsNone(self.describe()["cdi"])
+        self.create(NVME)
+        self.assertFalse(os.path.exists(self.cdi_dir))
+        self.destroy(NVME)
+
+    def test_a_fixture_tree_writes_no_spec_unless_asked(self):
+        self.stop_vfiod()
+        env = dict(self.env)
+        env.pop("VFIOD_CDI_SPEC_DIR", None)
+        self.vfiod = Vfiod(self.bus, env, os.path.join(self.tmp, "vfiod.log"))
+        self.assertIsNone(self.describe()["cdi"], "a spec for nodes of a fixture tree")
+
+    def test_unwritable_directory_logged_once_and_recovers(self):
+        # A file where the directory should be fails for root too.
+        with open(self.cdi_dir, "w"):
+            pass
+        self.create(NVME)
+        self.assertTrue(self.describe()["cdi"]["failed"])
+        self.create(OTHER)
+        os.unlink(self.cdi_dir)
+        self.destroy(OTHER)
+        self.assertFalse(self.describe()["cdi"]["failed"])
+        self.assertEqual(self.devices(), {NVME: ["/dev/vfio/3", "/dev/vfio/vfio"]})
+        out = self.vfiod.output()
+        self.assertEqual(out.count("cannot write the CDI spec"), 1, out)
+        self.assertIn("CDI spec in %s written again" % self.cdi_dir, out)
+        self.destroy(NVME)
+
+
 class TestPersistent(Base):
     fake_kernel = True
 
