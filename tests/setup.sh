@@ -24,6 +24,8 @@ PACKAGES=(
 	polkitd
 	# libvirt starts guests with vfiod's hook in the guest (tests/vm/case-libvirt.sh)
 	libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
+	# podman runs a container with a device named by vfiod's CDI spec (tests/vm/case-cdi.sh)
+	podman crun conmon
 	# the kernel lint (tests/kernel-lint.sh): sparse on kernel/, beside checkpatch.pl
 	sparse
 	# the benchmarks (tests/bench): the baseline the VM figures compare with

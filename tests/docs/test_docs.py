@@ -194,7 +194,8 @@ class TestVfiod(unittest.TestCase):
                 self.assertTrue(os.path.exists(os.path.join(MAN, f"{ref[0]}.{ref[1]}")))
         files = section(self.man, "FILES")
         for f in ("org.vfiod1.conf", "org.vfiod1.service", "org.vfiod1.policy", "vfiod.conf",
-                  "60-vfiod.rules", "sysusers.d/vfiod.conf"):
+                  "60-vfiod.rules", "sysusers.d/vfiod.conf", "tmpfiles.d/vfiod.conf",
+                  "/run/cdi/vfiod.json"):
             with self.subTest(file=f):
                 self.assertIn(f, files)
 

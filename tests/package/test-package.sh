@@ -101,6 +101,7 @@ has "$VFIOD" /usr/bin/vfioctl /usr/libexec/vfiod /etc/vfiod/vfiod.conf \
 	/usr/share/dbus-1/system-services/org.vfiod1.service \
 	/usr/share/polkit-1/actions/org.vfiod1.policy \
 	/usr/share/polkit-1/rules.d/60-vfiod.rules /usr/lib/sysusers.d/vfiod.conf \
+	/usr/lib/tmpfiles.d/vfiod.conf \
 	"$COMPLETIONSDIR/vfioctl"
 # Every page of man/ in some package, compressed, in its section.
 for page in "$SRC"/man/*.[1-9]; do
