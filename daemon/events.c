@@ -37,7 +37,7 @@ void event_emit(struct manager *m, const char *event, const char *trigger, json_
 	static const char *const keys[] = {"name", "device", "kind", "driver", "previous_driver",
 					   "reason"};
 	_cleanup_free_ char *json = NULL;
-	json_t *o = json_object();
+	json_t *o = json_object(), *nodes = json_object_get(fields, "vfio");
 	int r;
 
 	if (!o)
@@ -45,6 +45,7 @@ void event_emit(struct manager *m, const char *event, const char *trigger, json_
 	json_object_set_new(o, "event", json_string(event));
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
 		copy_member(o, fields, keys[i]);
+	json_object_set(o, "vfio", json_is_array(nodes) ? nodes : json_null());
 	json_object_set_new(o, "usec", json_integer((json_int_t)now_realtime_usec()));
 	json_object_set_new(o, "trigger", json_string(trigger));
 	json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
