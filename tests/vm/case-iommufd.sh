@@ -13,8 +13,9 @@
 # and the nvme is realized by QEMU 10's iommufd backend; then all is given back.
 # What the kernel does when the group and the cdev of one device are both asked for is
 # checked as 6.12 does it (drivers/vfio/group.c, device_cdev.c): a bound cdev makes
-# open() of the group EBUSY; an open group makes the cdev's BIND_IOMMUFD EBUSY; a second
-# bind of a device bound through another cdev fd is EINVAL.
+# open() of the group EBUSY (an opened, unbound one does not); an open group makes the
+# cdev's BIND_IOMMUFD EBUSY; a second bind of a device bound through another cdev fd is
+# EINVAL.
 set -uo pipefail
 
 BUILD=$1
@@ -134,6 +135,10 @@ vm_check "... still on $(drv "$NVME")" \
 	sh -c "case '$(drv "$NVME")' in vfio-fixture-*) ;; *) false ;; esac"
 release_cdev
 vm_check "once released, /dev/vfio/$G works again" "$VFIO_OPEN" "$G" "$NVME"
+# The block is taken at bind: a cdev only opened leaves the group usable.
+exec 7<>"$CDEV"
+vm_check "with $CDEV open but not bound, /dev/vfio/$G works" "$VFIO_OPEN" "$G" "$NVME"
+exec 7>&-
 rm -f /tmp/held-group
 hold_start "$G" "$NVME" /tmp/held-group >/dev/null 2>&1
 vm_check "a process ($HOLDER) holds $NVME through /dev/vfio/$G" test -s /tmp/held-group
