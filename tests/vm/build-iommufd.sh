@@ -107,6 +107,12 @@ CDEV_MAKE=(CONFIG_IOMMUFD=m CONFIG_VFIO_DEVICE_CDEV=y CONFIG_DEBUG_INFO_BTF_MODU
 
 # The vfio stack and iommufd, in a copy (mtimes kept, so make redoes only what changed).
 STACK="$OUT/src-iommufd/stack"
+# Another kernel build: start afresh (the tarball's mtimes may be older than our objects).
+if [ "$(cat "$OUT/src-iommufd/.source" 2>/dev/null)" != "$KV $SRCPKG $ver" ]; then
+	rm -rf "$OUT/src-iommufd"
+	mkdir -p "$OUT/src-iommufd"
+	echo "$KV $SRCPKG $ver" >"$OUT/src-iommufd/.source"
+fi
 mkdir -p "$STACK"
 (cd "$SRC" && find drivers -type f -print0 | cpio -0 -pdmu --quiet "$STACK")
 span="$STACK/drivers/iommu/iommufd/interval_tree_span.c"

@@ -118,7 +118,8 @@ vm_check "... it read the nvme's IDs through the cdev" \
 # 3. Group and cdev of one device, as the kernel has it.
 G=$(group "$NVME")
 hold_cdev nvme "$CDEV"
-vm_check "iommufd-open --hold ($HELD_PID) binds $CDEV" grep -q '^holding' "$RESULTS/iommufd-hold-nvme.txt"
+vm_check "iommufd-open --hold ($HELD_PID) binds $CDEV" \
+	grep -q '^holding' "$RESULTS/iommufd-hold-nvme.txt"
 out=$("$VFIO_OPEN" "$G" "$NVME" 2>&1)
 vm_note "group while the cdev is bound: $out"
 vm_check "while the cdev is bound, open of /dev/vfio/$G is EBUSY" \
@@ -155,7 +156,8 @@ t=$(now_ns)
 vm_check "QEMU 10 realizes $NVME through -object iommufd" \
 	qemu_realizes nvme 1b36:0010 -object iommufd,id=i0 -device vfio-pci,host="$NVME",iommufd=i0
 figure qemu-iommufd-realize-ms "$t"
-vm_note "$(grep -v '^(qemu)\|^QEMU' "$RESULTS/qemu-nvme.txt" | grep -B1 -A3 'PCI device 1b36:0010' | head -n6)"
+vm_note "$(grep -v '^(qemu)\|^QEMU' "$RESULTS/qemu-nvme.txt" |
+	grep -B1 -A3 'PCI device 1b36:0010' | head -n6)"
 vm_check "destroy $NVME" "${V[@]}" destroy "$NVME"
 vm_check "nvme back on nvme" test "$(drv "$NVME")" = nvme
 vm_check "its cdev is gone" test ! -e "$CDEV"

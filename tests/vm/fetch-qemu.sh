@@ -130,6 +130,7 @@ if [ -n "$gone_bin" ]; then
 	for f in "${more[@]}"; do
 		dpkg-deb -x "$Q/debs/$f" "$Q/root.new"
 	done
+	debs+=("${more[@]}")
 	gone_bin=$(LD_LIBRARY_PATH=$libdirs ldd "$bin" 2>&1 | grep 'not found' || true)
 	[ -z "$gone_bin" ] || {
 		printf '%s\n' "$gone_bin" >&2
@@ -147,7 +148,12 @@ mv "$Q/root.new" "$Q/root"
 rm -rf "$Q/root.old"
 # Drop .debs of older builds.
 for f in "$Q"/debs/*.deb; do
-	grep -qF "$(basename "$f" | sed 's/_.*//')" <<<"$stamp" || rm -f "$f"
+	[ -e "$f" ] || continue
+	keep=0
+	for g in "${debs[@]}"; do
+		[ "${f##*/}" = "$g" ] && keep=1
+	done
+	[ $keep = 1 ] || rm -f "$f"
 done
 
 {
@@ -155,7 +161,8 @@ done
 	echo "# Written by tests/vm/fetch-qemu.sh: QEMU $qver, unpacked, not installed."
 	echo 'r=$(dirname "$(readlink -f "$0")")/root'
 	if [ $uselibs = 1 ]; then
-		echo 'LD_LIBRARY_PATH=$r/usr/lib/x86_64-linux-gnu:$r/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}'
+		echo 'l=$r/usr/lib/x86_64-linux-gnu:$r/lib/x86_64-linux-gnu'
+		echo 'LD_LIBRARY_PATH=$l${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}'
 		echo 'export LD_LIBRARY_PATH'
 	fi
 	echo 'QEMU_MODULE_DIR=$r/usr/lib/x86_64-linux-gnu/qemu'
