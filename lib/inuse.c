@@ -119,14 +119,24 @@ static void unseen_add(struct scan *s, const char *fmt, ...)
 	json_array_append_new(s->u->unseen, json_string(text));
 }
 
-/* The DEVNAME= of DIR's uevent, or NULL. */
+/*
+ * The DEVNAME= of DIR's uevent, or NULL.  Read whole: read_attr() keeps the
+ * first line only, and DEVNAME= comes after MAJOR= and MINOR=.  It is what
+ * names a node whose class puts it in a folder (vfio/devices/vfio0).
+ */
 static char *uevent_devname(int dirfd)
 {
-	_cleanup_free_ char *uevent = NULL;
-	char *line, *save = NULL;
+	_cleanup_close_ int fd = -1;
+	char uevent[4097], *line, *save = NULL;
+	ssize_t n;
 
-	if (read_attr(dirfd, "uevent", &uevent) < 0)
+	fd = openat(dirfd, "uevent", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
 		return NULL;
+	n = read(fd, uevent, sizeof(uevent) - 1);
+	if (n < 0)
+		return NULL;
+	uevent[n] = '\0';
 	for (line = strtok_r(uevent, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
 		if (strncmp(line, "DEVNAME=", 8) == 0)
 			return strdup(line + 8);
