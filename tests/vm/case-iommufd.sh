@@ -32,8 +32,9 @@ RESULTS=${RESULTS:-/tmp}
 drv() { vm_pci_driver "$1"; }
 group() { vm_pci_group "$1"; }
 figure() { echo "$1 $((($(now_ns) - $2) / 1000000))" >>"$RESULTS/figures"; }
-# The cdev nodes of a "vfio" array in JSON (the other engineer's /dev/iommu entry, or the
-# group node, are not looked at here).
+# A "vfio" array in JSON, whole, space-separated.
+nodes() { jget '" ".join('"$1"')'; }
+# The cdev nodes of a "vfio" array in JSON.
 cdevs() { jget '" ".join(v for v in '"$1"' if v.startswith("/dev/vfio/devices/"))'; }
 # The cdev sysfs gives a device: SYSFS_DEVICE/vfio-dev/vfioN, when it has a "dev".
 sysfs_cdev() {
@@ -108,6 +109,8 @@ CDEV=$(cdevs 'd["vfio"]' <<<"$out")
 vm_check "create's \"vfio\" lists its cdev ($CDEV), as sysfs has it" \
 	test -n "$CDEV" -a "$CDEV" = "$(sysfs_cdev "/sys/bus/pci/devices/$NVME")"
 vm_check "$CDEV is a character device" test -c "$CDEV"
+vm_check "create's \"vfio\" is the group node, the cdev and /dev/iommu" \
+	test "$(nodes 'd["vfio"]' <<<"$out")" = "/dev/vfio/$(group "$NVME") $CDEV /dev/iommu"
 t=$(now_ns)
 vm_check "iommufd-open $CDEV: every step" opened nvme "$CDEV"
 figure iommufd-open-ms "$t"
@@ -172,6 +175,8 @@ VCDEV=$(cdevs 'd["vfs"][0]["vfio"]' <<<"$out")
 vm_check "the VF's \"vfio\" lists its cdev ($VCDEV), as sysfs has it" \
 	test -n "$VCDEV" -a "$VCDEV" = "$(sysfs_cdev "/sys/bus/pci/devices/$VF")"
 vm_check "$VCDEV is a character device" test -c "$VCDEV"
+vm_check "the VF's \"vfio\" is its group node, its cdev and /dev/iommu" \
+	test "$(nodes 'd["vfs"][0]["vfio"]' <<<"$out")" = "/dev/vfio/$(group "$VF") $VCDEV /dev/iommu"
 vm_check "iommufd-open $VCDEV: every step" opened vf "$VCDEV"
 vm_note "$(cat "$RESULTS/iommufd-open-vf.txt")"
 vm_check "QEMU 10 realizes the VF through -object iommufd" \
@@ -191,6 +196,9 @@ MCDEV=$(cdevs 'd["vfio"]' <<<"$out")
 vm_check "the mdev's \"vfio\" lists its cdev ($MCDEV), as sysfs has it" \
 	test -n "$MCDEV" -a "$MCDEV" = "$(sysfs_cdev "/sys/bus/mdev/devices/$U")"
 vm_check "$MCDEV is a character device" test -c "$MCDEV"
+vm_check "the mdev's \"vfio\" is its group node, its cdev and /dev/iommu" \
+	test "$(nodes 'd["vfio"]' <<<"$out")" = \
+	"/dev/vfio/$(basename "$(readlink /sys/bus/mdev/devices/$U/iommu_group)") $MCDEV /dev/iommu"
 vm_check "iommufd-open $MCDEV: every step" opened mdev "$MCDEV"
 vm_note "$(cat "$RESULTS/iommufd-open-mdev.txt")"
 vm_check "... it read the fixture's IDs through the cdev" \
