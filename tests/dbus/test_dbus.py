@@ -443,9 +443,8 @@ class TestGroup(Base):
         self.assert_consistent()
 
 
-class TestCDI(Base):
-    """The CDI spec follows what vfiod holds, as a container runtime reads it."""
-    fake_kernel = True
+class CDISpec:
+    """vfiod writes its CDI spec in the test's own directory; reading it back."""
 
     def start_vfiod(self, **env):
         self.cdi_dir = os.path.join(self.tmp, "cdi")
@@ -466,6 +465,11 @@ class TestCDI(Base):
         self.assertEqual(set(s), {"cdiVersion", "kind", "devices"})
         return {d["name"]: [n["path"] for n in d["containerEdits"]["deviceNodes"]]
                 for d in s["devices"]}
+
+
+class TestCDI(CDISpec, Base):
+    """The CDI spec follows what vfiod holds, as a container runtime reads it."""
+    fake_kernel = True
 
     def test_spec_written_with_each_create_and_destroy(self):
         self.assertIsNone(self.spec(), "a spec with nothing held")
@@ -1108,7 +1112,7 @@ class TestTimeout(Base):
         self.assert_consistent()
 
 
-class TestRecovery(Base):
+class TestRecovery(CDISpec, Base):
     fake_kernel = True
 
     def abort_at(self, step, method="Create"):
@@ -1151,6 +1155,31 @@ class TestRecovery(Base):
                 self.bus.pump(0.3)  # let the fake kernel catch up
                 check()
                 self.recovered()
+
+    def test_cdi_spec_matches_what_is_held_after_a_crash(self):
+        held = {OTHER: ["/dev/vfio/4", "/dev/vfio/vfio"]}
+        self.create(OTHER)
+        # An assign cut off once its device was bound: it never answered, so never listed.
+        self.abort_at("assign:verify")
+        self.assertEqual(self.devices(), held)
+        self.start_vfiod()
+        self.idle()
+        self.assertEqual(self.driver_of(NVME), "nvme", "rolled back")
+        self.assert_consistent()
+        self.assertEqual(self.devices(), held)
+        # Killed after a create that ended: the spec names it, and so does the next run's.
+        self.create(NVME)
+        self.vfiod.stop(signal.SIGKILL)
+        self.vfiod = None
+        both = dict(held, **{NVME: ["/dev/vfio/3", "/dev/vfio/vfio"]})
+        self.assertEqual(self.devices(), both)
+        os.unlink(os.path.join(self.cdi_dir, "vfiod.json"))
+        self.start_vfiod()
+        self.bus.wait_for(lambda: self.spec() is not None, what="the spec after the crash")
+        self.assertEqual(self.devices(), both)
+        self.destroy(NVME)
+        self.destroy(OTHER)
+        self.assertIsNone(self.spec())
 
     def test_interrupted_release_is_finished(self):
         for step in ("release:unbind", "release:restore-override", "release:probe",
