@@ -210,6 +210,39 @@ vm_check "destroy the mdev" "${V[@]}" destroy $U
 vm_check "the mdev is gone" test ! -e /sys/bus/mdev/devices/$U
 vm_check "$MOD unloads" modprobe -r $MOD
 
+# 7. The cdev layout of vfiod's CDI spec, used by podman: vfiod on a private bus writes the
+# spec; a container named by it binds the nvme through /dev/iommu and its cdev.
+D=/run/vfiod-bus
+SPEC=/run/cdi/vfiod.json
+vm_check "vfiod starts on a private bus" "$HERE/../dbus/vfiod-private-bus.sh" start $D "$BUILD"
+export VFIOD_BUS_ADDRESS=$(cat $D/address)
+vm_check "create $NVME through vfiod" "$BUILD/cli/vfioctl" create "$NVME"
+CDEV=$(sysfs_cdev "/sys/bus/pci/devices/$NVME")
+G=$(group "$NVME")
+vm_check "the spec lists both layouts for $NVME" test "$(python3 -c '
+import json, sys
+d = {d["name"]: [n["path"] for n in d["containerEdits"]["deviceNodes"]] for d in json.load(open(sys.argv[1]))["devices"]}
+print(" ".join(d[sys.argv[2]]))' "$SPEC" "$NVME")" = "/dev/vfio/$G /dev/vfio/vfio $CDEV /dev/iommu"
+W=/run/vfiod-podman
+mkdir -p "$W/img/bin"
+cp /bin/busybox "$W/img/bin/" && ln -sf busybox "$W/img/bin/sh"
+vm_check "iommufd-open built static for the image" \
+	gcc -O1 -static -I"$HERE" -o "$W/img/bin/iommufd-open" "$HERE/iommufd-open.c"
+# No systemd and no cgroup manager in this guest: podman without cgroups, file events.
+PODMAN=(podman --storage-driver vfs --root "$W/storage" --runroot "$W/run" --cgroup-manager cgroupfs
+	--events-backend file)
+vm_check "podman import of the image" sh -c \
+	"tar -C '$W/img' -c . | ${PODMAN[*]} import - localhost/vfiod-iommufd >'$W/import.log' 2>&1"
+out=$("${PODMAN[@]}" run --rm --network none --cgroups disabled \
+	--device "vfiod.org/device=$NVME" localhost/vfiod-iommufd iommufd-open "$CDEV" 2>&1)
+rc=$?
+echo "# podman run iommufd-open $CDEV: $out"
+vm_check "in a container named by CDI, $NVME binds through /dev/iommu and $CDEV" test $rc = 0
+vm_check "destroy $NVME through vfiod" "$BUILD/cli/vfioctl" destroy "$NVME"
+vm_check "the spec is gone" test ! -e "$SPEC"
+"$HERE/../dbus/vfiod-private-bus.sh" stop $D
+unset VFIOD_BUS_ADDRESS
+
 vm_check "list empty" test "$("${V[@]}" -j list)" = "[]"
 vm_no_kernel_warnings
 vm_summary
