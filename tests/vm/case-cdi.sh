@@ -23,13 +23,9 @@ RESULTS=${RESULTS:-/var/tmp}
 # shellcheck source=guest-lib.sh
 . "$HERE/guest-lib.sh"
 
-if [ "${VFIOD_VM:-}" != 1 ] || [ ! -d /run/systemd/system ]; then
-	echo "case-cdi.sh runs inside the test VM under systemd: see tests/vm/README.md" >&2
-	exit 2
-fi
+vm_under_systemd
 
 : >"$RESULTS/figures"
-figure() { echo "$1 $((($(now_ns) - $2) / 1000000))" >>"$RESULTS/figures"; }
 W=/var/lib/vfiod-cdi-case
 mkdir -p "$W"
 SPEC=/run/cdi/vfiod.json

@@ -31,7 +31,6 @@ RESULTS=${RESULTS:-/tmp}
 
 drv() { vm_pci_driver "$1"; }
 group() { vm_pci_group "$1"; }
-figure() { echo "$1 $((($(now_ns) - $2) / 1000000))" >>"$RESULTS/figures"; }
 # A "vfio" array in JSON, whole, space-separated.
 nodes() { jget '" ".join('"$1"')'; }
 # The cdev nodes of a "vfio" array in JSON.

@@ -22,13 +22,9 @@ RESULTS=${RESULTS:-/var/tmp}
 # shellcheck source=guest-lib.sh
 . "$HERE/guest-lib.sh"
 
-if [ "${VFIOD_VM:-}" != 1 ] || [ ! -d /run/systemd/system ]; then
-	echo "case-libvirt.sh runs inside the test VM under systemd: see tests/vm/README.md" >&2
-	exit 2
-fi
+vm_under_systemd
 
 : >"$RESULTS/figures"
-figure() { echo "$1 $((($(now_ns) - $2) / 1000000))" >>"$RESULTS/figures"; }
 W=/var/lib/vfiod-case # the guest's own (overlay): domain XML, QEMU's monitor output
 mkdir -p "$W"
 on_vfio() { [ -d "/sys/bus/pci/devices/$1/vfio-dev" ]; }

@@ -119,7 +119,6 @@ until_ok 30 find_hot
 vm_check "the hot-added function appears ($HOT)" test -n "$HOT"
 vm_check "vfiod.service is started again (by the device)" until_ok 30 systemctl -q is-active vfiod.service
 vm_check "$HOT is on a vfio driver" until_ok 30 on_vfio "$HOT"
-figure() { echo "$1 $((($(now_ns) - $2) / 1000000))" >>"$RESULTS/figures"; }
 figure hotplug-to-vfio-vfiod-stopped-ms "$t0"
 unit=$(systemd-escape --path --suffix=device "$(readlink -f "/sys/bus/pci/devices/$HOT")")
 vm_note "$unit wants: $(systemctl show -p Wants --value "$unit")"

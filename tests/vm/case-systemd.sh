@@ -16,13 +16,9 @@ RESULTS=${RESULTS:-/var/tmp}
 # shellcheck source=guest-lib.sh
 . "$HERE/guest-lib.sh"
 
-if [ "${VFIOD_VM:-}" != 1 ] || [ ! -d /run/systemd/system ]; then
-	echo "case-systemd.sh runs inside the test VM under systemd: see tests/vm/README.md" >&2
-	exit 2
-fi
+vm_under_systemd
 
 : >"$RESULTS/figures"
-figure() { echo "$1 $((($(now_ns) - $2) / 1000000))" >>"$RESULTS/figures"; }
 # The journal of this boot for UNIT has a line matching the extended regex RE.
 journal_has() { journalctl -b -q --no-pager -u "$1" -o cat | grep -qE -- "$2"; }
 

@@ -19,6 +19,15 @@ VM_DMESG_MARK=0
 jget() { python3 -c 'import json,sys; d=json.load(sys.stdin); exec("print(" + sys.argv[1] + ")")' "$1"; }
 # The time in nanoseconds.
 now_ns() { date +%s%N; }
+# figure NAME START_NS: "NAME MS" (milliseconds since START_NS) in $RESULTS/figures.
+figure() { echo "$1 $((($(now_ns) - $2) / 1000000))" >>"$RESULTS/figures"; }
+# vm_under_systemd: exit 2, naming the case, unless in the test VM under systemd as PID 1.
+vm_under_systemd() {
+	if [ "${VFIOD_VM:-}" != 1 ] || [ ! -d /run/systemd/system ]; then
+		echo "$(basename "$0") runs inside the test VM under systemd: see tests/vm/README.md" >&2
+		exit 2
+	fi
+}
 # vfiod's recovery runs as queued jobs after its start: wait (bounded) for the
 # journal $JOURNAL to empty.
 journal_drained() {
