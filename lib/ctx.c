@@ -142,6 +142,13 @@ _public_ void vfiod_ctx_set_step_fn(struct vfiod_ctx *ctx, vfiod_step_fn fn, voi
 	ctx->step_data = userdata;
 }
 
+_public_ void vfiod_ctx_set_progress_fn(struct vfiod_ctx *ctx, vfiod_progress_fn fn,
+				       void *userdata)
+{
+	ctx->progress_fn = fn;
+	ctx->progress_data = userdata;
+}
+
 _public_ const char *vfiod_ctx_get_error(struct vfiod_ctx *ctx)
 {
 	return ctx->error[0] ? ctx->error : NULL;
@@ -194,6 +201,15 @@ int vfiod_step(struct vfiod_ctx *ctx, const char *operation, const char *device,
 		return vfiod_error(ctx, r, "%s %s stopped before step %s", operation, device,
 				   step);
 	return 0;
+}
+
+void vfiod_progress(struct vfiod_ctx *ctx, const char *operation, const char *device,
+		    unsigned int done, unsigned int total)
+{
+	if (device)
+		vfiod_log(ctx, LOG_DEBUG, "%s: %s done, %u of %u", operation, device, done, total);
+	if (ctx->progress_fn)
+		ctx->progress_fn(ctx->progress_data, operation, device, done, total);
 }
 
 int vfiod_ctx_kmod(struct vfiod_ctx *ctx, struct kmod_ctx **ret)

@@ -41,6 +41,8 @@ struct vfiod_ctx {
 	int log_priority;
 	vfiod_step_fn step_fn;
 	void *step_data;
+	vfiod_progress_fn progress_fn;
+	void *progress_data;
 	enum vfiod_resolver resolver;
 	struct vfiod_kernel *kernel;
 	bool kernel_probed;
@@ -103,6 +105,9 @@ void vfiod_log(struct vfiod_ctx *ctx, int priority, const char *fmt, ...) _print
 /* Sets the context's error message; returns r (a negative errno) for chaining. */
 int vfiod_error(struct vfiod_ctx *ctx, int r, const char *fmt, ...) _printf_(3, 4);
 int vfiod_step(struct vfiod_ctx *ctx, const char *operation, const char *device, const char *step);
+/* Tell the caller's progress function that DONE of TOTAL devices are through. */
+void vfiod_progress(struct vfiod_ctx *ctx, const char *operation, const char *device,
+		    unsigned int done, unsigned int total);
 int vfiod_ctx_kmod(struct vfiod_ctx *ctx, struct kmod_ctx **ret);
 /* The kernel layer when it is to be used, NULL for the user-space path. */
 int vfiod_ctx_kernel(struct vfiod_ctx *ctx, struct vfiod_kernel **ret);

@@ -492,6 +492,15 @@ static int assign_looked(struct vfiod_device *dev, const char *forced, bool whol
 	return r;
 }
 
+/* A member of a group that stays on the host: bridges are not assigned. */
+static bool is_bridge(struct vfiod_ctx *ctx, const char *member)
+{
+	_cleanup_free_ char *drv = NULL;
+
+	(void)member_driver(ctx, member, &drv);
+	return drv && streq(drv, DRIVER_PCIEPORT);
+}
+
 /* Every member of the group (but bridges) looked at before any is taken. */
 static int group_inuse(struct vfiod_device *dev, char **members)
 {
@@ -523,6 +532,7 @@ int pci_assign(struct vfiod_device *dev, const char *driver, unsigned int flags,
 {
 	struct vfiod_ctx *ctx = dev->ctx;
 	char **members = NULL;
+	unsigned int total = 0, finished = 0;
 	json_t *all;
 	int r, changed = 1;
 
@@ -548,13 +558,14 @@ int pci_assign(struct vfiod_device *dev, const char *driver, unsigned int flags,
 		return r;
 	}
 	all = json_array();
+	for (char **m = members; *m; m++)
+		total += !is_bridge(ctx, *m);
+	vfiod_progress(ctx, OP_ASSIGN, NULL, 0, total);
 	for (char **m = members; *m && all; m++) {
-		_cleanup_free_ char *drv = NULL;
 		struct vfiod_device *member = NULL;
 		json_t *o = NULL;
 
-		(void)member_driver(ctx, *m, &drv);
-		if (drv && streq(drv, DRIVER_PCIEPORT))
+		if (is_bridge(ctx, *m))
 			continue;
 		r = vfiod_device_new(ctx, *m, &member);
 		if (r >= 0) {
@@ -569,6 +580,7 @@ int pci_assign(struct vfiod_device *dev, const char *driver, unsigned int flags,
 		vfiod_device_unref(member);
 		if (r < 0)
 			break; /* the members done stay assigned: each has its record */
+		vfiod_progress(ctx, OP_ASSIGN, *m, ++finished, total);
 	}
 	strv_free(members);
 	if (r < 0) {

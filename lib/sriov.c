@@ -718,12 +718,17 @@ static int step_assign(struct pf *pf, json_t *rec, json_t *done)
 	struct vfiod_ctx *ctx = pf->ctx;
 	struct vf *v = NULL;
 	size_t n = 0;
+	unsigned int total = 0, finished = 0;
 	int r;
 
 	r = vfiod_step(ctx, OP_CREATE, pf->dev->name, "assign");
 	if (r < 0)
 		return r;
 	r = vfs_collect(pf, rec, &v, &n);
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		total += !v[i].vfio;
+	if (r >= 0 && total > 0)
+		vfiod_progress(ctx, OP_CREATE, NULL, 0, total);
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		if (v[i].vfio)
 			continue;
@@ -741,6 +746,7 @@ static int step_assign(struct pf *pf, json_t *rec, json_t *done)
 			json_array_append_new(json_object_get(rec, "assigned"),
 					      json_string(v[i].dev->name));
 		r = rec_save(ctx, rec);
+		vfiod_progress(ctx, OP_CREATE, v[i].dev->name, ++finished, total);
 	}
 	vfs_free(v, n);
 	return r;
@@ -981,6 +987,12 @@ out:
 
 /* ---- destroy ---- */
 
+/* Ours (or, with force, on vfio) and held by no process. */
+static bool releasable(const struct vf *v, bool force)
+{
+	return !v->user && (v->ours || (force && v->vfio));
+}
+
 /*
  * The VFs vfiod assigned (and, with force, every other VF on vfio) back
  * from vfio, but not those a process holds open: unbinding one of those
@@ -992,15 +1004,19 @@ static int step_release(struct pf *pf, json_t *rec, bool force, json_t *released
 	struct vfiod_ctx *ctx = pf->ctx;
 	struct vf *v = NULL;
 	size_t n = 0;
+	unsigned int total = 0, finished = 0;
 	int r;
 
 	r = vfiod_step(ctx, OP_DESTROY, pf->dev->name, "release");
 	if (r < 0)
 		return r;
 	r = vfs_collect(pf, rec, &v, &n);
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		total += releasable(&v[i], force);
+	if (r >= 0 && total > 0)
+		vfiod_progress(ctx, OP_DESTROY, NULL, 0, total);
 	for (size_t i = 0; r >= 0 && i < n; i++) {
-
-		if (v[i].user || !(v[i].ours || (force && v[i].vfio)))
+		if (!releasable(&v[i], force))
 			continue;
 		r = pci_release(v[i].dev, force ? VFIOD_RELEASE_FORCE : 0, NULL);
 		if (r == -ENOENT)
@@ -1010,6 +1026,7 @@ static int step_release(struct pf *pf, json_t *rec, bool force, json_t *released
 		if (v[i].vfio)
 			json_array_append_new(released, json_string(v[i].dev->name));
 		rec_drop(rec, v[i].dev->name);
+		vfiod_progress(ctx, OP_DESTROY, v[i].dev->name, ++finished, total);
 	}
 	vfs_free(v, n);
 	return r;

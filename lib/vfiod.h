@@ -61,6 +61,16 @@ typedef int (*vfiod_step_fn)(void *userdata, const char *operation, const char *
 void vfiod_ctx_set_step_fn(struct vfiod_ctx *ctx, vfiod_step_fn fn, void *userdata);
 
 /*
+ * Called as an operation over several devices goes (the VFs of a PF, the
+ * members of an IOMMU group): DONE of TOTAL are through, DEVICE the one
+ * just finished (NULL at the start, when DONE is 0).  It only informs: a
+ * progress line, a signal; it cannot stop the operation.
+ */
+typedef void (*vfiod_progress_fn)(void *userdata, const char *operation, const char *device,
+				  unsigned int done, unsigned int total);
+void vfiod_ctx_set_progress_fn(struct vfiod_ctx *ctx, vfiod_progress_fn fn, void *userdata);
+
+/*
  * Devices.  PATH may be /sys/devices/..., /sys/bus/pci/devices/NAME, a
  * /sys/class/... link to a device, or a PCI address ("0000:03:00.0",
  * "03:00.0").  It is resolved to one real path under /sys/devices; anything
