@@ -656,6 +656,16 @@ static int release_user(struct vfiod_device *dev, const struct record *rec)
 	if (dev->held)
 		(void)inuse_wait_released(ctx, dev->realpath, dev->iommu_group, HELD_RELEASE_MS);
 	r = probe(dev);
+	/*
+	 * A holder that exits is gone from /proc before the kernel has run the
+	 * last close of its group file: for that moment the group is still
+	 * claimed, the host driver's DMA set-up is refused with EBUSY, and
+	 * drivers_probe reports it as EINVAL.  Nothing signals the end of it.
+	 */
+	for (int waited = 0; r == -EINVAL && dev->held && waited < HELD_RELEASE_MS; waited += 20) {
+		usleep(20 * 1000);
+		r = probe(dev);
+	}
 	if (r < 0)
 		return vfiod_error(ctx, r, "%s: released, but the probe failed: %s", dev->syspath,
 				   strerror(-r));
