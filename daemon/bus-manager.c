@@ -708,7 +708,8 @@ static const sd_bus_vtable manager_vtable[] = {
 				 SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_NAMES("Stop", "s", SD_BUS_PARAM(name), "s", SD_BUS_PARAM(json),
 				 method_stop, SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_SIGNAL_WITH_NAMES("Event", "s", SD_BUS_PARAM(json), 0),
+	SD_BUS_SIGNAL_WITH_NAMES(VFIOD_EVENT_SIGNAL, "s", SD_BUS_PARAM(json), 0),
+	SD_BUS_SIGNAL_WITH_NAMES(VFIOD_PROGRESS_SIGNAL, "s", SD_BUS_PARAM(json), 0),
 	SD_BUS_VTABLE_END};
 
 int manager_bus_register(struct manager *m)

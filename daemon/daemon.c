@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -35,6 +36,7 @@ int manager_new(struct manager **ret)
 		return -ENOMEM;
 	m->notify_pipe[0] = m->notify_pipe[1] = -1;
 	m->task_pipe[0] = m->task_pipe[1] = -1;
+	m->progress_fd = -1;
 	r = config_load(&m->cfg);
 	if (r < 0)
 		goto fail;
@@ -239,6 +241,13 @@ int manager_start(struct manager *m)
 			    m);
 	if (r < 0)
 		return log_error_errno(r, "cannot watch the task pipe: %m");
+	m->progress_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->progress_fd < 0)
+		return log_error_errno(negative_errno(), "cannot create the progress eventfd: %m");
+	r = sd_event_add_io(m->event, &m->progress_source, m->progress_fd, EPOLLIN,
+			    jobs_on_progress, m);
+	if (r < 0)
+		return log_error_errno(r, "cannot watch the progress eventfd: %m");
 
 	r = bus_errors_register();
 	if (r < 0)
@@ -310,6 +319,8 @@ struct manager *manager_free(struct manager *m)
 	mdevice_free_all(m);
 	sd_event_source_disable_unref(m->notify_source);
 	sd_event_source_disable_unref(m->task_source);
+	sd_event_source_disable_unref(m->progress_source);
+	closep(&m->progress_fd); /* workers still in the kernel have their own copies */
 	closep(&m->notify_pipe[0]);
 	closep(&m->task_pipe[0]);
 	ctx_pool_free(m);

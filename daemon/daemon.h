@@ -98,6 +98,12 @@ struct job {
 	/* Shared, under lock: what the worker is doing now. */
 	pthread_mutex_t lock;
 	char step[64];
+	unsigned int done, total; /* of the devices an operation over several goes through */
+	char member[64];	  /* the one last done, "" at the start */
+	unsigned int progress_seq; /* bumped by the worker at each report */
+	/* The worker's wake-up for the event loop at each report (an eventfd's copy). */
+	int progress_fd;
+	unsigned int progress_sent; /* event loop only: the last report signalled */
 };
 
 /* A read in a thread of its own (task.c). */
@@ -143,6 +149,8 @@ struct manager {
 	sd_event_source *notify_source;
 	int task_pipe[2];
 	sd_event_source *task_source;
+	int progress_fd; /* eventfd: a worker has progress to report (job.c) */
+	sd_event_source *progress_source;
 	struct udev_watch *udev; /* udev.c; NULL when hotplug is off */
 	struct auth_check *auth_checks; /* auth.c: polkit checks under way */
 	bool records_loaded; /* the objects of what libvfiod recorded exist */
@@ -232,6 +240,8 @@ void jobs_drop_queued_for(struct manager *m, const char *syspath);
 /* A job for this device (by path or name) that has not started, or any (RUNNING too). */
 bool jobs_queued_for(struct manager *m, const char *syspath, const char *name, bool running);
 int jobs_on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+/* The progress eventfd: a Progress signal for each running job with something new. */
+int jobs_on_progress(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 /* A worker is busy that has not timed out. */
 bool jobs_busy(struct manager *m);
 /* Hand back jobs still running at exit so that their workers never see freed memory. */
@@ -288,6 +298,9 @@ json_t *cdi_spec(struct manager *m);
 void event_emit(struct manager *m, const char *event, const char *trigger, json_t *fields);
 /* The events of a job that has ended: RESULT is libvfiod's JSON (may be NULL). */
 void event_emit_job(struct manager *m, struct job *j, json_t *result);
+/* The Progress signal of running job J: DONE of TOTAL devices, MEMBER the last one (or NULL). */
+void event_emit_progress(struct manager *m, struct job *j, const char *member, unsigned int done,
+			 unsigned int total);
 
 /* udev.c: hotplug (devices marked by udev rules, definitions whose device appears). */
 /* Watch udev and queue work for the marked devices present now; 0 when hotplug is off. */

@@ -7,6 +7,12 @@
  *   {"event": "assigned", "name": "0000:01:00.0", "device": "/sys/devices/...",
  *    "kind": "pci", "driver": "vfio-pci", "previous_driver": "nvme",
  *    "reason": null, "usec": 1700000000000000, "trigger": "udev"}
+ *
+ * and its Progress signal, as an operation over several devices goes:
+ *
+ *   {"operation": "create", "name": "0000:01:00.0", "device": "/sys/devices/...",
+ *    "kind": "vfs", "caller": ":1.42", "trigger": "call", "member": "0000:01:00.3",
+ *    "done": 3, "total": 16, "usec": 1700000000000000}
  */
 #include <errno.h>
 #include <string.h>
@@ -32,13 +38,29 @@ static void copy_member(json_t *to, json_t *from, const char *key)
 	json_object_set(to, key, v && (json_is_string(v) || json_is_null(v)) ? v : json_null());
 }
 
+/* Send SIGNAL with O (consumed) as its one JSON argument; WHAT names it in the log. */
+static void emit_json(struct manager *m, const char *signal, json_t *o, const char *what)
+{
+	_cleanup_free_ char *json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	int r;
+
+	json_decref(o);
+	if (!json)
+		return;
+	log_debug("%s %s", signal, json);
+	if (!m->bus)
+		return;
+	r = sd_bus_emit_signal(m->bus, VFIOD_MANAGER_PATH, VFIOD_MANAGER_IFACE, signal, "s",
+			       json);
+	if (r < 0)
+		log_warning_errno(r, "cannot signal %s, ignoring: %m", what);
+}
+
 void event_emit(struct manager *m, const char *event, const char *trigger, json_t *fields)
 {
 	static const char *const keys[] = {"name", "device", "kind", "driver", "previous_driver",
 					   "reason"};
-	_cleanup_free_ char *json = NULL;
 	json_t *o = json_object(), *nodes = json_object_get(fields, "vfio");
-	int r;
 
 	if (!o)
 		return;
@@ -48,17 +70,20 @@ void event_emit(struct manager *m, const char *event, const char *trigger, json_
 	json_object_set(o, "vfio", json_is_array(nodes) ? nodes : json_null());
 	json_object_set_new(o, "usec", json_integer((json_int_t)now_realtime_usec()));
 	json_object_set_new(o, "trigger", json_string(trigger));
-	json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(o);
-	if (!json)
-		return;
-	log_debug("event %s", json);
-	if (!m->bus)
-		return;
-	r = sd_bus_emit_signal(m->bus, VFIOD_MANAGER_PATH, VFIOD_MANAGER_IFACE, VFIOD_EVENT_SIGNAL,
-			       "s", json);
-	if (r < 0)
-		log_warning_errno(r, "cannot signal %s, ignoring: %m", event);
+	emit_json(m, VFIOD_EVENT_SIGNAL, o, event);
+}
+
+void event_emit_progress(struct manager *m, struct job *j, const char *member, unsigned int done,
+			 unsigned int total)
+{
+	json_t *o = json_pack("{s:s, s:s?, s:s, s:s?, s:s?, s:s?, s:s?, s:I, s:I, s:I}", "operation",
+			      job_op_name(j), "name", j->name, "device", job_device(j), "kind",
+			      j->kind, "caller", j->sender, "trigger", j->trigger, "member",
+			      member, "done", (json_int_t)done, "total", (json_int_t)total, "usec",
+			      (json_int_t)now_realtime_usec());
+
+	if (o)
+		emit_json(m, VFIOD_PROGRESS_SIGNAL, o, "progress");
 }
 
 /* One event about the device O (libvfiod's JSON of it) for job J. */

@@ -55,6 +55,7 @@ int job_new(struct manager *m, enum job_op op, const char *input, struct job **r
 	j->iommu_group = -1;
 	j->trigger = VFIOD_TRIGGER_CALL;
 	j->notify_fd = -1;
+	j->progress_fd = -1;
 	j->log_priority = log_get_max_priority();
 	pthread_mutex_init(&j->lock, NULL);
 	j->input = strdup(input);
@@ -76,6 +77,7 @@ struct job *job_free(struct job *j)
 	sd_bus_message_unref(j->msg);
 	free(j->sender);
 	closep(&j->notify_fd);
+	closep(&j->progress_fd);
 	vfiod_op_unref(j->vop);
 	ctx_pool_put(j->m, j->ctx);
 	free(j->journal_file);
@@ -419,6 +421,9 @@ static int job_start(struct manager *m, struct job *j)
 	j->notify_fd = fcntl(m->notify_pipe[1], F_DUPFD_CLOEXEC, 3);
 	if (j->notify_fd < 0)
 		return negative_errno();
+	j->progress_fd = fcntl(m->progress_fd, F_DUPFD_CLOEXEC, 3);
+	if (j->progress_fd < 0)
+		return negative_errno();
 	r = sd_event_add_time_relative(m->event, &j->timer, CLOCK_MONOTONIC,
 				       m->cfg.operation_timeout_usec, 0, on_timeout, j);
 	if (r < 0)
@@ -683,6 +688,24 @@ static void job_reply(struct job *j)
 	j->msg = sd_bus_message_unref(j->msg);
 }
 
+/* J's progress, signalled when it is new since the last time. */
+static void job_signal_progress(struct manager *m, struct job *j)
+{
+	unsigned int seq, done, total;
+	char member[sizeof(j->member)];
+
+	pthread_mutex_lock(&j->lock);
+	seq = j->progress_seq;
+	done = j->done;
+	total = j->total;
+	memcpy(member, j->member, sizeof(member));
+	pthread_mutex_unlock(&j->lock);
+	if (seq == j->progress_sent)
+		return;
+	j->progress_sent = seq;
+	event_emit_progress(m, j, member[0] ? member : NULL, done, total);
+}
+
 static void job_complete(struct manager *m, struct job *j)
 {
 	json_t *result = json_loads_or_null(j->json), *list = json_loads_or_null(j->list_json),
@@ -691,6 +714,8 @@ static void job_complete(struct manager *m, struct job *j)
 
 	j->running = false;
 	j->timer = sd_event_source_disable_unref(j->timer);
+	/* The last figures before the reply, whichever of the worker's words came first. */
+	job_signal_progress(m, j);
 	/*
 	 * Logged once, here, naming the device: libvfiod's messages already do.
 	 * A device in use is refused as the policy says, not a failure of vfiod's.
@@ -736,6 +761,26 @@ int jobs_on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		job_complete(m, done[i]);
 	jobs_schedule(m);
 	manager_check_exit(m);
+	return 0;
+}
+
+/*
+ * Workers have reported progress.  A worker may report faster than the bus
+ * takes it: each job's latest figures are signalled, those in between may
+ * be skipped.
+ */
+int jobs_on_progress(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct manager *m = userdata;
+	uint64_t n;
+
+	(void)s;
+	(void)revents;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN && errno != EINTR)
+		return log_error_errno(negative_errno(), "cannot read the progress eventfd: %m");
+	for (struct job *j = m->jobs; j; j = j->next)
+		if (j->running)
+			job_signal_progress(m, j);
 	return 0;
 }
 
@@ -844,6 +889,10 @@ json_t *jobs_json(struct manager *m)
 							      : "resolving"));
 		if (j->running) {
 			json_object_set_new(o, "step", json_string(j->step));
+			if (j->total > 0) {
+				json_object_set_new(o, "done", json_integer(j->done));
+				json_object_set_new(o, "total", json_integer(j->total));
+			}
 			json_object_set_new(o, "running_usec",
 					    json_integer((json_int_t)(now - j->started_usec)));
 		}

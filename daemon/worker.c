@@ -29,6 +29,28 @@ static void set_step(struct job *j, const char *step)
 }
 
 /*
+ * libvfiod calls this as an operation over several devices goes: the
+ * figures for the event loop, which signals them, and a wake-up.
+ */
+static void on_progress(void *userdata, const char *operation, const char *device,
+			unsigned int done, unsigned int total)
+{
+	struct job *j = userdata;
+	uint64_t one = 1;
+
+	(void)operation;
+	pthread_mutex_lock(&j->lock);
+	j->done = done;
+	j->total = total;
+	snprintf(j->member, sizeof(j->member), "%s", device ? device : "");
+	j->progress_seq++;
+	pthread_mutex_unlock(&j->lock);
+	/* An eventfd's counter does not fill; a failure costs one signal, never the job. */
+	if (write(j->progress_fd, &one, sizeof(one)) < 0)
+		log_full(LOG_DEBUG, negative_errno(), "cannot wake the event loop for progress: %m");
+}
+
+/*
  * The journal entry of NAME in this job, created on first use: for the
  * job's own device, what it was asked and how to undo it; for the other
  * devices an operation touches (group members, VFs), PCI assignments,
@@ -134,6 +156,7 @@ void *worker_main(void *userdata)
 	j->journal = json_object();
 	vfiod_ctx_set_log_priority(ctx, j->log_priority);
 	vfiod_ctx_set_step_fn(ctx, on_step, j);
+	vfiod_ctx_set_progress_fn(ctx, on_progress, j);
 
 	if (j->op == JOB_RECOVER && streq(j->kind, "pci"))
 		r = vfiod_device_new(ctx, j->syspath, &dev);
@@ -192,6 +215,7 @@ void *worker_main(void *userdata)
 		(void)vfiod_list(ctx, &j->list_json);
 	vfiod_device_unref(dev);
 	vfiod_ctx_set_step_fn(ctx, NULL, NULL);
+	vfiod_ctx_set_progress_fn(ctx, NULL, NULL);
 	/* Hand the job back; from here on it belongs to the event loop. */
 	thread_hand_back(j->notify_fd, j, j->syspath ? j->syspath : j->input);
 	return NULL;

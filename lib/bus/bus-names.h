@@ -42,6 +42,7 @@
 
 /* The Manager's Event signal: "event" and "trigger" values. */
 #define VFIOD_EVENT_SIGNAL "Event"
+#define VFIOD_PROGRESS_SIGNAL "Progress"
 #define VFIOD_EVENT_ADDED "added"
 #define VFIOD_EVENT_REMOVED "removed"
 #define VFIOD_EVENT_ASSIGNED "assigned"
