@@ -12,6 +12,7 @@
 #include "bus-options.h"
 #include "bus.h"
 #include "macro.h"
+#include "progress.h"
 
 /* Create and Destroy wait behind other work on the group and for the kernel. */
 #define CHANGE_TIMEOUT_USEC (10ULL * 60 * 1000 * 1000)
@@ -55,26 +56,104 @@ static int call_open(struct call *c, const char *verb)
 	return 0;
 }
 
-static int call_method(struct call *c, sd_bus_message *m, uint64_t timeout, sd_bus_message **reply)
+/* Said once, with what to check where it helps: R and E are the failed call's. */
+static int call_failed(struct call *c, int r, const sd_bus_error *e)
 {
-	_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-	int r = sd_bus_call(c->bus, m, timeout, &e, reply);
-
-	if (r >= 0)
-		return 0;
 	c->reported = true;
-	if (sd_bus_error_has_names(&e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER,
+	if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER,
 				   "org.freedesktop.DBus.Error.Spawn.ServiceNotFound",
 				   "org.freedesktop.DBus.Error.Spawn.ChildExited",
 				   "org.freedesktop.systemd1.NoSuchUnit") ||
-	    (!sd_bus_error_is_set(&e) && (r == -ECONNRESET || r == -ENOTCONN)))
-		return not_running(c, e.message ? e.message : strerror(-r), r);
-	if (sd_bus_error_has_names(&e, SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_DISCONNECTED))
+	    (!sd_bus_error_is_set(e) && (r == -ECONNRESET || r == -ENOTCONN)))
+		return not_running(c, e->message ? e->message : strerror(-r), r);
+	if (sd_bus_error_has_names(e, SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_DISCONNECTED))
 		fprintf(stderr, "vfioctl: %s: vfiod did not answer: %s\n", c->verb,
-			e.message ? e.message : strerror(-r));
+			e->message ? e->message : strerror(-r));
 	else
-		fprintf(stderr, "vfioctl: %s: %s\n", c->verb, e.message ? e.message : strerror(-r));
+		fprintf(stderr, "vfioctl: %s: %s\n", c->verb, e->message ? e->message : strerror(-r));
 	return r;
+}
+
+/* A call followed on the progress line: its reply, and the Progress signals of our calls. */
+struct following {
+	const char *subject;
+	const char *self; /* our unique name, which vfiod reports as the caller */
+	sd_bus_message *reply;
+};
+
+static int on_progress(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	struct following *f = userdata;
+	const char *json;
+	json_t *o;
+
+	(void)error;
+	if (sd_bus_message_read(msg, "s", &json) < 0 || !(o = json_loads(json, 0, NULL)))
+		return 0; /* a line less, nothing worse */
+	if (str_eq(json_string_value(json_object_get(o, "caller")), f->self))
+		progress_show(json_string_value(json_object_get(o, "name")) ?: f->subject,
+			      json_string_value(json_object_get(o, "member")),
+			      (unsigned int)json_integer_value(json_object_get(o, "done")),
+			      (unsigned int)json_integer_value(json_object_get(o, "total")));
+	json_decref(o);
+	return 0;
+}
+
+static int on_reply(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	struct following *f = userdata;
+
+	(void)error;
+	f->reply = sd_bus_message_ref(msg);
+	return 0;
+}
+
+/*
+ * sd_bus_call(), with vfiod's Progress signals for this call shown as they
+ * come.  The match is asked for before the call, on the same connection, so
+ * the bus has it in place before vfiod sees the call.
+ */
+static int call_following(struct call *c, const char *subject, sd_bus_message *m,
+			  uint64_t timeout, sd_bus_error *e, sd_bus_message **reply)
+{
+	_cleanup_(sd_bus_slot_unrefp) sd_bus_slot *match = NULL, *call = NULL;
+	struct following f = {.subject = subject};
+	int r;
+
+	r = sd_bus_get_unique_name(c->bus, &f.self);
+	if (r >= 0)
+		r = sd_bus_match_signal_async(c->bus, &match, VFIOD_BUS_NAME, VFIOD_MANAGER_PATH,
+					      VFIOD_MANAGER_IFACE, VFIOD_PROGRESS_SIGNAL,
+					      on_progress, NULL, &f);
+	if (r < 0)
+		return sd_bus_call(c->bus, m, timeout, e, reply); /* without the line, then */
+	r = sd_bus_call_async(c->bus, &call, m, on_reply, &f, timeout);
+	while (r >= 0 && !f.reply) {
+		r = sd_bus_process(c->bus, NULL);
+		if (r == 0)
+			r = sd_bus_wait(c->bus, UINT64_MAX); /* the call's timeout still applies */
+	}
+	progress_clear();
+	if (r < 0)
+		return r;
+	if (sd_bus_message_is_method_error(f.reply, NULL)) {
+		r = sd_bus_error_copy(e, sd_bus_message_get_error(f.reply));
+		sd_bus_message_unref(f.reply);
+		return r < 0 ? r : -EIO;
+	}
+	*reply = f.reply;
+	return 0;
+}
+
+static int call_method(struct call *c, const char *subject, sd_bus_message *m, uint64_t timeout,
+		       sd_bus_message **reply)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+	int r = progress_enabled() && timeout > 0
+			? call_following(c, subject, m, timeout, &e, reply)
+			: sd_bus_call(c->bus, m, timeout, &e, reply);
+
+	return r >= 0 ? 0 : call_failed(c, r, &e);
 }
 
 static int new_call(struct call *c, const char *method, sd_bus_message **ret)
@@ -122,7 +201,7 @@ int bus_call(const char *verb, const char *method, const char *arg, json_t *opts
 	if (r >= 0 && opts)
 		r = bus_options_append(m, opts);
 	if (r >= 0)
-		r = call_method(&c, m, change ? CHANGE_TIMEOUT_USEC : 0, &reply);
+		r = call_method(&c, arg, m, change ? CHANGE_TIMEOUT_USEC : 0, &reply);
 	if (r >= 0)
 		r = read_json(&c, reply, ret_json);
 	sd_bus_message_unref(m);

@@ -21,6 +21,7 @@
 #include "monitor.h"
 #include "options.h"
 #include "print.h"
+#include "progress.h"
 #include "vfiod.h"
 
 #define EXIT_USAGE 2
@@ -303,6 +304,13 @@ static const struct verb verbs[] = {
 	{ "help", "help", NULL, NULL, 0, false, NULL, false },
 };
 
+/* --direct: libvfiod's progress on the line, as vfiod's signals are shown. */
+static void on_progress(void *userdata, _unused_ const char *operation, const char *device,
+			unsigned int done, unsigned int total)
+{
+	progress_show(userdata, device, done, total);
+}
+
 static int run_verb(struct vfiod_ctx *ctx, const struct opts *o, const struct verb *v, int argc,
 		    char **argv)
 {
@@ -342,7 +350,9 @@ static int run_verb(struct vfiod_ctx *ctx, const struct opts *o, const struct ve
 		json_decref(opts);
 		return r < 0 ? EXIT_FAILURE : emit(o, v->name, json);
 	}
+	vfiod_ctx_set_progress_fn(ctx, on_progress, (void *)(arg ? arg : v->name));
 	r = v->direct(ctx, arg, opts, &json, &e);
+	progress_clear();
 	json_decref(opts);
 	if (r < 0) {
 		/* One channel: what the call said, else what libvfiod said. */
@@ -487,6 +497,9 @@ int main(int argc, char **argv)
 		}
 	}
 	print_set_color(use_color(o.color, o.mode));
+	/* Like colour, a terminal's alone: never in a pipe, a file, or JSON. */
+	if (o.mode == PRINT_TEXT && isatty(STDOUT_FILENO) == 1)
+		progress_enable(stdout);
 	if (optind >= argc)
 		return usage_error(NULL, "missing verb (create, destroy, list, match, ...: see 'vfioctl help')");
 	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
