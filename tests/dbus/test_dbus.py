@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "sysfs"))
 
 from fakekernel import DeviceLock, FakeKernel  # noqa: E402
 from fixture import ModulesDir, Sysfs, tempdir  # noqa: E402
+import ptyrun  # noqa: E402
 from service import PYTHON, SOURCE, Bus, Polkit, Vfiod, is_root  # noqa: E402
 
 VFIOCTL = os.environ.get("VFIOCTL", "vfioctl")
@@ -96,6 +97,8 @@ class Base(unittest.TestCase):
     def on_signal(self, *args, path=None, member=None, sender=None):
         if member in ("InterfacesAdded", "InterfacesRemoved", "PropertiesChanged"):
             self.signals.append((member, str(path), args))
+        elif member == "Progress" and path == "/org/vfiod1":
+            self.signals.append((member, str(path), json.loads(str(args[0]))))
 
     def start_vfiod(self, **env):
         e = dict(self.env, **env)
@@ -441,6 +444,51 @@ class TestGroup(Base):
         self.destroy("0000:00:07.0")
         self.assertEqual(self.objects(), {})
         self.assert_consistent()
+
+    def progress(self):
+        return [s[2] for s in self.signals if s[0] == "Progress"]
+
+    def test_progress_signals_follow_the_members(self):
+        self.signals.clear()
+        self.create("0000:00:07.0", group=dbus.Boolean(True))
+        # Signals sent before the reply are in the bus's order before it; pumped with the next.
+        self.bus.wait_for(lambda: self.progress(), what="Progress")
+        p = self.progress()
+        me = self.bus.conn.get_unique_name()
+        self.assertEqual({(o["operation"], o["name"], o["kind"], o["caller"], o["trigger"],
+                           o["total"]) for o in p},
+                         {("assign", "0000:00:07.0", "pci", me, "call", 2)})
+        self.assertEqual(set(p[0]), {"operation", "name", "device", "kind", "caller", "trigger",
+                                     "member", "done", "total", "usec"})
+        # Coalesced when the work outpaces the bus, but in order, and the last one is the end.
+        done = [o["done"] for o in p]
+        self.assertEqual(done, sorted(set(done)))
+        self.assertEqual((p[-1]["done"], p[-1]["member"]), (2, "0000:00:07.1"))
+        self.assertTrue(all(o["member"] is None for o in p if o["done"] == 0))
+        # A single device is one step, with no progress of several.
+        self.signals.clear()
+        self.destroy("0000:00:07.1")
+        self.destroy("0000:00:07.0")
+        self.describe()
+        self.bus.pump()
+        self.assertEqual(self.progress(), [])
+
+    def test_vfioctl_shows_the_progress_on_a_terminal(self):
+        rc, out = ptyrun.run([VFIOCTL, "--color=never", "create", "0000:00:07.0", "group"],
+                             self.env)
+        self.assertEqual(rc, 0, out)
+        line = "\r\x1b[K0000:00:07.0: {} of 2 done"
+        self.assertIn(line.format(2) + " (0000:00:07.1)\r\x1b[K", out)
+        self.assertTrue(out.startswith("\r\x1b[K0000:00:07.0: "), repr(out))
+        self.assertNotIn("\x1b", out.rsplit("\r\x1b[K", 1)[1])
+        # Not in a pipe.
+        self.destroy("0000:00:07.1")
+        self.destroy("0000:00:07.0")
+        p = self.vfioctl("create", "0000:00:07.0", "group")
+        self.assertNotIn("\r", p.stdout)
+        self.assertNotIn("\x1b", p.stdout)
+        self.destroy("0000:00:07.1")
+        self.destroy("0000:00:07.0")
 
 
 class CDISpec:

@@ -2,13 +2,13 @@
 """vfioctl and libvfiod against fixture sysfs trees and depmod-made module dirs."""
 import json
 import os
-import pty
 import re
 import shutil
 import subprocess
 import sys
 import unittest
 
+import ptyrun
 from fixture import ModulesDir, Sysfs, tempdir
 from kernelwrite import KernelWrite
 
@@ -669,6 +669,43 @@ class TestKindsText(Base):
         self.assertEqual(out, f"{PF}: VF count set back to 0; released from vfio first: "
                               f"{VFS[0]}, {VFS[1]}\n")
 
+    def on_pty(self, *args, write, act):
+        """vfioctl on a terminal, with ACT played when it writes WRITE: what the terminal got."""
+        kw = KernelWrite(os.path.join(self.sys.root, write), act)
+        pid, fd = ptyrun.spawn([VFIOCTL, "--direct", "--color=never", *args], self.env)
+        ptyrun.wait_exec(pid, VFIOCTL)
+        kw.watch(pid)
+        rc, out = ptyrun.collect(pid, fd)
+        kw.join()
+        self.assertEqual(rc, 0, out)
+        return out
+
+    def test_vfs_progress_on_a_terminal_only(self):
+        out = self.on_pty("create", PF, "vfs", "2", "assign", write=f"{PF_DIR}/sriov_numvfs",
+                          act=self.make_vfs)
+        line = "\r\x1b[K" + PF + ": {} of 2 done{}"
+        # The line rewritten in place at the start and after each VF, then wiped for the result.
+        self.maxDiff = None
+        self.assertEqual(out, line.format(0, "") + line.format(1, f" ({VFS[0]})") +
+                         line.format(2, f" ({VFS[1]})") + "\r\x1b[K" +
+                         f"{PF}: 2 VFs created, each assigned to vfio:\n"
+                         "  VF             DRIVER               GROUP  VFIO\n"
+                         "  0000:00:06.1   vfio-fixture-vdsub   7      /dev/vfio/7\n"
+                         "  0000:00:06.2   vfio-fixture-vdsub   8      /dev/vfio/8\n")
+        out = self.on_pty("destroy", PF, "vfs", write=f"{PF_DIR}/sriov_numvfs",
+                          act=self.remove_vfs)
+        # In the order the release loop goes, as the result lists them.
+        self.assertTrue(out.startswith(line.format(0, "") + line.format(1, f" ({VFS[0]})")),
+                        repr(out))
+        self.assertTrue(out.endswith("\r\x1b[K" + f"{PF}: VF count set back to 0; released "
+                                     f"from vfio first: {VFS[0]}, {VFS[1]}\n"), repr(out))
+
+    def test_no_progress_in_json_on_a_terminal(self):
+        out = self.on_pty("-j", "create", PF, "vfs", "2", "assign",
+                          write=f"{PF_DIR}/sriov_numvfs", act=self.make_vfs)
+        self.assertNotIn("\r", out)
+        self.assertEqual(json.loads(out)["assigned"], VFS)
+
     def test_vfs_left_to_the_host(self):
         out = self.text("create", PF, "vfs", "2", write=f"{PF_DIR}/sriov_numvfs",
                         act=self.make_vfs)
@@ -734,25 +771,9 @@ class TestColour(Base):
         self.env.pop("NO_COLOR", None)
 
     def on_pty(self, *args, env=None):
-        pid, fd = pty.fork()
-        if pid == 0:  # the child: stdout is the terminal
-            try:
-                os.execve(VFIOCTL, [VFIOCTL, "--direct", *args], env or self.env)
-            finally:
-                os._exit(127)
-        out = b""
-        while True:
-            try:
-                data = os.read(fd, 65536)
-            except OSError:  # EIO: the child is gone and the terminal closed
-                break
-            if not data:
-                break
-            out += data
-        os.close(fd)
-        _, status = os.waitpid(pid, 0)
-        self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
-        return out.decode().replace("\r\n", "\n")
+        rc, out = ptyrun.run([VFIOCTL, "--direct", *args], env or self.env)
+        self.assertEqual(rc, 0, out)
+        return out
 
     def in_pipe(self, *args, env=None):
         p = subprocess.run([VFIOCTL, "--direct", *args], env=env or self.env,
