@@ -208,3 +208,89 @@ int bus_call(const char *verb, const char *method, const char *arg, json_t *opts
 	sd_bus_message_unref(reply);
 	return call_done(&c, r);
 }
+
+/* One of bus_call_each()'s calls. */
+struct each {
+	const char *verb;
+	size_t *n_done;
+	size_t n;
+	const char *arg;
+	sd_bus_message *reply;
+};
+
+static int on_each_reply(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	struct each *e = userdata;
+
+	(void)error;
+	e->reply = sd_bus_message_ref(msg);
+	progress_show(e->verb, e->arg, (unsigned int)++*e->n_done,
+		      (unsigned int)e->n);
+	return 0;
+}
+
+int bus_call_each(const char *verb, const char *method, char **args, size_t n, json_t *results)
+{
+	struct each *each = calloc(n, sizeof(*each));
+	sd_bus_slot **slots = calloc(n, sizeof(*slots));
+	size_t n_done = 0;
+	int failed = 0;
+	struct call c;
+	int r;
+
+	r = each && slots ? call_open(&c, verb) : -ENOMEM;
+	if (r < 0) {
+		free(each);
+		free(slots);
+		return r == -ENOMEM ? r : call_done(&c, r);
+	}
+	/* All sent at once: vfiod runs those on different hardware side by side. */
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		sd_bus_message *m = NULL;
+
+		each[i] = (struct each){.verb = verb, .n_done = &n_done, .n = n, .arg = args[i]};
+		r = new_call(&c, method, &m);
+		if (r >= 0)
+			r = sd_bus_message_append(m, "s", args[i]);
+		if (r >= 0)
+			r = sd_bus_call_async(c.bus, &slots[i], m, on_each_reply, &each[i],
+					      CHANGE_TIMEOUT_USEC);
+		sd_bus_message_unref(m);
+	}
+	if (r >= 0)
+		progress_show(verb, NULL, 0, (unsigned int)n);
+	while (r >= 0 && n_done < n) {
+		r = sd_bus_process(c.bus, NULL);
+		if (r == 0)
+			r = sd_bus_wait(c.bus, UINT64_MAX);
+	}
+	progress_clear();
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+		char *json = NULL;
+
+		if (sd_bus_message_is_method_error(each[i].reply, NULL)) {
+			int q = sd_bus_error_copy(&e, sd_bus_message_get_error(each[i].reply));
+
+			(void)call_failed(&c, q < 0 ? q : -EIO, &e);
+			c.reported = false; /* the next failure is said too */
+			failed++;
+		} else if (read_json(&c, each[i].reply, &json) >= 0) {
+			json_t *o = json_loads(json, 0, NULL);
+
+			json_array_append_new(results, o ? o : json_string(json));
+		} else {
+			c.reported = false;
+			failed++;
+		}
+		free(json);
+	}
+	for (size_t i = 0; i < n; i++) {
+		sd_bus_slot_unref(slots[i]);
+		sd_bus_message_unref(each[i].reply);
+	}
+	free(slots);
+	free(each);
+	r = call_done(&c, r);
+	return r < 0 ? r : failed;
+}

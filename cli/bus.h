@@ -17,3 +17,11 @@
  */
 int bus_call(const char *verb, const char *method, const char *arg, json_t *opts, bool change,
 	     char **ret_json);
+
+/*
+ * METHOD for each of the N ARGS, all sent at once, with a progress line as
+ * the replies come; each result (JSON) appended to RESULTS in the order of
+ * ARGS, each failure said as bus_call() says it.  Returns how many failed,
+ * or a negative errno when the calls could not be made.
+ */
+int bus_call_each(const char *verb, const char *method, char **args, size_t n, json_t *results);

@@ -50,6 +50,7 @@ struct verb {
 	int (*direct)(struct vfiod_ctx *ctx, const char *arg, json_t *opts, char **json,
 		      struct defs_error *e);
 	bool arg_optional; /* ARG may be left out */
+	bool many;	   /* takes several ARGs, each done as if alone */
 };
 
 static int usage_error(const char *verb, const char *fmt, ...) _printf_(2, 3);
@@ -281,27 +282,27 @@ static int direct_stop(struct vfiod_ctx *ctx, const char *name, json_t *opts, ch
 }
 
 static const struct verb verbs[] = {
-	{ "match", "match PATH", "Match", "PATH", 0, false, direct_match, false },
+	{ "match", "match PATH", "Match", "PATH", 0, false, direct_match, false, false },
 	{ "create", "create PATH [OPTION...]", "Create", "PATH", OPT_CREATE, true, direct_create,
-	  false },
+	  false, false },
 	{ "destroy", "destroy PATH|NAME [force] [vfs|sf N]", "Destroy", "PATH", OPT_DESTROY, true,
-	  direct_destroy, false },
-	{ "list", "list", "List", NULL, 0, false, direct_list, false },
-	{ "show", "show PATH", "Show", "PATH", 0, false, direct_show, false },
+	  direct_destroy, false, false },
+	{ "list", "list", "List", NULL, 0, false, direct_list, false, false },
+	{ "show", "show PATH", "Show", "PATH", 0, false, direct_show, false, false },
 	{ "groups", "groups [GROUP|PATH]", "Groups", "PATH", 0, false, direct_groups,
 	  .arg_optional = true },
-	{ "types", "types PATH", "MdevTypes", "PATH", 0, false, direct_types, false },
-	{ "mgmtdev", "mgmtdev", "VdpaManagementDevices", NULL, 0, false, direct_mgmtdev, false },
+	{ "types", "types PATH", "MdevTypes", "PATH", 0, false, direct_types, false, false },
+	{ "mgmtdev", "mgmtdev", "VdpaManagementDevices", NULL, 0, false, direct_mgmtdev, false, false },
 	{ "define", "define PATH [OPTION...]", "Define", "PATH", OPT_DEFINE, false, direct_define,
-	  false },
-	{ "undefine", "undefine NAME", "Undefine", "NAME", 0, false, direct_undefine, false },
+	  false, false },
+	{ "undefine", "undefine NAME", "Undefine", "NAME", 0, false, direct_undefine, false, false },
 	{ "modify", "modify NAME [OPTION...]", "Modify", "NAME", OPT_DEFINE, false, direct_modify,
-	  false },
-	{ "start", "start NAME", "Start", "NAME", 0, true, direct_start, false },
-	{ "stop", "stop NAME", "Stop", "NAME", 0, true, direct_stop, false },
+	  false, false },
+	{ "start", "start NAME...", "Start", "NAME", 0, true, direct_start, false, .many = true },
+	{ "stop", "stop NAME...", "Stop", "NAME", 0, true, direct_stop, false, .many = true },
 	/* vfiod's Event signal; no direct form (monitor.c). */
-	{ "monitor", "monitor", "Event", NULL, 0, false, NULL, false },
-	{ "help", "help", NULL, NULL, 0, false, NULL, false },
+	{ "monitor", "monitor", "Event", NULL, 0, false, NULL, false, false },
+	{ "help", "help", NULL, NULL, 0, false, NULL, false, false },
 };
 
 /* --direct: libvfiod's progress on the line, as vfiod's signals are shown. */
@@ -309,6 +310,63 @@ static void on_progress(void *userdata, _unused_ const char *operation, const ch
 			unsigned int done, unsigned int total)
 {
 	progress_show(userdata, device, done, total);
+}
+
+/* What a direct call said when it failed: the call's own words, else libvfiod's. */
+static void direct_failed(struct vfiod_ctx *ctx, const struct verb *v, const char *arg, int r,
+			  const struct defs_error *e)
+{
+	const char *msg = e->message[0] ? e->message : vfiod_ctx_get_error(ctx);
+
+	if (msg)
+		fprintf(stderr, "vfioctl: %s: %s\n", v->name, msg);
+	else
+		fprintf(stderr, "vfioctl: %s %s: %s\n", v->name, arg ? arg : "", strerror(-r));
+}
+
+/*
+ * Several NAMEs: through vfiod all asked at once (it runs those on different
+ * hardware side by side), directly one after the other; a progress line as
+ * they end, the results together, every failure said, exit 1 if one failed.
+ */
+static int run_many(struct vfiod_ctx *ctx, const struct opts *o, const struct verb *v, int n,
+		    char **names)
+{
+	_cleanup_free_ char *text = NULL;
+	json_t *all = json_array();
+	int failed = 0, rc;
+
+	if (!all)
+		return EXIT_FAILURE;
+	if (!o->direct) {
+		failed = bus_call_each(v->name, v->method, names, (size_t)n, all);
+	} else {
+		progress_show(v->name, NULL, 0, (unsigned int)n);
+		for (int i = 0; i < n; i++) {
+			_cleanup_free_ char *json = NULL;
+			struct defs_error e = {};
+			int r = v->direct(ctx, names[i], NULL, &json, &e);
+			json_t *res;
+
+			if (r < 0) {
+				progress_clear();
+				direct_failed(ctx, v, names[i], r, &e);
+				failed++;
+			} else if ((res = json_loads(json, 0, NULL))) {
+				json_array_append_new(all, res);
+			}
+			progress_show(v->name, names[i], (unsigned int)i + 1, (unsigned int)n);
+		}
+		progress_clear();
+	}
+	if (failed < 0) {
+		json_decref(all);
+		return EXIT_FAILURE;
+	}
+	text = json_array_size(all) ? json_dumps(all, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(all);
+	rc = text ? emit(o, v->name, text) : EXIT_SUCCESS;
+	return failed ? EXIT_FAILURE : rc;
 }
 
 static int run_verb(struct vfiod_ctx *ctx, const struct opts *o, const struct verb *v, int argc,
@@ -326,6 +384,8 @@ static int run_verb(struct vfiod_ctx *ctx, const struct opts *o, const struct ve
 	if (v->arg && !arg && !v->arg_optional)
 		return usage_error(v->name, "missing %s",
 				   streq(v->arg, "PATH") ? "device path" : "definition name");
+	if (v->many && argc > 2)
+		return run_many(ctx, o, v, argc - 1, argv + 1);
 	if (!v->options && argc > (v->arg ? 2 : 1))
 		return usage_error(v->name, "unexpected argument '%s'", argv[v->arg ? 2 : 1]);
 	if (v->options) {
@@ -355,14 +415,7 @@ static int run_verb(struct vfiod_ctx *ctx, const struct opts *o, const struct ve
 	progress_clear();
 	json_decref(opts);
 	if (r < 0) {
-		/* One channel: what the call said, else what libvfiod said. */
-		const char *msg = e.message[0] ? e.message : vfiod_ctx_get_error(ctx);
-
-		if (msg)
-			fprintf(stderr, "vfioctl: %s: %s\n", v->name, msg);
-		else
-			fprintf(stderr, "vfioctl: %s %s: %s\n", v->name, arg ? arg : "",
-				strerror(-r));
+		direct_failed(ctx, v, arg, r, &e);
 		return EXIT_FAILURE;
 	}
 	return emit(o, v->name, json);

@@ -184,6 +184,12 @@ class TestValues(Base):
         self.assertEqual(self.complete("vfioctl --direct modify "), [NVME])
         # Not active: nothing to stop.
         self.assertEqual(self.complete("vfioctl --direct stop "), [])
+        # start takes several: a name after a name, not an option word.
+        p = subprocess.run([VFIOCTL, "--direct", "-j", "define", PARENT], env=self.env,
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.complete(f"vfioctl --direct start {NVME} "), sorted([NVME, PARENT]))
+        self.assertEqual(self.complete(f"vfioctl --direct undefine {NVME} "), [])
 
 
 if __name__ == "__main__":

@@ -633,6 +633,31 @@ class TestPersistent(Base):
         self.assertEqual(self.objects(), {})
 
 
+    def test_start_and_stop_several_at_once(self):
+        for name in (NVME, OTHER):
+            self.vfioctl("define", name)
+        p = self.vfioctl("start", NVME, OTHER)
+        self.assertEqual(p.stdout.splitlines(), [
+            f"{NVME}: assigned to {VDSUB} (was nvme), IOMMU group 3, /dev/vfio/3",
+            f"{OTHER}: assigned to vfio-fixture-other (was unbound), IOMMU group 4, "
+            "/dev/vfio/4"])
+        # One that cannot be: said, exit 1; the others are done all the same.
+        p = self.vfioctl("stop", NVME, "no-such-definition", OTHER, rc=1)
+        self.assertIn("no-such-definition", p.stderr)
+        self.assertEqual((self.driver_of(NVME), self.driver_of(OTHER)), ("nvme", None))
+        self.assertEqual(len(p.stdout.splitlines()), 2, p.stdout)
+        # -j: one array, in the order asked.
+        o = json.loads(self.vfioctl("-j", "start", OTHER, NVME).stdout)
+        self.assertEqual([r["name"] for r in o], [OTHER, NVME])
+        # On a terminal, a line as the replies come.
+        rc, out = ptyrun.run([VFIOCTL, "--color=never", "stop", NVME, OTHER], self.env)
+        self.assertEqual(rc, 0, out)
+        self.assertTrue(out.startswith("\r\x1b[Kstop: 0 of 2 done\r\x1b[Kstop: 1 of 2 done ("),
+                        repr(out))
+        self.assertIn("\r\x1b[Kstop: 2 of 2 done (", out)
+        self.assertEqual((self.driver_of(NVME), self.driver_of(OTHER)), ("nvme", None))
+
+
 AP = "0000:00:05.0"
 AP_PATH = "/sys/devices/pci0000:00/0000:00:05.0"
 AP_TYPE = "vfio_ap-passthrough"

@@ -408,6 +408,13 @@ class TestDefinitions(Base):
         err = self.vfioctl("start", "x", rc=1).stderr
         self.assertIn("unreadable", err)
         self.assertIn("undefine it", err)
+        # Several at once: each failure said, in order, exit 1, nothing on stdout.
+        p = self.vfioctl("start", "x", "nothing-here", rc=1)
+        self.assertEqual([line.split(":")[0] for line in p.stderr.splitlines()],
+                         ["vfioctl", "vfioctl"], p.stderr)
+        self.assertIn("unreadable", p.stderr.splitlines()[0])
+        self.assertIn("nothing-here is not defined", p.stderr.splitlines()[1])
+        self.assertEqual(p.stdout, "")
         self.vfioctl("undefine", "x")
         self.assertFalse(os.path.exists(os.path.join(self.defs, "x.json")))
 
