@@ -42,6 +42,11 @@ vm_check "-j output is the same as --direct's" sh -c \
 	'test "$("$0" -j list)" = "$("$0" --direct -j list)"' "${VFIOCTL[0]}"
 "${VFIOCTL[@]}" destroy "$NVME"
 vm_check "vfioctl destroy through vfiod: nvme back" test "$(drv "$NVME")" = nvme
+# On a terminal, a group create follows vfiod's Progress signals (its group has one member).
+out=$(vm_on_pty "${VFIOCTL[0]}" --color=never create "$NVME" group)
+vm_check "on a terminal: vfiod's progress of the group, then the result" grep -qF \
+	"$(printf '\r\033[K%s: 1 of 1 done (%s)\r\033[K%s: assigned' "$NVME" "$NVME" "$NVME")" <<<"$out"
+"${VFIOCTL[@]}" destroy "$NVME"
 
 # 2. A plain D-Bus client.
 t0=$(date +%s%N)

@@ -191,6 +191,15 @@ vm_check "destroy: count back to 0, both VFs released" \
 	test "$(jget 'd["numvfs"], sorted(d["released"])' <"$RESULTS/destroy.json")" = "0 ['$VF0', '$VF1']"
 vm_check "PF controller still live" test "$(ctrl_state)" = live
 
+# 4b. On a terminal: the progress line at the start and after each VF, wiped for the result.
+out=$(vm_on_pty "$VFIOCTL" --direct --color=never create "$PF" vfs 2 assign)
+want=$(printf '\r\033[K%s: 0 of 2 done\r\033[K%s: 1 of 2 done (%s)\r\033[K%s: 2 of 2 done (%s)\r\033[K%s: 2 VFs created' \
+	"$PF" "$PF" "$VF0" "$PF" "$VF1" "$PF")
+vm_check "on a terminal: the progress line, each VF, then the result" test "${out:0:${#want}}" = "$want"
+out=$(vm_on_pty "$VFIOCTL" --direct --color=never destroy "$PF" vfs)
+vm_check "on a terminal: destroy's progress, then the result" \
+	grep -qF "$(printf '2 of 2 done (%s)\r\033[K%s: VF count set back to 0' "$VF1" "$PF")" <<<"$out"
+
 # 5. From 1 to 2 VFs (through 0, which the kernel requires), autoprobe as it was (off).
 echo 0 >"/sys/bus/pci/devices/$PF/sriov_drivers_autoprobe"
 "${V[@]}" -j create "$PF" vfs 1 >/dev/null

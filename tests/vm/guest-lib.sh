@@ -278,3 +278,13 @@ until_ok() {
 		sleep 0.2
 	done
 }
+
+# ARGS run on a pseudo-terminal (tests/sysfs/ptyrun.py), as at a terminal: what it wrote there.
+vm_on_pty() {
+	python3 -c 'import os, sys
+sys.path.insert(0, sys.argv[1])
+import ptyrun
+rc, out = ptyrun.run(sys.argv[2:], dict(os.environ))
+sys.stdout.write(out)
+sys.exit(rc)' "$(dirname "${BASH_SOURCE[0]}")/../sysfs" "$@"
+}
