@@ -127,8 +127,12 @@ int device_refresh(struct vfiod_device *dev);
 bool is_pci_name(const char *s);
 
 json_t *device_json(struct vfiod_device *dev);
-/* Append the vfio cdev nodes of the device at DEVFD, and /dev/iommu with them, to A. */
-void vfio_cdev_nodes(int devfd, json_t *a);
+/*
+ * The vfio nodes of the device at DEVFD in IOMMU group IOMMU_GROUP, when it
+ * is BOUND to a vfio driver: the group's node, then its cdevs and
+ * /dev/iommu with them where there are; an empty array otherwise.
+ */
+json_t *vfio_nodes_json(int devfd, int iommu_group, bool bound);
 /* Serialise and release O. */
 int json_dump_to(json_t *o, char **ret);
 

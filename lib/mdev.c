@@ -493,20 +493,6 @@ static json_t *string_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-/* The vfio device nodes of an mdev: the group's, and the cdev's where there is one. */
-static json_t *mdev_vfio_nodes(const struct mdev *m)
-{
-	json_t *a = json_array();
-	char node[64];
-
-	if (!a || m->iommu_group < 0 || !m->driver)
-		return a;
-	snprintf(node, sizeof(node), DEV_VFIO "/%d", m->iommu_group);
-	json_array_append_new(a, json_string(node));
-	vfio_cdev_nodes(m->dirfd, a);
-	return a;
-}
-
 static json_t *mdev_json(const struct mdev *m)
 {
 	json_t *o = json_object();
@@ -520,7 +506,8 @@ static json_t *mdev_json(const struct mdev *m)
 	json_object_set_new(o, "type", string_or_null(m->type));
 	json_object_set_new(o, "iommu_group",
 			    m->iommu_group >= 0 ? json_integer(m->iommu_group) : json_null());
-	json_object_set_new(o, "vfio", mdev_vfio_nodes(m));
+	json_object_set_new(o, "vfio",
+			    vfio_nodes_json(m->dirfd, m->iommu_group, m->driver != NULL));
 	json_object_set_new(o, "driver", string_or_null(m->driver));
 	return o;
 }
