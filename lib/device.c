@@ -54,7 +54,6 @@ static int device_identify(struct vfiod_device *dev, const char *input)
 
 int device_refresh(struct vfiod_device *dev)
 {
-	_cleanup_free_ char *group = NULL;
 	int r;
 
 	free(dev->driver);
@@ -74,14 +73,7 @@ int device_refresh(struct vfiod_device *dev)
 		dev->driver_override = NULL;
 	}
 
-	dev->iommu_group = -1;
-	if (read_link_name(dev->dirfd, ATTR_IOMMU_GROUP, &group) >= 0) {
-		char *end;
-		long g = strtol(group, &end, 10);
-
-		if (!*end && g >= 0 && g <= INT_MAX)
-			dev->iommu_group = g;
-	}
+	dev->iommu_group = read_iommu_group(dev->dirfd);
 	return 0;
 }
 

@@ -117,6 +117,8 @@ int read_attr_hex(int dirfd, const char *attr, unsigned int *ret);
 int read_attr_uint(int dirfd, const char *attr, unsigned int *ret);
 int write_attr(int dirfd, const char *attr, const char *value);
 int read_link_name(int dirfd, const char *link, char **ret);
+/* The IOMMU group of the device at DIRFD (its iommu_group link), or -1 when it has none. */
+int read_iommu_group(int dirfd);
 int dir_from_fd(int fd, DIR **ret);
 int root_open(struct vfiod_ctx *ctx, const char *relpath, int flags);
 int root_read_link(struct vfiod_ctx *ctx, const char *dir, const char *name, const char *link,
