@@ -197,3 +197,5 @@ int root_syspath(struct vfiod_ctx *ctx, const char *relpath, char **ret);
  */
 int mac_parse(const char *s, uint8_t mac[6], const char **why);
 int mac_parse_for(struct vfiod_ctx *ctx, const char *name, const char *s, uint8_t mac[6]);
+/* LEN bytes of A as "00:11:22:...", into BUF. */
+void mac_str(const uint8_t *a, int len, char *buf, size_t size);
