@@ -786,11 +786,11 @@ static void print_vfio_line(FILE *f, json_t *o)
 	fprintf(f, "\n");
 }
 
-/* "  LABEL: " and the driver KEY of O names, "none" when there is none. */
-static void print_driver_line(FILE *f, const char *label, json_t *o, const char *key)
+/* "  driver: " and O's driver, "none" when it has none. */
+static void print_driver_line(FILE *f, json_t *o)
 {
-	fprintf(f, "  %s: ", label);
-	put_drv(f, str(o, key, "none"));
+	fprintf(f, "  driver: ");
+	put_drv(f, str(o, "driver", "none"));
 	fprintf(f, "\n");
 }
 
@@ -803,6 +803,15 @@ static void print_group_line(FILE *f, json_t *o)
 		fprintf(f, "  IOMMU group: %lld\n", (long long)json_integer_value(g));
 	else
 		fprintf(f, "  IOMMU group: none\n");
+}
+
+/* The last lines of an mdev's or an SF's show: driver, vfiod's record, IOMMU group, vfio nodes. */
+static void print_device_tail(FILE *f, json_t *o)
+{
+	print_driver_line(f, o);
+	print_held(f, json_object_get(o, "assigned"));
+	print_group_line(f, o);
+	print_vfio_line(f, o);
 }
 
 /* show of an mdev: its parent and type as sysfs has them. */
@@ -831,10 +840,7 @@ static int print_mdev_show(FILE *f, json_t *o)
 	} else {
 		fprintf(f, "  type: unknown\n");
 	}
-	print_driver_line(f, "driver", o, "driver");
-	print_held(f, json_object_get(o, "assigned"));
-	print_group_line(f, o);
-	print_vfio_line(f, o);
+	print_device_tail(f, o);
 	return 0;
 }
 
@@ -855,7 +861,7 @@ static int print_vdpa_show(FILE *f, json_t *o)
 	if (str(o, "mgmtdev_device", NULL))
 		fprintf(f, "  management device path: %s\n", str(o, "mgmtdev_device", "?"));
 	fprintf(f, "  class: %s\n", str(o, "class", "unknown"));
-	print_driver_line(f, "driver", o, "driver");
+	print_driver_line(f, o);
 	if (json_object_get(o, "node"))
 		fprintf(f, "  node: %s\n", str(o, "node", ""));
 	else if (json_object_get(o, "virtio"))
@@ -897,10 +903,7 @@ static int print_sf_show(FILE *f, json_t *o)
 	} else {
 		fprintf(f, "none\n");
 	}
-	print_driver_line(f, "driver", o, "driver");
-	print_held(f, json_object_get(o, "assigned"));
-	print_group_line(f, o);
-	print_vfio_line(f, o);
+	print_device_tail(f, o);
 	return 0;
 }
 
