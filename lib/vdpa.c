@@ -892,7 +892,8 @@ static int dev_kernel_facts(struct vfiod_ctx *ctx, const char *name, struct dev_
 	*config = NULL;
 	if (!ci.o)
 		return -ENOMEM;
-	r = vdpa_open(ctx, &di->g);
+	/* A vdpa device exists: the family is there; show loads no module. */
+	r = gnl_open_ctx(ctx, GENL_VDPA, &di->g);
 	if (r < 0) {
 		json_decref(ci.o);
 		return r;
