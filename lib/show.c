@@ -106,7 +106,7 @@ _public_ int vfiod_show(struct vfiod_ctx *ctx, const char *path, char **ret)
 
 	ctx->error[0] = '\0';
 	r = pci = pci_show(ctx, path, &o);
-	if (pci == -ENODEV || pci == -ENOENT || pci == -ENOTDIR) {
+	if (path && (pci == -ENODEV || pci == -ENOENT || pci == -ENOTDIR)) {
 		/* Not a PCI function (or no such path): perhaps another kind's device. */
 		snprintf(why, sizeof(why), "%s", ctx->error[0] ? ctx->error : strerror(-pci));
 		r = 0;
