@@ -51,22 +51,17 @@ static json_t *mdev_types_json(struct vfiod_device *dev)
 	return a ? a : json_null();
 }
 
-/* The PCI function PATH names; -ENODEV, -ENOENT or -ENOTDIR when it names none. */
-static int pci_show(struct vfiod_ctx *ctx, const char *path, json_t **ret)
+/* The PCI function DEV in full. */
+static int pci_show(struct vfiod_device *dev, json_t **ret)
 {
-	struct vfiod_device *dev = NULL;
+	struct vfiod_ctx *ctx = dev->ctx;
 	struct vfiod_match *m = NULL;
 	json_t *o;
 	int r;
 
-	r = vfiod_device_new(ctx, path, &dev);
-	if (r < 0)
-		return r;
 	o = device_json(dev);
-	if (!o) {
-		vfiod_device_unref(dev);
+	if (!o)
 		return -ENOMEM;
-	}
 	json_object_set_new(o, "assigned", held_json(ctx, dev->name));
 	if (dev->iommu_group >= 0) {
 		char g[16];
@@ -88,7 +83,6 @@ static int pci_show(struct vfiod_ctx *ctx, const char *path, json_t **ret)
 	}
 	vfiod_match_unref(m);
 	json_object_set_new(o, "mdev_types", mdev_types_json(dev));
-	vfiod_device_unref(dev);
 	if (r < 0) {
 		json_decref(o);
 		return r;
@@ -100,13 +94,17 @@ static int pci_show(struct vfiod_ctx *ctx, const char *path, json_t **ret)
 _public_ int vfiod_show(struct vfiod_ctx *ctx, const char *path, char **ret)
 {
 	char why[sizeof(ctx->error)];
+	struct vfiod_device *dev = NULL;
 	const struct kind *k;
 	json_t *o = NULL;
 	int r, pci;
 
 	ctx->error[0] = '\0';
-	r = pci = pci_show(ctx, path, &o);
-	if (path && (pci == -ENODEV || pci == -ENOENT || pci == -ENOTDIR)) {
+	r = pci = vfiod_device_new(ctx, path, &dev);
+	if (r >= 0) {
+		r = pci_show(dev, &o);
+		vfiod_device_unref(dev);
+	} else if (path && (pci == -ENODEV || pci == -ENOENT || pci == -ENOTDIR)) {
 		/* Not a PCI function (or no such path): perhaps another kind's device. */
 		snprintf(why, sizeof(why), "%s", ctx->error[0] ? ctx->error : strerror(-pci));
 		r = 0;
