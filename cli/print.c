@@ -763,7 +763,8 @@ static int print_groups(FILE *f, json_t *a)
 static void print_held(FILE *f, json_t *held)
 {
 	if (json_is_object(held)) {
-		time_t t = (time_t)(json_integer_value(json_object_get(held, "since_usec")) / 1000000);
+		time_t t =
+			(time_t)(json_integer_value(json_object_get(held, "since_usec")) / 1000000);
 		char when[64] = "";
 
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));

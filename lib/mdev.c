@@ -1148,8 +1148,9 @@ static int mdev_show(struct vfiod_ctx *ctx, const char *path, json_t **ret)
 	}
 	pname = strrchr(m.parent, '/');
 	json_object_set_new(o, "uuid", json_string(m.uuid));
-	json_object_set_new(o, "parent", json_pack("{s:s, s:s}", "name", pname ? pname + 1 : m.parent,
-						   "device", m.parent));
+	json_object_set_new(o, "parent",
+			    json_pack("{s:s, s:s}", "name", pname ? pname + 1 : m.parent, "device",
+				      m.parent));
 	json_object_set_new(o, "type",
 			    m.type ? type_json(m.dirfd, ATTR_MDEV_TYPE, m.type) ?: json_null()
 				   : json_null());

@@ -116,8 +116,8 @@ _public_ int vfiod_show(struct vfiod_ctx *ctx, const char *path, char **ret)
 		}
 		if (r == 0)
 			return vfiod_error(ctx, pci == -ENOTDIR ? -ENODEV : pci,
-					   "%s; nor is it an mdev (a UUID), a vdpa device (its name) "
-					   "or a subfunction (PF-sfN)",
+					   "%s; nor is it an mdev (a UUID), a vdpa device "
+					   "(its name) or a subfunction (PF-sfN)",
 					   why);
 	}
 	if (r < 0)
