@@ -759,8 +759,157 @@ static int print_groups(FILE *f, json_t *a)
 	return 0;
 }
 
-/* vfioctl show: one device in full, a fact a line. */
-static int print_show(FILE *f, json_t *o)
+/* What vfiod's record says it did with the device, a line. */
+static void print_held(FILE *f, json_t *held)
+{
+	if (json_is_object(held)) {
+		time_t t =
+			(time_t)(json_integer_value(json_object_get(held, "since_usec")) / 1000000);
+		char when[64] = "";
+
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
+		fprintf(f, "  vfiod: assigned it to %s (it was on %s) at %s, through %s\n",
+			str(held, "driver", "?"), str(held, "previous_driver", "no driver"), when,
+			str(held, "resolver", "user space"));
+	} else {
+		fprintf(f, "  vfiod: holds nothing of it\n");
+	}
+}
+
+/* The device's vfio nodes, a line. */
+static void print_vfio_line(FILE *f, json_t *o)
+{
+	fprintf(f, "  vfio: ");
+	if (json_array_size(json_object_get(o, "vfio")))
+		print_vfio(f, o);
+	else
+		fprintf(f, "no node");
+	fprintf(f, "\n");
+}
+
+/* "  driver: " and O's driver, "none" when it has none. */
+static void print_driver_line(FILE *f, json_t *o)
+{
+	fprintf(f, "  driver: ");
+	put_drv(f, str(o, "driver", "none"));
+	fprintf(f, "\n");
+}
+
+/* "  IOMMU group: N", or that there is none. */
+static void print_group_line(FILE *f, json_t *o)
+{
+	json_t *g = json_object_get(o, "iommu_group");
+
+	if (json_is_integer(g))
+		fprintf(f, "  IOMMU group: %lld\n", (long long)json_integer_value(g));
+	else
+		fprintf(f, "  IOMMU group: none\n");
+}
+
+/* The last lines of an mdev's or an SF's show: driver, vfiod's record, IOMMU group, vfio nodes. */
+static void print_device_tail(FILE *f, json_t *o)
+{
+	print_driver_line(f, o);
+	print_held(f, json_object_get(o, "assigned"));
+	print_group_line(f, o);
+	print_vfio_line(f, o);
+}
+
+/* show of an mdev: its parent and type as sysfs has them. */
+static int print_mdev_show(FILE *f, json_t *o)
+{
+	json_t *p = json_object_get(o, "parent"), *t = json_object_get(o, "type");
+	json_t *avail = json_object_get(t, "available_instances");
+
+	fprintf(f, "mdev ");
+	put_dev(f, str(o, "name", "?"));
+	fprintf(f, "\n  device: %s\n  parent: ", str(o, "device", "?"));
+	put_dev(f, str(p, "name", "?"));
+	fprintf(f, " (%s)\n", str(p, "device", "?"));
+	if (json_is_object(t)) {
+		fprintf(f, "  type: %s", str(t, "name", "?"));
+		if (json_object_get(t, "pretty_name"))
+			fprintf(f, " (%s)", str(t, "pretty_name", ""));
+		fprintf(f, "\n  device API: %s\n", str(t, "device_api", "unknown"));
+		if (json_is_integer(avail))
+			fprintf(f, "  available instances: %lld\n",
+				(long long)json_integer_value(avail));
+		else
+			fprintf(f, "  available instances: unknown\n");
+		if (json_object_get(t, "description"))
+			fprintf(f, "  description: %s\n", str(t, "description", ""));
+	} else {
+		fprintf(f, "  type: unknown\n");
+	}
+	print_device_tail(f, o);
+	return 0;
+}
+
+/* show of a vdpa device: where it comes from, its driver and node, its config. */
+static int print_vdpa_show(FILE *f, json_t *o)
+{
+	json_t *config = json_object_get(o, "config"), *v;
+	const char *key;
+
+	fprintf(f, "vdpa ");
+	put_dev(f, str(o, "name", "?"));
+	fprintf(f, "\n  device: %s\n", str(o, "device", "?"));
+	if (json_is_string(json_object_get(o, "state")))
+		fprintf(f, "  state: %s\n", str(o, "state", ""));
+	fprintf(f, "  management device: ");
+	put_dev(f, str(o, "mgmtdev", "unknown"));
+	fprintf(f, "\n");
+	if (str(o, "mgmtdev_device", NULL))
+		fprintf(f, "  management device path: %s\n", str(o, "mgmtdev_device", "?"));
+	fprintf(f, "  class: %s\n", str(o, "class", "unknown"));
+	print_driver_line(f, o);
+	if (json_object_get(o, "node"))
+		fprintf(f, "  node: %s\n", str(o, "node", ""));
+	else if (json_object_get(o, "virtio"))
+		fprintf(f, "  virtio device: %s\n", str(o, "virtio", ""));
+	else
+		fprintf(f, "  node: none\n");
+	if (!json_is_object(config)) {
+		fprintf(f, "  config: not reported by the kernel\n");
+		return 0;
+	}
+	fprintf(f, "  config:\n");
+	json_object_foreach(config, key, v)
+	{
+		fprintf(f, "    %s: ", key);
+		print_scalar(f, v);
+		fprintf(f, "\n");
+	}
+	return 0;
+}
+
+/* show of a subfunction: its devlink port, its function's state, its auxiliary device. */
+static int print_sf_show(FILE *f, json_t *o)
+{
+	fprintf(f, "sf ");
+	put_dev(f, str(o, "name", "?"));
+	fprintf(f, "\n  PF: ");
+	put_dev(f, base(str(o, "pf", "?")));
+	fprintf(f, " (%s)\n", str(o, "pf", "?"));
+	fprintf(f, "  sfnum: %lld\n  pfnum: %lld\n  controller: %lld\n", num(o, "sfnum"),
+		num(o, "pfnum"), num(o, "controller"));
+	fprintf(f, "  devlink port: %s\n", str(o, "devlink_port", "?"));
+	fprintf(f, "  state: %s\n", str(o, "state", "unknown"));
+	fprintf(f, "  opstate: %s\n", str(o, "opstate", "not reported"));
+	fprintf(f, "  hw_addr: %s\n", str(o, "hw_addr", "none"));
+	fprintf(f, "  auxiliary device: ");
+	if (json_object_get(o, "auxiliary")) {
+		put_dev(f, str(o, "auxiliary", ""));
+		fprintf(f, " (%s)\n", str(o, "device", "?"));
+	} else {
+		fprintf(f, "none\n");
+	}
+	print_device_tail(f, o);
+	return 0;
+}
+
+/* vfioctl show of a PCI function: one device in full, a fact a line. */
+static int print_pci_show(FILE *f, json_t *o)
 {
 	json_t *held = json_object_get(o, "assigned"), *w = json_object_get(o, "would_get");
 	json_t *u = json_object_get(o, "in_use"), *g = json_object_get(o, "group"), *e;
@@ -778,17 +927,7 @@ static int print_show(FILE *f, json_t *o)
 	if (json_object_get(o, "driver_override"))
 		fprintf(f, " (driver_override %s)", str(o, "driver_override", ""));
 	fprintf(f, "\n");
-	if (json_is_object(held)) {
-		time_t t = (time_t)(json_integer_value(json_object_get(held, "since_usec")) / 1000000);
-		char when[64] = "";
-
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
-		fprintf(f, "  vfiod: assigned it to %s (it was on %s) at %s, through %s\n",
-			str(held, "driver", "?"), str(held, "previous_driver", "no driver"), when,
-			str(held, "resolver", "user space"));
-	} else {
-		fprintf(f, "  vfiod: holds nothing of it\n");
-	}
+	print_held(f, held);
 	if (json_is_object(w))
 		fprintf(f, "  would get: %s (`match` says why)\n",
 			str(w, "driver", NULL) ? str(w, "driver", "") : str(w, "module", "?"));
@@ -814,17 +953,28 @@ static int print_show(FILE *f, json_t *o)
 		fprintf(f, "  mdev type %s: %lld available (%s)\n", str(e, "name", "?"),
 			(long long)json_integer_value(json_object_get(e, "available_instances")),
 			str(e, "device_api", "?"));
-	fprintf(f, "  vfio: ");
-	if (json_array_size(json_object_get(o, "vfio")))
-		print_vfio(f, o);
-	else
-		fprintf(f, "no node");
-	fprintf(f, "\n");
+	print_vfio_line(f, o);
 	if (json_is_object(g))
 		print_group(f, g, "  ");
 	else
 		fprintf(f, "  no IOMMU group\n");
 	return 0;
+}
+
+/* vfioctl show: one device in full, a fact a line, by its kind. */
+static int print_show(FILE *f, json_t *o)
+{
+	const char *kind = str(o, "kind", "pci");
+
+	if (!json_is_object(o))
+		return -EBADMSG;
+	if (streq(kind, "mdev"))
+		return print_mdev_show(f, o);
+	if (streq(kind, "vdpa"))
+		return print_vdpa_show(f, o);
+	if (streq(kind, "sf"))
+		return print_sf_show(f, o);
+	return print_pci_show(f, o);
 }
 
 int print_result(FILE *f, enum print_mode mode, const char *verb, const char *json)

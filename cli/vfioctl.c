@@ -288,7 +288,7 @@ static const struct verb verbs[] = {
 	{ "destroy", "destroy PATH|NAME [force] [vfs|sf N]", "Destroy", "PATH", OPT_DESTROY, true,
 	  direct_destroy, false, false },
 	{ "list", "list", "List", NULL, 0, false, direct_list, false, false },
-	{ "show", "show PATH", "Show", "PATH", 0, false, direct_show, false, false },
+	{ "show", "show PATH|NAME", "Show", "PATH", 0, false, direct_show, false, false },
 	{ "groups", "groups [GROUP|PATH]", "Groups", "PATH", 0, false, direct_groups,
 	  .arg_optional = true },
 	{ "types", "types PATH", "MdevTypes", "PATH", 0, false, direct_types, false, false },

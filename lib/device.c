@@ -54,7 +54,6 @@ static int device_identify(struct vfiod_device *dev, const char *input)
 
 int device_refresh(struct vfiod_device *dev)
 {
-	_cleanup_free_ char *group = NULL;
 	int r;
 
 	free(dev->driver);
@@ -74,14 +73,7 @@ int device_refresh(struct vfiod_device *dev)
 		dev->driver_override = NULL;
 	}
 
-	dev->iommu_group = -1;
-	if (read_link_name(dev->dirfd, ATTR_IOMMU_GROUP, &group) >= 0) {
-		char *end;
-		long g = strtol(group, &end, 10);
-
-		if (!*end && g >= 0 && g <= INT_MAX)
-			dev->iommu_group = g;
-	}
+	dev->iommu_group = read_iommu_group(dev->dirfd);
 	return 0;
 }
 
@@ -227,7 +219,7 @@ static json_t *json_string_or_null(const char *s)
  * together with an iommufd.  vfio-dev/vfioN exists with the group API too;
  * it has a "dev" only with the vfio cdev (CONFIG_VFIO_DEVICE_CDEV).
  */
-void vfio_cdev_nodes(int devfd, json_t *a)
+static void vfio_cdev_nodes(int devfd, json_t *a)
 {
 	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
@@ -252,17 +244,16 @@ void vfio_cdev_nodes(int devfd, json_t *a)
 		json_array_append_new(a, json_string(DEV_IOMMU));
 }
 
-/* The vfio device nodes of a device bound to a vfio driver. */
-static json_t *device_vfio_nodes(struct vfiod_device *dev)
+json_t *vfio_nodes_json(int devfd, int iommu_group, bool bound)
 {
 	json_t *a = json_array();
 	char node[64];
 
-	if (!a || dev->iommu_group < 0 || !driver_is_vfio(dev->ctx, dev->driver))
+	if (!a || iommu_group < 0 || !bound)
 		return a;
-	snprintf(node, sizeof(node), DEV_VFIO "/%d", dev->iommu_group);
+	snprintf(node, sizeof(node), DEV_VFIO "/%d", iommu_group);
 	json_array_append_new(a, json_string(node));
-	vfio_cdev_nodes(dev->dirfd, a);
+	vfio_cdev_nodes(devfd, a);
 	return a;
 }
 
@@ -312,7 +303,9 @@ json_t *device_json(struct vfiod_device *dev)
 	if (dev->physfn)
 		json_object_set_new(o, "physfn", json_string(dev->physfn));
 	device_sriov_json(dev, o);
-	json_object_set_new(o, "vfio", device_vfio_nodes(dev));
+	json_object_set_new(o, "vfio",
+			    vfio_nodes_json(dev->dirfd, dev->iommu_group,
+					    driver_is_vfio(dev->ctx, dev->driver)));
 	return o;
 }
 

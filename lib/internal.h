@@ -122,6 +122,8 @@ int read_attr_hex(int dirfd, const char *attr, unsigned int *ret);
 int read_attr_uint(int dirfd, const char *attr, unsigned int *ret);
 int write_attr(int dirfd, const char *attr, const char *value);
 int read_link_name(int dirfd, const char *link, char **ret);
+/* The IOMMU group of the device at DIRFD (its iommu_group link), or -1 when it has none. */
+int read_iommu_group(int dirfd);
 int dir_from_fd(int fd, DIR **ret);
 int root_open(struct vfiod_ctx *ctx, const char *relpath, int flags);
 int root_read_link(struct vfiod_ctx *ctx, const char *dir, const char *name, const char *link,
@@ -132,8 +134,12 @@ int device_refresh(struct vfiod_device *dev);
 bool is_pci_name(const char *s);
 
 json_t *device_json(struct vfiod_device *dev);
-/* Append the vfio cdev nodes of the device at DEVFD, and /dev/iommu with them, to A. */
-void vfio_cdev_nodes(int devfd, json_t *a);
+/*
+ * The vfio nodes of the device at DEVFD in IOMMU group IOMMU_GROUP, when it
+ * is BOUND to a vfio driver: the group's node, then its cdevs and
+ * /dev/iommu with them where there are; an empty array otherwise.
+ */
+json_t *vfio_nodes_json(int devfd, int iommu_group, bool bound);
 /* Serialise and release O. */
 int json_dump_to(json_t *o, char **ret);
 
@@ -196,3 +202,5 @@ int root_syspath(struct vfiod_ctx *ctx, const char *relpath, char **ret);
  */
 int mac_parse(const char *s, uint8_t mac[6], const char **why);
 int mac_parse_for(struct vfiod_ctx *ctx, const char *name, const char *s, uint8_t mac[6]);
+/* LEN bytes of A as "00:11:22:...", into BUF. */
+void mac_str(const uint8_t *a, int len, char *buf, size_t size);

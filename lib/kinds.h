@@ -60,7 +60,20 @@ struct kind {
 	int (*list)(struct vfiod_ctx *ctx, json_t *a);
 	/* Drop what this kind keeps of NAME, which is gone (vfiod_forget()); NULL when nothing. */
 	int (*forget)(struct vfiod_ctx *ctx, const char *name);
+	/*
+	 * vfiod_show() of PATH, read only: 0 when PATH is not of this kind, 1
+	 * with *RET the whole object (at least "kind", "name" and "device"), or
+	 * a negative errno with a message.  NULL for kinds whose devices are
+	 * PCI functions (pci, vfs): show.c shows those itself.
+	 */
+	int (*show)(struct vfiod_ctx *ctx, const char *path, json_t **ret);
 };
+
+/* Each kind, in the order a destroy without a selector asks them; NULL after the last. */
+const struct kind *kind_at(size_t i);
+
+/* What vfiod's record says it did with NAME (a PCI function's only), or null (show.c). */
+json_t *held_json(struct vfiod_ctx *ctx, const char *name);
 
 /*
  * vfiod_device_assign() and vfiod_device_release() for the kinds: the

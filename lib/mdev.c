@@ -354,11 +354,15 @@ static int type_resolve(struct vfiod_ctx *ctx, const struct parent *p, const cha
 			   given, list);
 }
 
-/* One type of a parent, as vfiod_mdev_types() shows it. */
-static json_t *type_json(int typesfd, const char *name)
+/*
+ * The type NAME, whose directory is DIR below DIRFD (its name below the
+ * parent's mdev_supported_types, or an mdev's mdev_type link), as
+ * vfiod_mdev_types() shows it.
+ */
+static json_t *type_json(int dirfd, const char *dir, const char *name)
 {
 	_cleanup_free_ char *api = NULL, *pretty = NULL, *desc = NULL;
-	_cleanup_close_ int fd = open_dir_at(typesfd, name);
+	_cleanup_close_ int fd = open_dir_at(dirfd, dir);
 	_cleanup_closedir_ DIR *d = NULL;
 	unsigned int avail = 0;
 	json_t *o, *devices;
@@ -403,7 +407,7 @@ static int parent_types_json(struct vfiod_ctx *ctx, const struct parent *p, json
 				   ATTR_MDEV_SUPPORTED_TYPES, strerror(-r));
 	a = json_array();
 	for (char **t = types; a && *t; t++) {
-		json_t *o = type_json(p->typesfd, *t);
+		json_t *o = type_json(p->typesfd, *t, *t);
 
 		if (o) /* a type that vanished meanwhile is left out */
 			json_array_append_new(a, o);
@@ -435,7 +439,7 @@ _public_ int vfiod_mdev_types(struct vfiod_ctx *ctx, const char *path, char **re
  */
 static int mdev_fill(const char *uuid, const char *logical, const char *real, struct mdev *m)
 {
-	_cleanup_free_ char *subsystem = NULL, *type = NULL, *group = NULL;
+	_cleanup_free_ char *subsystem = NULL, *type = NULL;
 	const char *slash;
 	int r;
 
@@ -455,13 +459,7 @@ static int mdev_fill(const char *uuid, const char *logical, const char *real, st
 	if (read_link_name(m->dirfd, ATTR_MDEV_TYPE, &type) >= 0)
 		m->type = TAKE_PTR(type);
 	(void)read_link_name(m->dirfd, ATTR_DRIVER, &m->driver);
-	if (read_link_name(m->dirfd, ATTR_IOMMU_GROUP, &group) >= 0) {
-		char *end;
-		long g = strtol(group, &end, 10);
-
-		if (!*end && g >= 0 && g <= INT_MAX)
-			m->iommu_group = g;
-	}
+	m->iommu_group = read_iommu_group(m->dirfd);
 	return 0;
 }
 
@@ -493,20 +491,6 @@ static json_t *string_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-/* The vfio device nodes of an mdev: the group's, and the cdev's where there is one. */
-static json_t *mdev_vfio_nodes(const struct mdev *m)
-{
-	json_t *a = json_array();
-	char node[64];
-
-	if (!a || m->iommu_group < 0 || !m->driver)
-		return a;
-	snprintf(node, sizeof(node), DEV_VFIO "/%d", m->iommu_group);
-	json_array_append_new(a, json_string(node));
-	vfio_cdev_nodes(m->dirfd, a);
-	return a;
-}
-
 static json_t *mdev_json(const struct mdev *m)
 {
 	json_t *o = json_object();
@@ -520,7 +504,8 @@ static json_t *mdev_json(const struct mdev *m)
 	json_object_set_new(o, "type", string_or_null(m->type));
 	json_object_set_new(o, "iommu_group",
 			    m->iommu_group >= 0 ? json_integer(m->iommu_group) : json_null());
-	json_object_set_new(o, "vfio", mdev_vfio_nodes(m));
+	json_object_set_new(o, "vfio",
+			    vfio_nodes_json(m->dirfd, m->iommu_group, m->driver != NULL));
 	json_object_set_new(o, "driver", string_or_null(m->driver));
 	return o;
 }
@@ -1145,6 +1130,36 @@ static int mdev_list(struct vfiod_ctx *ctx, json_t *a)
 	return 0;
 }
 
+/* Show: the mdev with its parent and its type as sysfs has them, and vfiod's record. */
+static int mdev_show(struct vfiod_ctx *ctx, const char *path, json_t **ret)
+{
+	const char *pname;
+	struct mdev m;
+	json_t *o;
+	int r;
+
+	r = mdev_lookup(ctx, path, &m);
+	if (r <= 0)
+		return r;
+	o = mdev_json(&m);
+	if (!o) {
+		mdev_done(&m);
+		return -ENOMEM;
+	}
+	pname = strrchr(m.parent, '/');
+	json_object_set_new(o, "uuid", json_string(m.uuid));
+	json_object_set_new(o, "parent",
+			    json_pack("{s:s, s:s}", "name", pname ? pname + 1 : m.parent, "device",
+				      m.parent));
+	json_object_set_new(o, "type",
+			    m.type ? type_json(m.dirfd, ATTR_MDEV_TYPE, m.type) ?: json_null()
+				   : json_null());
+	json_object_set_new(o, "assigned", held_json(ctx, m.uuid));
+	mdev_done(&m);
+	*ret = o;
+	return 1;
+}
+
 const struct kind kind_mdev = {
 	.name = "mdev",
 	.selector = "type",
@@ -1152,6 +1167,7 @@ const struct kind kind_mdev = {
 	.create = mdev_create,
 	.destroy = mdev_destroy,
 	.list = mdev_list,
+	.show = mdev_show,
 };
 
 /* mdevctl's persistent definitions: DIR/<parent>/<uuid>, JSON. */

@@ -119,6 +119,7 @@
 
 /* devlink subfunctions: the auxiliary bus, where a function's device appears. */
 #define SYSFS_AUXILIARY_DEVICES "bus/auxiliary/devices"
+#define SUBSYSTEM_AUXILIARY "auxiliary"
 #define ATTR_SFNUM "sfnum"
 #define DEVLINK_BUS_PCI "pci"
 

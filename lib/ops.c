@@ -20,6 +20,11 @@ static const struct kind *const kinds[] = {
 	&kind_mdev, &kind_vdpa, &kind_vfs, &kind_sf, &kind_pci,
 };
 
+const struct kind *kind_at(size_t i)
+{
+	return i < ARRAY_SIZE(kinds) ? kinds[i] : NULL;
+}
+
 void target_done(struct target *t)
 {
 	free(t->device);

@@ -57,26 +57,18 @@ struct sf_port {
 	uint32_t sfnum;
 	uint32_t controller;
 	bool active;
+	int opstate; /* DEVLINK_PORT_FN_OPSTATE_*, -1 when not reported */
 	bool have_hw_addr;
 	uint8_t hw_addr[32];
 	int hw_addr_len;
 };
-
-static void mac_str(const uint8_t *a, int len, char *buf, size_t size)
-{
-	size_t off = 0;
-
-	buf[0] = '\0';
-	for (int i = 0; i < len && off < size; i++)
-		off += snprintf(buf + off, size - off, "%s%02x", i ? ":" : "", a[i]);
-}
 
 static int parse_port(struct gnl *g, struct nlmsghdr *nlh, struct sf_port *p, bool *is_sf)
 {
 	struct nlattr *tb[DEVLINK_ATTR_MAX + 1];
 	int r;
 
-	*p = (struct sf_port){};
+	*p = (struct sf_port){ .opstate = -1 };
 	*is_sf = false;
 	r = gnl_parse(g, nlh, DEVLINK_ATTR_MAX, port_policy, tb);
 	if (r < 0)
@@ -114,6 +106,8 @@ static int parse_port(struct gnl *g, struct nlmsghdr *nlh, struct sf_port *p, bo
 		if (fn[DEVLINK_PORT_FN_ATTR_STATE])
 			p->active = nla_get_u8(fn[DEVLINK_PORT_FN_ATTR_STATE]) ==
 				    DEVLINK_PORT_FN_STATE_ACTIVE;
+		if (fn[DEVLINK_PORT_FN_ATTR_OPSTATE])
+			p->opstate = nla_get_u8(fn[DEVLINK_PORT_FN_ATTR_OPSTATE]);
 	}
 	return 0;
 }
@@ -375,10 +369,17 @@ static json_t *sf_json(const char *name, const char *pf_syspath, const char *aux
 		      json_sprintf("%s/%s/%u", p->bus, p->dev, p->index), "sfnum",
 		      (json_int_t)p->sfnum, "pfnum", (json_int_t)p->pfnum, "controller",
 		      (json_int_t)p->controller, "state", p->active ? "active" : "inactive");
+	if (o && p->opstate >= 0)
+		json_object_set_new(o, "opstate",
+				    json_string(p->opstate == DEVLINK_PORT_FN_OPSTATE_ATTACHED
+							? "attached"
+							: "detached"));
 	if (o && p->have_hw_addr) {
 		mac_str(p->hw_addr, p->hw_addr_len, mac, sizeof(mac));
 		json_object_set_new(o, "hw_addr", json_string(mac));
 	}
+	if (o)
+		json_object_set_new(o, "port_index", json_integer(p->index));
 	return o;
 }
 
@@ -651,6 +652,133 @@ static int sf_list(struct vfiod_ctx *ctx, json_t *a)
 	return 0;
 }
 
+/* SFNUM from the digits S, all of them; -EINVAL when S is not one. */
+static int parse_sfnum(const char *s, uint32_t *ret)
+{
+	unsigned long n;
+	char *end;
+
+	if (!*s || strspn(s, "0123456789") != strlen(s))
+		return -EINVAL;
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (errno || n > UINT32_MAX)
+		return -EINVAL;
+	*ret = (uint32_t)n;
+	return 0;
+}
+
+/*
+ * The subfunction PATH names: vfiod's name for it, "PF-sfN", or the sysfs
+ * path of its auxiliary device (an auxiliary device with an "sfnum", below
+ * its PF).  1 with *PF (the PF's address or path) and *SFNUM, 0 when PATH
+ * names none.
+ */
+static int sf_named(struct vfiod_ctx *ctx, const char *path, char **pf, uint32_t *sfnum)
+{
+	_cleanup_free_ char *logical = NULL, *real = NULL, *subsys = NULL, *v = NULL;
+	_cleanup_close_ int fd = -1;
+	const char *cut;
+
+	*pf = NULL;
+	if (path[0] != '/') {
+		cut = strrchr(path, '-');
+		if (!cut || strncmp(cut, "-sf", 3) != 0 || parse_sfnum(cut + 3, sfnum) < 0)
+			return 0;
+		*pf = strndup(path, cut - path);
+		return *pf ? 1 : -ENOMEM;
+	}
+	if (sysfs_canonicalize(ctx, path, &logical, &real) < 0) {
+		ctx->error[0] = '\0';
+		return 0;
+	}
+	fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || read_link_name(fd, ATTR_SUBSYSTEM, &subsys) < 0 ||
+	    !streq(subsys, SUBSYSTEM_AUXILIARY) || read_attr(fd, ATTR_SFNUM, &v) < 0 ||
+	    parse_sfnum(v, sfnum) < 0)
+		return 0;
+	cut = strrchr(logical, '/');
+	*pf = strndup(logical, cut - logical);
+	return *pf ? 1 : -ENOMEM;
+}
+
+/* The auxiliary device AUX's driver, IOMMU group and vfio nodes into O. */
+static void aux_json(struct vfiod_ctx *ctx, const char *aux, json_t *o)
+{
+	_cleanup_free_ char *rel = NULL, *driver = NULL;
+	_cleanup_close_ int fd = -1;
+	int group = -1;
+
+	if (aux && asprintf(&rel, "%s/%s", SYSFS_AUXILIARY_DEVICES, aux) >= 0)
+		fd = root_open(ctx, rel, O_RDONLY | O_DIRECTORY);
+	if (fd >= 0) {
+		(void)read_link_name(fd, ATTR_DRIVER, &driver);
+		group = read_iommu_group(fd);
+	}
+	json_object_set_new(o, "driver", driver ? json_string(driver) : json_null());
+	json_object_set_new(o, "iommu_group", group >= 0 ? json_integer(group) : json_null());
+	json_object_set_new(o, "vfio", vfio_nodes_json(fd, group, driver_is_vfio(ctx, driver)));
+}
+
+/* Show: the SF's devlink port as the kernel has it, its auxiliary device, vfiod's record. */
+static int sf_show(struct vfiod_ctx *ctx, const char *path, json_t **ret)
+{
+	_cleanup_free_ char *pf = NULL, *name = NULL, *aux = NULL, *aux_path = NULL;
+	struct vfiod_device *dev = NULL;
+	struct gnl *g = NULL;
+	struct sf_port p;
+	uint32_t sfnum;
+	int r;
+
+	r = sf_named(ctx, path, &pf, &sfnum);
+	if (r <= 0)
+		return r;
+	r = vfiod_device_new(ctx, pf, &dev);
+	if (r < 0)
+		return r;
+	if (asprintf(&name, "%s-sf%u", dev->name, sfnum) < 0) {
+		r = -ENOMEM;
+		goto out;
+	}
+	/* The kernel knows only the real /sys: a fixture tree has none of its ports. */
+	if (!streq(ctx->sysfs_real, VFIOD_DEFAULT_SYSFS_ROOT)) {
+		r = vfiod_error(ctx, -EOPNOTSUPP, "%s: only the kernel's devlink knows "
+				"subfunctions, and it knows nothing of the sysfs tree %s",
+				name, ctx->sysfs_root);
+		goto out;
+	}
+	r = gnl_open_ctx(ctx, GENL_DEVLINK, &g);
+	if (r < 0) {
+		char why[sizeof(ctx->error)];
+
+		snprintf(why, sizeof(why), "%s", ctx->error);
+		r = vfiod_error(ctx, r, "%s: %s", name, why);
+		goto out;
+	}
+	r = find_port(g, dev->name, sfnum, &p);
+	if (r == -ENOENT)
+		r = vfiod_error(ctx, r, "%s: PF %s has no subfunction with sfnum %u", name,
+				dev->syspath, sfnum);
+	else if (r < 0)
+		r = gnl_error(ctx, g, r, "%s: cannot list the devlink ports", name);
+	if (r < 0)
+		goto out;
+	aux = aux_find(ctx, dev->realpath, sfnum);
+	aux_path = aux_syspath(ctx, aux);
+	*ret = sf_json(name, dev->syspath, aux_path, aux, &p);
+	if (!*ret) {
+		r = -ENOMEM;
+		goto out;
+	}
+	aux_json(ctx, aux, *ret);
+	json_object_set_new(*ret, "assigned", held_json(ctx, name));
+	r = 1;
+out:
+	gnl_close(g);
+	vfiod_device_unref(dev);
+	return r;
+}
+
 const struct kind kind_sf = {
 	.name = "sf",
 	.selector = "sf",
@@ -658,4 +786,5 @@ const struct kind kind_sf = {
 	.create = sf_create,
 	.destroy = sf_destroy,
 	.list = sf_list,
+	.show = sf_show,
 };

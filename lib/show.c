@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * vfiod_show(): one PCI function in full, before anyone acts on it: what it
- * is, what the host does with it, what vfiod holds of it and since when, its
- * IOMMU group, the vfio driver it would get, its VFs and the mdev types it
- * offers.  Read only.
+ * vfiod_show(): one device in full, before anyone acts on it.  A PCI
+ * function: what it is, what the host does with it, what vfiod holds of it
+ * and since when, its IOMMU group, the vfio driver it would get, its VFs and
+ * the mdev types it offers.  Anything else is asked of the kinds (their
+ * `show`: an mdev, a vdpa device, a subfunction), each saying whether PATH
+ * is one of its own.  Read only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,9 +15,9 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "kinds.h"
 
-/* What vfiod's record says it did with NAME, or null. */
-static json_t *held_json(struct vfiod_ctx *ctx, const char *name)
+json_t *held_json(struct vfiod_ctx *ctx, const char *name)
 {
 	struct record rec;
 	long long since = 0;
@@ -49,22 +51,17 @@ static json_t *mdev_types_json(struct vfiod_device *dev)
 	return a ? a : json_null();
 }
 
-_public_ int vfiod_show(struct vfiod_ctx *ctx, const char *path, char **ret)
+/* The PCI function DEV in full. */
+static int pci_show(struct vfiod_device *dev, json_t **ret)
 {
-	struct vfiod_device *dev = NULL;
+	struct vfiod_ctx *ctx = dev->ctx;
 	struct vfiod_match *m = NULL;
 	json_t *o;
 	int r;
 
-	ctx->error[0] = '\0';
-	r = vfiod_device_new(ctx, path, &dev);
-	if (r < 0)
-		return r;
 	o = device_json(dev);
-	if (!o) {
-		vfiod_device_unref(dev);
+	if (!o)
 		return -ENOMEM;
-	}
 	json_object_set_new(o, "assigned", held_json(ctx, dev->name));
 	if (dev->iommu_group >= 0) {
 		char g[16];
@@ -86,11 +83,45 @@ _public_ int vfiod_show(struct vfiod_ctx *ctx, const char *path, char **ret)
 	}
 	vfiod_match_unref(m);
 	json_object_set_new(o, "mdev_types", mdev_types_json(dev));
-	vfiod_device_unref(dev);
 	if (r < 0) {
 		json_decref(o);
 		return r;
 	}
+	*ret = o;
+	return 0;
+}
+
+_public_ int vfiod_show(struct vfiod_ctx *ctx, const char *path, char **ret)
+{
+	char why[sizeof(ctx->error)];
+	struct vfiod_device *dev = NULL;
+	const struct kind *k;
+	json_t *o = NULL;
+	int r, pci;
+
+	ctx->error[0] = '\0';
+	r = pci = vfiod_device_new(ctx, path, &dev);
+	if (r >= 0) {
+		r = pci_show(dev, &o);
+		vfiod_device_unref(dev);
+	} else if (path && (pci == -ENODEV || pci == -ENOENT || pci == -ENOTDIR)) {
+		/* Not a PCI function (or no such path): perhaps another kind's device. */
+		snprintf(why, sizeof(why), "%s", ctx->error[0] ? ctx->error : strerror(-pci));
+		r = 0;
+		for (size_t i = 0; r == 0 && (k = kind_at(i)); i++) {
+			if (!k->show)
+				continue;
+			ctx->error[0] = '\0';
+			r = k->show(ctx, path, &o);
+		}
+		if (r == 0)
+			return vfiod_error(ctx, pci == -ENOTDIR ? -ENODEV : pci,
+					   "%s; nor is it an mdev (a UUID), a vdpa device "
+					   "(its name) or a subfunction (PF-sfN)",
+					   why);
+	}
+	if (r < 0)
+		return r;
 	ctx->error[0] = '\0';
 	return json_dump_to(o, ret);
 }

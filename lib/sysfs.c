@@ -212,6 +212,18 @@ int read_link_name(int dirfd, const char *link, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
+int read_iommu_group(int dirfd)
+{
+	_cleanup_free_ char *group = NULL;
+	char *end;
+	long g;
+
+	if (read_link_name(dirfd, ATTR_IOMMU_GROUP, &group) < 0)
+		return -1;
+	g = strtol(group, &end, 10);
+	return !*end && end != group && g >= 0 && g <= INT_MAX ? (int)g : -1;
+}
+
 /* The link LINK of <root>/DIR/NAME, by its last component ("module" -> "nvme"). */
 int root_read_link(struct vfiod_ctx *ctx, const char *dir, const char *name, const char *link,
 		   char **ret)

@@ -41,6 +41,37 @@
 #define ATTR_DEV_FEATURES (VDPA_ATTR_DEV_VENDOR_ATTR_VALUE + 1)
 #define ATTR_MAX ATTR_DEV_FEATURES
 
+/*
+ * A block device's config in VDPA_CMD_DEV_CONFIG_GET, as Linux 6.3 numbered
+ * it after VDPA_ATTR_DEV_FEATURES; older headers (Debian 12's) lack them.
+ * With headers that have them, the numbers are checked against theirs.
+ */
+enum {
+	ATTR_BLK_CFG_CAPACITY = ATTR_DEV_FEATURES + 1, /* u64 */
+	ATTR_BLK_CFG_SIZE_MAX,			       /* u32 */
+	ATTR_BLK_CFG_BLK_SIZE,			       /* u32 */
+	ATTR_BLK_CFG_SEG_MAX,			       /* u32 */
+	ATTR_BLK_CFG_NUM_QUEUES,		       /* u16 */
+	ATTR_BLK_CFG_PHY_BLK_EXP,		       /* u8 */
+	ATTR_BLK_CFG_ALIGN_OFFSET,		       /* u8 */
+	ATTR_BLK_CFG_MIN_IO_SIZE,		       /* u16 */
+	ATTR_BLK_CFG_OPT_IO_SIZE,		       /* u32 */
+	ATTR_BLK_CFG_MAX_DISCARD_SEC,		       /* u32 */
+	ATTR_BLK_CFG_MAX_DISCARD_SEG,		       /* u32 */
+	ATTR_BLK_CFG_DISCARD_SEC_ALIGN,		       /* u32 */
+	ATTR_BLK_CFG_MAX_WRITE_ZEROES_SEC,	       /* u32 */
+	ATTR_BLK_CFG_MAX_WRITE_ZEROES_SEG,	       /* u32 */
+	ATTR_BLK_READ_ONLY,			       /* u8 */
+	ATTR_BLK_FLUSH,				       /* u8 */
+	ATTR_CONFIG_MAX = ATTR_BLK_FLUSH,
+};
+
+#ifdef HAVE_VDPA_ATTR_DEV_BLK_FLUSH
+_Static_assert(ATTR_BLK_CFG_CAPACITY == VDPA_ATTR_DEV_BLK_CFG_CAPACITY &&
+		       ATTR_BLK_FLUSH == VDPA_ATTR_DEV_BLK_FLUSH,
+	       "the vdpa block config attributes are numbered as <linux/vdpa.h> has them");
+#endif
+
 static struct nla_policy vdpa_policy[ATTR_MAX + 1] = {
 	[VDPA_ATTR_MGMTDEV_BUS_NAME] = { .type = NLA_NUL_STRING },
 	[VDPA_ATTR_MGMTDEV_DEV_NAME] = { .type = NLA_NUL_STRING },
@@ -192,6 +223,41 @@ static char *child_named(int dirfd, const char *prefix)
 		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
 			return strdup(de->d_name);
 	return NULL;
+}
+
+/*
+ * The vdpa device PATH names: its name, or a path whose last component is
+ * one and that is that device's own, not a namesake elsewhere.  1 with
+ * *NAME (pointing into PATH) and *SYSPATH, 0 when PATH names none.
+ */
+static int vdpa_named(struct vfiod_ctx *ctx, const char *path, const char **name, char **syspath)
+{
+	_cleanup_free_ char *rel = NULL, *logical = NULL, *real = NULL;
+	_cleanup_close_ int fd = -1;
+	const char *base = strrchr(path, '/');
+	int r;
+
+	*syspath = NULL;
+	*name = base ? base + 1 : path;
+	fd = vdpa_dev_open(ctx, *name);
+	if (fd < 0)
+		return fd == -ENOENT || fd == -ENOTDIR ? 0 : fd;
+	if (asprintf(&rel, "%s/%s", SYSFS_VDPA_DEVICES, *name) < 0)
+		return -ENOMEM;
+	r = root_syspath(ctx, rel, syspath);
+	if (r < 0)
+		return base ? 0 : r;
+	if (base) {
+		r = sysfs_canonicalize(ctx, path, &logical, &real);
+		if (r < 0)
+			ctx->error[0] = '\0';
+		if (r < 0 || !streq(*syspath, logical)) {
+			free(*syspath);
+			*syspath = NULL;
+			return 0;
+		}
+	}
+	return 1;
 }
 
 static const char *class_name(unsigned int id)
@@ -353,6 +419,15 @@ int mac_parse_for(struct vfiod_ctx *ctx, const char *name, const char *s, uint8_
 	return 0;
 }
 
+void mac_str(const uint8_t *a, int len, char *buf, size_t size)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < len && off < size; i++)
+		off += snprintf(buf + off, size - off, "%s%02x", i ? ":" : "", a[i]);
+}
+
 /* vhost_vdpa unless OPTS say virtio_vdpa; NULL for anything else. */
 static const char *driver_choice(json_t *opts)
 {
@@ -375,38 +450,8 @@ static int vdpa_target(struct vfiod_ctx *ctx, const char *path, json_t *opts, bo
 	int r;
 
 	if (destroy) {
-		_cleanup_free_ char *rel = NULL;
-		_cleanup_close_ int fd = -1;
-		const char *base = strrchr(path, '/');
-
-		/* A vdpa device's name, or a path whose last component is one. */
-		name = base ? base + 1 : path;
-		fd = vdpa_dev_open(ctx, name);
-		if (fd < 0)
-			return fd == -ENOENT || fd == -ENOTDIR ? 0 : fd;
-		if (base) {
-			_cleanup_free_ char *mine = NULL, *logical = NULL, *real = NULL;
-
-			/* A path must be that device's own, not a namesake elsewhere. */
-			if (asprintf(&rel, "%s/%s", SYSFS_VDPA_DEVICES, name) < 0)
-				return -ENOMEM;
-			r = root_syspath(ctx, rel, &mine);
-			free(rel);
-			rel = NULL;
-			if (r < 0)
-				return 0;
-			r = sysfs_canonicalize(ctx, path, &logical, &real);
-			if (r < 0) {
-				ctx->error[0] = '\0';
-				return 0;
-			}
-			if (!streq(mine, logical))
-				return 0;
-		}
-		if (asprintf(&rel, "%s/%s", SYSFS_VDPA_DEVICES, name) < 0)
-			return -ENOMEM;
-		r = root_syspath(ctx, rel, &t->device);
-		if (r < 0)
+		r = vdpa_named(ctx, path, &name, &t->device);
+		if (r <= 0)
 			return r;
 	} else {
 		name = opt_str(opts, "vdpa", NULL);
@@ -462,12 +507,14 @@ static int put_config(struct vfiod_ctx *ctx, struct nl_msg *msg, const char *nam
 	return gnl_errno(r);
 }
 
-static int dev_del(struct gnl *g, const char *name)
+/* Request CMD about the device NAME, its answers to REPLY. */
+static int dev_request(struct gnl *g, uint8_t cmd, const char *name, gnl_reply_fn reply,
+		       void *data)
 {
 	struct nl_msg *msg;
 	int r;
 
-	r = gnl_request(g, VDPA_CMD_DEV_DEL, 0, &msg);
+	r = gnl_request(g, cmd, 0, &msg);
 	if (r < 0)
 		return r;
 	r = gnl_errno(nla_put_string(msg, VDPA_ATTR_DEV_NAME, name));
@@ -475,7 +522,12 @@ static int dev_del(struct gnl *g, const char *name)
 		nlmsg_free(msg);
 		return r;
 	}
-	return gnl_transact(g, msg, NULL, NULL);
+	return gnl_transact(g, msg, reply, data);
+}
+
+static int dev_del(struct gnl *g, const char *name)
+{
+	return dev_request(g, VDPA_CMD_DEV_DEL, name, NULL, NULL);
 }
 
 /* Wait, bounded, for DRIVER to be bound to the device at FD (drivers may defer a probe). */
@@ -735,6 +787,172 @@ static int vdpa_list(struct vfiod_ctx *ctx, json_t *a)
 	return 0;
 }
 
+/* What CONFIG_GET may send, by the names show gives them; the kernel sends what applies. */
+static const struct {
+	int attr;
+	const char *key;
+	enum { CFG_UINT, CFG_HEX, CFG_BOOL, CFG_MAC } as;
+} config_attrs[] = {
+	{ ATTR_DEV_FEATURES, "features", CFG_HEX },
+	{ VDPA_ATTR_DEV_NEGOTIATED_FEATURES, "negotiated_features", CFG_HEX },
+	{ VDPA_ATTR_DEV_NET_CFG_MACADDR, "mac", CFG_MAC },
+	{ VDPA_ATTR_DEV_NET_STATUS, "status", CFG_UINT },
+	{ VDPA_ATTR_DEV_NET_CFG_MAX_VQP, "max_vqp", CFG_UINT },
+	{ VDPA_ATTR_DEV_NET_CFG_MTU, "mtu", CFG_UINT },
+	{ ATTR_BLK_CFG_CAPACITY, "capacity", CFG_UINT },
+	{ ATTR_BLK_CFG_SIZE_MAX, "size_max", CFG_UINT },
+	{ ATTR_BLK_CFG_BLK_SIZE, "blk_size", CFG_UINT },
+	{ ATTR_BLK_CFG_SEG_MAX, "seg_max", CFG_UINT },
+	{ ATTR_BLK_CFG_NUM_QUEUES, "num_queues", CFG_UINT },
+	{ ATTR_BLK_CFG_PHY_BLK_EXP, "physical_block_exp", CFG_UINT },
+	{ ATTR_BLK_CFG_ALIGN_OFFSET, "alignment_offset", CFG_UINT },
+	{ ATTR_BLK_CFG_MIN_IO_SIZE, "min_io_size", CFG_UINT },
+	{ ATTR_BLK_CFG_OPT_IO_SIZE, "opt_io_size", CFG_UINT },
+	{ ATTR_BLK_CFG_MAX_DISCARD_SEC, "max_discard_sectors", CFG_UINT },
+	{ ATTR_BLK_CFG_MAX_DISCARD_SEG, "max_discard_seg", CFG_UINT },
+	{ ATTR_BLK_CFG_DISCARD_SEC_ALIGN, "discard_sector_alignment", CFG_UINT },
+	{ ATTR_BLK_CFG_MAX_WRITE_ZEROES_SEC, "max_write_zeroes_sectors", CFG_UINT },
+	{ ATTR_BLK_CFG_MAX_WRITE_ZEROES_SEG, "max_write_zeroes_seg", CFG_UINT },
+	{ ATTR_BLK_READ_ONLY, "read_only", CFG_BOOL },
+	{ ATTR_BLK_FLUSH, "flush", CFG_BOOL },
+};
+
+/* An unsigned attribute of whatever width the kernel sent (NET_STATUS comes as a u16). */
+static int nla_uint(struct nlattr *a, uint64_t *ret)
+{
+	switch (nla_len(a)) {
+	case 1:
+		*ret = nla_get_u8(a);
+		return 0;
+	case 2:
+		*ret = nla_get_u16(a);
+		return 0;
+	case 4:
+		*ret = nla_get_u32(a);
+		return 0;
+	case 8:
+		*ret = nla_get_u64(a);
+		return 0;
+	default:
+		return -EBADMSG;
+	}
+}
+
+struct config_info {
+	struct gnl *g;
+	json_t *o;
+};
+
+static int on_config(struct nlmsghdr *nlh, void *data)
+{
+	struct config_info *ci = data;
+	struct nlattr *tb[ATTR_CONFIG_MAX + 1];
+	int r;
+
+	r = gnl_parse(ci->g, nlh, ATTR_CONFIG_MAX, NULL, tb);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ARRAY_SIZE(config_attrs); i++) {
+		struct nlattr *a = tb[config_attrs[i].attr];
+		char buf[24];
+		uint64_t v;
+		json_t *j;
+
+		if (!a)
+			continue;
+		if (config_attrs[i].as == CFG_MAC) {
+			if (nla_len(a) != 6)
+				return -EBADMSG;
+			mac_str(nla_data(a), 6, buf, sizeof(buf));
+			j = json_string(buf);
+		} else {
+			if (nla_uint(a, &v) < 0)
+				return -EBADMSG;
+			snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)v);
+			j = config_attrs[i].as == CFG_HEX    ? json_string(buf)
+			    : config_attrs[i].as == CFG_BOOL ? json_boolean(v)
+							     : json_integer((json_int_t)v);
+		}
+		json_object_set_new(ci->o, config_attrs[i].key, j);
+	}
+	return 0;
+}
+
+/*
+ * What the kernel says of NAME: its management device and class (DEV_GET)
+ * into DI, its config (CONFIG_GET) into *CONFIG, null for a class whose
+ * config the kernel does not report.
+ */
+static int dev_kernel_facts(struct vfiod_ctx *ctx, const char *name, struct dev_info *di,
+			    json_t **config)
+{
+	struct config_info ci = { .o = json_object() };
+	int r;
+
+	*config = NULL;
+	if (!ci.o)
+		return -ENOMEM;
+	/* A vdpa device exists: the family is there; show loads no module. */
+	r = gnl_open_ctx(ctx, GENL_VDPA, &di->g);
+	if (r < 0) {
+		json_decref(ci.o);
+		return r;
+	}
+	ci.g = di->g;
+	r = dev_request(di->g, VDPA_CMD_DEV_GET, name, on_dev, di);
+	if (r >= 0) {
+		r = dev_request(di->g, VDPA_CMD_DEV_CONFIG_GET, name, on_config, &ci);
+		if (r == -EOPNOTSUPP) {
+			json_decref(ci.o);
+			ci.o = json_null();
+			r = 0;
+		}
+	}
+	if (r < 0) {
+		r = gnl_error(ctx, di->g, r, "vdpa device %s", name);
+		json_decref(ci.o);
+	} else {
+		*config = ci.o;
+	}
+	gnl_close(di->g);
+	di->g = NULL;
+	return r;
+}
+
+/* Show: the device, its management device and class, and its config as the kernel says. */
+static int vdpa_show(struct vfiod_ctx *ctx, const char *path, json_t **ret)
+{
+	_cleanup_free_ char *syspath = NULL, *mgmt_path = NULL;
+	struct dev_info di = {};
+	json_t *o, *config = NULL;
+	const char *name;
+	struct mgmtdev m;
+	int r;
+
+	r = vdpa_named(ctx, path, &name, &syspath);
+	if (r <= 0)
+		return r;
+	/* The kernel knows only the real /sys: a fixture tree has none of its devices. */
+	if (streq(ctx->sysfs_real, VFIOD_DEFAULT_SYSFS_ROOT)) {
+		r = dev_kernel_facts(ctx, name, &di, &config);
+		if (r < 0)
+			return r;
+		if (mgmtdev_parse(ctx, di.mgmtdev, &m, &mgmt_path) < 0)
+			ctx->error[0] = '\0';
+	}
+	o = dev_json(ctx, name);
+	if (!o) {
+		json_decref(config);
+		return -ENOMEM;
+	}
+	json_object_set_new(o, "mgmtdev", di.mgmtdev[0] ? json_string(di.mgmtdev) : json_null());
+	json_object_set_new(o, "mgmtdev_device", mgmt_path ? json_string(mgmt_path) : json_null());
+	json_object_set_new(o, "class", di.mgmtdev[0] ? class_json(di.id) : json_null());
+	json_object_set_new(o, "config", config ?: json_null());
+	*ret = o;
+	return 1;
+}
+
 const struct kind kind_vdpa = {
 	.name = "vdpa",
 	.selector = "vdpa",
@@ -742,6 +960,7 @@ const struct kind kind_vdpa = {
 	.create = vdpa_create,
 	.destroy = vdpa_destroy,
 	.list = vdpa_list,
+	.show = vdpa_show,
 };
 
 struct mgmt_info {

@@ -579,7 +579,34 @@ MDEV_DIR = f"devices/pci0000:00/{PARENT}/{UUID}"
 JSON_MARKS = ("{", "}", "[", "]", '":')
 
 
-class TestKindsText(Base):
+class MdevTree(Base):
+    """An mdev parent with one type, fix-small; make_mdev() plays the kernel's create."""
+
+    def setUp(self):
+        super().setUp()
+        self.standard_modules()
+        for k, v in (("available_instances", "2\n"), ("name", "small\n"),
+                     ("device_api", "vfio-pci\n"), ("create", "")):
+            self.sys._write(f"{TYPE_DIR}/{k}", v)
+        os.makedirs(os.path.join(self.sys.root, TYPE_DIR, "devices"))
+        self.sys._link(f"class/mdev_bus/{PARENT}", f"devices/pci0000:00/{PARENT}")
+        os.makedirs(os.path.join(self.sys.root, "bus/mdev/drivers/vfio_mdev"))
+
+    def make_mdev(self):
+        self.sys._link(f"{MDEV_DIR}/subsystem", "bus/mdev")
+        self.sys._link(f"{MDEV_DIR}/mdev_type", TYPE_DIR)
+        self.sys._link(f"{MDEV_DIR}/driver", "bus/mdev/drivers/vfio_mdev")
+        self.sys._link(f"{MDEV_DIR}/iommu_group", "kernel/iommu_groups/12")
+        self.sys._write(f"{MDEV_DIR}/remove", "")
+        self.sys._write(f"{MDEV_DIR}/weight", "0\n")  # a vendor attribute
+        self.sys._link(f"bus/mdev/devices/{UUID}", MDEV_DIR)
+
+    def remove_mdev(self):
+        os.unlink(os.path.join(self.sys.root, f"bus/mdev/devices/{UUID}"))
+        shutil.rmtree(os.path.join(self.sys.root, MDEV_DIR))
+
+
+class TestKindsText(MdevTree):
     """Each kind's create and destroy in text: its sentence with the fixture's values, no JSON.
 
     The kernel's part is played: FakeKernel binds and unbinds PCI drivers, KernelWrite
@@ -588,19 +615,12 @@ class TestKindsText(Base):
 
     def setUp(self):
         super().setUp()
-        self.standard_modules()
         self.sys.module("vfio_fixture_vdsub", ["vfio-fixture-vdsub"])
         self.sys.module("vfio_pci", ["vfio-pci"])
         self.sys.pci(PF, 0x1b36, 0x0010, driver="nvme", group=6)
         for attr, v in (("sriov_totalvfs", "4\n"), ("sriov_numvfs", "0\n"),
                         ("sriov_drivers_autoprobe", "1\n")):
             self.sys._write(f"{PF_DIR}/{attr}", v)
-        for k, v in (("available_instances", "2\n"), ("name", "small\n"),
-                     ("device_api", "vfio-pci\n"), ("create", "")):
-            self.sys._write(f"{TYPE_DIR}/{k}", v)
-        os.makedirs(os.path.join(self.sys.root, TYPE_DIR, "devices"))
-        self.sys._link(f"class/mdev_bus/{PARENT}", f"devices/pci0000:00/{PARENT}")
-        os.makedirs(os.path.join(self.sys.root, "bus/mdev/drivers/vfio_mdev"))
         self.kernel = FakeKernel(self.sys, {NVME: "nvme"})
         self.addCleanup(self.kernel.proc.stdout.close)
         self.addCleanup(self.kernel.proc.stdin.close)
@@ -635,19 +655,6 @@ class TestKindsText(Base):
             os.unlink(os.path.join(self.sys.root, f"bus/pci/devices/{vf}"))
             os.unlink(os.path.join(self.sys.root, f"kernel/iommu_groups/{7 + i}/devices/{vf}"))
             shutil.rmtree(os.path.join(self.sys.root, f"devices/pci0000:00/{vf}"))
-
-    def make_mdev(self):
-        self.sys._link(f"{MDEV_DIR}/subsystem", "bus/mdev")
-        self.sys._link(f"{MDEV_DIR}/mdev_type", TYPE_DIR)
-        self.sys._link(f"{MDEV_DIR}/driver", "bus/mdev/drivers/vfio_mdev")
-        self.sys._link(f"{MDEV_DIR}/iommu_group", "kernel/iommu_groups/12")
-        self.sys._write(f"{MDEV_DIR}/remove", "")
-        self.sys._write(f"{MDEV_DIR}/weight", "0\n")  # a vendor attribute
-        self.sys._link(f"bus/mdev/devices/{UUID}", MDEV_DIR)
-
-    def remove_mdev(self):
-        os.unlink(os.path.join(self.sys.root, f"bus/mdev/devices/{UUID}"))
-        shutil.rmtree(os.path.join(self.sys.root, MDEV_DIR))
 
     def test_pci(self):
         out = self.text("create", NVME)
@@ -765,6 +772,114 @@ class TestKindsText(Base):
                          "vfio_fixture_vd group, start auto)\n")
         self.assertEqual(self.text("types", PARENT),
                          "fix-small (small): 2 available, device API vfio-pci\n")
+
+
+class TestShowKinds(MdevTree):
+    """show of an mdev (and a vdpa device) from the fixture's sysfs, field by field."""
+
+    def setUp(self):
+        super().setUp()
+        self.make_mdev()
+        self.sys._write(f"{TYPE_DIR}/description", "a small one\nfor tests\n")
+        self.sys._link(f"{TYPE_DIR}/devices/{UUID}", MDEV_DIR)
+        self.sys._write(f"{MDEV_DIR}/uevent", "MDEV_TYPE=fix-small\n")
+
+    def text(self, *args, rc=0):
+        """vfioctl's stdout; never JSON in text."""
+        out = self.vfioctl(*args, rc=rc).stdout
+        if "-j" not in args:
+            for mark in JSON_MARKS:
+                self.assertNotIn(mark, out, f"JSON in the text of {args}:\n{out}")
+        return out
+
+    def mdev_json(self, name):
+        return json.loads(self.text("-j", "show", name))
+
+    def test_mdev_json_by_each_name(self):
+        for name in (UUID, UUID.upper(), f"/sys/bus/mdev/devices/{UUID}", "/sys/" + MDEV_DIR):
+            o = self.mdev_json(name)
+            self.assertEqual((o["kind"], o["name"], o["uuid"], o["device"]),
+                             ("mdev", UUID, UUID, "/sys/" + MDEV_DIR), name)
+            self.assertEqual(o["parent"], {"name": PARENT,
+                                           "device": f"/sys/devices/pci0000:00/{PARENT}"})
+            self.assertEqual(o["type"], {"name": "fix-small", "pretty_name": "small",
+                                         "device_api": "vfio-pci", "available_instances": 2,
+                                         "description": "a small one, for tests",
+                                         "devices": [UUID]})
+            self.assertEqual((o["driver"], o["iommu_group"], o["vfio"]),
+                             ("vfio_mdev", 12, ["/dev/vfio/12"]))
+            self.assertIsNone(o["assigned"])
+
+    def test_mdev_text(self):
+        self.assertEqual(self.text("show", UUID),
+                         f"mdev {UUID}\n"
+                         f"  device: /sys/{MDEV_DIR}\n"
+                         f"  parent: {PARENT} (/sys/devices/pci0000:00/{PARENT})\n"
+                         "  type: fix-small (small)\n"
+                         "  device API: vfio-pci\n"
+                         "  available instances: 2\n"
+                         "  description: a small one, for tests\n"
+                         "  driver: vfio_mdev\n"
+                         "  vfiod: holds nothing of it\n"
+                         "  IOMMU group: 12\n"
+                         "  vfio: /dev/vfio/12\n")
+
+    def test_mdev_unbound_with_a_cdev(self):
+        # No driver: no vfio node, even with a group; a cdev shows once bound.
+        os.unlink(os.path.join(self.sys.root, MDEV_DIR, "driver"))
+        o = self.mdev_json(UUID)
+        self.assertEqual((o["driver"], o["vfio"]), (None, []))
+        self.assertIn("  driver: none\n  vfiod: holds nothing of it\n  IOMMU group: 12\n"
+                      "  vfio: no node\n", self.text("show", UUID))
+        self.sys._link(f"{MDEV_DIR}/driver", "bus/mdev/drivers/vfio_mdev")
+        self.sys._write(f"{MDEV_DIR}/vfio-dev/vfio0/dev", "511:0\n")
+        self.assertEqual(self.mdev_json(UUID)["vfio"],
+                         ["/dev/vfio/12", "/dev/vfio/devices/vfio0", "/dev/iommu"])
+        self.sys._write(f"{TYPE_DIR}/available_instances", "1\n")
+        self.assertEqual(self.mdev_json(UUID)["type"]["available_instances"], 1)
+
+    def test_names_that_are_no_device(self):
+        other = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1002"
+        p = self.vfioctl("show", other, rc=1)
+        self.assertIn(f"{other}: no such mdev", p.stderr)
+        p = self.vfioctl("show", "blk9", rc=1)
+        self.assertIn("blk9: not a sysfs path nor a PCI address", p.stderr)
+        self.assertIn("nor is it an mdev (a UUID), a vdpa device (its name) or a subfunction "
+                      "(PF-sfN)", p.stderr)
+        p = self.vfioctl("show", "/sys/devices/virtual/net/lo", rc=1)
+        self.assertIn("/sys/devices/virtual/net/lo: no such device; nor is it an mdev",
+                      p.stderr)
+        # A subfunction's name: its PF is looked up, and the kernel alone knows its ports.
+        p = self.vfioctl("show", f"{NVME}-sf7", rc=1)
+        self.assertIn(f"{NVME}-sf7: only the kernel's devlink knows subfunctions", p.stderr)
+        p = self.vfioctl("show", "0000:00:09.0-sf7", rc=1)
+        self.assertIn("0000:00:09.0: no such device", p.stderr)
+
+    def test_vdpa_from_sysfs(self):
+        dev = "devices/virtual/vdpa_fixture/blk0"
+        self.sys._link(f"{dev}/subsystem", "bus/vdpa")
+        self.sys._link(f"{dev}/driver", "bus/vdpa/drivers/vhost_vdpa")
+        os.makedirs(os.path.join(self.sys.root, dev, "vhost-vdpa-3"))
+        self.sys._link("bus/vdpa/devices/blk0", dev)
+        for name in ("blk0", "/sys/bus/vdpa/devices/blk0"):
+            o = json.loads(self.text("-j", "show", name))
+            # The kernel knows nothing of a fixture: no management device, class or config.
+            self.assertEqual(o, {"kind": "vdpa", "name": "blk0", "device": "/sys/" + dev,
+                                 "driver": "vhost_vdpa", "node": "/dev/vhost-vdpa-3",
+                                 "mgmtdev": None, "mgmtdev_device": None, "class": None,
+                                 "config": None})
+        self.assertEqual(self.text("show", "blk0"),
+                         "vdpa blk0\n"
+                         f"  device: /sys/{dev}\n"
+                         "  management device: unknown\n"
+                         "  class: unknown\n"
+                         "  driver: vhost_vdpa\n"
+                         "  node: /dev/vhost-vdpa-3\n"
+                         "  config: not reported by the kernel\n")
+        # A namesake elsewhere is not that device.
+        self.sys._write("devices/virtual/other/blk0/uevent", "")
+        p = self.vfioctl("show", "/sys/devices/virtual/other/blk0", rc=1)
+        self.assertIn("nor is it an mdev", p.stderr)
 
 
 class TestColour(Base):

@@ -47,6 +47,15 @@ avail() { cat "$T/$1/available_instances"; }
 # What must hold after a refused create: the mdevs and the free instances are as before.
 state() { echo "$(mdevs) | small $(avail $SMALL) large $(avail $LARGE)"; }
 group_of() { basename "$(readlink "$BUS/$1/iommu_group")"; }
+# The type of mdev $1 as its sysfs attributes say, " | " between them, its mdevs as a list last.
+type_facts() {
+	local t=$BUS/$1/mdev_type d devs=
+	for d in "$t"/devices/*; do
+		[ -e "$d" ] && devs="$devs${devs:+, }'${d##*/}'"
+	done
+	echo "$(basename "$(readlink "$t")") | $(cat "$t/name") | $(cat "$t/device_api") |" \
+		"$(cat "$t/available_instances") | $(cat "$t/description") | [$devs]"
+}
 
 vm_dmesg_mark
 : >"$RESULTS/figures"
@@ -99,6 +108,28 @@ vm_note "vfio-open: $out"
 vm_check "create: opened through /dev/vfio/$G1 (VFIO_GROUP_GET_DEVICE_FD $u1)" \
 	grep -q "^$u1: config 1b36:7fff subsystem 1b36:0001$" <<<"$out"
 vm_check "create: one small instance left" test "$(avail $SMALL)" = 1
+
+# show: the mdev as sysfs has it, by each of its names.
+out=$("${VFIOCTL[@]}" -j show $U1)
+vm_note "show: $out"
+vm_check "show: kind, UUID, device, parent's name and path" test \
+	"$(jget 'd["kind"], d["name"], d["uuid"], d["device"], d["parent"]["name"], d["parent"]["device"]' <<<"$out")" = \
+	"mdev $u1 $u1 $(cd -P "$BUS/$u1" && pwd) $MOD $(cd -P "$BUS/$u1/.." && pwd)"
+vm_check "show: the type as its sysfs attributes say" test \
+	"$(jget '" | ".join(str(d["type"][k]) for k in ("name", "pretty_name", "device_api", "available_instances", "description", "devices"))' <<<"$out")" = \
+	"$(type_facts $u1)"
+vm_check "show: driver, IOMMU group and vfio node as sysfs has them" test \
+	"$(jget 'd["driver"], d["iommu_group"], d["vfio"]' <<<"$out")" = \
+	"$(basename "$(readlink "$BUS/$u1/driver")") $G1 ['/dev/vfio/$G1']"
+vm_check "show: vfiod holds no record of an mdev" test "$(jget 'd["assigned"]' <<<"$out")" = None
+vm_check "show by $BUS/$u1 gives the same" test "$("${VFIOCTL[@]}" -j show "$BUS/$u1")" = "$out"
+vm_check "show by $P/$u1 gives the same" test "$("${VFIOCTL[@]}" -j show "$P/$u1")" = "$out"
+text=$("${VFIOCTL[@]}" show $u1)
+vm_note "show (text): $text"
+vm_check "show (text): a fact a line" test "$(grep -E '^  (parent|type|available instances|IOMMU group|vfio):' <<<"$text")" = \
+	"$(printf '  parent: %s (%s)\n  type: %s (%s)\n  available instances: %s\n  IOMMU group: %s\n  vfio: /dev/vfio/%s' \
+		$MOD "$P" $SMALL "$(cat "$T/$SMALL/name")" "$(avail $SMALL)" "$G1" "$G1")"
+vm_check "show (text): no JSON in it" bash -c '! grep -q "[][{}\"]" <<<"$0"' "$text"
 rm -f /tmp/held-mdev
 hold_start "$G1" $u1 /tmp/held-mdev >/dev/null 2>&1
 out=$("${VFIOCTL[@]}" destroy $u1 2>&1)

@@ -61,6 +61,40 @@ vm_check "devlink reads back sfnum 88, active, hw_addr 00:11:22:33:44:55" \
 	test "$(dl_ports)" = "88 active 00:11:22:33:44:55"
 vm_check "the result says so too" \
 	test "$(jget 'd["sfnum"], d["state"], d["hw_addr"]' <<<"$OUT")" = "88 active 00:11:22:33:44:55"
+# show: the port as iproute2's devlink reads it (apart from our netlink code), sysfs for the rest.
+VFIOCTL=("$BUILD/cli/vfioctl" --direct)
+out=$("${VFIOCTL[@]}" -j show "$PF-sf88")
+vm_note "show: $out"
+vm_note "devlink port show: $(devlink -j port show 2>&1)"
+vm_check "show: kind, name, PF, auxiliary device and its path" test \
+	"$(jget 'd["kind"], d["name"], d["pf"], d["auxiliary"], d["device"]' <<<"$out")" = \
+	"sf $PF-sf88 $(cd -P "/sys/bus/pci/devices/$PF" && pwd) $AUX $(cd -P "$AUXDEVS/$AUX" && pwd)"
+vm_check "show: port, sfnum, pfnum, controller, state, opstate, hw_addr as devlink says" test \
+	"$(jget 'd["devlink_port"], d["port_index"], d["sfnum"], d["pfnum"], d["controller"], d["state"], d["opstate"], d["hw_addr"]' <<<"$out")" = \
+	"$(devlink -j port show | python3 -c '
+import json, sys
+for k, p in json.load(sys.stdin)["port"].items():
+    if k.startswith("pci/" + sys.argv[1] + "/") and p.get("sfnum") == 88:
+        f = p["function"]
+        print(k, k.rsplit("/", 1)[1], p["sfnum"], p["pfnum"], p.get("controller", 0),
+              f["state"], f["opstate"], f["hw_addr"])' "$PF")"
+vm_check "show: the auxiliary device's driver, group and vfio nodes as sysfs has them" test \
+	"$(jget 'd["driver"], d["iommu_group"], d["vfio"]' <<<"$out")" = \
+	"$(basename "$(readlink "$AUXDEVS/$AUX/driver" 2>/dev/null || echo None)") None []"
+vm_check "show: vfiod holds no record of an SF" test "$(jget 'd["assigned"]' <<<"$out")" = None
+vm_check "show by $AUXDEVS/$AUX gives the same" test "$("${VFIOCTL[@]}" -j show "$AUXDEVS/$AUX")" = "$out"
+vm_check "show by the auxiliary device's /sys/devices path gives the same" \
+	test "$("${VFIOCTL[@]}" -j show "$(cd -P "$AUXDEVS/$AUX" && pwd)")" = "$out"
+text=$("${VFIOCTL[@]}" show "$PF-sf88")
+vm_note "show (text): $text"
+vm_check "show (text): a fact a line" test \
+	"$(grep -E '^  (sfnum|state|opstate|hw_addr|auxiliary device):' <<<"$text")" = \
+	"$(printf '  sfnum: 88\n  state: active\n  opstate: attached\n  hw_addr: 00:11:22:33:44:55\n  auxiliary device: %s (%s)' \
+		"$AUX" "$(cd -P "$AUXDEVS/$AUX" && pwd)")"
+vm_check "show (text): no JSON in it" bash -c '! grep -q "[][{}\"]" <<<"$0"' "$text"
+vm_check "show of sfnum 87, which the PF has not: refused, saying so" bash -c \
+	'! "${@:2}" 2>"$1/err" && grep -qF "has no subfunction with sfnum 87" "$1/err"' \
+	_ "$RESULTS" "${VFIOCTL[@]}" show "$PF-sf87"
 call list
 vm_check "list shows the SF with its auxiliary device" \
 	test "$(jget '[(e["name"], e["auxiliary"]) for e in d if e["kind"] == "sf"]' <<<"$OUT")" = "[('$PF-sf88', '$AUX')]"
@@ -113,7 +147,6 @@ vm_check "legacy: nothing left" test -z "$(dl_ports)$(ls $AUXDEVS)"
 vm_check "eswitch back to switchdev" devlink dev eswitch set "pci/$PF" mode switchdev
 
 # The same through vfioctl's words (JSON: its text printer knows only PCI results yet).
-VFIOCTL=("$BUILD/cli/vfioctl" --direct)
 out=$("${VFIOCTL[@]}" -j create "/sys/bus/pci/devices/$PF" sf 92 pfnum 0 mac 02:00:00:00:00:92)
 echo "# vfioctl create: $out"
 vm_check "vfioctl create PF sf 92 pfnum 0 mac M" test "$(dl_ports)" = "92 active 02:00:00:00:00:92"

@@ -65,6 +65,48 @@ vm_check "vhost-vdpa node opens: a virtio block device (id 2)" has "$out" "devic
 call list
 vm_check "list shows blk0 on vhost_vdpa with its node" \
 	test "$(jget '[(e["driver"], e["node"], e["mgmtdev"], e["class"]) for e in d if e.get("kind") == "vdpa" and e["name"] == "blk0"]' <<<"$OUT")" = "[('vhost_vdpa', '$NODE', 'vduse', 'block')]"
+# show: sysfs for the driver and node, the kernel (and iproute2, apart from us) for the rest.
+VFIOCTL=("$BUILD/cli/vfioctl" --direct)
+out=$("${VFIOCTL[@]}" -j show blk0)
+vm_note "show: $out"
+vm_note "vdpa dev config show: $(vdpa -j dev config show blk0 2>&1)"
+vm_check "show: kind, name, device, driver and node as sysfs has them" test \
+	"$(jget 'd["kind"], d["name"], d["device"], d["driver"], d["node"]' <<<"$out")" = \
+	"vdpa blk0 $(cd -P $VDPA/blk0 && pwd) $(basename "$(readlink $VDPA/blk0/driver)") /dev/$(basename $VDPA/blk0/vhost-vdpa-*)"
+vm_check "show: management device and class as iproute2's vdpa dev show says" test \
+	"$(jget 'd["mgmtdev"], d["class"]' <<<"$out")" = \
+	"$(vdpa -j dev show blk0 | jget 'd["dev"]["blk0"]["mgmtdev"], d["dev"]["blk0"]["type"]')"
+vm_check "show: config as the kernel has it: 64 MiB (131072 sectors), writable" test \
+	"$(jget 'd["config"]["capacity"], d["config"]["read_only"]' <<<"$out")" = "131072 False"
+vm_check "show: config: the block size qemu-storage-daemon exports" \
+	test "$(jget 'd["config"]["blk_size"]' <<<"$out")" = 512
+vm_check "show: config: the device features, and nothing negotiated before a driver did" \
+	test "$(jget '"features" in d["config"], "negotiated_features" in d["config"]' <<<"$out")" = "True False"
+vm_check "show: no net config for a block device" \
+	test "$(jget '[k for k in ("mac", "status", "mtu", "max_vqp") if k in d["config"]]' <<<"$out")" = "[]"
+# iproute2 prints what it knows of a config (6.1: nothing of a block device's); what it
+# prints must be ours.
+theirs=$(vdpa -j dev config show blk0 | jget 'len(d.get("config", {}).get("blk0", {}))')
+if [ "$theirs" -gt 0 ]; then
+	vm_check "show: every config value iproute2 reports agrees" test \
+		"$(vdpa -j dev config show blk0 | python3 -c '
+import json, sys
+ours = json.loads(sys.argv[1])["config"]
+theirs = json.load(sys.stdin)["config"]["blk0"]
+names = {"capacity": "capacity", "blk_size": "blk_size", "seg_max": "seg_max",
+         "size_max": "size_max", "num_queues": "num_queues", "read_only": "read_only",
+         "flush": "flush", "mtu": "mtu", "max_vq_pairs": "max_vqp", "mac": "mac"}
+print([k for k, v in theirs.items() if k in names and ours.get(names[k]) != v])' "$out")" = "[]"
+else
+	vm_note "iproute2 $(vdpa -V | sed 's/.*iproute2-//') reports no block config: nothing to compare"
+fi
+vm_check "show by $VDPA/blk0 gives the same" test "$("${VFIOCTL[@]}" -j show $VDPA/blk0)" = "$out"
+text=$("${VFIOCTL[@]}" show blk0)
+vm_note "show (text): $text"
+vm_check "show (text): a fact a line" test \
+	"$(grep -E '^  (management device|class|driver|node):|^    (capacity|read_only):' <<<"$text")" = \
+	"$(printf '  management device: vduse\n  class: block\n  driver: vhost_vdpa\n  node: %s\n    capacity: 131072\n    read_only: no' "$NODE")"
+vm_check "show (text): no JSON in it" bash -c '! grep -q "[][{}\"]" <<<"$0"' "$text"
 call target-destroy blk0
 vm_check "target of destroy by name: vdpa, key vdpa:blk0" \
 	test "$(jget 'd["kind"], d["key"]' <<<"$OUT")" = "vdpa vdpa:blk0"
@@ -133,6 +175,24 @@ vm_check "a disk appears: $DISK, 64 MiB" \
 	test "$(cat /sys/bus/virtio/devices/"$VIRTIO"/block/"${DISK#/dev/}"/size)" = 131072
 vm_check "the disk reads through the vdpa device" \
 	dd if="$DISK" of=/dev/null bs=4096 count=16 iflag=direct status=none
+out=$("$BUILD/cli/vfioctl" --direct -j show blk0)
+vm_note "show (virtio_vdpa): $out"
+vm_check "show: on virtio_vdpa, its virtio device, no node" test \
+	"$(jget 'd["driver"], d["virtio"], "node" in d' <<<"$out")" = "virtio_vdpa $VIRTIO False"
+vm_check "show: capacity as the disk's size in sysfs" test "$(jget 'd["config"]["capacity"]' <<<"$out")" = \
+	"$(cat /sys/bus/virtio/devices/"$VIRTIO"/block/"${DISK#/dev/}"/size)"
+# The block layer's limits of the disk virtio_blk made of it, from that same config.
+Q=/sys/bus/virtio/devices/$VIRTIO/block/${DISK#/dev/}/queue
+vm_check "show: blk_size, read_only, flush as the disk's queue has them" test \
+	"$(jget 'd["config"]["blk_size"], int(d["config"]["read_only"]), "write back" if d["config"]["flush"] else "write through"' <<<"$out")" = \
+	"$(cat "$Q/logical_block_size") $(cat "$Q/../ro") $(cat "$Q/write_cache")"
+vm_check "show: discard and write-zeroes limits as the disk's queue has them (in bytes)" test \
+	"$(jget 'd["config"]["max_discard_sectors"] * 512, d["config"]["max_discard_seg"], d["config"]["max_write_zeroes_sectors"] * 512' <<<"$out")" = \
+	"$(cat "$Q/discard_max_hw_bytes") $(cat "$Q/max_discard_segments") $(cat "$Q/write_zeroes_max_bytes")"
+# virtio's "features" attribute: a character a feature bit, bit 0 first (of the first 64).
+vm_check "show: negotiated features as virtio_blk negotiated them (the virtio device's features)" \
+	test "$(jget 'format(int(d["config"]["negotiated_features"], 16), "064b")[::-1].rstrip("0")' <<<"$out")" = \
+	"$(head -c 64 /sys/bus/virtio/devices/"$VIRTIO"/features | sed 's/0*$//')"
 call destroy blk0
 vm_check "destroy the virtio one: gone" gone $VDPA/blk0
 vm_check "destroy the virtio one: the virtio device is gone" gone /sys/bus/virtio/devices/"$VIRTIO"
@@ -182,7 +242,6 @@ call destroy /sys/bus/vdpa/devices/blk0
 vm_check "destroy by /sys/bus/vdpa path" gone $VDPA/blk0
 
 # The same through vfioctl's words (JSON: its text printer knows only PCI results yet).
-VFIOCTL=("$BUILD/cli/vfioctl" --direct)
 vm_check "vfioctl mgmtdev lists vduse" has "$("${VFIOCTL[@]}" -j mgmtdev)" '"name":"vduse"'
 out=$("${VFIOCTL[@]}" -j create vduse vdpa blk0 driver vhost_vdpa)
 echo "# vfioctl create: $out"
