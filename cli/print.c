@@ -178,9 +178,13 @@ static int print_device_result(FILE *f, json_t *o)
 		} else {
 			fprintf(f, ": assigned to ");
 			put_drv(f, drv ? drv : "?");
-			fprintf(f, " (was ");
-			put_drv(f, prev ? prev : "unbound");
-			fprintf(f, ")");
+			if (json_is_true(json_object_get(o, "claimed"))) {
+				fprintf(f, " (claimed before any host driver)");
+			} else {
+				fprintf(f, " (was ");
+				put_drv(f, prev ? prev : "unbound");
+				fprintf(f, ")");
+			}
 		}
 		print_group_nodes(f, o);
 		fprintf(f, "\n");
@@ -768,9 +772,15 @@ static void print_held(FILE *f, json_t *held)
 		char when[64] = "";
 
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
-		fprintf(f, "  vfiod: assigned it to %s (it was on %s) at %s, through %s\n",
-			str(held, "driver", "?"), str(held, "previous_driver", "no driver"), when,
-			str(held, "resolver", "user space"));
+		fprintf(f, "  vfiod: assigned it to %s (%s%s) at %s, through %s\n",
+			str(held, "driver", "?"),
+			json_is_true(json_object_get(held, "claimed")) ? "claimed before any host "
+									 "driver"
+									: "it was on ",
+			json_is_true(json_object_get(held, "claimed"))
+				? ""
+				: str(held, "previous_driver", "no driver"),
+			when, str(held, "resolver", "user space"));
 	} else {
 		fprintf(f, "  vfiod: holds nothing of it\n");
 	}

@@ -156,6 +156,11 @@ int alias_fields(const char *pattern, const char *device, uint32_t *exact, uint3
 uint32_t alias_key(const char *pattern, const char *device);
 int vfio_alias_from_modalias(const char *modalias, char **ret);
 void match_sort(struct vfiod_match *m);
+/*
+ * Load the host driver modules DEV's modalias names (its "pci:" aliases),
+ * as udev would have at its add: how many are loaded now (0: none exists).
+ */
+int module_load_host(struct vfiod_device *dev);
 int match_unloaded_modules(struct vfiod_device *dev, char ***ret);
 const char *alias_source_name(enum alias_source s);
 
@@ -175,6 +180,7 @@ struct record {
 	char *previous_driver;
 	char *previous_override;
 	char *resolver;
+	bool claimed; /* it had no driver, held by a claim (claim.h): destroy gives it its host one */
 };
 int record_save(struct vfiod_ctx *ctx, const struct record *r);
 int record_load(struct vfiod_ctx *ctx, const char *name, struct record *r);

@@ -518,6 +518,36 @@ int module_load(struct vfiod_ctx *ctx, const char *module)
 	return r;
 }
 
+int module_load_host(struct vfiod_device *dev)
+{
+	struct kmod_list *list = NULL, *l;
+	struct kmod_ctx *kmod;
+	int r, n = 0;
+
+	if (!dev->modalias)
+		return 0;
+	r = vfiod_ctx_kmod(dev->ctx, &kmod);
+	if (r < 0)
+		return r;
+	/* "pci:" aliases are the host drivers'; vfio drivers match by "vfio_pci:" ones. */
+	r = kmod_module_new_from_lookup(kmod, dev->modalias, &list);
+	if (r < 0)
+		return vfiod_error(dev->ctx, r, "%s: cannot look up its modalias: %s",
+				   dev->syspath, strerror(-r));
+	kmod_list_foreach(l, list)
+	{
+		struct kmod_module *mod = kmod_module_get_module(l);
+		const char *name = kmod_module_get_name(mod);
+
+		if (!driver_is_vfio(dev->ctx, name) && module_load(dev->ctx, name) >= 0)
+			n++;
+		kmod_module_unref(mod);
+	}
+	kmod_module_unref_list(list);
+	dev->ctx->error[0] = '\0';
+	return n;
+}
+
 static int candidate_cmp(const void *a, const void *b)
 {
 	const struct candidate *x = a, *y = b;

@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "claim.h"
 #include "internal.h"
 #include "inuse.h"
 #include "kinds.h"
@@ -57,6 +58,9 @@ static int unbind(struct vfiod_device *dev)
  * The bind is synchronous for drivers_probe, but a driver may defer its
  * probe; give it a bounded moment before calling the bind failed.
  */
+/* wait_driver()'s WANT for any driver at all, as long as a named one. */
+static const char WAIT_ANY_DRIVER[] = "";
+
 static int wait_driver(struct vfiod_device *dev, const char *want)
 {
 	const struct timespec tick = { 0, 10 * 1000 * 1000 };
@@ -66,7 +70,9 @@ static int wait_driver(struct vfiod_device *dev, const char *want)
 		r = device_refresh(dev);
 		if (r < 0)
 			return r;
-		if (want ? dev->driver && streq(dev->driver, want) : dev->driver != NULL)
+		if (want == WAIT_ANY_DRIVER ? dev->driver != NULL
+		    : want		   ? dev->driver && streq(dev->driver, want)
+					   : dev->driver != NULL)
 			return 0;
 		if (!want && i >= 10)
 			break;
@@ -246,11 +252,18 @@ static int result_json(struct vfiod_device *dev, const char *key, bool value,
 		json_object_set_new(o, "previous_driver",
 				    rec->previous_driver ? json_string(rec->previous_driver)
 							 : json_null());
+		json_object_set_new(o, "claimed", json_boolean(rec->claimed));
 		if (rec->resolver)
 			json_object_set_new(o, "resolver", json_string(rec->resolver));
 	}
 	*ret = o;
 	return 0;
+}
+
+/* The override the device had: a claimed one goes back to being held. */
+static const char *override_before(const struct record *rec)
+{
+	return rec->claimed ? CLAIM_OVERRIDE : rec->previous_override;
 }
 
 /* Put the device back as the record says it was. Best effort: it is the undo. */
@@ -259,7 +272,7 @@ static void rollback(struct vfiod_device *dev, const struct record *rec)
 	(void)device_refresh(dev);
 	if (dev->driver && (!rec->previous_driver || !streq(dev->driver, rec->previous_driver)))
 		(void)unbind(dev);
-	(void)set_override(dev, rec->previous_override);
+	(void)set_override(dev, override_before(rec));
 	(void)probe(dev);
 	(void)record_remove(dev->ctx, dev->name);
 	(void)device_refresh(dev);
@@ -466,8 +479,15 @@ static int assign_looked(struct vfiod_device *dev, const char *forced, bool whol
 		rec.syspath = strdup(dev->syspath);
 		rec.name = strdup(dev->name);
 		rec.previous_driver = dev->driver ? strdup(dev->driver) : NULL;
-		rec.previous_override = dev->driver_override ? strdup(dev->driver_override) :
-							       NULL;
+		/*
+		 * Held by a claim: it never had a host driver, and the placeholder
+		 * is nothing to restore; destroy gives it its host driver instead.
+		 */
+		rec.claimed = !dev->driver && str_eq(dev->driver_override, CLAIM_OVERRIDE);
+		rec.previous_override = dev->driver_override && !streq(dev->driver_override,
+								       CLAIM_OVERRIDE)
+						? strdup(dev->driver_override)
+						: NULL;
 		if (!rec.syspath || !rec.name || (dev->driver && !rec.previous_driver)) {
 			record_done(&rec);
 			return -ENOMEM;
@@ -628,6 +648,23 @@ static int release_kernel(struct vfiod_device *dev, struct vfiod_kernel *k)
 	return 0;
 }
 
+/*
+ * After the release of a claimed device: vfio_select restores the override
+ * it found (the claim's placeholder), which would keep the host driver off.
+ */
+static int release_claimed(struct vfiod_device *dev)
+{
+	int r = device_refresh(dev);
+
+	if (r < 0 || !str_eq(dev->driver_override, CLAIM_OVERRIDE))
+		return r;
+	r = set_override(dev, NULL);
+	if (r < 0)
+		return vfiod_error(dev->ctx, r, "%s: cannot clear the claim's driver_override: %s",
+				   dev->syspath, strerror(-r));
+	return probe(dev);
+}
+
 static int release_user(struct vfiod_device *dev, const struct record *rec)
 {
 	struct vfiod_ctx *ctx = dev->ctx;
@@ -701,7 +738,7 @@ int pci_release(struct vfiod_device *dev, unsigned int flags, json_t **ret)
 			 */
 			r = vfiod_step(ctx, OP_RELEASE, dev->name, "restore-override");
 			if (r >= 0)
-				r = set_override(dev, rec.previous_override);
+				r = set_override(dev, override_before(&rec));
 			if (r >= 0)
 				r = record_remove(ctx, dev->name);
 			if (r >= 0)
@@ -714,6 +751,9 @@ int pci_release(struct vfiod_device *dev, unsigned int flags, json_t **ret)
 					   dev->driver ? dev->driver : "no driver is bound");
 		}
 	}
+	/* Claimed before any host driver: the host's module is loaded first, then probed. */
+	if (have_rec && rec.claimed)
+		(void)module_load_host(dev);
 	/* The host driver's module may have been unloaded meanwhile. */
 	if (have_rec && rec.previous_driver) {
 		_cleanup_free_ char *p = NULL;
@@ -737,8 +777,17 @@ int pci_release(struct vfiod_device *dev, unsigned int flags, json_t **ret)
 		record_done(&rec);
 		return r;
 	}
-	r = vfiod_step(ctx, OP_RELEASE, dev->name, "verify");
-	if (r >= 0) {
+	if (have_rec && rec.claimed)
+		r = release_claimed(dev);
+	if (r >= 0)
+		r = vfiod_step(ctx, OP_RELEASE, dev->name, "verify");
+	if (r >= 0 && have_rec && rec.claimed) {
+		r = wait_driver(dev, WAIT_ANY_DRIVER);
+		if (r < 0)
+			vfiod_log(ctx, LOG_NOTICE, "%s: claimed before any host driver, and no "
+				  "host driver took it now either", dev->syspath);
+		r = 0;
+	} else if (r >= 0) {
 		r = wait_driver(dev, have_rec ? rec.previous_driver : NULL);
 		if (r < 0 && have_rec && rec.previous_driver)
 			r = vfiod_error(ctx, -EIO, "%s: released, but %s did not bind again (now %s)",
@@ -811,6 +860,7 @@ static int pci_list(struct vfiod_ctx *ctx, json_t *a)
 					  json_string(rec.previous_driver) : json_null());
 		if (rec.resolver)
 			json_object_set_new(o, "resolver", json_string(rec.resolver));
+		json_object_set_new(o, "claimed", json_boolean(rec.claimed));
 		json_array_append_new(a, o);
 		vfiod_device_unref(dev);
 		record_done(&rec);

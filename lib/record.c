@@ -52,6 +52,8 @@ int record_save(struct vfiod_ctx *ctx, const struct record *rec)
 	set_str(o, "previous_driver", rec->previous_driver);
 	set_str(o, "previous_override", rec->previous_override);
 	set_str(o, "resolver", rec->resolver);
+	if (rec->claimed)
+		json_object_set_new(o, "claimed", json_true());
 	r = json_write_state(ctx, dir, file, o);
 	json_decref(o);
 	return r;
@@ -120,6 +122,7 @@ int record_load(struct vfiod_ctx *ctx, const char *name, struct record *rec)
 		r = get_str(o, "previous_override", &rec->previous_override);
 	if (r >= 0)
 		r = get_str(o, "resolver", &rec->resolver);
+	rec->claimed = json_is_true(json_object_get(o, "claimed"));
 	json_decref(o);
 	if (r >= 0 && (!rec->name || !streq(rec->name, name)))
 		r = -EBADMSG;

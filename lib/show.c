@@ -28,10 +28,10 @@ json_t *held_json(struct vfiod_ctx *ctx, const char *name)
 		return json_null();
 	}
 	(void)record_since(ctx, name, &since);
-	o = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:I}", "driver", rec.driver, "module",
+	o = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:I}", "driver", rec.driver, "module",
 		      rec.module, "previous_driver", rec.previous_driver, "previous_override",
-		      rec.previous_override, "resolver", rec.resolver, "since_usec",
-		      (json_int_t)since);
+		      rec.previous_override, "resolver", rec.resolver, "claimed", rec.claimed,
+		      "since_usec", (json_int_t)since);
 	record_done(&rec);
 	return o ? o : json_null();
 }

@@ -547,7 +547,7 @@ class TestShow(Base):
         self.assertEqual(o["assigned"], {"driver": "vfio-fixture-vdsub",
                                          "module": "vfio_fixture_vdsub",
                                          "previous_driver": "nvme", "previous_override": None,
-                                         "resolver": "user space",
+                                         "resolver": "user space", "claimed": False,
                                          "since_usec": 1795230127000000})
         self.assertIn("  vfiod: assigned it to vfio-fixture-vdsub (it was on nvme) at ",
                       self.vfioctl("show", NVME).stdout)
@@ -880,6 +880,61 @@ class TestShowKinds(MdevTree):
         self.sys._write("devices/virtual/other/blk0/uevent", "")
         p = self.vfioctl("show", "/sys/devices/virtual/other/blk0", rc=1)
         self.assertIn("nor is it an mdev", p.stderr)
+
+
+CLAIMED = "0000:00:08.0"
+
+
+class TestClaimed(Base):
+    """A device held from host drivers by a claim, as vfio_select leaves it: the override
+    vfiod-claim and no driver.  Assigned as any other, recorded as claimed, and given on
+    destroy the host driver it never had; an unbound device not claimed stays unbound."""
+
+    def setUp(self):
+        super().setUp()
+        self.standard_modules()
+        self.sys.module("vfio_fixture_vdsub", ["vfio-fixture-vdsub"])
+        self.sys.module("vfio_pci", ["vfio-pci"])
+        self.sys.module("nvme", ["nvme"])
+        self.sys.module("vfio_fixture_other", ["vfio-fixture-other"])
+        self.sys.pci(CLAIMED, 0x1b36, 0x0010, group=8)
+        self.sys._write(f"devices/pci0000:00/{CLAIMED}/driver_override", "vfiod-claim\n")
+        self.kernel = FakeKernel(self.sys, {NVME: "nvme", CLAIMED: "nvme"})
+        self.addCleanup(self.kernel.proc.stdout.close)
+        self.addCleanup(self.kernel.proc.stdin.close)
+        self.addCleanup(self.kernel.close)
+
+    def state(self, name):
+        dev = os.path.join(self.sys.root, "bus/pci/devices", name)
+        drv = os.path.join(dev, "driver")
+        with open(os.path.join(dev, "driver_override")) as f:
+            override = f.read().strip()
+        return (os.path.basename(os.readlink(drv)) if os.path.islink(drv) else None,
+                None if override in ("", "(null)") else override)
+
+    def test_claimed_assigned_then_given_its_host_driver(self):
+        self.assertEqual(self.vfioctl("create", CLAIMED).stdout,
+                         f"{CLAIMED}: assigned to vfio-fixture-vdsub (claimed before any host "
+                         "driver), IOMMU group 8, /dev/vfio/8\n")
+        with open(os.path.join(self.run_dir, "assigned", CLAIMED + ".json")) as f:
+            rec = json.load(f)
+        # The placeholder is not an override to give back.
+        self.assertEqual((rec["claimed"], rec["previous_driver"], rec["previous_override"]),
+                         (True, None, None))
+        listed = json.loads(self.vfioctl("-j", "list").stdout)
+        self.assertEqual([(e["name"], e["claimed"]) for e in listed], [(CLAIMED, True)])
+        self.assertIn("  vfiod: assigned it to vfio-fixture-vdsub (claimed before any host "
+                      "driver) at ", self.vfioctl("show", CLAIMED).stdout)
+        self.assertEqual(self.vfioctl("destroy", CLAIMED).stdout, f"{CLAIMED}: released, nvme\n")
+        self.assertEqual(self.state(CLAIMED), ("nvme", None))
+
+    def test_unbound_but_not_claimed_stays_unbound(self):
+        other = "0000:00:04.0"
+        out = self.vfioctl("create", other).stdout
+        self.assertIn("(was unbound)", out)
+        self.assertFalse(json.loads(self.vfioctl("-j", "list").stdout)[0]["claimed"])
+        self.vfioctl("destroy", other)
+        self.assertEqual(self.state(other), (None, None))
 
 
 class TestColour(Base):
