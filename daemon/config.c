@@ -2,7 +2,7 @@
 /*
  * vfiod.conf: "Key=Value" lines, '#' or ';' comments, an optional [Daemon]
  * section header.  Keys: OperationTimeoutSec, ReadTimeoutSec, CDI,
- * CDISpecDirectory.  See vfiod.conf(5).
+ * CDISpecDirectory, Claim.  See vfiod.conf(5).
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "bus-names.h"
+#include "claim.h"
 #include "config.h"
 #include "fileio.h"
 #include "log.h"
@@ -82,6 +83,7 @@ static int config_parse_file(struct config *c, const char *path)
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
 	char line[1024];
 	unsigned int n = 0;
+	int r;
 
 	if (!f)
 		return errno == ENOENT
@@ -128,6 +130,22 @@ static int config_parse_file(struct config *c, const char *path)
 					    path, n, v);
 			else if (set_string(&c->cdi_dir, v) < 0)
 				return -ENOMEM;
+		} else if (streq(l, "Claim")) {
+			const char *v = strip(eq + 1);
+			char why[160];
+
+			/* A list, added to line by line; an empty value empties it. */
+			if (!*v) {
+				free(c->claims);
+				c->claims = NULL;
+				c->n_claims = 0;
+			} else if ((r = claims_parse(v, &c->claims, &c->n_claims, why,
+						     sizeof(why))) == -ENOMEM) {
+				return r;
+			} else if (r < 0) {
+				log_warning("%s:%u: Claim=%.200s: %s, ignoring the line", path, n, v,
+					    why);
+			}
 		} else {
 			log_warning("%s:%u: unknown key %.200s, ignoring", path, n, l);
 		}
@@ -204,5 +222,6 @@ void config_done(struct config *c)
 	free(c->runtime_dir);
 	free(c->config_dir);
 	free(c->cdi_dir);
+	free(c->claims);
 	*c = (struct config){};
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct config {
@@ -13,6 +14,8 @@ struct config {
 	bool cdi;	/* CDI=: write a CDI spec of the devices vfiod holds */
 	char *cdi_dir;	/* where; NULL once config_load() found it off */
 	bool cdi_env;	/* VFIOD_CDI_SPEC_DIR said so: even for a fixture tree */
+	struct claim *claims; /* Claim=: held from host drivers, assigned when they appear */
+	size_t n_claims;
 };
 
 /*

@@ -34,6 +34,7 @@
 #include <libudev.h>
 
 #include "bus-names.h"
+#include "claim.h"
 #include "daemon.h"
 #include "log.h"
 #include "macro.h"
@@ -53,6 +54,7 @@ struct pending {
 	char *action;
 	char *assign; /* VFIOD_ASSIGN, when marked */
 	char *group;  /* VFIOD_GROUP */
+	char *claim;  /* the Claim= entry it matches, when claimed (claim.h) */
 	const char *trigger;
 	bool marked;
 	bool announce; /* signal "added"/"removed" (not for the scan at start) */
@@ -81,6 +83,7 @@ static void pending_free(struct pending *p)
 	free(p->action);
 	free(p->assign);
 	free(p->group);
+	free(p->claim);
 	free(p);
 }
 
@@ -107,9 +110,44 @@ static int set_dup(char **field, const char *value)
 	return 0;
 }
 
+static bool parse_ids(const char *s, unsigned int *a, unsigned int *b)
+{
+	char *end;
+
+	if (!s)
+		return false;
+	*a = (unsigned int)strtoul(s, &end, 16);
+	if (*end != ':')
+		return false;
+	*b = (unsigned int)strtoul(end + 1, &end, 16);
+	return !*end;
+}
+
+/*
+ * The Claim= entry a PCI device matches, from its uevent's own properties
+ * (PCI_ID, PCI_SUBSYS_ID, PCI_CLASS, PCI_SLOT_NAME): no sysfs read.
+ */
+static const struct claim *claim_of(struct udev_watch *w, struct udev_device *dev)
+{
+	const struct config *cfg = &w->m->cfg;
+	struct claim_device d = {};
+	const char *class;
+
+	if (!cfg->n_claims || !str_eq(udev_device_get_subsystem(dev), "pci"))
+		return NULL;
+	if (!parse_ids(udev_device_get_property_value(dev, "PCI_ID"), &d.vendor, &d.device))
+		return NULL;
+	(void)parse_ids(udev_device_get_property_value(dev, "PCI_SUBSYS_ID"), &d.subvendor,
+			&d.subdevice);
+	class = udev_device_get_property_value(dev, "PCI_CLASS");
+	d.class = class ? (unsigned int)strtoul(class, NULL, 16) : 0;
+	d.address = udev_device_get_property_value(dev, "PCI_SLOT_NAME");
+	return claims_match(cfg->claims, cfg->n_claims, &d);
+}
+
 /* Queue DEV's event, merged with one already queued for the same device. */
 static int pending_add(struct udev_watch *w, struct udev_device *dev, const char *action,
-		       bool marked, const char *trigger, bool announce)
+		       bool marked, const struct claim *claim, const char *trigger, bool announce)
 {
 	const char *syspath = udev_device_get_syspath(dev);
 	struct pending *p;
@@ -154,6 +192,12 @@ static int pending_add(struct udev_watch *w, struct udev_device *dev, const char
 		r = set_dup(&p->subsystem, udev_device_get_subsystem(dev));
 	if (r >= 0)
 		r = set_dup(&p->driver, udev_device_get_driver(dev));
+	if (r >= 0 && claim && !p->claim) {
+		char text[32];
+
+		claim_format(claim, text, sizeof(text));
+		r = set_dup(&p->claim, text);
+	}
 	if (r >= 0 && marked && !streq(action, "remove")) {
 		r = set_dup(&p->assign, udev_device_get_property_value(dev, VFIOD_UDEV_ASSIGN));
 		if (r >= 0)
@@ -337,11 +381,16 @@ static void assign_marked(struct udev_watch *w, struct pending *p)
 		return;
 	}
 	j->trigger = p->trigger;
-	if (asprintf(&j->reason, "%s=%s%s%s (%s)", VFIOD_UDEV_ASSIGN, p->assign ? p->assign : "",
-		     p->group ? " " VFIOD_UDEV_GROUP "=" : "", p->group ? p->group : "",
-		     streq(p->action, ACTION_PRESENT) ? "present" : p->action) < 0)
+	if (p->claim && !p->assign ? asprintf(&j->reason, "Claim=%s (%s)", p->claim, p->action) < 0
+	    : asprintf(&j->reason, "%s=%s%s%s (%s)", VFIOD_UDEV_ASSIGN, p->assign ? p->assign : "",
+		       p->group ? " " VFIOD_UDEV_GROUP "=" : "", p->group ? p->group : "",
+		       p->action) < 0)
 		j->reason = NULL;
-	submit(m, j, "marked by udev, assigning", "the assign of a device marked by udev");
+	if (p->claim && !p->assign)
+		submit(m, j, "claimed in vfiod.conf, assigning",
+		       "the assign of a device claimed in vfiod.conf");
+	else
+		submit(m, j, "marked by udev, assigning", "the assign of a device marked by udev");
 }
 
 /*
@@ -435,7 +484,8 @@ static void handle(struct udev_watch *w, struct pending *p)
 	if (streq(p->action, "add"))
 		forget_earlier(w, p);
 	if (p->marked && p->announce && streq(p->action, "add"))
-		emit_device(w->m, VFIOD_EVENT_ADDED, p, NULL, "marked by udev");
+		emit_device(w->m, VFIOD_EVENT_ADDED, p, NULL,
+			    p->claim && !p->assign ? "claimed in vfiod.conf" : "marked by udev");
 	if (streq(p->action, "add") || streq(p->action, "bind") || streq(p->action, "change")) {
 		/* A definition on the device wins over the mark: it says exactly what to make. */
 		def = streq(p->action, "change") && !p->marked ? NULL
@@ -466,6 +516,37 @@ static int on_defer(sd_event_source *s, void *userdata)
 	return 0;
 }
 
+/* Every PCI device present now that a Claim= entry names. */
+static int scan_claimed(struct udev_watch *w, const char *trigger)
+{
+	struct udev_enumerate *e;
+	struct udev_list_entry *l;
+	int r;
+
+	if (!w->m->cfg.n_claims)
+		return 0;
+	e = udev_enumerate_new(w->udev);
+	if (!e)
+		return -ENOMEM;
+	r = udev_enumerate_add_match_subsystem(e, "pci");
+	if (r >= 0)
+		r = udev_enumerate_scan_devices(e);
+	udev_list_entry_foreach(l, r >= 0 ? udev_enumerate_get_list_entry(e) : NULL)
+	{
+		struct udev_device *dev =
+			udev_device_new_from_syspath(w->udev, udev_list_entry_get_name(l));
+		const struct claim *claim = dev ? claim_of(w, dev) : NULL;
+
+		if (claim)
+			r = pending_add(w, dev, ACTION_PRESENT, true, claim, trigger, false);
+		udev_device_unref(dev);
+		if (r < 0)
+			break;
+	}
+	udev_enumerate_unref(e);
+	return r;
+}
+
 /* Every marked device present now, and what vfiod manages that has gone. */
 static int scan(struct udev_watch *w, const char *trigger)
 {
@@ -492,12 +573,14 @@ static int scan(struct udev_watch *w, const char *trigger)
 
 		if (!dev)
 			continue;
-		r = pending_add(w, dev, ACTION_PRESENT, true, trigger, false);
+		r = pending_add(w, dev, ACTION_PRESENT, true, NULL, trigger, false);
 		udev_device_unref(dev);
 		if (r < 0)
 			break;
 	}
 	udev_enumerate_unref(e);
+	if (r >= 0)
+		r = scan_claimed(w, trigger);
 	for (d = w->m->devices; d; d = next) {
 		next = d->next;
 		if (d->syspath && access(d->syspath, F_OK) < 0 && errno == ENOENT) {
@@ -541,10 +624,11 @@ static int receive(struct udev_watch *w, struct udev_monitor *mon, bool marked)
 		}
 		action = udev_device_get_action(dev);
 		if (marked) {
-			r = pending_add(w, dev, action, true, VFIOD_TRIGGER_UDEV, true);
+			r = pending_add(w, dev, action, true, NULL, VFIOD_TRIGGER_UDEV, true);
 		} else if (!udev_device_has_tag(dev, VFIOD_UDEV_TAG) && action) {
 			/* Unmarked devices matter when vfiod holds them or a definition names them. */
 			const char *syspath = udev_device_get_syspath(dev);
+			const struct claim *claim = NULL;
 			bool ours = false;
 
 			if (streq(action, "remove"))
@@ -552,8 +636,12 @@ static int receive(struct udev_watch *w, struct udev_monitor *mon, bool marked)
 				       jobs_pending_for(w->m, syspath, NULL);
 			else if (streq(action, "add") || streq(action, "bind"))
 				ours = definition_on(w, syspath, udev_device_get_sysname(dev));
-			if (ours)
-				r = pending_add(w, dev, action, false, VFIOD_TRIGGER_UDEV, true);
+			/* A claimed device is marked by vfiod.conf: assigned as it appears. */
+			if (streq(action, "add") && (claim = claim_of(w, dev)))
+				r = pending_add(w, dev, action, true, claim, VFIOD_TRIGGER_UDEV, true);
+			else if (ours)
+				r = pending_add(w, dev, action, false, NULL, VFIOD_TRIGGER_UDEV,
+						true);
 		}
 		udev_device_unref(dev);
 		if (r < 0)
