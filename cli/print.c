@@ -211,6 +211,10 @@ static void print_list_row(FILE *f, json_t *o)
 	json_t *g = json_object_get(o, "iommu_group");
 	char group[16] = "-";
 
+	/* Held by a claim before any host driver: there was none before it. */
+	if (json_is_true(json_object_get(o, "claimed")))
+		prev = "(claimed)";
+
 	if (json_is_integer(g))
 		snprintf(group, sizeof(group), "%lld", (long long)json_integer_value(g));
 	fprintf(f, "%-5s %s%-36s%s %s%-20s%s %s%-12s%s %-5s %-9s %-3s ", str(o, "kind", "pci"),

@@ -923,6 +923,8 @@ class TestClaimed(Base):
                          (True, None, None))
         listed = json.loads(self.vfioctl("-j", "list").stdout)
         self.assertEqual([(e["name"], e["claimed"]) for e in listed], [(CLAIMED, True)])
+        self.assertRegex(self.vfioctl("list").stdout,
+                         rf"(?m)^pci +{CLAIMED} +vfio-fixture-vdsub +\(claimed\) +8 +assigned ")
         self.assertIn("  vfiod: assigned it to vfio-fixture-vdsub (claimed before any host "
                       "driver) at ", self.vfioctl("show", CLAIMED).stdout)
         self.assertEqual(self.vfioctl("destroy", CLAIMED).stdout, f"{CLAIMED}: released, nvme\n")
