@@ -923,6 +923,36 @@ static int print_sf_show(FILE *f, json_t *o)
 }
 
 /* vfioctl show of a PCI function: one device in full, a fact a line. */
+/*
+ * The host drivers its modalias names, and what a claim can do about them:
+ * a built-in one probes at boot before any module exists.
+ */
+static void print_host_modules(FILE *f, json_t *o)
+{
+	json_t *a = json_object_get(o, "host_modules"), *e;
+	bool builtin = false;
+	size_t i;
+
+	if (!json_is_array(a))
+		return;
+	fprintf(f, "  host driver modules:");
+	if (!json_array_size(a))
+		fprintf(f, " none match it");
+	json_array_foreach(a, i, e)
+	{
+		fprintf(f, "%s ", i ? "," : "");
+		put_drv(f, str(e, "module", "?"));
+		fprintf(f, " (%s)", str(e, "state", "?"));
+		builtin = builtin || streq(str(e, "state", ""), "built in");
+	}
+	fprintf(f, "\n");
+	if (builtin)
+		fprintf(f, "  built into this kernel: it binds at boot before any module can hold the "
+			   "device; only the kernel command line keeps it off (vfio-pci.ids=%s where "
+			   "vfio-pci is built in too)\n",
+			str(o, "id", "?"));
+}
+
 static int print_pci_show(FILE *f, json_t *o)
 {
 	json_t *held = json_object_get(o, "assigned"), *w = json_object_get(o, "would_get");
@@ -942,6 +972,7 @@ static int print_pci_show(FILE *f, json_t *o)
 		fprintf(f, " (driver_override %s)", str(o, "driver_override", ""));
 	fprintf(f, "\n");
 	print_held(f, held);
+	print_host_modules(f, o);
 	if (json_is_object(w))
 		fprintf(f, "  would get: %s (`match` says why)\n",
 			str(w, "driver", NULL) ? str(w, "driver", "") : str(w, "module", "?"));

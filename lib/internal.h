@@ -161,6 +161,8 @@ void match_sort(struct vfiod_match *m);
  * as udev would have at its add: how many are loaded now (0: none exists).
  */
 int module_load_host(struct vfiod_device *dev);
+/* Those modules: [{"module", "state": "loaded", "not loaded" or "built in"}], or null. */
+json_t *host_modules_json(struct vfiod_device *dev);
 int match_unloaded_modules(struct vfiod_device *dev, char ***ret);
 const char *alias_source_name(enum alias_source s);
 

@@ -518,7 +518,15 @@ int module_load(struct vfiod_ctx *ctx, const char *module)
 	return r;
 }
 
-int module_load_host(struct vfiod_device *dev)
+/*
+ * FN for each host driver module DEV's modalias names (its "pci:" aliases;
+ * vfio drivers match by "vfio_pci:" ones), with whether this kernel has it
+ * built in.  Returns how many there were.
+ */
+static int host_modules(struct vfiod_device *dev,
+			void (*fn)(struct vfiod_device *dev, const char *name, bool builtin,
+				   void *userdata),
+			void *userdata)
 {
 	struct kmod_list *list = NULL, *l;
 	struct kmod_ctx *kmod;
@@ -529,7 +537,6 @@ int module_load_host(struct vfiod_device *dev)
 	r = vfiod_ctx_kmod(dev->ctx, &kmod);
 	if (r < 0)
 		return r;
-	/* "pci:" aliases are the host drivers'; vfio drivers match by "vfio_pci:" ones. */
 	r = kmod_module_new_from_lookup(kmod, dev->modalias, &list);
 	if (r < 0)
 		return vfiod_error(dev->ctx, r, "%s: cannot look up its modalias: %s",
@@ -539,13 +546,60 @@ int module_load_host(struct vfiod_device *dev)
 		struct kmod_module *mod = kmod_module_get_module(l);
 		const char *name = kmod_module_get_name(mod);
 
-		if (!driver_is_vfio(dev->ctx, name) && module_load(dev->ctx, name) >= 0)
+		if (!driver_is_vfio(dev->ctx, name)) {
+			/*
+			 * Built in: found by modules.builtin's aliases, with no file of its
+			 * own, or said so below our sysfs root (module_state()).
+			 */
+			fn(dev, name,
+			   !kmod_module_get_path(mod) ||
+				   module_state(dev->ctx, name) == KMOD_MODULE_BUILTIN,
+			   userdata);
 			n++;
+		}
 		kmod_module_unref(mod);
 	}
 	kmod_module_unref_list(list);
-	dev->ctx->error[0] = '\0';
 	return n;
+}
+
+static void load_one(struct vfiod_device *dev, const char *name, bool builtin, void *userdata)
+{
+	(void)userdata;
+	if (!builtin)
+		(void)module_load(dev->ctx, name);
+}
+
+int module_load_host(struct vfiod_device *dev)
+{
+	int r = host_modules(dev, load_one, NULL);
+
+	dev->ctx->error[0] = '\0';
+	return r;
+}
+
+static void describe_one(struct vfiod_device *dev, const char *name, bool builtin,
+			 void *userdata)
+{
+	int state = builtin ? KMOD_MODULE_BUILTIN : module_state(dev->ctx, name);
+
+	json_array_append_new(userdata,
+			      json_pack("{s:s, s:s}", "module", name, "state",
+					state == KMOD_MODULE_BUILTIN ? "built in"
+					: state == KMOD_MODULE_LIVE  ? "loaded"
+								     : "not loaded"));
+}
+
+json_t *host_modules_json(struct vfiod_device *dev)
+{
+	json_t *a = json_array();
+
+	if (a && host_modules(dev, describe_one, a) < 0) {
+		dev->ctx->error[0] = '\0';
+		json_decref(a);
+		return json_null();
+	}
+	return a ? a : json_null();
 }
 
 static int candidate_cmp(const void *a, const void *b)

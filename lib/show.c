@@ -83,6 +83,7 @@ static int pci_show(struct vfiod_device *dev, json_t **ret)
 	}
 	vfiod_match_unref(m);
 	json_object_set_new(o, "mdev_types", mdev_types_json(dev));
+	json_object_set_new(o, "host_modules", host_modules_json(dev));
 	if (r < 0) {
 		json_decref(o);
 		return r;

@@ -526,6 +526,32 @@ class TestShow(Base):
         self.assertNotIn("{", text)
         self.assertEqual(before, self.sys.snapshot())
 
+    def test_the_host_driver_module_and_what_a_claim_can_do(self):
+        self.standard_modules()
+        # nvme, from modules.alias, loaded: a module, which a claim can come before.
+        self.sys._write("module/nvme/initstate", "live\n")
+        o = json.loads(self.vfioctl("-j", "show", NVME).stdout)
+        self.assertEqual(o["host_modules"], [{"module": "nvme", "state": "loaded"}])
+        text = self.vfioctl("show", NVME).stdout
+        self.assertIn("  host driver modules: nvme (loaded)\n", text)
+        self.assertNotIn("built into this kernel", text)
+        # Not loaded: its module directory gone.
+        shutil.rmtree(os.path.join(self.sys.root, "module/nvme"))
+        self.assertIn("  host driver modules: nvme (not loaded)\n",
+                      self.vfioctl("show", NVME).stdout)
+
+    def test_a_built_in_host_driver_is_said_so(self):
+        self.mods.add("vfio_fixture_vdsub", [ALIAS_VDSUB])
+        self.mods.add_builtin("nvme", ["pci:v*d*sv*sd*bc01sc08i02*"])
+        self.mods.depmod()
+        shutil.rmtree(os.path.join(self.sys.root, "module/nvme"))  # only the index says so
+        o = json.loads(self.vfioctl("-j", "show", NVME).stdout)
+        self.assertEqual(o["host_modules"], [{"module": "nvme", "state": "built in"}])
+        self.assertIn("  host driver modules: nvme (built in)\n  built into this kernel: it "
+                      "binds at boot before any module can hold the device; only the kernel "
+                      "command line keeps it off (vfio-pci.ids=1b36:0010 where vfio-pci is "
+                      "built in too)\n", self.vfioctl("show", NVME).stdout)
+
     def _sriov(self):
         base = f"devices/pci0000:00/{NVME}"
         self.sys._write(f"{base}/sriov_totalvfs", "4\n")
