@@ -169,6 +169,9 @@ struct manager *manager_free(struct manager *m);
 void manager_stop(struct manager *m);
 void manager_check_exit(struct manager *m);
 
+/* claims.c: vfiod --apply-claims, early in boot (vfiod.conf(5), Claim=). */
+int claims_apply_early(void);
+
 /* bus-manager.c: the org.vfiod1.Manager object (the state is struct manager, daemon.c). */
 int manager_bus_register(struct manager *m);
 char *manager_describe(struct manager *m);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vfiod: the D-Bus service of vfiod; see vfiod(8) and org.vfiod1(5). */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,6 +14,9 @@ static void help(void)
 	printf("Usage: vfiod [OPTIONS]\n\n"
 	       "Serve org.vfiod1: hand devices to VFIO and give them back.\n\n"
 	       "  -d, --debug      log every step\n"
+	       "      --apply-claims\n"
+	       "                   hold what Claim= names from host drivers, early in boot\n"
+	       "                   (vfiod-claims.service), and exit\n"
 	       "  -V, --version    print the version\n"
 	       "  -h, --help       print this help\n\n"
 	       "See vfiod(8) and org.vfiod1(5).\n");
@@ -21,16 +25,21 @@ static void help(void)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {{"debug", no_argument, NULL, 'd'},
+						 {"apply-claims", no_argument, NULL, 'C'},
 						 {"version", no_argument, NULL, 'V'},
 						 {"help", no_argument, NULL, 'h'},
 						 {}};
 	struct manager *m = NULL;
+	bool apply_claims = false;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "dVh", longopts, NULL)) >= 0) {
 		switch (c) {
 		case 'd':
 			log_set_max_priority(LOG_DEBUG);
+			break;
+		case 'C':
+			apply_claims = true;
 			break;
 		case 'V':
 			printf("vfiod %s\n", vfiod_version());
@@ -48,6 +57,8 @@ int main(int argc, char **argv)
 	}
 
 	log_open();
+	if (apply_claims)
+		return claims_apply_early() < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 	r = manager_new(&m);
 	if (r < 0) {
 		log_error_errno(r, "cannot start: %m");

@@ -66,6 +66,8 @@
 #define VFIOD_ENV_ABORT_AT "VFIOD_ABORT_AT"
 #define VFIOD_ENV_NO_UDEV "VFIOD_NO_UDEV"
 #define VFIOD_ENV_CDI_DIR "VFIOD_CDI_SPEC_DIR"
+#define VFIOD_ENV_MODPROBE_DIR "VFIOD_MODPROBE_DIR"
+#define VFIOD_DEFAULT_MODPROBE_DIR "/run/modprobe.d"
 /* vfio_select's table of claims, below the sysfs root (vfio_select(4), CLAIMS). */
 #define VFIOD_CLAIM_PARAMETER "module/vfio_select/parameters/claim"
 #define VFIOD_ENV_STATE_DIRECTORY "STATE_DIRECTORY"

@@ -96,7 +96,7 @@ has() { # DEB PATH...
 	done
 }
 has "$VFIOD" /usr/bin/vfioctl /usr/libexec/vfiod /etc/vfiod/vfiod.conf \
-	"$UNITDIR/vfiod.service" \
+	"$UNITDIR/vfiod.service" "$UNITDIR/vfiod-claims.service" \
 	/usr/share/dbus-1/system.d/org.vfiod1.conf \
 	/usr/share/dbus-1/system-services/org.vfiod1.service \
 	/usr/share/polkit-1/actions/org.vfiod1.policy \
@@ -301,6 +301,8 @@ if [ "$(id -u)" -eq 0 ]; then
 		test -L "$R/etc/libvirt/hooks/qemu.d/vfiod"
 	check "postinst enabled vfiod.service (multi-user.target.wants)" \
 		test -L "$R/etc/systemd/system/multi-user.target.wants/vfiod.service"
+	check "postinst enabled vfiod-claims.service (sysinit.target.wants)" \
+		test -L "$R/etc/systemd/system/sysinit.target.wants/vfiod-claims.service"
 	check "postinst made the system group vfiod" grep -q '^vfiod:x:[0-9]*:$' "$R/etc/group"
 	# State vfiod would have made.
 	mkdir -p "$R/run/vfiod/journal" "$R/var/lib/vfiod/devices"

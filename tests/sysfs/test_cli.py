@@ -965,6 +965,55 @@ class TestClaimed(Base):
         self.assertEqual(self.state(other), (None, None))
 
 
+class TestApplyClaims(Base):
+    """vfiod --apply-claims, as vfiod-claims.service runs it before udev's coldplug: the
+    claimed functions with no driver get the placeholder, vfio_select's options are written;
+    bound, overridden and unclaimed ones are left alone; no claims, no file."""
+
+    def setUp(self):
+        super().setUp()
+        self.etc = os.path.join(self.tmp, "etc")
+        self.modprobe_d = os.path.join(self.tmp, "run-modprobe.d")
+        os.makedirs(self.etc)
+        for name, dev in (("0000:00:08.0", 0x0010), ("0000:00:09.0", 0x0010),
+                          ("0000:00:0a.0", 0x0011)):
+            self.sys.pci(name, 0x1b36, dev, group=20)
+        self.sys._write("devices/pci0000:00/0000:00:09.0/driver_override", "vfio-pci\n")
+
+    def apply(self, conf):
+        with open(os.path.join(self.etc, "vfiod.conf"), "w") as f:
+            f.write(conf)
+        env = dict(self.env, CONFIGURATION_DIRECTORY=self.etc,
+                   VFIOD_MODPROBE_DIR=self.modprobe_d)
+        p = subprocess.run([os.environ["VFIOD"], "--apply-claims"], env=env,
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("runtime error", p.stderr)
+        self.assertNotIn("AddressSanitizer", p.stderr)
+        return p.stderr
+
+    def override(self, name):
+        with open(os.path.join(self.sys.root, "bus/pci/devices", name, "driver_override")) as f:
+            return f.read().strip()
+
+    def test_held_before_coldplug(self):
+        log = self.apply("Claim=1b36:0010\nClaim=class=010802/ffffff\n")
+        # 08.0: claimed, free: held.  NVME (03.0): claimed, bound to nvme: left to vfiod.
+        # 09.0: claimed, an override of its own: left.  0a.0: by class, free: held.
+        self.assertEqual([self.override(n) for n in (NVME, "0000:00:08.0", "0000:00:09.0",
+                                                     "0000:00:0a.0")],
+                         ["(null)", "vfiod-claim", "vfio-pci", "vfiod-claim"])
+        self.assertIn(f"{NVME}: claimed by 1b36:0010, but a driver has it already", log)
+        self.assertIn("0000:00:09.0: claimed by 1b36:0010, left alone: its driver_override is "
+                      "vfio-pci", log)
+        with open(os.path.join(self.modprobe_d, "vfiod.conf")) as f:
+            self.assertIn("\noptions vfio_select claim=1b36:0010,class=010802\n", f.read())
+        # Claims gone: the file goes with them; what was held stays held (vfiod assigns it).
+        self.apply("")
+        self.assertFalse(os.path.exists(os.path.join(self.modprobe_d, "vfiod.conf")))
+        self.assertEqual(self.override("0000:00:08.0"), "vfiod-claim")
+
+
 class TestColour(Base):
     """Colour on a terminal (a pseudo-terminal here), never in a pipe unless asked for."""
 
