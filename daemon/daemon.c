@@ -202,6 +202,18 @@ static int on_name_lost(sd_bus_message *msg, void *userdata, sd_bus_error *error
 	return 0;
 }
 
+/* PATH with its last N components cut off, in place. */
+static const char *dirname_of(char *path, int n)
+{
+	while (n-- > 0) {
+		char *slash = strrchr(path, '/');
+
+		if (slash)
+			*slash = '\0';
+	}
+	return path;
+}
+
 /*
  * Claim= for vfio_select, when it is loaded: it holds a claimed device from
  * every host driver from the moment the kernel adds it (vfio_select(4)),
@@ -221,10 +233,13 @@ static void claims_push(struct manager *m)
 	fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0 && errno == ENOENT) {
 		if (m->cfg.n_claims)
-			log_notice("claims: %s; vfio_select is not loaded, so a claimed device "
-				   "that appears while its host driver is loaded is bound to it "
-				   "first, and vfiod takes it from there",
-				   table);
+			log_notice("claims: %s; vfio_select is %s, so a claimed device that "
+				   "appears while its host driver is loaded is bound to it first, "
+				   "and vfiod takes it from there",
+				   table,
+				   access(dirname_of(path, 2), F_OK) == 0
+					   ? "loaded but has no claim table (an older version)"
+					   : "not loaded");
 		return;
 	}
 	if (fd < 0 || write(fd, table[0] ? table : "\n", table[0] ? strlen(table) : 1) < 0)
