@@ -75,6 +75,8 @@ run vfioctl types vfio_fixture_mdev
 U=8d1c7b2e-6f0a-4b5e-9c3d-2a1b0c9d8e0f
 run vfioctl create vfio_fixture_mdev type vfio_fixture_mdev-small uuid $U
 must test -e /sys/bus/mdev/devices/$U
+run vfioctl show $U
+must vfioctl -j show $U
 run vfioctl destroy $U
 
 step "A vdpa device on VDUSE (a block device qemu-storage-daemon serves), on vhost_vdpa"
@@ -85,6 +87,8 @@ qsd=$!
 until_ok 20 test -e /dev/vduse/blk0
 run vfioctl mgmtdev
 run vfioctl create vduse vdpa blk0
+run vfioctl show blk0
+must vfioctl -j show blk0
 run vfioctl destroy blk0
 kill $qsd
 wait $qsd 2>/dev/null
@@ -93,7 +97,8 @@ step "A devlink subfunction on the test-fixture SF PF"
 [ "$(vm_pci_driver "$TESTDEV")" = vfio_fixture_sf ] || modprobe vfio_fixture_sf
 until_ok 10 test "$(vm_pci_driver "$TESTDEV")" = vfio_fixture_sf
 run vfioctl create "$TESTDEV" sf 88 mac 00:11:22:33:44:55
-run vfioctl list
+run vfioctl show "$TESTDEV-sf88"
+must vfioctl -j show "$TESTDEV-sf88"
 run vfioctl destroy "$TESTDEV-sf88"
 
 step "What systemd and the journal say"
