@@ -99,4 +99,12 @@ enum vfio_select_member_attr {
 #define VFIO_SELECT_MODULES_MAX		16
 #define VFIO_SELECT_MODULE_NAME_MAX	55
 
+/*
+ * The driver_override vfio_select gives a device its early-claim table (the
+ * module parameter "claim", vfio_select(4)) matches: a name no driver has, so
+ * that no driver, host or vfio, probes the device until user space sets the
+ * override to the vfio driver it chose and probes it.
+ */
+#define VFIO_SELECT_CLAIM_OVERRIDE	"vfiod-claim"
+
 #endif /* _UAPI_LINUX_VFIO_SELECT_H */
