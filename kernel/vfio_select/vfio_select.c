@@ -844,6 +844,8 @@ struct vs_early_table {
 	struct vs_early_entry e[];
 };
 
+static void vs_notify(u8 cmd, struct pci_dev *pdev, const char *driver, const char *prev);
+
 /* Loading: parameters are set before vs_init() (store only); live: store and apply. */
 enum vs_early_state { VS_EARLY_LOADING, VS_EARLY_LIVE, VS_EARLY_GONE };
 
@@ -1088,20 +1090,33 @@ static void vs_early_hold(struct pci_dev *pdev, const struct vs_early_entry *e, 
 	vs_early_describe(pdev, e->kind, dev_text, sizeof(dev_text));
 	pr_info("%s: claimed (%s matches claim %s), held from host drivers\n", pci_name(pdev),
 		dev_text, claim_text);
+	vs_notify(VFIO_SELECT_CMD_CLAIM, pdev, NULL, NULL);
 }
 
-/* BUS_NOTIFY_ADD_DEVICE: before the device's first probe. */
-static void vs_early_add(struct pci_dev *pdev)
+/*
+ * BUS_NOTIFY_ADD_DEVICE: before the device's first probe.  A notifier of
+ * its own, registered while the family is (vs_init(), vs_exit()), so that
+ * its events never race the family's unregistering.
+ */
+static int vs_early_notify(struct notifier_block *nb, unsigned long action, void *data)
 {
+	struct pci_dev *pdev = to_pci_dev(data);
 	struct vs_early_entry e;
 	bool found;
 
+	if (action != BUS_NOTIFY_ADD_DEVICE)
+		return NOTIFY_DONE;
 	rcu_read_lock();
 	found = vs_early_first(rcu_dereference(vs_early), pdev, &e);
 	rcu_read_unlock();
 	if (found)
 		vs_early_hold(pdev, &e, false);
+	return NOTIFY_DONE;
 }
+
+static struct notifier_block vs_early_nb = {
+	.notifier_call = vs_early_notify,
+};
 
 static int vs_early_apply_one(struct device *dev, void *data)
 {
@@ -1176,22 +1191,29 @@ MODULE_PARM_DESC(claim,
 		 "PCI devices to hold from every driver (driver_override " VFIO_SELECT_CLAIM_OVERRIDE
 		 "), comma-separated: VVVV:DDDD, VVVV:DDDD:SSSS:TTTT, class=CCCCCC[/MMMMMM], DDDD:BB:DD.F");
 
-/* vs_init(): the table set at load applies from now on. */
-static void vs_early_start(void)
+/* vs_init(), the family registered: the table set at load applies from now on. */
+static int vs_early_start(void)
 {
+	int r = bus_register_notifier(&pci_bus_type, &vs_early_nb);
+
+	if (r)
+		return r;
 	mutex_lock(&vs_early_lock);
 	vs_early_state = VS_EARLY_LIVE;
 	vs_early_apply(rcu_dereference_protected(vs_early, lockdep_is_held(&vs_early_lock)));
 	mutex_unlock(&vs_early_lock);
+	return 0;
 }
 
 /*
- * Unload, or a failed load, after the notifier is gone (so no reader is
- * left): the table goes, the overrides it gave stay.  A write from now on
- * is refused.
+ * Unload, or a failed load, before the family goes: the notifier goes (it
+ * waits for a call under way, so no reader is left), then the table; the
+ * overrides it gave stay.  A write from now on is refused.
  */
-static void vs_early_stop(void)
+static void vs_early_stop(bool started)
 {
+	if (started)
+		bus_unregister_notifier(&pci_bus_type, &vs_early_nb);
 	mutex_lock(&vs_early_lock);
 	vs_early_state = VS_EARLY_GONE;
 	kfree(rcu_replace_pointer(vs_early, NULL, lockdep_is_held(&vs_early_lock)));
@@ -1287,19 +1309,14 @@ static void vs_unclaim(struct vs_claim *c)
 }
 
 /*
- * A device added gets the placeholder when the claim table matches it.  A
- * device going away takes its record with it, and a request working on it
- * will not make a new one: a record holds a reference.
+ * A device going away takes its record with it, and a request working on
+ * it will not make a new one: a record holds a reference.
  */
 static int vs_bus_notify(struct notifier_block *nb, unsigned long action, void *data)
 {
 	struct pci_dev *pdev = to_pci_dev(data);
 	struct vs_claim *c;
 
-	if (action == BUS_NOTIFY_ADD_DEVICE) {
-		vs_early_add(pdev);
-		return NOTIFY_DONE;
-	}
 	if (action != BUS_NOTIFY_DEL_DEVICE)
 		return NOTIFY_DONE;
 	mutex_lock(&vs_lock);
@@ -1383,7 +1400,10 @@ static int vs_reply_binding(struct genl_info *info, struct pci_dev *pdev, const 
 	return genlmsg_reply(msg, info);
 }
 
-/* Tell the "events" group; called with the device claimed, so its events keep their order. */
+/*
+ * Tell the "events" group; called with the device claimed (BIND, UNBIND),
+ * so its events keep their order, or while the claim table holds it (CLAIM).
+ */
 static void vs_notify(u8 cmd, struct pci_dev *pdev, const char *driver, const char *prev)
 {
 	struct sk_buff *msg;
@@ -1947,13 +1967,17 @@ static int __init vs_init(void)
 	r = genl_register_family(&vs_family);
 	if (r)
 		goto err_nb;
-	vs_early_start();
+	r = vs_early_start();
+	if (r)
+		goto err_family;
 	return 0;
 
+err_family:
+	genl_unregister_family(&vs_family);
 err_nb:
 	bus_unregister_notifier(&pci_bus_type, &vs_bus_nb);
 err_wq:
-	vs_early_stop();
+	vs_early_stop(false);
 	destroy_workqueue(vs_wq);
 	return r;
 }
@@ -1966,9 +1990,9 @@ static void __exit vs_exit(void)
 {
 	struct vs_record *rec, *tmp;
 
+	vs_early_stop(true);
 	genl_unregister_family(&vs_family);
 	bus_unregister_notifier(&pci_bus_type, &vs_bus_nb);
-	vs_early_stop();
 	destroy_workqueue(vs_wq);
 	mutex_lock(&vs_lock);
 	list_for_each_entry_safe(rec, tmp, &vs_records, list) {
