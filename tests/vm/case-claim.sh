@@ -16,7 +16,8 @@
 # PF's VFs claimed by address as sriov_numvfs makes them; unload with a claimed device
 # (overrides stay), reload with claim= on the command line, in modprobe.d, a bad one at
 # load refused; the boot case: "softdep nvme pre: vfio_select" holds the nvme functions
-# from nvme as it loads; no kernel warnings.
+# from nvme as it loads; a CLAIM message on the module's events group for each device held
+# (a raw generic-netlink listener); no kernel warnings.
 
 # shellcheck disable=SC2317,SC2016 # the helpers run through vm_check; sh -c takes $0
 set -uo pipefail
@@ -122,6 +123,7 @@ new_nvme() {
 }
 # The kernel's uevents of the pci subsystem (no udevd needed), into FILE until stopped.
 uevents_start() {
+	: >"$1" # a stale file from an earlier run must not look ready
 	stdbuf -oL udevadm monitor --kernel --subsystem-match=pci >"$1" 2>&1 &
 	UEVENTS=$!
 	wait_for 10 grep -q "KERNEL - the kernel uevent" "$1" && sleep 0.5
@@ -132,6 +134,57 @@ uevents_stop() {
 }
 # uevents FILE ACTION DEV: how many such events the capture holds
 uevents() { grep -cE "^KERNEL\[[0-9.]+\] +$2 +/devices/.*/$3 \(pci\)\$" "$1"; }
+
+# The module's "events" group, raw generic netlink (libvfiod's monitor keeps only BIND and
+# UNBIND): one line "cmd=N dev=NAME group=G" a message, into FILE, until stopped; its pid
+# in $LISTENER.
+genl_listen() {
+	: >"$1"
+	python3 - "$1" <<'PY' >"$1.err" 2>&1 &
+import os, select, signal, socket, struct, sys
+out = open(sys.argv[1], "w", buffering=1)
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16)  # NETLINK_GENERIC
+s.bind((0, 0))
+def attrs(b):
+    while len(b) >= 4:
+        n, t = struct.unpack_from("=HH", b)
+        yield t & 0x7fff, b[4:n]
+        b = b[(n + 3) & ~3:]
+name = b"vfio_select\0"
+a = struct.pack("=HH", 4 + len(name), 2) + name + b"\0" * (-len(name) % 4)
+s.send(struct.pack("=LHHLL", 20 + len(a), 0x10, 1, 1, 0) + struct.pack("=BBH", 3, 1, 0) + a)
+fam = grp = None
+for t, v in attrs(s.recv(65536)[20:]):
+    if t == 1:
+        fam = struct.unpack("=H", v[:2])[0]
+    if t == 7:
+        for _, g in attrs(v):
+            d = dict(attrs(g))
+            if d.get(1, b"").rstrip(b"\0") == b"events":
+                grp = struct.unpack("=L", d[2][:4])[0]
+s.setsockopt(270, 1, grp)  # SOL_NETLINK, NETLINK_ADD_MEMBERSHIP
+out.write("ready family=%d group=%d\n" % (fam, grp))
+signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+while True:
+    b = s.recv(65536)
+    while len(b) >= 20:
+        n, typ = struct.unpack_from("=LH", b)
+        if typ == fam:
+            d = dict(attrs(b[20:n]))
+            dev = d.get(2, b"").rstrip(b"\0").decode()
+            g = struct.unpack("=L", d[6][:4])[0] if 6 in d else -1
+            out.write("cmd=%d dev=%s group=%d\n" % (b[16], dev, g))
+        b = b[(n + 3) & ~3:]
+PY
+	LISTENER=$!
+	wait_for 10 grep -q "^ready" "$1"
+}
+genl_stop() {
+	kill -INT "$LISTENER" 2>/dev/null
+	wait "$LISTENER" 2>/dev/null
+}
+# claim_events FILE DEV GROUP: how many CLAIM messages (command 5) the listener got for DEV
+claim_events() { grep -cxF "cmd=5 dev=$2 group=$3" "$1"; }
 
 modprobe nvme
 NVME=$(vm_pci_find 1b36 0010 plain | head -n1)
@@ -226,6 +279,10 @@ vm_check "the table after the loop" claim_is "abcd:ef01,1b36:0010"
 
 # 3. Applied once at set time to a present, unbound device; bound ones left alone.
 vm_check "pci-testdev $TESTDEV: unbound, no override" free_of_override "$TESTDEV"
+EV=$RESULTS/claim-events.txt
+# Not under vm_check: its output capture would wait for the listener to end.
+genl_listen "$EV"
+vm_check "a listener joins the events group" grep -q "^ready" "$EV"
 m=$(mark)
 vm_check "address claim of $TESTDEV set" set_claim "$TESTDEV"
 vm_check "$TESTDEV held at set time" held "$TESTDEV"
@@ -274,7 +331,15 @@ for vf in "${VFS[@]}"; do
 	vm_check "VF $vf held at add" held "$vf"
 	vm_check "dmesg: $vf claimed ($vf matches claim $vf)" claimed_line "$m" "$vf" "$vf matches claim $vf"
 	vm_check "no nvme controller for VF $vf" no_nvme_ctrl "$m" "$vf"
+	vfgroup=$(vm_pci_group "$vf")
+	vm_check "event: one CLAIM of $vf, group $vfgroup" \
+		wait_for 5 test "$(claim_events "$EV" "$vf" "$vfgroup")" = 1
 done
+genl_stop
+vm_check "events: three CLAIMs of $TESTDEV (address, class, address again)" \
+	test "$(claim_events "$EV" "$TESTDEV" "$(vm_pci_group "$TESTDEV")")" = 3
+vm_check "events: only CLAIMs, five in all" test "$(grep -c '^cmd=5 ' "$EV") $(grep -c '^cmd=' "$EV")" = "5 5"
+vm_note "events: $(grep '^cmd=' "$EV" | tr '\n' ';')"
 modprobe vfio-pci
 vm_check "VF ${VFS[0]} given to vfio-pci by override: binds" sh -c \
 	"echo vfio-pci >$SYS/${VFS[0]}/driver_override && echo ${VFS[0]} >/sys/bus/pci/drivers_probe &&
