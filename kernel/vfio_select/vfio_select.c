@@ -943,26 +943,17 @@ static bool vs_early_parse_one(const char *s, size_t len, struct vs_early_entry 
 	return true;
 }
 
-/* The table a write gives; NULL (no error) for an empty one. */
+/*
+ * The table a write gives; NULL (no error) for an empty one.  Empty entries
+ * are skipped, as vfiod.conf's Claim= skips them: one syntax for both.
+ */
 static int vs_early_parse(const char *val, struct vs_early_table **out)
 {
 	struct vs_early_table *t;
-	const char *p = skip_spaces(val), *end, *c;
-	unsigned int n = 1;
+	const char *p = val, *end = val + strlen(val);
 
 	*out = NULL;
-	end = p + strlen(p);
-	while (end > p && isspace(end[-1]))
-		end--;
-	if (p == end)
-		return 0;
-	for (c = p; c < end; c++)
-		n += *c == ',';
-	if (n > VS_EARLY_MAX) {
-		pr_warn("claim: %u entries, at most %d: table unchanged\n", n, VS_EARLY_MAX);
-		return -EINVAL;
-	}
-	t = kzalloc(struct_size(t, e, n), GFP_KERNEL);
+	t = kzalloc(struct_size(t, e, VS_EARLY_MAX), GFP_KERNEL);
 	if (!t)
 		return -ENOMEM;
 	for (;;) {
@@ -973,18 +964,27 @@ static int vs_early_parse(const char *val, struct vs_early_table **out)
 			a++;
 		while (b > a && isspace(b[-1]))
 			b--;
-		if (!vs_early_parse_one(a, b - a, &t->e[t->n])) {
+		if (a < b && t->n == VS_EARLY_MAX) {
+			pr_warn("claim: more than %d entries: table unchanged\n", VS_EARLY_MAX);
+			kfree(t);
+			return -EINVAL;
+		}
+		if (a < b && !vs_early_parse_one(a, b - a, &t->e[t->n])) {
 			pr_warn("claim: bad entry \"%*pE\" (VVVV:DDDD, VVVV:DDDD:SSSS:TTTT, class=CCCCCC[/MMMMMM] or DDDD:BB:DD.F): table unchanged\n",
 				(int)min_t(size_t, b - a, 64), a);
 			kfree(t);
 			return -EINVAL;
 		}
-		t->n++;
+		if (a < b)
+			t->n++;
 		if (!comma)
 			break;
 		p = comma + 1;
 	}
-	*out = t;
+	if (!t->n)
+		kfree(t);
+	else
+		*out = t;
 	return 0;
 }
 
