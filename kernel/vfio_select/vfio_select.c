@@ -7,6 +7,10 @@
  * override-only vfio ids (PCI_DRIVER_OVERRIDE_DEVICE_VFIO) match it, ranked
  * by the rule of <vfio_select/rank.h>, which user space compiles too.
  *
+ * The parameter "claim" holds devices from every driver before their first
+ * probe (the placeholder driver_override VFIO_SELECT_CLAIM_OVERRIDE), for
+ * user space to hand to the vfio driver it chooses: see vfio_select(4).
+ *
  * Locking:
  *  - No lock of ours is held across a call into the driver core or while
  *    modules load: releasing a vfio driver waits for user space (a VM) to
@@ -17,6 +21,9 @@
  *    requests, and is held only for list work, so the bus notifier (which
  *    may run from a driver's remove, e.g. a PF disabling its VFs) can take
  *    it safely.
+ *  - The claim table is replaced under vs_early_lock and read under RCU by
+ *    the bus notifier; giving a device the placeholder never waits for its
+ *    device lock (a stuck device must not stall a hotplug or another write).
  *  - The family has parallel_ops: the global genl_mutex is not held while a
  *    driver probes.  Modules load on a worker, with the caller's
  *    credentials, and are waited for with a time limit: the netlink core
@@ -37,8 +44,10 @@
 #include <linux/kobject.h>
 #include <linux/list.h>
 #include <linux/module.h>
+#include <linux/moduleparam.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
+#include <linux/rcupdate.h>
 #include <linux/refcount.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
@@ -100,6 +109,42 @@ static char *vs_get_override(struct pci_dev *pdev)
 	spin_unlock(&pdev->dev.driver_override.lock);
 	return s;
 }
+
+/*
+ * Set the override to name only when the device has none, in one step: 1
+ * when set, 0 when it had one.  Never waits for the device lock.
+ */
+static int vs_set_override_if_none(struct pci_dev *pdev, const char *name)
+{
+	char *new = kstrdup(name, GFP_KERNEL);
+	int r = 0;
+
+	if (!new)
+		return -ENOMEM;
+	spin_lock(&pdev->dev.driver_override.lock);
+	if (!pdev->dev.driver_override.name) {
+		pdev->dev.driver_override.name = new;
+		new = NULL;
+		r = 1;
+	}
+	spin_unlock(&pdev->dev.driver_override.lock);
+	kfree(new);
+	return r;
+}
+
+/* Clear the override when it is still name. */
+static void vs_clear_override_if(struct pci_dev *pdev, const char *name)
+{
+	const char *old = NULL;
+
+	spin_lock(&pdev->dev.driver_override.lock);
+	if (pdev->dev.driver_override.name && !strcmp(pdev->dev.driver_override.name, name)) {
+		old = pdev->dev.driver_override.name;
+		pdev->dev.driver_override.name = NULL;
+	}
+	spin_unlock(&pdev->dev.driver_override.lock);
+	kfree(old);
+}
 #else
 static int vs_set_override(struct pci_dev *pdev, const char *name)
 {
@@ -116,6 +161,45 @@ static char *vs_get_override(struct pci_dev *pdev)
 	s = kstrdup(pdev->driver_override, GFP_KERNEL);
 	device_unlock(&pdev->dev);
 	return s;
+}
+
+/*
+ * pdev->driver_override is the device lock's to guard.  Only tried, never
+ * waited for: a device whose lock is held now (EBUSY) is not claimed.
+ */
+static int vs_set_override_if_none(struct pci_dev *pdev, const char *name)
+{
+	char *new = kstrdup(name, GFP_KERNEL);
+	int r = 0;
+
+	if (!new)
+		return -ENOMEM;
+	if (!device_trylock(&pdev->dev)) {
+		kfree(new);
+		return -EBUSY;
+	}
+	if (!pdev->driver_override) {
+		pdev->driver_override = new;
+		new = NULL;
+		r = 1;
+	}
+	device_unlock(&pdev->dev);
+	kfree(new);
+	return r;
+}
+
+static void vs_clear_override_if(struct pci_dev *pdev, const char *name)
+{
+	const char *old = NULL;
+
+	if (!device_trylock(&pdev->dev))
+		return;
+	if (pdev->driver_override && !strcmp(pdev->driver_override, name)) {
+		old = pdev->driver_override;
+		pdev->driver_override = NULL;
+	}
+	device_unlock(&pdev->dev);
+	kfree(old);
 }
 #endif
 
@@ -723,6 +807,420 @@ static int vs_load_modules(struct vs_modload *l)
 }
 
 /* ------------------------------------------------------------------ */
+/* Early claims: the table of the parameter "claim" */
+
+/*
+ * Not the claims of busy devices below (struct vs_claim): these hold a
+ * device from every driver by giving it the placeholder driver_override
+ * VFIO_SELECT_CLAIM_OVERRIDE, at BUS_NOTIFY_ADD_DEVICE (before its first
+ * probe) and once for the devices present when the table is set.
+ *
+ * The table is replaced whole under vs_early_lock and read under RCU by
+ * the bus notifier, which so never waits for a writer (nor for a device's
+ * lock).  A write applies the new table to the devices present with the
+ * mutex held, so that two writes apply in their order.
+ */
+#define VS_EARLY_MAX		64
+#define VS_EARLY_TEXT		24	/* "class=cccccc/mmmmmm", "vvvv:dddd:ssss:tttt" */
+
+enum vs_early_kind {
+	VS_EARLY_ID,		/* vvvv:dddd */
+	VS_EARLY_SUBID,		/* vvvv:dddd:ssss:tttt */
+	VS_EARLY_CLASS,		/* class=cccccc[/mmmmmm] */
+	VS_EARLY_ADDR,		/* dddd:bb:dd.f */
+};
+
+struct vs_early_entry {
+	enum vs_early_kind kind;
+	u16 vendor, device, subvendor, subdevice;
+	u32 class, class_mask;
+	u32 domain;
+	u8 bus, devfn;
+};
+
+struct vs_early_table {
+	struct rcu_head rcu;
+	unsigned int n;
+	struct vs_early_entry e[];
+};
+
+static void vs_notify(u8 cmd, struct pci_dev *pdev, const char *driver, const char *prev);
+
+/* Loading: parameters are set before vs_init() (store only); live: store and apply. */
+enum vs_early_state { VS_EARLY_LOADING, VS_EARLY_LIVE, VS_EARLY_GONE };
+
+static struct vs_early_table __rcu *vs_early;
+static enum vs_early_state vs_early_state;
+static DEFINE_MUTEX(vs_early_lock);
+
+/* Exactly n hex digits, the whole of s[0, len). */
+static bool vs_hex(const char *s, size_t len, size_t n, u32 *out)
+{
+	u32 v = 0;
+	size_t i;
+
+	if (len != n || n > 8)
+		return false;
+	for (i = 0; i < n; i++) {
+		int x = hex_to_bin(s[i]);
+
+		if (x < 0)
+			return false;
+		v = v << 4 | x;
+	}
+	*out = v;
+	return true;
+}
+
+static bool vs_early_parse_class(const char *s, size_t len, struct vs_early_entry *e)
+{
+	const char *slash = strnchr(s, len, '/');
+	size_t clen = slash ? slash - s : len;
+
+	e->kind = VS_EARLY_CLASS;
+	e->class_mask = 0xffffff;
+	if (!vs_hex(s, clen, 6, &e->class))
+		return false;
+	if (slash && !vs_hex(slash + 1, len - clen - 1, 6, &e->class_mask))
+		return false;
+	/* Canonical: no bit the mask ignores. */
+	e->class &= e->class_mask;
+	return true;
+}
+
+static bool vs_early_parse_addr(const char *const f[3], const size_t fl[3],
+				struct vs_early_entry *e)
+{
+	const char *dot = strnchr(f[2], fl[2], '.');
+	u32 domain, bus, slot, fn;
+
+	if (!dot || fl[0] < 4 || !vs_hex(f[0], fl[0], fl[0], &domain) ||
+	    !vs_hex(f[1], fl[1], 2, &bus) || !vs_hex(f[2], dot - f[2], 2, &slot) ||
+	    !vs_hex(dot + 1, f[2] + fl[2] - dot - 1, 1, &fn) || slot > 0x1f || fn > 7)
+		return false;
+	e->kind = VS_EARLY_ADDR;
+	e->domain = domain;
+	e->bus = bus;
+	e->devfn = PCI_DEVFN(slot, fn);
+	return true;
+}
+
+/* One entry, without blanks around it. */
+static bool vs_early_parse_one(const char *s, size_t len, struct vs_early_entry *e)
+{
+	const char *f[4];
+	size_t fl[4];
+	unsigned int nf = 0, i;
+	const char *p = s, *end = s + len;
+	u32 v[4];
+
+	memset(e, 0, sizeof(*e));
+	if (len > 6 && !strncmp(s, "class=", 6))
+		return vs_early_parse_class(s + 6, len - 6, e);
+	for (;;) {
+		const char *colon = strnchr(p, end - p, ':');
+
+		if (nf == ARRAY_SIZE(f))
+			return false;
+		f[nf] = p;
+		fl[nf++] = (colon ? colon : end) - p;
+		if (!colon)
+			break;
+		p = colon + 1;
+	}
+	if (nf == 3)
+		return vs_early_parse_addr(f, fl, e);
+	if (nf != 2 && nf != 4)
+		return false;
+	for (i = 0; i < nf; i++)
+		if (!vs_hex(f[i], fl[i], 4, &v[i]))
+			return false;
+	e->kind = nf == 2 ? VS_EARLY_ID : VS_EARLY_SUBID;
+	e->vendor = v[0];
+	e->device = v[1];
+	e->subvendor = nf == 4 ? v[2] : 0;
+	e->subdevice = nf == 4 ? v[3] : 0;
+	return true;
+}
+
+/*
+ * The table a write gives; NULL (no error) for an empty one.  Empty entries
+ * are skipped, as vfiod.conf's Claim= skips them: one syntax for both.
+ */
+static int vs_early_parse(const char *val, struct vs_early_table **out)
+{
+	struct vs_early_table *t;
+	const char *p = val, *end = val + strlen(val);
+
+	*out = NULL;
+	t = kzalloc(struct_size(t, e, VS_EARLY_MAX), GFP_KERNEL);
+	if (!t)
+		return -ENOMEM;
+	for (;;) {
+		const char *comma = strnchr(p, end - p, ',');
+		const char *a = p, *b = comma ? comma : end;
+
+		while (a < b && isspace(*a))
+			a++;
+		while (b > a && isspace(b[-1]))
+			b--;
+		if (a < b && t->n == VS_EARLY_MAX) {
+			pr_warn("claim: more than %d entries: table unchanged\n", VS_EARLY_MAX);
+			kfree(t);
+			return -EINVAL;
+		}
+		if (a < b && !vs_early_parse_one(a, b - a, &t->e[t->n])) {
+			pr_warn("claim: bad entry \"%*pE\" (VVVV:DDDD, VVVV:DDDD:SSSS:TTTT, class=CCCCCC[/MMMMMM] or DDDD:BB:DD.F): table unchanged\n",
+				(int)min_t(size_t, b - a, 64), a);
+			kfree(t);
+			return -EINVAL;
+		}
+		if (a < b)
+			t->n++;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	if (!t->n)
+		kfree(t);
+	else
+		*out = t;
+	return 0;
+}
+
+/* An entry in the syntax it is written in, canonical (lowercase hex). */
+static int vs_early_format(const struct vs_early_entry *e, char *buf, size_t len)
+{
+	switch (e->kind) {
+	case VS_EARLY_ID:
+		return scnprintf(buf, len, "%04x:%04x", e->vendor, e->device);
+	case VS_EARLY_SUBID:
+		return scnprintf(buf, len, "%04x:%04x:%04x:%04x", e->vendor, e->device,
+				 e->subvendor, e->subdevice);
+	case VS_EARLY_CLASS:
+		if (e->class_mask == 0xffffff)
+			return scnprintf(buf, len, "class=%06x", e->class);
+		return scnprintf(buf, len, "class=%06x/%06x", e->class, e->class_mask);
+	case VS_EARLY_ADDR:
+		return scnprintf(buf, len, "%04x:%02x:%02x.%x", e->domain, e->bus,
+				 PCI_SLOT(e->devfn), PCI_FUNC(e->devfn));
+	}
+	return 0;
+}
+
+/* The device, in the syntax of an entry of that kind. */
+static void vs_early_describe(const struct pci_dev *pdev, enum vs_early_kind kind, char *buf,
+			      size_t len)
+{
+	switch (kind) {
+	case VS_EARLY_ID:
+		scnprintf(buf, len, "%04x:%04x", pdev->vendor, pdev->device);
+		break;
+	case VS_EARLY_SUBID:
+		scnprintf(buf, len, "%04x:%04x:%04x:%04x", pdev->vendor, pdev->device,
+			  pdev->subsystem_vendor, pdev->subsystem_device);
+		break;
+	case VS_EARLY_CLASS:
+		scnprintf(buf, len, "class=%06x", pdev->class);
+		break;
+	case VS_EARLY_ADDR:
+		scnprintf(buf, len, "%s", pci_name(pdev));
+		break;
+	}
+}
+
+static bool vs_early_matches(const struct vs_early_entry *e, struct pci_dev *pdev)
+{
+	switch (e->kind) {
+	case VS_EARLY_SUBID:
+		if (pdev->subsystem_vendor != e->subvendor ||
+		    pdev->subsystem_device != e->subdevice)
+			return false;
+		fallthrough;
+	case VS_EARLY_ID:
+		return pdev->vendor == e->vendor && pdev->device == e->device;
+	case VS_EARLY_CLASS:
+		return !((pdev->class ^ e->class) & e->class_mask);
+	case VS_EARLY_ADDR:
+		return pci_domain_nr(pdev->bus) == e->domain && pdev->bus->number == e->bus &&
+		       pdev->devfn == e->devfn;
+	}
+	return false;
+}
+
+/* The first entry of t that matches pdev, copied out. */
+static bool vs_early_first(const struct vs_early_table *t, struct pci_dev *pdev,
+			   struct vs_early_entry *out)
+{
+	unsigned int i;
+
+	for (i = 0; t && i < t->n; i++) {
+		if (vs_early_matches(&t->e[i], pdev)) {
+			*out = t->e[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Hold pdev from every driver, unless it has an override already.  A
+ * device present when the table is set may have been bound meanwhile (a
+ * probe ran between our look at dev->driver and the override): then it is
+ * left to that driver, and the placeholder taken back.
+ */
+static void vs_early_hold(struct pci_dev *pdev, const struct vs_early_entry *e, bool present)
+{
+	char dev_text[VS_EARLY_TEXT], claim_text[VS_EARLY_TEXT];
+	int r;
+
+	r = vs_set_override_if_none(pdev, VFIO_SELECT_CLAIM_OVERRIDE);
+	vs_early_format(e, claim_text, sizeof(claim_text));
+	if (r < 0) {
+		pr_warn("%s: matches claim %s, but its driver_override cannot be set (%d): not held\n",
+			pci_name(pdev), claim_text, r);
+		return;
+	}
+	if (!r)
+		return;
+	if (present && READ_ONCE(pdev->dev.driver)) {
+		vs_clear_override_if(pdev, VFIO_SELECT_CLAIM_OVERRIDE);
+		return;
+	}
+	vs_early_describe(pdev, e->kind, dev_text, sizeof(dev_text));
+	pr_info("%s: claimed (%s matches claim %s), held from host drivers\n", pci_name(pdev),
+		dev_text, claim_text);
+	vs_notify(VFIO_SELECT_CMD_CLAIM, pdev, NULL, NULL);
+}
+
+/*
+ * BUS_NOTIFY_ADD_DEVICE: before the device's first probe.  A notifier of
+ * its own, registered while the family is (vs_init(), vs_exit()), so that
+ * its events never race the family's unregistering.
+ */
+static int vs_early_notify(struct notifier_block *nb, unsigned long action, void *data)
+{
+	struct pci_dev *pdev = to_pci_dev(data);
+	struct vs_early_entry e;
+	bool found;
+
+	if (action != BUS_NOTIFY_ADD_DEVICE)
+		return NOTIFY_DONE;
+	rcu_read_lock();
+	found = vs_early_first(rcu_dereference(vs_early), pdev, &e);
+	rcu_read_unlock();
+	if (found)
+		vs_early_hold(pdev, &e, false);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block vs_early_nb = {
+	.notifier_call = vs_early_notify,
+};
+
+static int vs_early_apply_one(struct device *dev, void *data)
+{
+	struct pci_dev *pdev = to_pci_dev(dev);
+	struct vs_early_entry e;
+
+	/* Bound: user space decides about it. */
+	if (READ_ONCE(dev->driver))
+		return 0;
+	if (vs_early_first(data, pdev, &e))
+		vs_early_hold(pdev, &e, true);
+	return 0;
+}
+
+/* Once, when the table is set: the devices present, unbound and without an override. */
+static void vs_early_apply(struct vs_early_table *t)
+{
+	lockdep_assert_held(&vs_early_lock);
+	if (t)
+		bus_for_each_dev(&pci_bus_type, NULL, t, vs_early_apply_one);
+}
+
+static int vs_early_set(const char *val, const struct kernel_param *kp)
+{
+	struct vs_early_table *t, *old;
+	int r;
+
+	r = vs_early_parse(val, &t);
+	if (r < 0)
+		return r;
+	mutex_lock(&vs_early_lock);
+	if (vs_early_state == VS_EARLY_GONE) {
+		/* Written while the module goes away. */
+		mutex_unlock(&vs_early_lock);
+		kfree(t);
+		return -ENODEV;
+	}
+	old = rcu_replace_pointer(vs_early, t, lockdep_is_held(&vs_early_lock));
+	if (vs_early_state == VS_EARLY_LIVE)
+		vs_early_apply(t);
+	mutex_unlock(&vs_early_lock);
+	if (old)
+		kfree_rcu(old, rcu);
+	return 0;
+}
+
+static int vs_early_get(char *buf, const struct kernel_param *kp)
+{
+	const struct vs_early_table *t;
+	unsigned int i;
+	int n = 0;
+
+	mutex_lock(&vs_early_lock);
+	t = rcu_dereference_protected(vs_early, lockdep_is_held(&vs_early_lock));
+	for (i = 0; t && i < t->n; i++) {
+		if (i)
+			n += scnprintf(buf + n, PAGE_SIZE - n, ",");
+		n += vs_early_format(&t->e[i], buf + n, PAGE_SIZE - n);
+	}
+	mutex_unlock(&vs_early_lock);
+	n += scnprintf(buf + n, PAGE_SIZE - n, "\n");
+	return n;
+}
+
+static const struct kernel_param_ops vs_early_ops = {
+	.set = vs_early_set,
+	.get = vs_early_get,
+};
+
+module_param_cb(claim, &vs_early_ops, NULL, 0644);
+MODULE_PARM_DESC(claim,
+		 "PCI devices to hold from every driver (driver_override " VFIO_SELECT_CLAIM_OVERRIDE
+		 "), comma-separated: VVVV:DDDD, VVVV:DDDD:SSSS:TTTT, class=CCCCCC[/MMMMMM], DDDD:BB:DD.F");
+
+/* vs_init(), the family registered: the table set at load applies from now on. */
+static int vs_early_start(void)
+{
+	int r = bus_register_notifier(&pci_bus_type, &vs_early_nb);
+
+	if (r)
+		return r;
+	mutex_lock(&vs_early_lock);
+	vs_early_state = VS_EARLY_LIVE;
+	vs_early_apply(rcu_dereference_protected(vs_early, lockdep_is_held(&vs_early_lock)));
+	mutex_unlock(&vs_early_lock);
+	return 0;
+}
+
+/*
+ * Unload, or a failed load, before the family goes: the notifier goes (it
+ * waits for a call under way, so no reader is left), then the table; the
+ * overrides it gave stay.  A write from now on is refused.
+ */
+static void vs_early_stop(bool started)
+{
+	if (started)
+		bus_unregister_notifier(&pci_bus_type, &vs_early_nb);
+	mutex_lock(&vs_early_lock);
+	vs_early_state = VS_EARLY_GONE;
+	kfree(rcu_replace_pointer(vs_early, NULL, lockdep_is_held(&vs_early_lock)));
+	mutex_unlock(&vs_early_lock);
+}
+
+/* ------------------------------------------------------------------ */
 /* Records of the devices bound through us, and claims of busy devices */
 
 struct vs_record {
@@ -902,7 +1400,10 @@ static int vs_reply_binding(struct genl_info *info, struct pci_dev *pdev, const 
 	return genlmsg_reply(msg, info);
 }
 
-/* Tell the "events" group; called with the device claimed, so its events keep their order. */
+/*
+ * Tell the "events" group; called with the device claimed (BIND, UNBIND),
+ * so its events keep their order, or while the claim table holds it (CLAIM).
+ */
 static void vs_notify(u8 cmd, struct pci_dev *pdev, const char *driver, const char *prev)
 {
 	struct sk_buff *msg;
@@ -1466,20 +1967,30 @@ static int __init vs_init(void)
 	r = genl_register_family(&vs_family);
 	if (r)
 		goto err_nb;
+	r = vs_early_start();
+	if (r)
+		goto err_family;
 	return 0;
 
+err_family:
+	genl_unregister_family(&vs_family);
 err_nb:
 	bus_unregister_notifier(&pci_bus_type, &vs_bus_nb);
 err_wq:
+	vs_early_stop(false);
 	destroy_workqueue(vs_wq);
 	return r;
 }
 
-/* Devices bound through us stay bound: only the records go. */
+/*
+ * Devices bound through us stay bound: only the records go.  Devices held
+ * by a claim keep the placeholder override, for user space to decide about.
+ */
 static void __exit vs_exit(void)
 {
 	struct vs_record *rec, *tmp;
 
+	vs_early_stop(true);
 	genl_unregister_family(&vs_family);
 	bus_unregister_notifier(&pci_bus_type, &vs_bus_nb);
 	destroy_workqueue(vs_wq);

@@ -16,7 +16,8 @@
  *        PREV_DRIVER? (the vfio driver released), IOMMU_GROUP
  * GET    (DEV) or dump -> DEV_NAME, DRIVER, PREV_DRIVER?, IOMMU_GROUP
  *        for the devices this module bound and has not released
- * events: CMD_BIND / CMD_UNBIND messages with the attributes of their replies.
+ * events: CMD_BIND / CMD_UNBIND messages with the attributes of their replies;
+ *         CMD_CLAIM -> DEV_NAME, IOMMU_GROUP when the claim table held a device.
  *
  * BIND and UNBIND need CAP_SYS_ADMIN; BIND with MODULE also CAP_SYS_MODULE.
  * MATCH, GET and the events group are open to every user: they report what
@@ -39,6 +40,7 @@ enum vfio_select_cmd {
 	VFIO_SELECT_CMD_BIND,
 	VFIO_SELECT_CMD_UNBIND,
 	VFIO_SELECT_CMD_GET,
+	VFIO_SELECT_CMD_CLAIM,		/* events only: a device given VFIO_SELECT_CLAIM_OVERRIDE */
 
 	__VFIO_SELECT_CMD_MAX,
 	VFIO_SELECT_CMD_MAX = __VFIO_SELECT_CMD_MAX - 1
@@ -98,5 +100,13 @@ enum vfio_select_member_attr {
 /* At most this many MODULE attributes, each a module name shorter than 56 bytes. */
 #define VFIO_SELECT_MODULES_MAX		16
 #define VFIO_SELECT_MODULE_NAME_MAX	55
+
+/*
+ * The driver_override vfio_select gives a device its early-claim table (the
+ * module parameter "claim", vfio_select(4)) matches: a name no driver has, so
+ * that no driver, host or vfio, probes the device until user space sets the
+ * override to the vfio driver it chose and probes it.
+ */
+#define VFIO_SELECT_CLAIM_OVERRIDE	"vfiod-claim"
 
 #endif /* _UAPI_LINUX_VFIO_SELECT_H */
