@@ -18,7 +18,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CLAIM_OVERRIDE "vfiod-claim"
+#include <linux/vfio_select.h>
+
+/* The kernel's name for it: vfio_select sets the same string. */
+#define CLAIM_OVERRIDE VFIO_SELECT_CLAIM_OVERRIDE
 #define CLAIMS_MAX 64
 
 enum claim_type {
