@@ -27,14 +27,6 @@ PARAM=/sys/module/vfio_select/parameters/claim
 drv() { vm_pci_driver "$1"; }
 on() { [ "$(drv "$1")" = "$2" ]; }
 override() { cat "/sys/bus/pci/devices/$1/driver_override"; }
-wait_for() {
-	local end=$(($(date +%s) + $1))
-	shift
-	until "$@"; do
-		[ "$(date +%s)" -lt "$end" ] || return 1
-		sleep 0.05
-	done
-}
 add() { "${QMP[@]}" device_add "{\"driver\":\"nvme\",\"id\":\"$1\",\"serial\":\"$1\",\"bus\":\"$2\"}"; }
 del() { "${QMP[@]}" device_del "{\"id\":\"$1\"}" >/dev/null; }
 gone() { [ ! -e "/sys/bus/pci/devices/$1" ]; }

@@ -69,14 +69,6 @@ claimed_line() {
 no_claimed_line() { ! since "$1" | grep -qF "vfio_select: $2: claimed"; }
 # no nvme controller was made for DEV since MARK
 no_nvme_ctrl() { ! since "$1" | grep -qE "nvme nvme[0-9]+: pci function $2\$"; }
-wait_for() {
-	local end=$(($(date +%s) + $1))
-	shift
-	until "$@"; do
-		[ "$(date +%s)" -lt "$end" ] || return 1
-		sleep 0.1
-	done
-}
 
 # bad_write VALUE SHOWN: the write fails with EINVAL, the table stays, dmesg names SHOWN.
 bad_write() {

@@ -29,15 +29,6 @@ VDSUB=vfio-fixture-vdsub
 drv() { vm_pci_driver "$1"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# wait_for SECONDS CMD...: poll (fork-free where CMD is a function) until CMD succeeds.
-wait_for() {
-	local end=$(($(date +%s) + $1))
-	shift
-	until "$@"; do
-		[ "$(date +%s)" -lt "$end" ] || return 1
-		sleep 0.05
-	done
-}
 on() { [ "$(drv "$1")" = "$2" ]; }
 gone() { [ ! -e "/sys/bus/pci/devices/$1" ]; }
 add() { # id bus...: one device_add per pair, in one QMP connection

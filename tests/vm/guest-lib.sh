@@ -288,3 +288,14 @@ rc, out = ptyrun.run(sys.argv[2:], dict(os.environ))
 sys.stdout.write(out)
 sys.exit(rc)' "$(dirname "${BASH_SOURCE[0]}")/../sysfs" "$@"
 }
+
+# wait_for SECONDS CMD...: poll every 50 ms (fork-free where CMD is a function) until CMD
+# succeeds; 1 when SECONDS pass first.
+wait_for() {
+	local end=$(($(date +%s) + $1))
+	shift
+	until "$@"; do
+		[ "$(date +%s)" -lt "$end" ] || return 1
+		sleep 0.05
+	done
+}
