@@ -23,6 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <systemd/sd-bus.h>
+
 #include "bus-names.h"
 #include "claim.h"
 #include "config.h"
@@ -62,10 +64,10 @@ static unsigned int hex_attr(int dirfd, const char *name)
 	return s ? (unsigned int)strtoul(s, NULL, 16) : 0;
 }
 
-/* Hold NAME (the directory DIRFD) when a claim names it and nothing has it yet. */
-static int hold_one(const struct config *cfg, int dirfd, const char *name)
+/* The Claim= entry the PCI function NAME (the directory DIRFD) matches, or NULL. */
+static const struct claim *claim_of_dir(const struct claim *v, size_t n, int dirfd,
+					const char *name)
 {
-	_cleanup_free_ char *override = attr(dirfd, "driver_override");
 	struct claim_device d = {
 		.vendor = hex_attr(dirfd, "vendor"),
 		.device = hex_attr(dirfd, "device"),
@@ -74,12 +76,57 @@ static int hold_one(const struct config *cfg, int dirfd, const char *name)
 		.class = hex_attr(dirfd, "class"),
 		.address = name,
 	};
-	const struct claim *c = claims_match(cfg->claims, cfg->n_claims, &d);
+
+	return claims_match(v, n, &d);
+}
+
+/*
+ * FN for each PCI function below ROOT that a claim names, with its
+ * directory; stops at FN's first negative return.  How many there were.
+ */
+static int for_each_claimed(const struct claim *v, size_t n_claims, const char *root,
+			    int (*fn)(int dirfd, const char *name, const struct claim *c,
+				      void *userdata),
+			    void *userdata)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_closedir_ DIR *dir = NULL;
+	struct dirent *de;
+	int n = 0, r = 0;
+
+	if (!n_claims)
+		return 0;
+	if (asprintf(&path, "%s/bus/pci/devices", root) < 0)
+		return -ENOMEM;
+	dir = opendir(path);
+	if (!dir)
+		return log_error_errno(negative_errno(), "cannot read %s: %m", path);
+	while (r >= 0 && (de = readdir(dir))) {
+		const struct claim *c;
+		int fd;
+
+		if (de->d_name[0] == '.')
+			continue;
+		fd = openat(dirfd(dir), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		c = claim_of_dir(v, n_claims, fd, de->d_name);
+		if (c) {
+			r = fn(fd, de->d_name, c, userdata);
+			n++;
+		}
+		close(fd);
+	}
+	return r < 0 ? r : n;
+}
+
+/* Hold NAME (the directory DIRFD), claimed, when nothing has it yet; HELD counts them. */
+static int hold_one(int dirfd, const char *name, const struct claim *c, void *held)
+{
+	_cleanup_free_ char *override = attr(dirfd, "driver_override");
 	char text[32];
 	int fd;
 
-	if (!c)
-		return 0;
 	claim_format(c, text, sizeof(text));
 	if (faccessat(dirfd, "driver", F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
 		log_info("%s: claimed by %s, but a driver has it already; vfiod takes it from "
@@ -98,37 +145,13 @@ static int hold_one(const struct config *cfg, int dirfd, const char *name)
 
 		if (fd >= 0)
 			close(fd);
-		return log_warning_errno(r, "%s: claimed by %s, cannot hold it: %m", name, text);
+		log_warning_errno(r, "%s: claimed by %s, cannot hold it: %m", name, text);
+		return 0;
 	}
 	close(fd);
 	log_info("%s: claimed by %s, held from host drivers", name, text);
-	return 1;
-}
-
-static int hold_present(const struct config *cfg, const char *root)
-{
-	_cleanup_free_ char *path = NULL;
-	_cleanup_closedir_ DIR *dir = NULL;
-	struct dirent *de;
-	int n = 0;
-
-	if (asprintf(&path, "%s/bus/pci/devices", root) < 0)
-		return -ENOMEM;
-	dir = opendir(path);
-	if (!dir)
-		return log_error_errno(negative_errno(), "cannot read %s: %m", path);
-	while ((de = readdir(dir))) {
-		int fd;
-
-		if (de->d_name[0] == '.')
-			continue;
-		fd = openat(dirfd(dir), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		n += hold_one(cfg, fd, de->d_name) > 0;
-		close(fd);
-	}
-	return n;
+	(*(int *)held)++;
+	return 0;
 }
 
 /* modprobe -q vfio_select, when it is not loaded; a missing module is no error. */
@@ -185,12 +208,159 @@ int claims_apply_early(void)
 		log_error_errno(r, "cannot write %s/%s: %m", dir, MODPROBE_FILE);
 		goto out;
 	}
-	n = hold_present(&cfg, vfiod_ctx_get_sysfs_root(ctx));
+	n = 0;
+	r = for_each_claimed(cfg.claims, cfg.n_claims, vfiod_ctx_get_sysfs_root(ctx), hold_one, &n);
 	load_vfio_select(vfiod_ctx_get_sysfs_root(ctx));
-	log_info("claims: %s; %d present held from host drivers", table, n < 0 ? 0 : n);
-	r = n < 0 ? n : 0;
+	log_info("claims: %s; %d present held from host drivers", table, n);
+	r = r < 0 ? r : 0;
 out:
 	vfiod_ctx_unref(ctx);
 	config_done(&cfg);
+	return r;
+}
+
+/* What the start-up task of the claims reads, in its thread, for the event loop. */
+struct claims_scan {
+	struct claim *v; /* a copy: a thread that timed out may outlive the manager */
+	size_t n_claims;
+	char *root;
+	const char *trigger;
+	bool push;
+	char *table;
+	int push_r;	       /* the parameter's write: 0, -ENOENT (absent), or why not */
+	bool module_present;   /* /sys/module/vfio_select exists */
+	char **paths, **names, **claims; /* the claimed PCI functions present */
+	size_t n;
+};
+
+static void claims_scan_free(struct claims_scan *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->paths[i]);
+		free(s->names[i]);
+		free(s->claims[i]);
+	}
+	free(s->paths);
+	free(s->names);
+	free(s->claims);
+	free(s->table);
+	free(s->root);
+	free(s->v);
+	free(s);
+}
+
+static int collect_one(int dirfd, const char *name, const struct claim *c, void *userdata)
+{
+	struct claims_scan *s = userdata;
+	_cleanup_free_ char *real = NULL;
+	char text[32], *rel;
+	size_t n = s->n + 1;
+
+	(void)dirfd;
+	if (asprintf(&rel, "%s/bus/pci/devices/%s", s->root, name) < 0)
+		return -ENOMEM;
+	real = realpath(rel, NULL);
+	free(rel);
+	if (!real)
+		return 0; /* gone meanwhile */
+	if (!(s->paths = reallocarray(s->paths, n, sizeof(char *))) ||
+	    !(s->names = reallocarray(s->names, n, sizeof(char *))) ||
+	    !(s->claims = reallocarray(s->claims, n, sizeof(char *))))
+		return -ENOMEM;
+	claim_format(c, text, sizeof(text));
+	s->paths[s->n] = real;
+	s->names[s->n] = strdup(name);
+	s->claims[s->n] = strdup(text);
+	real = NULL;
+	s->n = n;
+	return s->names[n - 1] && s->claims[n - 1] ? 0 : -ENOMEM;
+}
+
+/*
+ * In the task's thread: vfio_select gets the table (vfiod owns it: without
+ * Claim= it is emptied), and the claimed functions present are found.  A
+ * module parameter's store takes no device lock; the attribute reads may
+ * meet one held, which is why this is not on the event loop.
+ */
+static void claims_scan_work(struct task *t)
+{
+	struct claims_scan *s = t->userdata;
+	_cleanup_free_ char *param = NULL, *module = NULL;
+
+	if (s->push && asprintf(&param, "%s/%s", s->root, VFIOD_CLAIM_PARAMETER) >= 0 &&
+	    asprintf(&module, "%s/module/vfio_select", s->root) >= 0) {
+		int fd = open(param, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+
+		s->module_present = access(module, F_OK) == 0;
+		if (fd < 0 || write(fd, s->table[0] ? s->table : "\n",
+				    s->table[0] ? strlen(s->table) : 1) < 0)
+			s->push_r = negative_errno();
+		if (fd >= 0)
+			close(fd);
+	}
+	(void)for_each_claimed(s->v, s->n_claims, s->root, collect_one, s);
+}
+
+static void claims_scan_end(struct task *t, enum task_end how)
+{
+	struct claims_scan *s = t->userdata;
+	struct manager *m = t->m;
+
+	if (how == TASK_TIMED_OUT) {
+		log_warning("claims: the look at the devices Claim= names has not returned (a "
+			    "device's lock is held?); they are assigned when udev next reports "
+			    "them");
+		return; /* the thread still has S */
+	}
+	if (how == TASK_DONE && s->push && m->cfg.n_claims) {
+		if (s->push_r == -ENOENT)
+			log_notice("claims: %s; vfio_select is %s, so a claimed device that "
+				   "appears while its host driver is loaded is bound to it first, "
+				   "and vfiod takes it from there",
+				   s->table,
+				   s->module_present ? "loaded but has no claim table (an older "
+						       "version)"
+						     : "not loaded");
+		else if (s->push_r < 0)
+			log_warning_errno(s->push_r, "claims: cannot give %s to vfio_select: %m",
+					  s->table);
+		else
+			log_info("claims: %s, held by vfio_select from host drivers as they "
+				 "appear",
+				 s->table);
+	}
+	for (size_t i = 0; how == TASK_DONE && i < s->n; i++)
+		udev_claimed_present(m, s->paths[i], s->names[i], s->claims[i], s->trigger);
+	claims_scan_free(s);
+}
+
+int claims_scan(struct manager *m, const char *trigger, bool push)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	struct claims_scan *s;
+	int r;
+
+	if (!m->cfg.n_claims && !push)
+		return 0;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	*s = (struct claims_scan){.n_claims = m->cfg.n_claims, .trigger = trigger, .push = push};
+	s->v = calloc(s->n_claims + 1, sizeof(*s->v));
+	if (s->v && s->n_claims)
+		memcpy(s->v, m->cfg.claims, s->n_claims * sizeof(*s->v));
+	s->root = strdup(m->sysfs_root);
+	s->table = claims_format(m->cfg.claims, m->cfg.n_claims);
+	if (!s->v || !s->root || !s->table) {
+		claims_scan_free(s);
+		return -ENOMEM;
+	}
+	r = task_start(m, "the devices Claim= names", claims_scan_work, claims_scan_end, s,
+		       &error);
+	if (r < 0) {
+		log_warning("claims: cannot look at the devices Claim= names: %s",
+			    error.message ?: strerror(-r));
+		claims_scan_free(s);
+	}
 	return r;
 }

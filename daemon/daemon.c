@@ -19,7 +19,6 @@
 #include "bus-errors.h"
 #include "bus-names.h"
 #include "bus-options.h"
-#include "claim.h"
 #include "daemon.h"
 #include "fileio.h"
 #include "log.h"
@@ -202,54 +201,6 @@ static int on_name_lost(sd_bus_message *msg, void *userdata, sd_bus_error *error
 	return 0;
 }
 
-/* PATH with its last N components cut off, in place. */
-static const char *dirname_of(char *path, int n)
-{
-	while (n-- > 0) {
-		char *slash = strrchr(path, '/');
-
-		if (slash)
-			*slash = '\0';
-	}
-	return path;
-}
-
-/*
- * Claim= for vfio_select, when it is loaded: it holds a claimed device from
- * every host driver from the moment the kernel adds it (vfio_select(4)),
- * and vfiod, told by udev, assigns it.  vfiod owns the table: without
- * Claim= it is emptied.  A module parameter's store takes no device lock.
- */
-static void claims_push(struct manager *m)
-{
-	_cleanup_free_ char *path = NULL, *table = NULL;
-	_cleanup_close_ int fd = -1;
-
-	table = claims_format(m->cfg.claims, m->cfg.n_claims);
-	if (!table || asprintf(&path, "%s/%s", m->sysfs_root, VFIOD_CLAIM_PARAMETER) < 0) {
-		log_error("claims: out of memory");
-		return;
-	}
-	fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0 && errno == ENOENT) {
-		if (m->cfg.n_claims)
-			log_notice("claims: %s; vfio_select is %s, so a claimed device that "
-				   "appears while its host driver is loaded is bound to it first, "
-				   "and vfiod takes it from there",
-				   table,
-				   access(dirname_of(path, 2), F_OK) == 0
-					   ? "loaded but has no claim table (an older version)"
-					   : "not loaded");
-		return;
-	}
-	if (fd < 0 || write(fd, table[0] ? table : "\n", table[0] ? strlen(table) : 1) < 0)
-		log_warning_errno(negative_errno(), "claims: cannot give %s to vfio_select (%s): %m",
-				  table[0] ? table : "an empty table", path);
-	else if (m->cfg.n_claims)
-		log_info("claims: %s, held by vfio_select from host drivers as they appear",
-			 table);
-}
-
 int manager_start(struct manager *m)
 {
 	const char *address;
@@ -336,10 +287,11 @@ int manager_start(struct manager *m)
 		r = store_import_mdevctl(m);
 	if (r >= 0)
 		r = store_apply(m);
-	if (r >= 0) {
-		claims_push(m);
+	if (r >= 0)
 		r = udev_watch_start(m);
-	}
+	/* After the watch: a claimed device that appears meanwhile is not missed. */
+	if (r >= 0)
+		(void)claims_scan(m, VFIOD_TRIGGER_START, true);
 	if (r < 0)
 		return log_error_errno(r, "cannot queue the start-up work: %m");
 

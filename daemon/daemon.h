@@ -171,6 +171,11 @@ void manager_check_exit(struct manager *m);
 
 /* claims.c: vfiod --apply-claims, early in boot (vfiod.conf(5), Claim=). */
 int claims_apply_early(void);
+/*
+ * In a task: with PUSH, vfio_select gets Claim='s table; the claimed PCI
+ * functions present are queued for assignment (udev_claimed_present()).
+ */
+int claims_scan(struct manager *m, const char *trigger, bool push);
 
 /* bus-manager.c: the org.vfiod1.Manager object (the state is struct manager, daemon.c). */
 int manager_bus_register(struct manager *m);
@@ -309,6 +314,9 @@ void event_emit_progress(struct manager *m, struct job *j, const char *member, u
 /* Watch udev and queue work for the marked devices present now; 0 when hotplug is off. */
 int udev_watch_start(struct manager *m);
 void udev_watch_stop(struct manager *m);
+/* Queue the assign of a claimed PCI function present (claims_scan()); nothing when not watching. */
+void udev_claimed_present(struct manager *m, const char *syspath, const char *sysname,
+			  const char *claim, const char *trigger);
 /* A job for this device (by sysfs path or name) is queued or running. */
 static inline bool jobs_pending_for(struct manager *m, const char *syspath, const char *name)
 {

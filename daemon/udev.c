@@ -516,35 +516,32 @@ static int on_defer(sd_event_source *s, void *userdata)
 	return 0;
 }
 
-/* Every PCI device present now that a Claim= entry names. */
-static int scan_claimed(struct udev_watch *w, const char *trigger)
+void udev_claimed_present(struct manager *m, const char *syspath, const char *sysname,
+			  const char *claim, const char *trigger)
 {
-	struct udev_enumerate *e;
-	struct udev_list_entry *l;
-	int r;
+	struct udev_watch *w = m->udev;
+	struct pending *p;
 
-	if (!w->m->cfg.n_claims)
-		return 0;
-	e = udev_enumerate_new(w->udev);
-	if (!e)
-		return -ENOMEM;
-	r = udev_enumerate_add_match_subsystem(e, "pci");
-	if (r >= 0)
-		r = udev_enumerate_scan_devices(e);
-	udev_list_entry_foreach(l, r >= 0 ? udev_enumerate_get_list_entry(e) : NULL)
-	{
-		struct udev_device *dev =
-			udev_device_new_from_syspath(w->udev, udev_list_entry_get_name(l));
-		const struct claim *claim = dev ? claim_of(w, dev) : NULL;
-
-		if (claim)
-			r = pending_add(w, dev, ACTION_PRESENT, true, claim, trigger, false);
-		udev_device_unref(dev);
-		if (r < 0)
-			break;
+	if (!w || m->stopping)
+		return;
+	for (p = w->head; p; p = p->next)
+		if (streq(p->syspath, syspath))
+			return; /* an event of its own is queued already */
+	p = calloc(1, sizeof(*p));
+	if (!p || !(p->syspath = strdup(syspath)) || !(p->sysname = strdup(sysname)) ||
+	    !(p->action = strdup(ACTION_PRESENT)) || !(p->claim = strdup(claim)) ||
+	    !(p->subsystem = strdup("pci"))) {
+		if (p)
+			pending_free(p);
+		log_error("udev: %s: cannot queue its assign: out of memory", syspath);
+		return;
 	}
-	udev_enumerate_unref(e);
-	return r;
+	p->trigger = trigger;
+	p->marked = true;
+	*w->tail = p;
+	w->tail = &p->next;
+	w->n_pending++;
+	(void)sd_event_source_set_enabled(w->defer, SD_EVENT_ON);
 }
 
 /* Every marked device present now, and what vfiod manages that has gone. */
@@ -579,8 +576,6 @@ static int scan(struct udev_watch *w, const char *trigger)
 			break;
 	}
 	udev_enumerate_unref(e);
-	if (r >= 0)
-		r = scan_claimed(w, trigger);
 	for (d = w->m->devices; d; d = next) {
 		next = d->next;
 		if (d->syspath && access(d->syspath, F_OK) < 0 && errno == ENOENT) {
@@ -618,6 +613,7 @@ static int receive(struct udev_watch *w, struct udev_monitor *mon, bool marked)
 				log_warning("udev: the kernel dropped events (receive buffer full); "
 					    "rescanning the marked devices");
 				(void)scan(w, VFIOD_TRIGGER_UDEV);
+				(void)claims_scan(w->m, VFIOD_TRIGGER_UDEV, false);
 				continue;
 			}
 			return 0;
