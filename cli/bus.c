@@ -109,6 +109,22 @@ static int on_reply(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 }
 
 /*
+ * Dispatch the bus until *REPLY is set, or until *N_DONE reaches N (the
+ * replies of several calls); each call's own timeout still applies.
+ */
+static int process_until(struct call *c, sd_bus_message **reply, const size_t *n_done, size_t n)
+{
+	int r = 0;
+
+	while (r >= 0 && (reply ? !*reply : *n_done < n)) {
+		r = sd_bus_process(c->bus, NULL);
+		if (r == 0)
+			r = sd_bus_wait(c->bus, UINT64_MAX);
+	}
+	return r;
+}
+
+/*
  * sd_bus_call(), with vfiod's Progress signals for this call shown as they
  * come.  The match is asked for before the call, on the same connection, so
  * the bus has it in place before vfiod sees the call.
@@ -128,11 +144,8 @@ static int call_following(struct call *c, const char *subject, sd_bus_message *m
 	if (r < 0)
 		return sd_bus_call(c->bus, m, timeout, e, reply); /* without the line, then */
 	r = sd_bus_call_async(c->bus, &call, m, on_reply, &f, timeout);
-	while (r >= 0 && !f.reply) {
-		r = sd_bus_process(c->bus, NULL);
-		if (r == 0)
-			r = sd_bus_wait(c->bus, UINT64_MAX); /* the call's timeout still applies */
-	}
+	if (r >= 0)
+		r = process_until(c, &f.reply, NULL, 0);
 	progress_clear();
 	if (r < 0)
 		return r;
@@ -259,11 +272,8 @@ int bus_call_each(const char *verb, const char *method, char **args, size_t n, j
 	}
 	if (r >= 0)
 		progress_show(verb, NULL, 0, (unsigned int)n);
-	while (r >= 0 && n_done < n) {
-		r = sd_bus_process(c.bus, NULL);
-		if (r == 0)
-			r = sd_bus_wait(c.bus, UINT64_MAX);
-	}
+	if (r >= 0)
+		r = process_until(&c, NULL, &n_done, n);
 	progress_clear();
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;

@@ -775,16 +775,14 @@ static void print_held(FILE *f, json_t *held)
 			(time_t)(json_integer_value(json_object_get(held, "since_usec")) / 1000000);
 		char when[64] = "";
 
+		bool claimed = json_is_true(json_object_get(held, "claimed"));
+
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
 		fprintf(f, "  vfiod: assigned it to %s (%s%s) at %s, through %s\n",
 			str(held, "driver", "?"),
-			json_is_true(json_object_get(held, "claimed")) ? "claimed before any host "
-									 "driver"
-									: "it was on ",
-			json_is_true(json_object_get(held, "claimed"))
-				? ""
-				: str(held, "previous_driver", "no driver"),
-			when, str(held, "resolver", "user space"));
+			claimed ? "claimed before any host driver" : "it was on ",
+			claimed ? "" : str(held, "previous_driver", "no driver"), when,
+			str(held, "resolver", "user space"));
 	} else {
 		fprintf(f, "  vfiod: holds nothing of it\n");
 	}
