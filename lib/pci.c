@@ -54,25 +54,25 @@ static int unbind(struct vfiod_device *dev)
 	return r == -ENOENT ? 0 : r; /* no driver: nothing to unbind */
 }
 
-/*
- * The bind is synchronous for drivers_probe, but a driver may defer its
- * probe; give it a bounded moment before calling the bind failed.
- */
-/* wait_driver()'s WANT for any driver at all, as long as a named one. */
+/* wait_driver()'s WANT for any driver, waited for as long as a named one. */
 static const char WAIT_ANY_DRIVER[] = "";
 
+/*
+ * The bind is synchronous for drivers_probe, but a driver may defer its
+ * probe; give it a bounded moment before calling the bind failed.  WANT
+ * NULL: any driver, a short moment only (the device may stay unbound).
+ */
 static int wait_driver(struct vfiod_device *dev, const char *want)
 {
 	const struct timespec tick = { 0, 10 * 1000 * 1000 };
+	bool named = want && want != WAIT_ANY_DRIVER;
 	int r;
 
 	for (int i = 0; i < 200; i++) {
 		r = device_refresh(dev);
 		if (r < 0)
 			return r;
-		if (want == WAIT_ANY_DRIVER ? dev->driver != NULL
-		    : want		   ? dev->driver && streq(dev->driver, want)
-					   : dev->driver != NULL)
+		if (named ? dev->driver && streq(dev->driver, want) : dev->driver != NULL)
 			return 0;
 		if (!want && i >= 10)
 			break;
