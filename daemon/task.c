@@ -68,21 +68,84 @@ void ctx_pool_free(struct manager *m)
 		vfiod_ctx_unref(m->idle_ctx[--m->n_idle_ctx]);
 }
 
+/*
+ * The threads: a thread that has run its work waits for the next instead
+ * of exiting, up to THREADS_IDLE_MAX of them, since making one costs as
+ * much as a quick read itself (a stack mapped, a clone, a first schedule).
+ * A thread that is stuck in the kernel is simply not idle: the pool makes
+ * another.  Idle ones sleep without a timeout, so an idle vfiod never wakes.
+ */
+#define THREADS_IDLE_MAX 4
+
+struct thread_work {
+	void *(*fn)(void *);
+	void *arg;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct thread_work next; /* handed to an idle thread, taken by the first awake */
+	unsigned int n_idle;
+} threads = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.wake = PTHREAD_COND_INITIALIZER,
+};
+
+static void *thread_main(void *userdata)
+{
+	struct thread_work work = *(struct thread_work *)userdata;
+
+	free(userdata);
+	for (;;) {
+		work.fn(work.arg);
+		pthread_mutex_lock(&threads.lock);
+		if (threads.n_idle >= THREADS_IDLE_MAX) {
+			pthread_mutex_unlock(&threads.lock);
+			return NULL;
+		}
+		threads.n_idle++;
+		while (!threads.next.fn)
+			pthread_cond_wait(&threads.wake, &threads.lock);
+		work = threads.next;
+		threads.next.fn = NULL;
+		threads.n_idle--;
+		pthread_mutex_unlock(&threads.lock);
+	}
+}
+
 int thread_start(void *(*fn)(void *), void *arg)
 {
 	pthread_attr_t attr;
 	pthread_t thread;
 	sigset_t all, old;
+	struct thread_work *work;
 	int r;
 
+	pthread_mutex_lock(&threads.lock);
+	/* One hand-off at a time: the slot is free again once a thread took it. */
+	if (threads.n_idle > 0 && !threads.next.fn) {
+		threads.next = (struct thread_work){fn, arg};
+		pthread_cond_signal(&threads.wake);
+		pthread_mutex_unlock(&threads.lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&threads.lock);
+
+	work = malloc(sizeof(*work));
+	if (!work)
+		return -ENOMEM;
+	*work = (struct thread_work){fn, arg};
 	/* Threads take no signals: the event loop handles SIGTERM. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	r = -pthread_create(&thread, &attr, fn, arg);
+	r = -pthread_create(&thread, &attr, thread_main, work);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0)
+		free(work);
 	return r;
 }
 
