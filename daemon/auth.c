@@ -298,10 +298,39 @@ static bool within_limits(struct manager *m, sd_bus_message *msg, auth_done_fn d
 	return false;
 }
 
+/*
+ * The caller's uid, from the bus daemon: a call to it and back, made while
+ * the event loop waits, so the answers are kept.  A unique name is never
+ * given to another connection in the bus's life, so what the bus said for
+ * one stays true; the oldest answer makes way when the table is full.
+ */
+static int sender_uid(struct manager *m, sd_bus_message *msg, const char *sender, uid_t *ret)
+{
+	_cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+	struct sender_uid *e;
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(m->sender_uids); i++)
+		if (streq(m->sender_uids[i].sender, sender)) {
+			*ret = m->sender_uids[i].uid;
+			return 0;
+		}
+	r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID, &creds);
+	if (r >= 0)
+		r = sd_bus_creds_get_euid(creds, ret);
+	if (r < 0)
+		return r;
+	if (strlen(sender) < sizeof(e->sender)) {
+		e = &m->sender_uids[m->sender_uids_next++ % ARRAY_SIZE(m->sender_uids)];
+		strcpy(e->sender, sender);
+		e->uid = *ret;
+	}
+	return 0;
+}
+
 int auth_check(struct manager *m, sd_bus_message *msg, const char *const *details,
 	       auth_done_fn done, void *userdata)
 {
-	_cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
 	const char *member = sd_bus_message_get_member(msg), *sender, *action = NULL;
 	const char *operation = NULL;
 	struct auth_waiter *w, **p;
@@ -337,10 +366,8 @@ int auth_check(struct manager *m, sd_bus_message *msg, const char *const *detail
 	 * now, which need not be the caller.
 	 */
 	sender = sd_bus_message_get_sender(msg);
-	r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID, &creds);
-	if (r >= 0)
-		r = sd_bus_creds_get_euid(creds, &uid);
-	if (r < 0 || !sender) {
+	r = sender ? sender_uid(m, msg, sender, &uid) : -ENXIO;
+	if (r < 0) {
 		_cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
 
 		log_notice("%s: %s refused: the bus does not say which user is calling",

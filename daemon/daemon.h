@@ -131,6 +131,12 @@ struct task {
 /* Threads left blocked in the kernel by reads that timed out, at most. */
 #define TASKS_STUCK_MAX 8u
 
+/* What the bus said of a unique name's uid (auth.c). */
+struct sender_uid {
+	char sender[32];
+	uid_t uid;
+};
+
 struct manager {
 	sd_event *event;
 	sd_bus *bus;
@@ -153,6 +159,8 @@ struct manager {
 	sd_event_source *progress_source;
 	struct udev_watch *udev; /* udev.c; NULL when hotplug is off */
 	struct auth_check *auth_checks; /* auth.c: polkit checks under way */
+	struct sender_uid sender_uids[64];
+	unsigned int sender_uids_next;
 	bool records_loaded; /* the objects of what libvfiod recorded exist */
 	json_t *touched;     /* until then: the names jobs acted on, which know better */
 	bool stopping;
