@@ -5,7 +5,7 @@
  * medians and ratios to the floor.
  *
  *   bench-assign -d PCI_NAME -D DRIVER [-r ROUNDS] [-a BUS_ADDRESS] [-x VFIOCTL]
- *                METHOD...
+ *                [-m CALLS] [METHOD...]
  *
  * DRIVER is the driver every method must end on (vfiod picks it itself; the
  * others are told).  Methods:
@@ -19,6 +19,12 @@
  *   vfioctl        `vfioctl create NAME` / `destroy`, a fresh process, over D-Bus
  *   vfioctl-direct `vfioctl --direct create NAME` / `destroy`, a fresh process
  *   driverctl      `driverctl --nosave set-override NAME DRIVER` / `unset-override`
+ *
+ * -m CALLS (with -a): the read-only calls, interleaved CALLS times on the
+ * same connection: org.vfiod1.Manager.Match(PCI_NAME's device) against a
+ * bare round trip to vfiod, org.freedesktop.DBus.Peer.Ping; medians and
+ * the ratio.  Both go through dbus-daemon to vfiod and back; Match adds
+ * what vfiod does for it (a task, the resolution, the JSON).
  *
  * Loading or unloading vfio_select happens before a round's create and is
  * not timed.  After every create the function must be on DRIVER, after every
@@ -122,6 +128,47 @@ static void dbus_call(const char *method)
 	sd_bus_error_free(&err);
 }
 
+static double median(double *v, int n);
+
+static void read_calls(int calls)
+{
+	static double tm[MAX_ROUNDS], tp[MAX_ROUNDS];
+	double mm, mp;
+
+	for (int k = 0; k < calls; k++) {
+		sd_bus_error err = SD_BUS_ERROR_NULL;
+		sd_bus_message *reply = NULL;
+		double t0 = now_ms(), t1;
+		int r;
+
+		r = sd_bus_call_method(bus, "org.vfiod1", "/org/vfiod1", "org.freedesktop.DBus.Peer",
+				       "Ping", &err, &reply, "");
+		t1 = now_ms();
+		if (r >= 0) {
+			sd_bus_message_unref(reply);
+			reply = NULL;
+			r = sd_bus_call_method(bus, "org.vfiod1", "/org/vfiod1",
+					       "org.vfiod1.Manager", "Match", &err, &reply, "s",
+					       syspath);
+		}
+		if (r < 0) {
+			fprintf(stderr, "bench-assign: Ping/Match %s: %s\n", syspath,
+				err.message ? err.message : strerror(-r));
+			exit(1);
+		}
+		tp[k] = t1 - t0;
+		tm[k] = now_ms() - t1;
+		sd_bus_message_unref(reply);
+		sd_bus_error_free(&err);
+	}
+	mp = median(tp, calls);
+	mm = median(tm, calls);
+	printf("read-only calls to vfiod, medians of %d interleaved\n", calls);
+	printf("%-15s %11s %10s\n", "call", "ms", "/ping");
+	printf("%-15s %11.2f %9.2fx\n", "Peer.Ping", mp, 1.0);
+	printf("%-15s %11.2f %9.2fx\n", "Match", mm, mm / mp);
+}
+
 static void run(char *const argv[])
 {
 	int status;
@@ -196,21 +243,23 @@ int main(int argc, char **argv)
 	static double tc[MAX_METHODS][MAX_ROUNDS], td[MAX_METHODS][MAX_ROUNDS];
 	enum method methods[MAX_METHODS];
 	double mc[MAX_METHODS], md[MAX_METHODS];
-	int n = 0, rounds = 7, c, base = -1, dctl = -1;
+	int n = 0, rounds = 7, c, base = -1, dctl = -1, calls = 0;
 	char now[256];
 
-	while ((c = getopt(argc, argv, "d:D:r:a:x:")) != -1)
+	while ((c = getopt(argc, argv, "d:D:r:a:x:m:")) != -1)
 		switch (c) {
 		case 'd': name = optarg; break;
 		case 'D': driver = optarg; break;
 		case 'r': rounds = atoi(optarg); break;
 		case 'a': bus_address = optarg; break;
 		case 'x': vfioctl = optarg; break;
+		case 'm': calls = atoi(optarg); break;
 		default: return 2;
 		}
-	if (!name || !driver || optind >= argc || rounds < 1 || rounds > MAX_ROUNDS) {
+	if (!name || !driver || (optind >= argc && !calls) || rounds < 1 || rounds > MAX_ROUNDS ||
+	    calls < 0 || calls > MAX_ROUNDS || (calls && !bus_address)) {
 		fprintf(stderr, "usage: bench-assign -d PCI_NAME -D DRIVER [-r ROUNDS] "
-				"[-a BUS_ADDRESS] [-x VFIOCTL] METHOD...\n");
+				"[-a BUS_ADDRESS] [-x VFIOCTL] [-m CALLS] [METHOD...]\n");
 		return 2;
 	}
 	for (int i = optind; i < argc && n < MAX_METHODS; i++) {
@@ -249,7 +298,9 @@ int main(int argc, char **argv)
 		setenv("VFIOD_BUS_ADDRESS", bus_address, 1);
 	}
 
-	for (int k = 0; k < rounds; k++)
+	if (calls)
+		read_calls(calls);
+	for (int k = 0; k < rounds && n; k++)
 		for (int i = 0; i < n; i++) {
 			double t0, t1, t2;
 
@@ -285,6 +336,10 @@ int main(int argc, char **argv)
 			td[i][k] = t2 - t0;
 		}
 
+	if (!n) {
+		sd_bus_flush_close_unref(bus);
+		return 0;
+	}
 	for (int i = 0; i < n; i++) {
 		mc[i] = median(tc[i], rounds);
 		md[i] = median(td[i], rounds);

@@ -3,7 +3,7 @@
 # Run the benchmarks (see README.md). Figures, not pass/fail: each part prints
 # what it measured, side by side, in one run.
 #
-#   tests/bench/run.sh BUILD_DIR [resolve|bulk|footprint|vm|profile|all]...
+#   tests/bench/run.sh BUILD_DIR [resolve|bulk|footprint|vm|profile|perf|all]...
 #
 # BUILD_DIR is a release build (cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo, no
 # sanitizers) whose BUILD_DIR/vm holds tests/vm/build-modules.sh's module trees.
@@ -65,9 +65,17 @@ profile() {
 	"$PY" "$HERE/strace-summary.py" "$BUILD/vm/results-profile/vfiod.strace"
 }
 
+perf_profile() {
+	echo "## in the VM: the whole guest sampled by perf, the floor against D-Bus"
+	"$HERE/../vm/run.sh" --modroot "$BUILD/vm/modroot" --results "$BUILD/vm/results-perf" \
+		-- "$HERE/vm-profile.sh" "$BUILD" "${ROUNDS:-7}" perf | grep -v '^# vm:\|^\['
+	cat "$BUILD/vm/results-perf/perf-floor.txt" "$BUILD/vm/results-perf/perf-dbus.txt"
+}
+
 for part in "$@"; do
 	case $part in
 	resolve | bulk | footprint | vm | profile) $part ;;
+	perf) perf_profile ;;
 	all) resolve; bulk; footprint; vm ;;
 	*) echo "run.sh: unknown part '$part'" >&2; exit 2 ;;
 	esac

@@ -1,17 +1,25 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Where vfiod's time goes in the VM guest, for vm-assign.sh's figures:
-# vfiod runs under strace -f -tt -T (every system call, its thread, its
-# duration) while bench-assign makes ROUNDS D-Bus Create/Destroy round trips
-# with vfio_select unloaded and then loaded.  The trace lands in
+# Where vfiod's time goes in the VM guest, for vm-assign.sh's figures.
+#
+#   vm-profile.sh BUILD_DIR [ROUNDS] [strace|perf]
+#
+# strace: vfiod runs under strace -f -tt -T (every system call, its thread,
+# its duration) while bench-assign makes ROUNDS D-Bus Create/Destroy round
+# trips with vfio_select unloaded and then loaded.  The trace lands in
 # $RESULTS/vfiod.strace; strace-summary.py reads it on the host.
 #
-#   vm-profile.sh BUILD_DIR [ROUNDS]
+# perf: the whole guest is sampled (perf record -a, cpu-clock) during ROUNDS
+# of the floor alone and then ROUNDS of D-Bus with vfio_select loaded, so
+# the two profiles compare the same kernel work with and without vfiod; the
+# reports (by command and object, then vfiod's and the kernel's symbols)
+# land in $RESULTS/perf-floor.txt and $RESULTS/perf-dbus.txt.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../vm/guest-lib.sh"
 BUILD=$(realpath "$1")
 ROUNDS=${2:-3}
+TOOL=${3:-strace}
 H=$HERE/../dbus/vfiod-private-bus.sh
 D=/run/vfiod-bench
 export RUNTIME_DIRECTORY=/run/vfiod
@@ -21,6 +29,34 @@ NVME=$(vm_pci_find 1b36 0010 plain) || exit 1
 modprobe -a vfio_pci vfio_fixture_vd vfio_fixture_vdsub vfio_fixture_other vfio_select
 addr=$("$H" start $D "$BUILD") || exit 1
 "$H" stop $D
+if [ "$TOOL" = perf ]; then
+	VFIOD_BUS_ADDRESS=$addr STATE_DIRECTORY=$D/state "$BUILD/daemon/vfiod" >"$RESULTS/vfiod.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 200); do
+		busctl --address="$addr" status org.vfiod1 >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	run() { "$BUILD/tests/bench/bench-assign" -d "$NVME" -D vfio-fixture-vdsub -a "$addr" "$@"; }
+	run -r 2 floor dbus-kernel >/dev/null || exit 1 # warm: page cache, modules, the pool
+	for m in floor dbus-kernel; do
+		perf record -q -a -F 1999 -o "$RESULTS/perf-$m.data" -- \
+			"$BUILD/tests/bench/bench-assign" -d "$NVME" -D vfio-fixture-vdsub -a "$addr" \
+			-r "$ROUNDS" "$m" >"$RESULTS/bench-$m.txt" || exit 1
+		{
+			cat "$RESULTS/bench-$m.txt"
+			perf report -q -i "$RESULTS/perf-$m.data" --sort comm,dso --percent-limit 0.5 --stdio
+			echo "## vfiod, by symbol"
+			perf report -q -i "$RESULTS/perf-$m.data" --comms vfiod --sort dso,sym \
+				--percent-limit 0.3 --stdio
+			echo "## all, by symbol"
+			perf report -q -i "$RESULTS/perf-$m.data" --sort comm,sym --percent-limit 0.4 --stdio
+		} >"$RESULTS/perf-${m%-kernel}.txt" 2>&1
+	done
+	kill -TERM $pid
+	wait $pid
+	"$H" down $D
+	exit 0
+fi
 VFIOD_BUS_ADDRESS=$addr STATE_DIRECTORY=$D/state \
 	strace -f -tt -T -o "$RESULTS/vfiod.strace" "$BUILD/daemon/vfiod" >"$RESULTS/vfiod.log" 2>&1 &
 pid=$!
