@@ -5,7 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
 
 #include <libkmod.h>
 #include <pci/pci.h>
@@ -59,6 +63,7 @@ _public_ int vfiod_ctx_new(struct vfiod_ctx **ret)
 		return -ENOMEM;
 	ctx->n_ref = 1;
 	ctx->log_priority = LOG_ERR;
+	ctx->kmod_watch = -1;
 
 	v = getenv(VFIOD_ENV_SYSFS_ROOT);
 	ctx->sysfs_root = strdup(v && *v ? v : VFIOD_DEFAULT_SYSFS_ROOT);
@@ -112,6 +117,7 @@ _public_ struct vfiod_ctx *vfiod_ctx_unref(struct vfiod_ctx *ctx)
 	aliases_drop(ctx);
 	if (ctx->kmod)
 		kmod_unref(ctx->kmod);
+	closep(&ctx->kmod_watch);
 	if (ctx->pacc)
 		pci_cleanup(ctx->pacc);
 	if (ctx->kernel)
@@ -212,11 +218,97 @@ void vfiod_progress(struct vfiod_ctx *ctx, const char *operation, const char *de
 		ctx->progress_fn(ctx->progress_data, operation, device, done, total);
 }
 
+/*
+ * What libkmod reads, watched: its module directory (depmod renames fresh
+ * indexes and modules.alias into it) and the modprobe.d directories (its
+ * defaults, or VFIOD_MODPROBE_CONFIG's paths).  inotify queues an event as
+ * part of the change itself, before depmod or the package manager returns,
+ * so a call made after the change finds it queued; while nothing is, a
+ * revalidation need not stat every index again.  A path that does not
+ * exist is watched through its parent, for its creation.  Anything that
+ * cannot be watched (no inotify left) means: validate every time.
+ */
+static const char *const kmod_default_config[] = {
+	"/etc/modprobe.d", "/run/modprobe.d", "/usr/local/lib/modprobe.d",
+	"/lib/modprobe.d", "/usr/lib/modprobe.d", NULL,
+};
+
+#define KMOD_WATCH_MASK                                                                         \
+	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB |       \
+	 IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF)
+
+static int kmod_watch_add(int fd, const char *path)
+{
+	_cleanup_free_ char *parent = NULL;
+	char *slash;
+
+	if (inotify_add_watch(fd, path, KMOD_WATCH_MASK) >= 0)
+		return 0;
+	if (errno != ENOENT || !(parent = strdup(path)) || !(slash = strrchr(parent, '/')))
+		return -1;
+	*slash = '\0';
+	return inotify_add_watch(fd, *parent ? parent : "/", KMOD_WATCH_MASK) >= 0 ? 0 : -1;
+}
+
+static void kmod_watch_start(struct vfiod_ctx *ctx, const char *modules_dir)
+{
+	const char *const *config = ctx->modprobe_config ? (const char *const *)ctx->modprobe_config
+							 : kmod_default_config;
+	int fd;
+
+	closep(&ctx->kmod_watch);
+	fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (kmod_watch_add(fd, modules_dir) < 0) {
+		close(fd);
+		return;
+	}
+	for (size_t i = 0; config[i]; i++)
+		if (kmod_watch_add(fd, config[i]) < 0) {
+			close(fd);
+			return;
+		}
+	ctx->kmod_watch = fd;
+}
+
+/* Nothing libkmod reads has changed since the watch began (events are drained). */
+static bool kmod_watch_quiet(struct vfiod_ctx *ctx)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool quiet = true;
+	ssize_t n;
+
+	if (ctx->kmod_watch < 0)
+		return false;
+	while ((n = read(ctx->kmod_watch, buf, sizeof(buf))) > 0)
+		quiet = false;
+	return quiet && n < 0 && errno == EAGAIN;
+}
+
+static const char *kmod_modules_dir(struct vfiod_ctx *ctx, char *buf, size_t size)
+{
+	struct utsname u;
+
+	if (ctx->modules_dir)
+		return ctx->modules_dir;
+	if (uname(&u) < 0)
+		return NULL;
+	snprintf(buf, size, "/lib/modules/%s", u.release);
+	return buf;
+}
+
 int vfiod_ctx_kmod(struct vfiod_ctx *ctx, struct kmod_ctx **ret)
 {
+	char buf[PATH_MAX];
+	const char *dir;
 	int r;
 
 	if (!ctx->kmod) {
+		/* Before the indexes are read: a change meanwhile is seen next time. */
+		dir = kmod_modules_dir(ctx, buf, sizeof(buf));
+		if (dir)
+			kmod_watch_start(ctx, dir);
 		ctx->kmod = kmod_new(ctx->modules_dir, (const char *const *)ctx->modprobe_config);
 		if (!ctx->kmod)
 			return vfiod_error(ctx, -ENOMEM, "cannot initialise libkmod");
@@ -241,13 +333,21 @@ static unsigned long long kernel_stamp(void)
 _public_ int vfiod_ctx_revalidate(struct vfiod_ctx *ctx)
 {
 	ctx->error[0] = '\0';
-	if (ctx->kmod && kmod_validate_resources(ctx->kmod) != KMOD_RESOURCES_OK) {
-		/* modprobe.d or the indexes changed: a new libkmod context, new aliases. */
-		aliases_drop(ctx);
-		kmod_unref(ctx->kmod);
-		ctx->kmod = NULL;
+	if (ctx->kmod && !kmod_watch_quiet(ctx)) {
+		char buf[PATH_MAX];
+		const char *dir = kmod_modules_dir(ctx, buf, sizeof(buf));
+
+		/* Watched anew before the look, so that a change during it is seen next time. */
+		if (dir)
+			kmod_watch_start(ctx, dir);
+		if (kmod_validate_resources(ctx->kmod) != KMOD_RESOURCES_OK) {
+			/* modprobe.d or the indexes changed: a new libkmod context, new aliases. */
+			aliases_drop(ctx);
+			kmod_unref(ctx->kmod);
+			ctx->kmod = NULL;
+		}
+		(void)aliases_revalidate(ctx);
 	}
-	(void)aliases_revalidate(ctx);
 	if (ctx->kernel_probed && kernel_stamp() != ctx->kernel_stamp) {
 		if (ctx->kernel)
 			vfiod_kernel_close(ctx->kernel);

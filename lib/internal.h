@@ -47,6 +47,7 @@ struct vfiod_ctx {
 	struct vfiod_kernel *kernel;
 	bool kernel_probed;
 	struct kmod_ctx *kmod;
+	int kmod_watch;		/* inotify on what libkmod reads; -1: none, validate each time */
 	struct alias *aliases;
 	size_t n_aliases;
 	bool aliases_loaded;
