@@ -3,7 +3,7 @@
 # Run the benchmarks (see README.md). Figures, not pass/fail: each part prints
 # what it measured, side by side, in one run.
 #
-#   tests/bench/run.sh BUILD_DIR [resolve|bulk|footprint|vm|profile|perf|all]...
+#   tests/bench/run.sh BUILD_DIR [resolve|bulk|footprint|vm|hotplug|profile|perf|all]...
 #
 # BUILD_DIR is a release build (cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo, no
 # sanitizers) whose BUILD_DIR/vm holds tests/vm/build-modules.sh's module trees.
@@ -55,7 +55,7 @@ footprint() {
 vm() {
 	echo "## in the VM (TCG): assign/release latency and VF bulk"
 	"$HERE/../vm/run.sh" --modroot "$BUILD/vm/modroot" --results "$BUILD/vm/results-bench" \
-		-- "$HERE/vm-assign.sh" "$BUILD" "${ROUNDS:-7}" | grep -v '^# vm:\|^\['
+		-- "$HERE/vm-assign.sh" "$BUILD" "${ROUNDS:-7}" "${RUNS:-3}" | grep -v '^# vm:\|^\['
 }
 
 profile() {
@@ -63,6 +63,17 @@ profile() {
 	"$HERE/../vm/run.sh" --modroot "$BUILD/vm/modroot" --results "$BUILD/vm/results-profile" \
 		-- "$HERE/vm-profile.sh" "$BUILD" 3 | grep -v '^# vm:\|^\['
 	"$PY" "$HERE/strace-summary.py" "$BUILD/vm/results-profile/vfiod.strace"
+}
+
+hotplug() {
+	echo "## in the VM: hot-added marked nvme to bound to vfio (vm-hotplug's figures, this build)"
+	local rp="" i
+	for i in 1 2 3 4; do rp="$rp -device pcie-root-port,id=rp$i,chassis=$i"; done
+	"$HERE/../vm/run.sh" --modroot "$BUILD/vm/modroot" --results "$BUILD/vm/results-hotplug" \
+		--no-default-devices --qemu "${rp# }" --qmp \
+		-- "$HERE/../vm/case-hotplug.sh" "$BUILD" >"$BUILD/vm/hotplug.log" 2>&1 ||
+		{ tail -20 "$BUILD/vm/hotplug.log"; return 1; }
+	cat "$BUILD/vm/results-hotplug/figures"
 }
 
 perf_profile() {
@@ -74,9 +85,9 @@ perf_profile() {
 
 for part in "$@"; do
 	case $part in
-	resolve | bulk | footprint | vm | profile) $part ;;
+	resolve | bulk | footprint | vm | profile | hotplug) $part ;;
 	perf) perf_profile ;;
-	all) resolve; bulk; footprint; vm ;;
+	all) resolve; bulk; footprint; vm; hotplug ;;
 	*) echo "run.sh: unknown part '$part'" >&2; exit 2 ;;
 	esac
 done
