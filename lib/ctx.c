@@ -17,6 +17,7 @@
 #include "fileio.h"
 #include "internal.h"
 #include "kernel.h"
+#include "kmod-dl.h"
 
 /* Split a colon-separated list; NULL for an unset or empty variable. */
 static int strv_split_env(const char *name, char ***ret)
@@ -116,7 +117,7 @@ _public_ struct vfiod_ctx *vfiod_ctx_unref(struct vfiod_ctx *ctx)
 		return NULL;
 	aliases_drop(ctx);
 	if (ctx->kmod)
-		kmod_unref(ctx->kmod);
+		sym_kmod_unref(ctx->kmod);
 	closep(&ctx->kmod_watch);
 	if (ctx->pacc)
 		pci_cleanup(ctx->pacc);
@@ -305,14 +306,18 @@ int vfiod_ctx_kmod(struct vfiod_ctx *ctx, struct kmod_ctx **ret)
 	int r;
 
 	if (!ctx->kmod) {
+		r = kmod_dl_open();
+		if (r < 0)
+			return vfiod_error(ctx, r, "cannot load libkmod.so.2, which choosing "
+					   "and loading modules needs (install libkmod2)");
 		/* Before the indexes are read: a change meanwhile is seen next time. */
 		dir = kmod_modules_dir(ctx, buf, sizeof(buf));
 		if (dir)
 			kmod_watch_start(ctx, dir);
-		ctx->kmod = kmod_new(ctx->modules_dir, (const char *const *)ctx->modprobe_config);
+		ctx->kmod = sym_kmod_new(ctx->modules_dir, (const char *const *)ctx->modprobe_config);
 		if (!ctx->kmod)
 			return vfiod_error(ctx, -ENOMEM, "cannot initialise libkmod");
-		r = kmod_load_resources(ctx->kmod);
+		r = sym_kmod_load_resources(ctx->kmod);
 		if (r < 0)
 			vfiod_log(ctx, LOG_DEBUG, "libkmod indexes not loaded, using text files: %s",
 				  strerror(-r));
@@ -340,10 +345,10 @@ _public_ int vfiod_ctx_revalidate(struct vfiod_ctx *ctx)
 		/* Watched anew before the look, so that a change during it is seen next time. */
 		if (dir)
 			kmod_watch_start(ctx, dir);
-		if (kmod_validate_resources(ctx->kmod) != KMOD_RESOURCES_OK) {
+		if (sym_kmod_validate_resources(ctx->kmod) != KMOD_RESOURCES_OK) {
 			/* modprobe.d or the indexes changed: a new libkmod context, new aliases. */
 			aliases_drop(ctx);
-			kmod_unref(ctx->kmod);
+			sym_kmod_unref(ctx->kmod);
 			ctx->kmod = NULL;
 		}
 		(void)aliases_revalidate(ctx);

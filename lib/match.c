@@ -26,6 +26,7 @@
 #include "inuse.h"
 #include "internal.h"
 #include "kernel.h"
+#include "kmod-dl.h"
 
 const char *alias_source_name(enum alias_source s)
 {
@@ -208,14 +209,14 @@ static int aliases_load_builtin(struct alias_list *l, int dirfd)
 
 static int aliases_load_config(struct alias_list *l, struct kmod_ctx *kmod)
 {
-	struct kmod_config_iter *it = kmod_config_get_aliases(kmod);
+	struct kmod_config_iter *it = sym_kmod_config_get_aliases(kmod);
 	int r = 0;
 
 	if (!it)
 		return 0;
-	while (kmod_config_iter_next(it)) {
-		const char *pat = kmod_config_iter_get_key(it);
-		const char *mod = kmod_config_iter_get_value(it);
+	while (sym_kmod_config_iter_next(it)) {
+		const char *pat = sym_kmod_config_iter_get_key(it);
+		const char *mod = sym_kmod_config_iter_get_value(it);
 
 		if (!pat || !mod ||
 		    strncmp(pat, VFIO_PCI_ALIAS_PREFIX, strlen(VFIO_PCI_ALIAS_PREFIX)) != 0)
@@ -224,7 +225,7 @@ static int aliases_load_config(struct alias_list *l, struct kmod_ctx *kmod)
 		if (r < 0)
 			break;
 	}
-	kmod_config_iter_free_iter(it);
+	sym_kmod_config_iter_free_iter(it);
 	return r;
 }
 
@@ -346,7 +347,7 @@ int aliases_load(struct vfiod_ctx *ctx)
 	r = vfiod_ctx_kmod(ctx, &kmod);
 	if (r < 0)
 		return r;
-	dir = kmod_get_dirname(kmod);
+	dir = sym_kmod_get_dirname(kmod);
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		return vfiod_error(ctx, negative_errno(), "module directory %s: %m", dir);
@@ -387,7 +388,7 @@ int aliases_revalidate(struct vfiod_ctx *ctx)
 
 	if (!ctx->aliases_loaded || !ctx->kmod)
 		return 0;
-	dirfd = open(kmod_get_dirname(ctx->kmod), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dirfd = open(sym_kmod_get_dirname(ctx->kmod), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0) {
 		aliases_drop(ctx);
 		return 0;
@@ -498,23 +499,23 @@ int module_load(struct vfiod_ctx *ctx, const char *module)
 	r = vfiod_ctx_kmod(ctx, &kmod);
 	if (r < 0)
 		return r;
-	r = kmod_module_new_from_name(kmod, module, &mod);
+	r = sym_kmod_module_new_from_name(kmod, module, &mod);
 	if (r < 0)
 		return vfiod_error(ctx, r, "module %s: %s", module, strerror(-r));
-	switch (module_state(ctx, kmod_module_get_name(mod))) {
+	switch (module_state(ctx, sym_kmod_module_get_name(mod))) {
 	case KMOD_MODULE_BUILTIN:
 	case KMOD_MODULE_LIVE:
 		r = 0;
 		break;
 	default:
-		r = kmod_module_probe_insert_module(mod, 0, NULL, NULL, NULL, NULL);
+		r = sym_kmod_module_probe_insert_module(mod, 0, NULL, NULL, NULL, NULL);
 		if (r < 0)
 			vfiod_error(ctx, r, "cannot load module %s: %s", module,
 				    r == -ENOENT ? "it is not installed" : strerror(-r));
 		else
 			vfiod_log(ctx, LOG_INFO, "loaded module %s", module);
 	}
-	kmod_module_unref(mod);
+	sym_kmod_module_unref(mod);
 	return r;
 }
 
@@ -537,14 +538,14 @@ static int host_modules(struct vfiod_device *dev,
 	r = vfiod_ctx_kmod(dev->ctx, &kmod);
 	if (r < 0)
 		return r;
-	r = kmod_module_new_from_lookup(kmod, dev->modalias, &list);
+	r = sym_kmod_module_new_from_lookup(kmod, dev->modalias, &list);
 	if (r < 0)
 		return vfiod_error(dev->ctx, r, "%s: cannot look up its modalias: %s",
 				   dev->syspath, strerror(-r));
-	kmod_list_foreach(l, list)
+	sym_kmod_list_foreach(l, list)
 	{
-		struct kmod_module *mod = kmod_module_get_module(l);
-		const char *name = kmod_module_get_name(mod);
+		struct kmod_module *mod = sym_kmod_module_get_module(l);
+		const char *name = sym_kmod_module_get_name(mod);
 
 		if (!driver_is_vfio(dev->ctx, name)) {
 			/*
@@ -552,14 +553,14 @@ static int host_modules(struct vfiod_device *dev,
 			 * own, or said so below our sysfs root (module_state()).
 			 */
 			fn(dev, name,
-			   !kmod_module_get_path(mod) ||
+			   !sym_kmod_module_get_path(mod) ||
 				   module_state(dev->ctx, name) == KMOD_MODULE_BUILTIN,
 			   userdata);
 			n++;
 		}
-		kmod_module_unref(mod);
+		sym_kmod_module_unref(mod);
 	}
-	kmod_module_unref_list(list);
+	sym_kmod_module_unref_list(list);
 	return n;
 }
 
@@ -691,12 +692,12 @@ static bool in_list(struct kmod_list *list, struct kmod_module *mod)
 {
 	struct kmod_list *l;
 
-	kmod_list_foreach(l, list)
+	sym_kmod_list_foreach(l, list)
 	{
-		struct kmod_module *x = kmod_module_get_module(l);
-		bool same = streq(kmod_module_get_name(x), kmod_module_get_name(mod));
+		struct kmod_module *x = sym_kmod_module_get_module(l);
+		bool same = streq(sym_kmod_module_get_name(x), sym_kmod_module_get_name(mod));
 
-		kmod_module_unref(x);
+		sym_kmod_module_unref(x);
 		if (same)
 			return true;
 	}
@@ -717,31 +718,31 @@ static int match_user(struct vfiod_device *dev, struct vfiod_match *m)
 	r = vfiod_ctx_kmod(ctx, &kmod);
 	if (r < 0)
 		return r;
-	r = kmod_module_new_from_lookup(kmod, m->vfio_alias, &list);
+	r = sym_kmod_module_new_from_lookup(kmod, m->vfio_alias, &list);
 	if (r < 0)
 		return vfiod_error(ctx, r, "module lookup of %s failed: %s", m->vfio_alias,
 				   strerror(-r));
-	r = kmod_module_apply_filter(kmod, KMOD_FILTER_BLACKLIST, list, &allowed);
+	r = sym_kmod_module_apply_filter(kmod, KMOD_FILTER_BLACKLIST, list, &allowed);
 	if (r < 0) {
-		kmod_module_unref_list(list);
+		sym_kmod_module_unref_list(list);
 		return vfiod_error(ctx, r, "blacklist filter failed: %s", strerror(-r));
 	}
 
-	kmod_list_foreach(l, list)
+	sym_kmod_list_foreach(l, list)
 	{
-		struct kmod_module *mod = kmod_module_get_module(l);
+		struct kmod_module *mod = sym_kmod_module_get_module(l);
 		struct candidate *c = match_add(m);
 		const struct alias *a;
 		int state;
 
 		if (!c) {
-			kmod_module_unref(mod);
+			sym_kmod_module_unref(mod);
 			r = -ENOMEM;
 			break;
 		}
-		c->module = strdup(kmod_module_get_name(mod));
+		c->module = strdup(sym_kmod_module_get_name(mod));
 		if (!c->module) {
-			kmod_module_unref(mod);
+			sym_kmod_module_unref(mod);
 			r = -ENOMEM;
 			break;
 		}
@@ -757,10 +758,10 @@ static int match_user(struct vfiod_device *dev, struct vfiod_match *m)
 			(void)module_driver(ctx, c->module, &c->driver);
 		if (!in_list(allowed, mod))
 			c->skipped = strdup("blacklisted in modprobe.d");
-		kmod_module_unref(mod);
+		sym_kmod_module_unref(mod);
 	}
-	kmod_module_unref_list(allowed);
-	kmod_module_unref_list(list);
+	sym_kmod_module_unref_list(allowed);
+	sym_kmod_module_unref_list(list);
 	return r;
 }
 
