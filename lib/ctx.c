@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -119,8 +120,6 @@ _public_ struct vfiod_ctx *vfiod_ctx_unref(struct vfiod_ctx *ctx)
 	if (ctx->kmod)
 		sym_kmod_unref(ctx->kmod);
 	closep(&ctx->kmod_watch);
-	if (ctx->pacc)
-		pci_cleanup(ctx->pacc);
 	if (ctx->kernel)
 		vfiod_kernel_close(ctx->kernel);
 	free(ctx->sysfs_root);
@@ -389,11 +388,52 @@ int vfiod_ctx_kernel(struct vfiod_ctx *ctx, struct vfiod_kernel **ret)
  * megabyte) on a pci_access's first lookup; vfiod makes a context for every
  * operation, so one pci_access serves the process, loaded once, and lookups
  * take turns (libpci's hash and its hwdb handle are not thread-safe).
+ * libpci itself (and the libudev it links) is loaded then too, not at every
+ * exec of a program that never asks for a name (as libkmod, kmod-dl.h);
+ * without it devices have no description.
  */
 static struct {
 	pthread_mutex_t lock;
+	bool loaded;
 	struct pci_access *pacc;
+	__typeof__(pci_alloc) *alloc;
+	__typeof__(pci_lookup_name) *lookup_name;
+	__typeof__(pci_cleanup) *cleanup;
 } pci_names = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* libpci's complaints (a pci.ids line it cannot parse, no hwdb): a name is missing, no more. */
+static void pci_names_quiet(char *msg, ...)
+{
+	(void)msg;
+}
+
+/* Its one fatal error is running out of memory, where its own handler exits. */
+_Noreturn static void pci_names_fatal(char *msg, ...)
+{
+	(void)msg;
+	abort();
+}
+
+static void pci_names_load(void)
+{
+	void *h;
+
+	pci_names.loaded = true;
+	h = dlopen("libpci.so.3", RTLD_NOW | RTLD_NODELETE);
+	if (!h)
+		return;
+	pci_names.alloc = (__typeof__(pci_alloc) *)dlsym(h, "pci_alloc");
+	pci_names.lookup_name = (__typeof__(pci_lookup_name) *)dlsym(h, "pci_lookup_name");
+	pci_names.cleanup = (__typeof__(pci_cleanup) *)dlsym(h, "pci_cleanup");
+	if (pci_names.alloc && pci_names.lookup_name && pci_names.cleanup)
+		pci_names.pacc = pci_names.alloc();
+	if (pci_names.pacc) {
+		/* pci_init() would set these; it also scans the bus, which names do not need. */
+		pci_names.pacc->warning = pci_names_quiet;
+		pci_names.pacc->debug = pci_names_quiet;
+		pci_names.pacc->error = pci_names_fatal;
+	}
+}
 
 const char *vfiod_ctx_pci_name(struct vfiod_ctx *ctx, char *buf, size_t size, unsigned int vendor,
 			       unsigned int device)
@@ -402,13 +442,13 @@ const char *vfiod_ctx_pci_name(struct vfiod_ctx *ctx, char *buf, size_t size, un
 
 	(void)ctx;
 	pthread_mutex_lock(&pci_names.lock);
-	if (!pci_names.pacc) {
-		pci_names.pacc = pci_alloc();
+	if (!pci_names.loaded) {
+		pci_names_load();
 		if (pci_names.pacc)
 			pci_names.pacc->numeric_ids = 0;
 	}
 	if (pci_names.pacc) {
-		name = pci_lookup_name(pci_names.pacc, buf, size,
+		name = pci_names.lookup_name(pci_names.pacc, buf, size,
 				       PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS,
 				       vendor, device);
 		/* A name in libpci's own table: copy it while the table is ours. */
@@ -424,7 +464,7 @@ const char *vfiod_ctx_pci_name(struct vfiod_ctx *ctx, char *buf, size_t size, un
 __attribute__((destructor)) static void pci_names_free(void)
 {
 	if (pci_names.pacc)
-		pci_cleanup(pci_names.pacc);
+		pci_names.cleanup(pci_names.pacc);
 	pci_names.pacc = NULL;
 }
 

@@ -53,7 +53,6 @@ struct vfiod_ctx {
 	bool aliases_loaded;
 	unsigned long aliases_gen;	/* of the process-wide copy they came from */
 	unsigned long long kernel_stamp; /* /sys/module/vfio_select's inode when probed, 0: absent */
-	struct pci_access *pacc;
 	char error[1024];
 };
 
