@@ -85,6 +85,16 @@ class TestMatch(Base):
         self.assertEqual(m["selected"]["module"], "vfio_fixture_vdsub")
         self.assertNotIn("skipped", m["candidates"][0])
 
+    def test_device_missing_from_pci_ids_is_shown(self):
+        # libpci reports an id pci.ids lacks through a callback that pci_alloc() leaves
+        # unset: a device the table does not know (a new card) once crashed every command.
+        self.standard_modules()
+        self.sys.pci("0000:00:07.0", 0x1b36, 0xfff7, cls=0x00ff00, group=7)
+        d = json.loads(self.vfioctl("-j", "show", "0000:00:07.0").stdout)
+        self.assertEqual(d["id"], "1b36:fff7")
+        self.assertNotIn("fff7", d.get("description") or "")
+        self.assertEqual(self.match("0000:00:07.0")["selected"]["module"], "vfio_pci")
+
     def test_other_device_matches_only_its_variant(self):
         self.standard_modules()
         m = self.match("0000:00:04.0")
