@@ -372,7 +372,12 @@ int vfiod_ctx_kernel(struct vfiod_ctx *ctx, struct vfiod_kernel **ret)
 	if (!ctx->kernel_probed) {
 		ctx->kernel_probed = true;
 		ctx->kernel_stamp = kernel_stamp();
-		r = vfiod_kernel_open(&ctx->kernel);
+		/*
+		 * Not loaded: no family to look up.  Looking one up that is not
+		 * registered makes the kernel try to load it, a modprobe run of
+		 * 80 ms in the VM, at the first call after every unload.
+		 */
+		r = ctx->kernel_stamp ? vfiod_kernel_open(&ctx->kernel) : -ENOENT;
 		if (r < 0 && r != -ENOENT)
 			vfiod_log(ctx, LOG_DEBUG, "vfio_select not usable: %s", strerror(-r));
 	}
