@@ -213,6 +213,28 @@ rm /etc/udev/rules.d/61-vfiod-early.rules
 udevadm control --reload
 del hp3
 wait_for 30 gone 0000:03:00.0
+
+# 7b. The same race with vfiod's rules alone: 70-vfiod.rules holds the marked device with the
+# claims' placeholder before udevd loads nvme, so nvme never probes it; vfiod records it as
+# claimed, and destroy gives it nvme, the host driver it never had.
+modprobe -r nvme
+mark=$(dmesg | wc -l)
+add hp3 rp3 >/dev/null
+vm_check "held by the rules: on $VDSUB" wait_for 60 on 0000:03:00.0 $VDSUB
+vm_check "held by the rules: assigned with no previous driver" wait_for 10 sh -c \
+	'jq -s -e "map(select(.name == \"0000:03:00.0\" and .event == \"assigned\")) | last |
+		.previous_driver == null" "$0"' "$EVENTS"
+vm_check "held by the rules: udevd loaded nvme all the same" grep -q "^nvme " /proc/modules
+vm_check "held by the rules: nvme never probed it" sh -c \
+	'! dmesg | tail -n +$(($0 + 1)) | grep -q "nvme.*0000:03:00.0"' "$mark"
+vm_check "held by the rules: listed as claimed" sh -c \
+	'"$0" -j list | jq -e ".[] | select(.name == \"0000:03:00.0\") | .claimed"' "$VFIOCTL"
+vm_check "held by the rules: destroy" "$VFIOCTL" destroy 0000:03:00.0
+vm_check "held by the rules: destroy gave it nvme" wait_for 20 on 0000:03:00.0 nvme
+vm_check "held by the rules: no override left" \
+	test "$(cat /sys/bus/pci/devices/0000:03:00.0/driver_override)" = "(null)"
+del hp3
+wait_for 30 gone 0000:03:00.0
 modprobe nvme
 
 # 8. Figures: hot-add of a marked device to bound to vfio (nvme loaded, so the race with the
