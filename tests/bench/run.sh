@@ -3,7 +3,7 @@
 # Run the benchmarks (see README.md). Figures, not pass/fail: each part prints
 # what it measured, side by side, in one run.
 #
-#   tests/bench/run.sh BUILD_DIR [resolve|bulk|footprint|vm|hotplug|profile|perf|all]...
+#   tests/bench/run.sh BUILD_DIR [resolve|bulk|footprint|vm|vfs|hotplug|profile|perf|all]...
 #
 # BUILD_DIR is a release build (cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo, no
 # sanitizers) whose BUILD_DIR/vm holds tests/vm/build-modules.sh's module trees.
@@ -65,6 +65,13 @@ profile() {
 	"$PY" "$HERE/strace-summary.py" "$BUILD/vm/results-profile/vfiod.strace"
 }
 
+vfs() {
+	echo "## in the VM: N VFs of an SR-IOV nvme created and assigned, against the raw writes and driverctl"
+	"$HERE/../vm/run.sh" --modroot "$BUILD/vm/modroot" --results "$BUILD/vm/results-vfs" \
+		--timeout 1500 --no-default-devices --qemu "$("$HERE/vm-vfs.sh" --qemu-args)" \
+		-- "$HERE/vm-vfs.sh" "$BUILD" "${VF_ROUNDS:-5}" | grep -v '^# vm:\|^\['
+}
+
 hotplug() {
 	echo "## in the VM: hot-added marked nvme to bound to vfio (vm-hotplug's figures, this build)"
 	local rp="" i
@@ -85,9 +92,9 @@ perf_profile() {
 
 for part in "$@"; do
 	case $part in
-	resolve | bulk | footprint | vm | profile | hotplug) $part ;;
+	resolve | bulk | footprint | vm | vfs | profile | hotplug) $part ;;
 	perf) perf_profile ;;
-	all) resolve; bulk; footprint; vm; hotplug ;;
+	all) resolve; bulk; footprint; vm; vfs; hotplug ;;
 	*) echo "run.sh: unknown part '$part'" >&2; exit 2 ;;
 	esac
 done
