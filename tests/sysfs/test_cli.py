@@ -975,8 +975,9 @@ class TestApplyClaims(Base):
         self.etc = os.path.join(self.tmp, "etc")
         self.modprobe_d = os.path.join(self.tmp, "run-modprobe.d")
         os.makedirs(self.etc)
+        # 0a.0: another ID that pci.ids has (see test_a_failed_look_costs_only_the_softdeps).
         for name, dev in (("0000:00:08.0", 0x0010), ("0000:00:09.0", 0x0010),
-                          ("0000:00:0a.0", 0x0011)):
+                          ("0000:00:0a.0", 0x000d)):
             self.sys.pci(name, 0x1b36, dev, group=20)
         self.sys._write("devices/pci0000:00/0000:00:09.0/driver_override", "vfio-pci\n")
 
@@ -1068,6 +1069,21 @@ class TestClaimsModprobeConf(Base):
         self.run_vfiod("--apply-claims", conf)
         with open(os.path.join(self.modprobe_d, "vfiod.conf")) as f:
             self.assertEqual(f.read(), text)
+
+    def test_a_failed_look_costs_only_the_softdeps(self):
+        # An ID pci.ids lacks: libvfiod's name lookup (libpci's hwdb path) has been seen to
+        # die on it.  Whether it does or not, the options are there and vfiod itself exits 0.
+        self.sys.pci("0000:00:0c.0", 0x1b36, 0x0011, group=12)
+        with open(os.path.join(self.etc, "vfiod.conf"), "w") as f:
+            f.write("Claim=1b36:0011\n")
+        env = dict(self.env, CONFIGURATION_DIRECTORY=self.etc, ASAN_OPTIONS="detect_leaks=0")
+        p = subprocess.run([os.environ["VFIOD"], "--claims-modprobe-conf"], env=env,
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("\noptions vfio_select claim=1b36:0011\n", p.stdout)
+        if "0000:00:0c.0 claimed" not in p.stdout:
+            self.assertIn("claims: the look at the claimed devices' driver modules failed",
+                          p.stderr)
 
     def test_absent_devices_and_no_claims(self):
         text = self.run_vfiod("--claims-modprobe-conf", "Claim=8086:1572\n")
