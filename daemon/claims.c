@@ -5,13 +5,20 @@
  *
  *  - vfio_select's options go to <modprobe.d>/vfiod.conf, so that the
  *    module starts with the table whenever it is loaded: next, by this
- *    program, or later by anyone; with no claims the file goes.
+ *    program, or later by anyone; with no claims the file goes.  With them
+ *    go a softdep per host driver module of the claimed devices present,
+ *    so that whoever loads that driver loads vfio_select first;
  *  - each claimed PCI function present with no driver and no override
  *    gets the placeholder now, with vfio_select or without it;
  *  - vfio_select is loaded (if installed), which holds the ones added
  *    later, a PF's VFs among them.
  *
  * vfiod proper then assigns what is held (udev.c), as it starts.
+ *
+ * vfiod --claims-modprobe-conf prints that same file, changing nothing: the
+ * initramfs hooks (udev-rules/initramfs-tools, udev-rules/dracut) put it in
+ * the image, where udev's coldplug loads host drivers before any script of
+ * ours could run, so that the softdep alone puts vfio_select first there.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,6 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <systemd/sd-bus.h>
 
 #include "bus-names.h"
@@ -175,6 +183,240 @@ static void load_vfio_select(const char *root)
 		log_info("vfio_select loaded: it holds claimed devices as they are added");
 }
 
+/* What claims_modprobe_conf() gathers, a claimed function present at a time. */
+struct modprobe_conf {
+	struct vfiod_ctx *ctx;
+	FILE *f;
+	char **softdeps; /* the host modules given a softdep so far */
+	size_t n_softdeps;
+};
+
+static bool softdep_has(const struct modprobe_conf *mc, const char *module)
+{
+	for (size_t i = 0; i < mc->n_softdeps; i++)
+		if (streq(mc->softdeps[i], module))
+			return true;
+	return false;
+}
+
+/* A module name, nothing that is modprobe or shell syntax. */
+static bool module_name_ok(const char *s)
+{
+	return s && *s &&
+	       s[strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")] ==
+		       '\0';
+}
+
+/*
+ * NAME's lines: a comment naming it, its host driver modules and the vfio
+ * module it would get (the initramfs hooks read the last), and a softdep
+ * for each host module that is a module and has none yet.  The modules are
+ * libvfiod's own answers (vfiod_show(): "host_modules", "would_get"), as
+ * vfioctl show prints them.
+ */
+static int conf_one(int dirfd, const char *name, const struct claim *c, void *userdata)
+{
+	struct modprobe_conf *mc = userdata;
+	_cleanup_(json_decrefp) json_t *o = NULL;
+	_cleanup_free_ char *json = NULL;
+	json_t *hosts, *e;
+	const char *vfio;
+	char text[32];
+	size_t i;
+	int r;
+
+	(void)dirfd;
+	claim_format(c, text, sizeof(text));
+	r = vfiod_show(mc->ctx, name, &json);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0 || !(o = json_loads(json, 0, NULL))) {
+		log_warning("%s: claimed by %s, but its driver modules cannot be read: %s", name,
+			    text, r < 0 ? vfiod_ctx_get_error(mc->ctx) ?: strerror(-r) : "no JSON");
+		fprintf(mc->f, "# %s claimed by %s: its modules cannot be read\n", name, text);
+		return 0;
+	}
+	hosts = json_object_get(o, "host_modules");
+	vfio = json_string_value(json_object_get(json_object_get(o, "would_get"), "module"));
+	fprintf(mc->f, "# %s claimed by %s: host modules:", name, text);
+	json_array_foreach(hosts, i, e)
+	{
+		const char *m = json_string_value(json_object_get(e, "module"));
+		const char *state = json_string_value(json_object_get(e, "state"));
+
+		if (module_name_ok(m))
+			fprintf(mc->f, " %s%s", m, str_eq(state, "built in") ? " (built in)" : "");
+	}
+	fprintf(mc->f, "%s; vfio module: %s\n", json_array_size(hosts) ? "" : " none",
+		module_name_ok(vfio) ? vfio : "none");
+	json_array_foreach(hosts, i, e)
+	{
+		const char *m = json_string_value(json_object_get(e, "module"));
+		char **v;
+
+		/* A built-in driver binds before any module loads: no softdep helps. */
+		if (!module_name_ok(m) ||
+		    str_eq(json_string_value(json_object_get(e, "state")), "built in") ||
+		    softdep_has(mc, m))
+			continue;
+		v = reallocarray(mc->softdeps, mc->n_softdeps + 1, sizeof(char *));
+		if (!v)
+			return -ENOMEM;
+		mc->softdeps = v;
+		if (!(v[mc->n_softdeps] = strdup(m)))
+			return -ENOMEM;
+		mc->n_softdeps++;
+		fprintf(mc->f, "softdep %s pre: vfio_select\n", m);
+	}
+	return 0;
+}
+
+/* conf_one() for each claimed function present, into F; what fails is logged. */
+static int claimed_lines(const struct config *cfg, struct vfiod_ctx *ctx, FILE *f)
+{
+	struct modprobe_conf mc = {.ctx = ctx, .f = f};
+	int r;
+
+	/* No PCI functions to read (logged): vfio_select's options still hold later ones. */
+	r = for_each_claimed(cfg->claims, cfg->n_claims, vfiod_ctx_get_sysfs_root(ctx), conf_one,
+			     &mc);
+	for (size_t i = 0; i < mc.n_softdeps; i++)
+		free(mc.softdeps[i]);
+	free(mc.softdeps);
+	return r == -ENOMEM ? r : 0;
+}
+
+/*
+ * claimed_lines() in a child process, its text appended to F.  It reads
+ * each claimed device in full through libvfiod; should that die (libpci has
+ * been seen to, on an ID pci.ids lacks), the boot's claims must not die with
+ * it: the options are kept, without the softdeps.
+ */
+static int claimed_lines_apart(const struct config *cfg, struct vfiod_ctx *ctx, FILE *f)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_fclose_ FILE *in = NULL;
+	size_t size = 0, n;
+	char buf[4096];
+	FILE *out;
+	int p[2], status;
+	pid_t pid;
+
+	fflush(NULL);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return negative_errno();
+	pid = fork();
+	if (pid < 0) {
+		int r = negative_errno();
+
+		close(p[0]);
+		close(p[1]);
+		return r;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		out = fdopen(p[1], "w");
+		_exit(!out || claimed_lines(cfg, ctx, out) < 0 || fclose(out) != 0);
+	}
+	close(p[1]);
+	in = fdopen(p[0], "r");
+	out = open_memstream(&text, &size);
+	if (!in || !out) {
+		if (!in)
+			close(p[0]);
+		if (out)
+			fclose(out);
+		(void)waitpid(pid, NULL, 0);
+		return -ENOMEM;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		fwrite(buf, 1, n, out);
+	if (fclose(out) != 0)
+		return -ENOMEM;
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		log_warning("claims: the look at the claimed devices' driver modules failed (%s "
+			    "%d): no softdep for them, vfio_select's options only",
+			    WIFSIGNALED(status) ? "signal" : "status",
+			    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+		return 0;
+	}
+	fputs(text, f);
+	return 0;
+}
+
+/*
+ * The modprobe configuration of CFG's claims, as --apply-claims writes it
+ * and --claims-modprobe-conf prints it: vfio_select's options, then each
+ * claimed PCI function present (conf_one()).  "" with no claims.
+ */
+static int claims_modprobe_conf(const struct config *cfg, struct vfiod_ctx *ctx, char **ret)
+{
+	_cleanup_free_ char *table = NULL, *text = NULL;
+	size_t size = 0;
+	FILE *f;
+	int r;
+
+	if (!cfg->n_claims) {
+		*ret = strdup("");
+		return *ret ? 0 : -ENOMEM;
+	}
+	table = claims_format(cfg->claims, cfg->n_claims);
+	f = open_memstream(&text, &size);
+	if (!table || !f) {
+		if (f)
+			fclose(f);
+		return -ENOMEM;
+	}
+	fprintf(f,
+		"# Made by vfiod from Claim= in vfiod.conf (vfiod --apply-claims at boot,\n"
+		"# vfiod --claims-modprobe-conf for the initramfs); see vfiod.conf(5) and\n"
+		"# vfio_select(4).  Each claimed PCI function present: its host driver\n"
+		"# modules, each loading vfio_select first, and the vfio module it would get.\n"
+		"options vfio_select claim=%s\n",
+		table);
+	r = claimed_lines_apart(cfg, ctx, f);
+	if (fclose(f) != 0)
+		r = -ENOMEM;
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(text);
+	return 0;
+}
+
+/* The claims' configuration, the context to read devices with; logged. */
+static int claims_load(struct config *cfg, struct vfiod_ctx **ctx)
+{
+	int r = config_load(cfg);
+
+	if (r >= 0)
+		r = vfiod_ctx_new(ctx);
+	if (r < 0) {
+		config_done(cfg);
+		return log_error_errno(r, "cannot start: %m");
+	}
+	return 0;
+}
+
+int claims_print_modprobe_conf(void)
+{
+	_cleanup_free_ char *text = NULL;
+	struct vfiod_ctx *ctx = NULL;
+	struct config cfg = {};
+	int r;
+
+	r = claims_load(&cfg, &ctx);
+	if (r < 0)
+		return r;
+	r = claims_modprobe_conf(&cfg, ctx, &text);
+	if (r < 0)
+		log_error_errno(r, "cannot make the claims' modprobe configuration: %m");
+	else if (fputs(text, stdout) == EOF || fflush(stdout) != 0)
+		r = log_error_errno(negative_errno(), "cannot write to standard output: %m");
+	vfiod_ctx_unref(ctx);
+	config_done(&cfg);
+	return r;
+}
+
 int claims_apply_early(void)
 {
 	_cleanup_free_ char *dir = dir_from_env(VFIOD_ENV_MODPROBE_DIR, VFIOD_DEFAULT_MODPROBE_DIR);
@@ -183,24 +425,19 @@ int claims_apply_early(void)
 	struct config cfg = {};
 	int r, n;
 
-	r = config_load(&cfg);
-	if (r >= 0)
-		r = vfiod_ctx_new(&ctx);
-	if (r < 0 || !dir) {
-		config_done(&cfg);
-		return log_error_errno(r < 0 ? r : -ENOMEM, "cannot start: %m");
-	}
+	if (!dir)
+		return log_error_errno(-ENOMEM, "cannot start: %m");
+	r = claims_load(&cfg, &ctx);
+	if (r < 0)
+		return r;
 	if (!cfg.n_claims) {
 		r = remove_file_durable(dir, MODPROBE_FILE);
 		goto out;
 	}
 	table = claims_format(cfg.claims, cfg.n_claims);
-	if (!table || asprintf(&text,
-			       "# Written by vfiod --apply-claims from Claim= in vfiod.conf at boot;\n"
-			       "# see vfiod.conf(5) and vfio_select(4).\n"
-			       "options vfio_select claim=%s\n",
-			       table) < 0) {
-		r = -ENOMEM;
+	r = table ? claims_modprobe_conf(&cfg, ctx, &text) : -ENOMEM;
+	if (r < 0) {
+		log_error_errno(r, "cannot make the claims' modprobe configuration: %m");
 		goto out;
 	}
 	r = write_file_atomic(dir, MODPROBE_FILE, text);

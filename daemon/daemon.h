@@ -179,6 +179,8 @@ void manager_check_exit(struct manager *m);
 
 /* claims.c: vfiod --apply-claims, early in boot (vfiod.conf(5), Claim=). */
 int claims_apply_early(void);
+/* vfiod --claims-modprobe-conf: what --apply-claims writes to modprobe.d, on stdout. */
+int claims_print_modprobe_conf(void);
 /*
  * In a task: with PUSH, vfio_select gets Claim='s table; the claimed PCI
  * functions present are queued for assignment (udev_claimed_present()).

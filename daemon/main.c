@@ -17,6 +17,9 @@ static void help(void)
 	       "      --apply-claims\n"
 	       "                   hold what Claim= names from host drivers, early in boot\n"
 	       "                   (vfiod-claims.service), and exit\n"
+	       "      --claims-modprobe-conf\n"
+	       "                   print the modprobe configuration --apply-claims writes\n"
+	       "                   (for the initramfs), change nothing, and exit\n"
 	       "  -V, --version    print the version\n"
 	       "  -h, --help       print this help\n\n"
 	       "See vfiod(8) and org.vfiod1(5).\n");
@@ -26,11 +29,12 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {{"debug", no_argument, NULL, 'd'},
 						 {"apply-claims", no_argument, NULL, 'C'},
+						 {"claims-modprobe-conf", no_argument, NULL, 'M'},
 						 {"version", no_argument, NULL, 'V'},
 						 {"help", no_argument, NULL, 'h'},
 						 {}};
 	struct manager *m = NULL;
-	bool apply_claims = false;
+	bool apply_claims = false, modprobe_conf = false;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "dVh", longopts, NULL)) >= 0) {
@@ -40,6 +44,9 @@ int main(int argc, char **argv)
 			break;
 		case 'C':
 			apply_claims = true;
+			break;
+		case 'M':
+			modprobe_conf = true;
 			break;
 		case 'V':
 			printf("vfiod %s\n", vfiod_version());
@@ -56,7 +63,15 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	if (apply_claims && modprobe_conf) {
+		fprintf(stderr, "vfiod: --apply-claims and --claims-modprobe-conf exclude each "
+				"other\n");
+		return 2;
+	}
+
 	log_open();
+	if (modprobe_conf)
+		return claims_print_modprobe_conf() < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 	if (apply_claims)
 		return claims_apply_early() < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 	r = manager_new(&m);

@@ -26,6 +26,10 @@ PACKAGES=(
 	libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
 	# podman runs a container with a device named by vfiod's CDI spec (tests/vm/case-cdi.sh)
 	podman crun conmon
+	# Claim= in the initramfs (tests/vm/case-initramfs.sh): Debian's mkinitramfs, lsinitramfs
+	# and unmkinitramfs, and dracut's tools beside them (dracut-core does not replace
+	# initramfs-tools, as dracut would); zstd is initramfs-tools' default compressor
+	initramfs-tools dracut-core zstd
 	# the kernel lint (tests/kernel-lint.sh): sparse on kernel/, beside checkpatch.pl
 	sparse
 	# the benchmarks (tests/bench): the baseline the VM figures compare with

@@ -102,7 +102,11 @@ has "$VFIOD" /usr/bin/vfioctl /usr/libexec/vfiod /etc/vfiod/vfiod.conf \
 	/usr/share/polkit-1/actions/org.vfiod1.policy \
 	/usr/share/polkit-1/rules.d/60-vfiod.rules /usr/lib/sysusers.d/vfiod.conf \
 	/usr/lib/tmpfiles.d/vfiod.conf \
-	"$COMPLETIONSDIR/vfioctl"
+	"$COMPLETIONSDIR/vfioctl" \
+	/usr/share/initramfs-tools/hooks/vfiod /usr/lib/dracut/modules.d/90vfiod/module-setup.sh
+# Claim= in the initramfs: the images are made again when the hook comes or changes.
+check "vfiod activates the update-initramfs trigger" sh -c \
+	"dpkg-deb -I '$VFIOD' triggers | grep -qx 'activate-noawait update-initramfs'"
 # Every page of man/ in some package, compressed, in its section.
 for page in "$SRC"/man/*.[1-9]; do
 	name=$(basename "$page")

@@ -985,8 +985,9 @@ class TestApplyClaims(Base):
         self.etc = os.path.join(self.tmp, "etc")
         self.modprobe_d = os.path.join(self.tmp, "run-modprobe.d")
         os.makedirs(self.etc)
+        # 0a.0: another ID that pci.ids has (see test_a_failed_look_costs_only_the_softdeps).
         for name, dev in (("0000:00:08.0", 0x0010), ("0000:00:09.0", 0x0010),
-                          ("0000:00:0a.0", 0x0011)):
+                          ("0000:00:0a.0", 0x000d)):
             self.sys.pci(name, 0x1b36, dev, group=20)
         self.sys._write("devices/pci0000:00/0000:00:09.0/driver_override", "vfio-pci\n")
 
@@ -1022,6 +1023,85 @@ class TestApplyClaims(Base):
         self.apply("")
         self.assertFalse(os.path.exists(os.path.join(self.modprobe_d, "vfiod.conf")))
         self.assertEqual(self.override("0000:00:08.0"), "vfiod-claim")
+
+
+
+class TestClaimsModprobeConf(Base):
+    """vfiod --claims-modprobe-conf, which the initramfs hooks put in the image: vfio_select's
+    options, one softdep per host driver module of the claimed functions present (none for a
+    built-in one, none for a claim that names nothing present), the vfio module each would
+    get; it changes nothing, and --apply-claims writes the same text."""
+
+    def setUp(self):
+        super().setUp()
+        self.etc = os.path.join(self.tmp, "etc")
+        self.modprobe_d = os.path.join(self.tmp, "run-modprobe.d")
+        os.makedirs(self.etc)
+        self.sys.pci("0000:00:08.0", 0x1b36, 0x0010, group=8)
+        self.standard_modules()
+        self.sys._write("module/nvme/initstate", "live\n")  # a module, loaded
+        # The test device (04.0): a driver built into the kernel.
+        self.mods.add_builtin("pcitest", ["pci:v00001B36d00000005sv*sd*bc*sc*i*"])
+        self.mods.depmod()
+
+    def run_vfiod(self, option, conf):
+        with open(os.path.join(self.etc, "vfiod.conf"), "w") as f:
+            f.write(conf)
+        env = dict(self.env, CONFIGURATION_DIRECTORY=self.etc,
+                   VFIOD_MODPROBE_DIR=self.modprobe_d)
+        p = subprocess.run([os.environ["VFIOD"], option], env=env, capture_output=True,
+                           text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("runtime error", p.stderr)
+        self.assertNotIn("AddressSanitizer", p.stderr)
+        return p.stdout
+
+    def test_softdeps_and_vfio_modules_of_the_claimed_present(self):
+        before = self.sys.snapshot()
+        conf = "Claim=1b36:0010,1b36:0005\nClaim=0000:00:1f.7\n"
+        text = self.run_vfiod("--claims-modprobe-conf", conf)
+        lines = text.splitlines()
+        self.assertTrue(all(line.startswith("# ") for line in lines[:4]), text)
+        self.assertEqual(lines[4], "options vfio_select claim=1b36:0010,1b36:0005,0000:00:1f.7")
+        # nvme once for its two functions; none for the built-in pcitest.
+        self.assertEqual([line for line in lines[5:] if not line.startswith("#")],
+                         ["softdep nvme pre: vfio_select"])
+        for name in (NVME, "0000:00:08.0"):
+            self.assertIn(f"# {name} claimed by 1b36:0010: host modules: nvme; vfio module: "
+                          "vfio_fixture_vdsub\n", text)
+        self.assertIn("# 0000:00:04.0 claimed by 1b36:0005: host modules: pcitest (built in); "
+                      "vfio module: vfio_fixture_other\n", text)
+        self.assertNotIn("1f.7 claimed", text)
+        # Nothing changed: no override, no file.
+        self.assertEqual(before, self.sys.snapshot())
+        self.assertFalse(os.path.exists(self.modprobe_d))
+        # --apply-claims writes that same text.
+        self.run_vfiod("--apply-claims", conf)
+        with open(os.path.join(self.modprobe_d, "vfiod.conf")) as f:
+            self.assertEqual(f.read(), text)
+
+    def test_a_failed_look_costs_only_the_softdeps(self):
+        # An ID pci.ids lacks: libvfiod's name lookup (libpci's hwdb path) has been seen to
+        # die on it.  Whether it does or not, the options are there and vfiod itself exits 0.
+        self.sys.pci("0000:00:0c.0", 0x1b36, 0x0011, group=12)
+        with open(os.path.join(self.etc, "vfiod.conf"), "w") as f:
+            f.write("Claim=1b36:0011\n")
+        env = dict(self.env, CONFIGURATION_DIRECTORY=self.etc, ASAN_OPTIONS="detect_leaks=0")
+        p = subprocess.run([os.environ["VFIOD"], "--claims-modprobe-conf"], env=env,
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("\noptions vfio_select claim=1b36:0011\n", p.stdout)
+        if "0000:00:0c.0 claimed" not in p.stdout:
+            self.assertIn("claims: the look at the claimed devices' driver modules failed",
+                          p.stderr)
+
+    def test_absent_devices_and_no_claims(self):
+        text = self.run_vfiod("--claims-modprobe-conf", "Claim=8086:1572\n")
+        self.assertEqual([line for line in text.splitlines() if not line.startswith("#")],
+                         ["options vfio_select claim=8086:1572"])
+        self.assertEqual(self.run_vfiod("--claims-modprobe-conf", ""), "")
+        self.assertEqual(self.run_vfiod("--claims-modprobe-conf", "Claim=8086:1572\nClaim=\n"),
+                         "")
 
 
 class TestColour(Base):
