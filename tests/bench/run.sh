@@ -3,7 +3,7 @@
 # Run the benchmarks (see README.md). Figures, not pass/fail: each part prints
 # what it measured, side by side, in one run.
 #
-#   tests/bench/run.sh BUILD_DIR [resolve|bulk|footprint|vm|vfs|hotplug|profile|perf|all]...
+#   tests/bench/run.sh BUILD_DIR [resolve|bulk|footprint|vm|vfs|mdev|hotplug|profile|perf|all]...
 #
 # BUILD_DIR is a release build (cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo, no
 # sanitizers) whose BUILD_DIR/vm holds tests/vm/build-modules.sh's module trees.
@@ -72,6 +72,12 @@ vfs() {
 		-- "$HERE/vm-vfs.sh" "$BUILD" "${VF_ROUNDS:-5}" | grep -v '^# vm:\|^\['
 }
 
+mdev() {
+	echo "## in the VM: mdevs of one parent made by 8 concurrent D-Bus clients, against the raw writes"
+	"$HERE/../vm/run.sh" --modroot "$BUILD/vm/modroot" --results "$BUILD/vm/results-mdev" \
+		-- "$HERE/vm-mdev.sh" "$BUILD" "${MDEV_ROUNDS:-5}" | grep -v '^# vm:\|^\['
+}
+
 hotplug() {
 	echo "## in the VM: hot-added marked nvme to bound to vfio (vm-hotplug's figures, this build)"
 	local rp="" i
@@ -92,9 +98,9 @@ perf_profile() {
 
 for part in "$@"; do
 	case $part in
-	resolve | bulk | footprint | vm | vfs | profile | hotplug) $part ;;
+	resolve | bulk | footprint | vm | vfs | mdev | profile | hotplug) $part ;;
 	perf) perf_profile ;;
-	all) resolve; bulk; footprint; vm; vfs; hotplug ;;
+	all) resolve; bulk; footprint; vm; vfs; mdev; hotplug ;;
 	*) echo "run.sh: unknown part '$part'" >&2; exit 2 ;;
 	esac
 done
