@@ -243,8 +243,13 @@ static int conf_one(int dirfd, const char *name, const struct claim *c, void *us
 	{
 		const char *m = json_string_value(json_object_get(e, "module"));
 		const char *state = json_string_value(json_object_get(e, "state"));
+		bool seen = false;
 
-		if (module_name_ok(m))
+		/* A module whose aliases match twice (by IDs and by class) is listed twice. */
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = str_eq(m, json_string_value(json_object_get(json_array_get(hosts, j),
+									   "module")));
+		if (module_name_ok(m) && !seen)
 			fprintf(mc->f, " %s%s", m, str_eq(state, "built in") ? " (built in)" : "");
 	}
 	fprintf(mc->f, "%s; vfio module: %s\n", json_array_size(hosts) ? "" : " none",
