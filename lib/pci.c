@@ -60,7 +60,10 @@ static const char WAIT_ANY_DRIVER[] = "";
 /*
  * The bind is synchronous for drivers_probe, but a driver may defer its
  * probe; give it a bounded moment before calling the bind failed.  WANT
- * NULL: any driver, a short moment only (the device may stay unbound).
+ * NULL: what is bound now, without waiting.  The device had no driver
+ * before, so staying unbound is the right outcome, and the usual one: a VF
+ * whose PF probes no VFs (sriov_drivers_autoprobe 0) is never probed.  The
+ * 100 ms this once waited for such a driver were most of a VF's release.
  */
 static int wait_driver(struct vfiod_device *dev, const char *want)
 {
@@ -74,7 +77,7 @@ static int wait_driver(struct vfiod_device *dev, const char *want)
 			return r;
 		if (named ? dev->driver && streq(dev->driver, want) : dev->driver != NULL)
 			return 0;
-		if (!want && i >= 10)
+		if (!want)
 			break;
 		nanosleep(&tick, NULL);
 	}
