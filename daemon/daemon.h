@@ -74,7 +74,8 @@ struct job {
 	char *syspath;
 	char *name;
 	char *kind;
-	char *key; /* jobs with the same key (the same hardware) run one at a time */
+	char *key; /* jobs with the same key (the same hardware) run one at a time, */
+	bool key_shared; /* but for those that share it, of different devices */
 	int iommu_group;
 	json_t *target; /* {name, kind, options, undo}: what a definition of it keeps */
 	/* Event loop only. */

@@ -5,7 +5,9 @@
  * (what it acts on is read in a thread, never on the event loop); its key
  * is then that of the hardware it changes (the IOMMU group of the PCI
  * function it is, or is on or under).  Jobs with the same key run one after
- * the other, in order of arrival; so do the jobs of one caller, and the
+ * the other, in order of arrival (jobs that share it and name different
+ * devices run beside each other: the mdevs of one parent, which the kernel
+ * makes side by side); so do the jobs of one caller, and the
  * daemon's own, while an earlier one is still being resolved; others run in
  * parallel, each in a thread of its own.  The event loop arms a timer per
  * running job: when it fires the caller gets org.vfiod1.Error.Timeout, the
@@ -151,6 +153,18 @@ static struct job *running_with_key(struct manager *m, const char *key)
 }
 
 /*
+ * Whether resolved A and B must not run at once: the same hardware, unless
+ * both share its key (the kernel orders them itself) and name different
+ * devices.
+ */
+static bool job_conflicts(const struct job *a, const struct job *b)
+{
+	if (!streq(a->key, b->key))
+		return false;
+	return !(a->key_shared && b->key_shared && !str_eq_or_null(a->name, b->name));
+}
+
+/*
  * A job that will not run: the caller is answered, the daemon's own work
  * logged with a failed event.
  */
@@ -230,6 +244,7 @@ static int job_take_op(struct job *j)
 		r = set_str(&j->key, j->journal_key ?: vfiod_op_get_key(op));
 	if (r < 0)
 		return r;
+	j->key_shared = !j->journal_key && vfiod_op_get_key_shared(op) > 0;
 	j->iommu_group = vfiod_op_get_iommu_group(op);
 	json_decref(j->target);
 	j->target = json_pack("{s:s, s:s, s:o, s:o}", "name", j->name, "kind", j->kind, "options",
@@ -451,19 +466,23 @@ void jobs_schedule(struct manager *m)
 		if (j->running || !j->resolved)
 			continue;
 		/*
-		 * Behind earlier work on the same hardware; and behind an earlier
-		 * job of the same caller (or of the daemon) still being resolved,
-		 * whose key is not known yet: one caller's calls keep their order.
+		 * Behind earlier work on the same hardware (beside it when both
+		 * share the key, but never ahead of one still waiting); and behind
+		 * an earlier job of the same caller (or of the daemon) still being
+		 * resolved, whose key is not known yet: one caller's calls keep
+		 * their order.
 		 */
 		for (struct job *k = m->jobs; k != j; k = k->next)
-			if (k->resolved ? streq(k->key, j->key) : str_eq_or_null(k->sender, j->sender))
+			if (k->resolved ? (streq(k->key, j->key) && !k->running) || job_conflicts(k, j)
+					: str_eq_or_null(k->sender, j->sender))
 				earlier = true;
 		/*
 		 * A later arrival may be running already on that hardware: it was
 		 * resolved and authorized first (polkit answers in any order).
 		 */
-		if (!earlier && running_with_key(m, j->key))
-			earlier = true;
+		for (struct job *k = j->next; k && !earlier; k = k->next)
+			if (k->running && job_conflicts(k, j))
+				earlier = true;
 		if (earlier)
 			continue;
 		JOB_LOG_CONTEXT(j);

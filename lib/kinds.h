@@ -25,6 +25,8 @@ struct target {
 			    parent, the PF, the vdpa management device; NULL when none */
 	char *name;	 /* name of the device made or given back (BDF, UUID, vdpa name, ...) */
 	char *key;	 /* operations with equal keys run one after the other */
+	bool key_shared; /* ... unless both say so and name different devices: the kernel
+			    serialises them itself (mdev creates and removes of one parent) */
 	int iommu_group; /* -1 when none or not known yet */
 };
 

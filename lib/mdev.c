@@ -726,12 +726,19 @@ static int opts_uuid(struct vfiod_ctx *ctx, json_t *opts, bool generate, char ou
 	return r < 0 ? vfiod_error(ctx, r, "cannot generate a UUID: %s", strerror(-r)) : 0;
 }
 
-/* The parent's hardware; a parent that is no PCI function (a sample driver's) by its path. */
+/*
+ * The parent's hardware; a parent that is no PCI function (a sample driver's)
+ * by its path.  Shared: the kernel makes and removes one parent's mdevs side
+ * by side (mdev_device_create() holds the mdev list lock only to check the
+ * UUID and count the instance, and the parent's unregistration lock for
+ * reading), so only what changes the parent itself needs the key alone.
+ */
 static int set_key(struct vfiod_ctx *ctx, struct target *t, const char *parent)
 {
 	_cleanup_free_ char *fallback = NULL;
 	int r;
 
+	t->key_shared = true;
 	if (asprintf(&fallback, "mdev:%s", parent) < 0)
 		return -ENOMEM;
 	r = hardware_key(ctx, parent, &t->key);

@@ -205,8 +205,9 @@ static json_t *undo_json(const struct kind *k, const struct target *t, json_t *o
 static json_t *target_json(const struct kind *k, const struct target *t, json_t *opts,
 			   bool destroy)
 {
-	return json_pack("{s:s, s:s?, s:s?, s:s?, s:i, s:O, s:o}", "kind", t->kind, "device",
-			 t->device, "name", t->name, "key", t->key, "iommu_group", t->iommu_group,
+	return json_pack("{s:s, s:s?, s:s?, s:s?, s:b, s:i, s:O, s:o}", "kind", t->kind, "device",
+			 t->device, "name", t->name, "key", t->key, "key_shared", t->key_shared,
+			 "iommu_group", t->iommu_group,
 			 "options", opts, "undo", destroy ? json_null() : undo_json(k, t, opts));
 }
 
@@ -302,6 +303,11 @@ _public_ const char *vfiod_op_get_name(struct vfiod_op *op)
 _public_ const char *vfiod_op_get_key(struct vfiod_op *op)
 {
 	return op->t.key ? op->t.key : vfiod_op_get_name(op);
+}
+
+_public_ int vfiod_op_get_key_shared(struct vfiod_op *op)
+{
+	return op->t.key_shared;
 }
 
 _public_ int vfiod_op_get_iommu_group(struct vfiod_op *op)

@@ -141,8 +141,9 @@ int vfiod_create(struct vfiod_ctx *ctx, const char *path, const char *options, c
 int vfiod_destroy(struct vfiod_ctx *ctx, const char *path, const char *options, char **ret);
 /*
  * What vfiod_create() (or, with DESTROY, vfiod_destroy()) would act on,
- * without acting: {"kind", "device", "name", "key", "iommu_group",
- * "options"}; operations with equal "key" must not run at once.  "options"
+ * without acting: {"kind", "device", "name", "key", "key_shared", "iommu_group",
+ * "options"}; operations with equal "key" must not run at once, but for
+ * those with "key_shared" and different names.  "options"
  * is OPTIONS completed (a generated mdev UUID, say); pass it to the call.
  */
 int vfiod_target(struct vfiod_ctx *ctx, const char *path, const char *options, bool destroy,
@@ -158,7 +159,8 @@ int vfiod_target(struct vfiod_ctx *ctx, const char *path, const char *options, b
  * hardware the operation changes: the IOMMU group of the PCI function the
  * device is, or is on or under (a VF's PF, an mdev's parent, a
  * subfunction's PF, a vdpa device's parent function), so that operations
- * with equal keys never run at once.  The op holds a reference on CTX.
+ * with equal keys never run at once, but for those whose key is shared.
+ * The op holds a reference on CTX.
  */
 struct vfiod_op;
 #define VFIOD_OP_DESTROY (1u << 0)
@@ -173,6 +175,13 @@ const char *vfiod_op_get_device(struct vfiod_op *op);
 /* The name of what is made or given back (BDF, UUID, vdpa name, ...). */
 const char *vfiod_op_get_name(struct vfiod_op *op);
 const char *vfiod_op_get_key(struct vfiod_op *op);
+/*
+ * 1 when the operation may run beside others of its key that share it too,
+ * as long as they name different devices: the kernel serialises them itself
+ * (the creates and removes of one mdev parent's mdevs); 0 when it needs its
+ * key alone (anything that changes the hardware itself).
+ */
+int vfiod_op_get_key_shared(struct vfiod_op *op);
 int vfiod_op_get_iommu_group(struct vfiod_op *op);
 /* The options, completed (a generated mdev UUID, say), as a JSON object. */
 int vfiod_op_get_options(struct vfiod_op *op, char **ret);

@@ -1093,6 +1093,59 @@ class TestDeviceLock(Base):
         self.destroy(AP)
         self.assertEqual(self.driver_of(AP), "ahci")
 
+    def test_mdev_creates_of_one_parent_run_beside_each_other_and_its_assign_waits(self):
+        # The type's create blocks its writers in open(2), as the kernel's would while it
+        # makes the mdev: a FIFO nobody reads yet.
+        create = os.path.join(self.sys.root, "devices/pci0000:00", AP,
+                              "mdev_supported_types", AP_TYPE, "create")
+        os.unlink(create)
+        os.mkfifo(create, 0o600)
+        uuids = [U_AP, "83b8f4f2-509f-382f-3c1e-e6bfe0fa1004"]
+        creates = [call_async(self.bus.address, "Create", AP, {"type": AP_TYPE, "uuid": u})
+                   for u in uuids]
+        self.bus.wait_for(lambda: [o["state"] for o in self.describe()["operations"]] ==
+                          ["running", "running"], what="both creates running")
+        # A second create of a UUID already in the kernel's hands waits for the first.
+        again = call_async(self.bus.address, "Create", AP, {"type": AP_TYPE, "uuid": U_AP})
+        self.bus.wait_for(lambda: len(self.describe()["operations"]) == 3, what="the third")
+        # The parent's own assign changes what both act on: it waits for them.
+        assign = call_async(self.bus.address, "Create", AP, {})
+        self.bus.wait_for(lambda: len(self.describe()["operations"]) == 4, what="all four")
+        time.sleep(0.5)
+        ops = self.describe()["operations"]
+        self.assertEqual([(o["kind"], o["state"], o["key"]) for o in ops],
+                         [("mdev", "running", "group:5")] * 2 +
+                         [("mdev", "queued", "group:5"), ("pci", "queued", "group:5")], ops)
+        self.assertEqual(self.driver_of(AP), "ahci")
+        # The kernel takes both writes; nothing appears in the fixture, so both fail after.
+        fd = os.open(create, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            got = ""
+            for p in creates:
+                self.assertIn("error", outcome(p))
+            while True:
+                try:
+                    chunk = os.read(fd, 4096).decode()
+                except BlockingIOError:
+                    chunk = ""
+                if not chunk:
+                    break
+                got += chunk
+            # Written as one 36-byte UUID each; the waiting create of U_AP ran after the
+            # first of U_AP ended, and may have written already.
+            writes = [got[i:i + 36] for i in range(0, len(got), 36)]
+            self.assertEqual(sorted(writes[:2]), sorted(uuids), got)
+            self.assertIn(writes[2:], ([], [U_AP]), got)
+            self.assertIn("error", outcome(again))
+        finally:
+            os.close(fd)
+        first = outcome(assign)
+        self.assertIn("reply", first, first)
+        self.assertEqual(self.driver_of(AP), "vfio-fixture-other")
+        self.idle()
+        self.destroy(AP)
+        self.assertEqual(self.driver_of(AP), "ahci")
+
 
 class TestWarm(Base):
     """vfiod keeps its contexts warm: what changes on disk while it runs is seen at once."""
