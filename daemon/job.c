@@ -144,10 +144,11 @@ static void job_get_step(struct job *j, char *buf, size_t size)
 	pthread_mutex_unlock(&j->lock);
 }
 
-static struct job *running_with_key(struct manager *m, const char *key)
+/* A job of KEY that timed out and is still in the kernel (one of several sharing KEY). */
+static struct job *timed_out_with_key(struct manager *m, const char *key)
 {
 	for (struct job *j = m->jobs; j; j = j->next)
-		if (j->running && streq(j->key, key))
+		if (j->running && j->timed_out && streq(j->key, key))
 			return j;
 	return NULL;
 }
@@ -351,8 +352,8 @@ static void job_enqueued(struct manager *m, sd_bus_message *msg, void *userdata,
 		job_free(j);
 		return;
 	}
-	blocking = running_with_key(m, j->key);
-	if (blocking && blocking->timed_out) {
+	blocking = timed_out_with_key(m, j->key);
+	if (blocking) {
 		job_get_step(blocking, step, sizeof(step));
 		sd_bus_error_setf(&error, VFIOD_ERROR_BUSY,
 				  "%s: an earlier %s of %s timed out and is still blocked in "
