@@ -54,31 +54,22 @@ static int unbind(struct vfiod_device *dev)
 	return r == -ENOENT ? 0 : r; /* no driver: nothing to unbind */
 }
 
-/* wait_driver()'s WANT for any driver, waited for as long as a named one. */
-static const char WAIT_ANY_DRIVER[] = "";
-
 /*
  * The bind is synchronous for drivers_probe, but a driver may defer its
  * probe; give it a bounded moment before calling the bind failed.  WANT
- * NULL: what is bound now, without waiting.  The device had no driver
- * before, so staying unbound is the right outcome, and the usual one: a VF
- * whose PF probes no VFs (sriov_drivers_autoprobe 0) is never probed.  The
- * 100 ms this once waited for such a driver were most of a VF's release.
+ * NULL: any driver.
  */
 static int wait_driver(struct vfiod_device *dev, const char *want)
 {
 	const struct timespec tick = { 0, 10 * 1000 * 1000 };
-	bool named = want && want != WAIT_ANY_DRIVER;
 	int r;
 
 	for (int i = 0; i < 200; i++) {
 		r = device_refresh(dev);
 		if (r < 0)
 			return r;
-		if (named ? dev->driver && streq(dev->driver, want) : dev->driver != NULL)
+		if (want ? dev->driver && streq(dev->driver, want) : dev->driver != NULL)
 			return 0;
-		if (!want)
-			break;
 		nanosleep(&tick, NULL);
 	}
 	return -ENXIO;
@@ -785,19 +776,25 @@ int pci_release(struct vfiod_device *dev, unsigned int flags, json_t **ret)
 	if (r >= 0)
 		r = vfiod_step(ctx, OP_RELEASE, dev->name, "verify");
 	if (r >= 0 && have_rec && rec.claimed) {
-		r = wait_driver(dev, WAIT_ANY_DRIVER);
+		r = wait_driver(dev, NULL);
 		if (r < 0)
 			vfiod_log(ctx, LOG_NOTICE, "%s: claimed before any host driver, and no "
 				  "host driver took it now either", dev->syspath);
 		r = 0;
-	} else if (r >= 0) {
-		r = wait_driver(dev, have_rec ? rec.previous_driver : NULL);
-		if (r < 0 && have_rec && rec.previous_driver)
+	} else if (r >= 0 && have_rec && rec.previous_driver) {
+		r = wait_driver(dev, rec.previous_driver);
+		if (r < 0)
 			r = vfiod_error(ctx, -EIO, "%s: released, but %s did not bind again (now %s)",
 					dev->syspath, rec.previous_driver,
 					dev->driver ? dev->driver : "unbound");
-		else
-			r = 0;
+	} else if (r >= 0) {
+		/*
+		 * It had no driver before: staying unbound is the right outcome,
+		 * and the usual one (a VF whose PF probes no VFs is never probed),
+		 * so nothing is waited for; what is bound now is reported.  A
+		 * 100 ms wait here once was most of a VF's release.
+		 */
+		(void)device_refresh(dev);
 	}
 	if (r >= 0 && have_rec)
 		(void)record_remove(ctx, dev->name);
