@@ -165,6 +165,12 @@ static bool job_conflicts(const struct job *a, const struct job *b)
 	return !(a->key_shared && b->key_shared && !str_eq_or_null(a->name, b->name));
 }
 
+/* Whether K, resolved and ahead of J, keeps J waiting: J never overtakes work on its hardware. */
+static bool job_holds_back(const struct job *k, const struct job *j)
+{
+	return streq(k->key, j->key) && (!k->running || job_conflicts(k, j));
+}
+
 /*
  * A job that will not run: the caller is answered, the daemon's own work
  * logged with a failed event.
@@ -474,8 +480,7 @@ void jobs_schedule(struct manager *m)
 		 * their order.
 		 */
 		for (struct job *k = m->jobs; k != j; k = k->next)
-			if (k->resolved ? (streq(k->key, j->key) && !k->running) || job_conflicts(k, j)
-					: str_eq_or_null(k->sender, j->sender))
+			if (k->resolved ? job_holds_back(k, j) : str_eq_or_null(k->sender, j->sender))
 				earlier = true;
 		/*
 		 * A later arrival may be running already on that hardware: it was
