@@ -112,6 +112,8 @@ _public_ struct vfiod_ctx *vfiod_ctx_ref(struct vfiod_ctx *ctx)
 	return ctx;
 }
 
+static void kmod_watch_stop(struct vfiod_ctx *ctx);
+
 _public_ struct vfiod_ctx *vfiod_ctx_unref(struct vfiod_ctx *ctx)
 {
 	if (!ctx || --ctx->n_ref > 0)
@@ -119,7 +121,7 @@ _public_ struct vfiod_ctx *vfiod_ctx_unref(struct vfiod_ctx *ctx)
 	aliases_drop(ctx);
 	if (ctx->kmod)
 		sym_kmod_unref(ctx->kmod);
-	closep(&ctx->kmod_watch);
+	kmod_watch_stop(ctx);
 	if (ctx->kernel)
 		vfiod_kernel_close(ctx->kernel);
 	free(ctx->sysfs_root);
@@ -237,17 +239,40 @@ static const char *const kmod_default_config[] = {
 	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB |       \
 	 IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF)
 
-static int kmod_watch_add(int fd, const char *path)
+static void kmod_watch_stop(struct vfiod_ctx *ctx)
+{
+	closep(&ctx->kmod_watch);
+	for (size_t i = 0; i < ctx->n_kmod_watches; i++)
+		free(ctx->kmod_watches[i].child);
+	ctx->n_kmod_watches = 0;
+}
+
+/*
+ * PATH, or its parent while PATH does not exist.  A parent such as /run
+ * sees every file made or changed beside the missing /run/modprobe.d:
+ * only events naming that child count (kmod_watch_counts()).  More paths
+ * than there are slots: no watch, and every revalidation looks in full.
+ */
+static int kmod_watch_add(struct vfiod_ctx *ctx, int fd, const char *path)
 {
 	_cleanup_free_ char *parent = NULL;
-	char *slash;
+	char *slash, *child = NULL;
+	int wd;
 
-	if (inotify_add_watch(fd, path, KMOD_WATCH_MASK) >= 0)
-		return 0;
-	if (errno != ENOENT || !(parent = strdup(path)) || !(slash = strrchr(parent, '/')))
+	if (ctx->n_kmod_watches >= ARRAY_SIZE(ctx->kmod_watches))
 		return -1;
-	*slash = '\0';
-	return inotify_add_watch(fd, *parent ? parent : "/", KMOD_WATCH_MASK) >= 0 ? 0 : -1;
+	wd = inotify_add_watch(fd, path, KMOD_WATCH_MASK);
+	if (wd < 0) {
+		if (errno != ENOENT || !(parent = strdup(path)) || !(slash = strrchr(parent, '/')))
+			return -1;
+		*slash = '\0';
+		wd = inotify_add_watch(fd, *parent ? parent : "/", KMOD_WATCH_MASK);
+		if (wd < 0 || !(child = strdup(slash + 1)))
+			return -1;
+	}
+	ctx->kmod_watches[ctx->n_kmod_watches].wd = wd;
+	ctx->kmod_watches[ctx->n_kmod_watches++].child = child;
+	return 0;
 }
 
 static void kmod_watch_start(struct vfiod_ctx *ctx, const char *modules_dir)
@@ -256,34 +281,76 @@ static void kmod_watch_start(struct vfiod_ctx *ctx, const char *modules_dir)
 							 : kmod_default_config;
 	int fd;
 
-	closep(&ctx->kmod_watch);
+	kmod_watch_stop(ctx);
 	fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (fd < 0)
 		return;
-	if (kmod_watch_add(fd, modules_dir) < 0) {
-		close(fd);
+	ctx->kmod_watch = fd;
+	if (kmod_watch_add(ctx, fd, modules_dir) < 0) {
+		kmod_watch_stop(ctx);
 		return;
 	}
 	for (size_t i = 0; config[i]; i++)
-		if (kmod_watch_add(fd, config[i]) < 0) {
-			close(fd);
+		if (kmod_watch_add(ctx, fd, config[i]) < 0) {
+			kmod_watch_stop(ctx);
 			return;
 		}
-	ctx->kmod_watch = fd;
 }
 
-/* Nothing libkmod reads has changed since the watch began (events are drained). */
-static bool kmod_watch_quiet(struct vfiod_ctx *ctx)
+enum kmod_watch_seen {
+	KMOD_WATCH_QUIET,
+	KMOD_WATCH_CHANGED,  /* something libkmod read may have changed: validate */
+	KMOD_WATCH_APPEARED, /* a path missing at kmod_new(): libkmod never looked at it */
+};
+
+static enum kmod_watch_seen seen_max(enum kmod_watch_seen a, enum kmod_watch_seen b)
+{
+	return a > b ? a : b;
+}
+
+/*
+ * What EV means for libkmod's files: anything in a watched path counts; in
+ * a parent, only what names the missing child; a lost event or watch does.
+ * inotify gives one watch to a path added twice, so a watch may serve
+ * several paths.
+ */
+static enum kmod_watch_seen kmod_watch_event(const struct vfiod_ctx *ctx,
+					     const struct inotify_event *ev)
+{
+	enum kmod_watch_seen seen = KMOD_WATCH_QUIET;
+
+	if (ev->mask & (IN_Q_OVERFLOW | IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))
+		return KMOD_WATCH_CHANGED;
+	for (size_t i = 0; i < ctx->n_kmod_watches; i++) {
+		const char *child = ctx->kmod_watches[i].child;
+
+		if (ctx->kmod_watches[i].wd != ev->wd)
+			continue;
+		if (!child)
+			seen = seen_max(seen, KMOD_WATCH_CHANGED);
+		else if (ev->len && streq(ev->name, child))
+			return KMOD_WATCH_APPEARED;
+	}
+	return seen;
+}
+
+/* What changed since the watch began; the events are drained. */
+static enum kmod_watch_seen kmod_watch_read(struct vfiod_ctx *ctx)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	bool quiet = true;
+	enum kmod_watch_seen seen = KMOD_WATCH_QUIET;
 	ssize_t n;
 
 	if (ctx->kmod_watch < 0)
-		return false;
+		return KMOD_WATCH_CHANGED;
 	while ((n = read(ctx->kmod_watch, buf, sizeof(buf))) > 0)
-		quiet = false;
-	return quiet && n < 0 && errno == EAGAIN;
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+
+			seen = seen_max(seen, kmod_watch_event(ctx, ev));
+			p += sizeof(*ev) + ev->len;
+		}
+	return n < 0 && errno == EAGAIN ? seen : seen_max(seen, KMOD_WATCH_CHANGED);
 }
 
 static const char *kmod_modules_dir(struct vfiod_ctx *ctx, char *buf, size_t size)
@@ -336,18 +403,23 @@ static unsigned long long kernel_stamp(void)
 
 _public_ int vfiod_ctx_revalidate(struct vfiod_ctx *ctx)
 {
+	enum kmod_watch_seen seen;
+
 	ctx->error[0] = '\0';
-	if (ctx->kmod && !kmod_watch_quiet(ctx)) {
+	if (ctx->kmod && (seen = kmod_watch_read(ctx)) != KMOD_WATCH_QUIET) {
 		char buf[PATH_MAX];
 		const char *dir = kmod_modules_dir(ctx, buf, sizeof(buf));
 
+		vfiod_log(ctx, LOG_DEBUG, "validating libkmod's files (%s)",
+			  ctx->kmod_watch < 0 ? "not watched" : "a change was seen");
 		/*
 		 * Watched anew (the first time: at all) before the look, so that a
 		 * change during it is seen next time.
 		 */
 		if (dir)
 			kmod_watch_start(ctx, dir);
-		if (sym_kmod_validate_resources(ctx->kmod) != KMOD_RESOURCES_OK) {
+		if (seen == KMOD_WATCH_APPEARED ||
+		    sym_kmod_validate_resources(ctx->kmod) != KMOD_RESOURCES_OK) {
 			/* modprobe.d or the indexes changed: a new libkmod context, new aliases. */
 			aliases_drop(ctx);
 			sym_kmod_unref(ctx->kmod);

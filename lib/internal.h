@@ -48,6 +48,12 @@ struct vfiod_ctx {
 	bool kernel_probed;
 	struct kmod_ctx *kmod;
 	int kmod_watch;		/* inotify on what libkmod reads; -1: none, validate each time */
+	/* What each watch is for: its path (CHILD NULL), or a missing CHILD of it. */
+	struct {
+		int wd;
+		char *child;
+	} kmod_watches[16];
+	size_t n_kmod_watches;
 	struct alias *aliases;
 	size_t n_aliases;
 	bool aliases_loaded;

@@ -1153,7 +1153,14 @@ class TestWarm(Base):
     def start_vfiod(self, **env):
         self.conf = os.path.join(self.tmp, "modprobe.d")
         os.makedirs(self.conf, exist_ok=True)
-        return super().start_vfiod(**dict({"VFIOD_MODPROBE_CONFIG": self.conf}, **env))
+        # Not there yet: watched through its parent, a busy directory like /run.
+        self.late = os.path.join(self.tmp, "run", "modprobe.d")
+        os.makedirs(os.path.dirname(self.late), exist_ok=True)
+        return super().start_vfiod(
+            **dict({"VFIOD_MODPROBE_CONFIG": self.conf + ":" + self.late}, **env))
+
+    def validations(self):
+        return self.vfiod.output().count("validating libkmod's files (a change was seen)")
 
     def chosen(self, name):
         return json.loads(str(self.call("Match", name)))["selected"]["module"]
@@ -1180,6 +1187,32 @@ class TestWarm(Base):
             f.write("blacklist vfio_fixture_newer\n")
         for _ in range(4):
             self.assertEqual(self.chosen(OTHER), "vfio_fixture_other")
+
+    def test_a_missing_config_directory_counts_when_made_not_when_its_neighbours_change(self):
+        for _ in range(4):
+            self.assertEqual(self.chosen(OTHER), "vfio_fixture_other")
+        before = self.validations()
+        # Files made, written and removed beside the missing directory (utmp, pid files).
+        run = os.path.dirname(self.late)
+        for i in range(8):
+            with open(os.path.join(run, "busy-%d" % i), "w") as f:
+                f.write("x")
+            os.rename(os.path.join(run, "busy-%d" % i), os.path.join(run, "moved-%d" % i))
+            os.unlink(os.path.join(run, "moved-%d" % i))
+        for _ in range(4):
+            self.assertEqual(self.chosen(OTHER), "vfio_fixture_other")
+        self.assertEqual(self.validations(), before, self.vfiod.output())
+        # The directory itself made, with a file in it: seen at the next call.
+        self.mods.add("vfio_fixture_newer", ["vfio_pci:v00001B36d00000005sv*sd*bc00sc*i*"])
+        self.mods.depmod()
+        self.sys.module("vfio_fixture_newer", ["vfio-fixture-newer"])
+        self.assertEqual(self.chosen(OTHER), "vfio_fixture_newer")
+        os.mkdir(self.late)
+        with open(os.path.join(self.late, "50-no.conf"), "w") as f:
+            f.write("blacklist vfio_fixture_newer\n")
+        for _ in range(4):
+            self.assertEqual(self.chosen(OTHER), "vfio_fixture_other")
+        self.assertGreater(self.validations(), before)
 
 
 class TestTimeout(Base):
