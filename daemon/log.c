@@ -5,12 +5,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
 #include <systemd/sd-journal.h>
 
 #include "log.h"
 
 static int max_priority = LOG_INFO;
-static bool to_journal;
+static bool to_journal, with_time;
 static _Thread_local struct log_context context;
 
 /* As systemd tells a service: JOURNAL_STREAM is "DEV:INODE" of the stream it gave it. */
@@ -20,6 +22,7 @@ void log_open(void)
 	unsigned long long dev, ino;
 	struct stat st;
 
+	with_time = getenv("VFIOD_LOG_TIME") != NULL;
 	to_journal = e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 &&
 		     fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
 		     (unsigned long long)st.st_ino == ino;
@@ -114,7 +117,15 @@ static void log_internal(int priority, int r_errno, const char *fmt, va_list ap)
 		return;
 	}
 	/* One write per line so that lines of threads do not interleave. */
-	fprintf(stderr, "<%d>%s\n", priority, esc);
+	if (with_time) {
+		struct timespec ts;
+
+		/* For timing an operation's steps: the clock its threads share, and which thread. */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		fprintf(stderr, "<%d>%ld.%06ld [%d] %s\n", priority, (long)ts.tv_sec,
+			ts.tv_nsec / 1000, (int)gettid(), esc);
+	} else
+		fprintf(stderr, "<%d>%s\n", priority, esc);
 	errno = saved;
 }
 

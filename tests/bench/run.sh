@@ -3,7 +3,7 @@
 # Run the benchmarks (see README.md). Figures, not pass/fail: each part prints
 # what it measured, side by side, in one run.
 #
-#   tests/bench/run.sh BUILD_DIR [resolve|bulk|footprint|vm|vfs|mdev|hotplug|profile|perf|all]...
+#   tests/bench/run.sh BUILD_DIR [resolve|bulk|footprint|vm|vfs|mdev|hotplug|profile|perf|timeline|all]...
 #
 # BUILD_DIR is a release build (cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo, no
 # sanitizers) whose BUILD_DIR/vm holds tests/vm/build-modules.sh's module trees.
@@ -96,9 +96,16 @@ perf_profile() {
 	cat "$BUILD/vm/results-perf/perf-floor.txt" "$BUILD/vm/results-perf/perf-dbus.txt"
 }
 
+timeline() {
+	echo "## in the VM: one D-Bus assign and release, vfiod's debug lines timed"
+	"$HERE/../vm/run.sh" --modroot "$BUILD/vm/modroot" --results "$BUILD/vm/results-timeline" \
+		-- "$HERE/vm-profile.sh" "$BUILD" "${ROUNDS:-5}" timeline | grep -v '^# vm:\|^\['
+	cat "$BUILD/vm/results-timeline/timeline.txt"
+}
+
 for part in "$@"; do
 	case $part in
-	resolve | bulk | footprint | vm | vfs | mdev | profile | hotplug) $part ;;
+	resolve | bulk | footprint | vm | vfs | mdev | profile | hotplug | timeline) $part ;;
 	perf) perf_profile ;;
 	all) resolve; bulk; footprint; vm; vfs; mdev; hotplug ;;
 	*) echo "run.sh: unknown part '$part'" >&2; exit 2 ;;
