@@ -250,7 +250,7 @@ static void kmod_watch_stop(struct vfiod_ctx *ctx)
 /*
  * PATH, or its parent while PATH does not exist.  A parent such as /run
  * sees every file made or changed beside the missing /run/modprobe.d:
- * only events naming that child count (kmod_watch_counts()).  More paths
+ * only events naming that child count (kmod_watch_event()).  More paths
  * than there are slots: no watch, and every revalidation looks in full.
  */
 static int kmod_watch_add(struct vfiod_ctx *ctx, int fd, const char *path)
