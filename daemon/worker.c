@@ -63,6 +63,9 @@ static json_t *journal_entry(struct job *j, const char *operation, const char *n
 
 	if (e)
 		return e;
+	/* The job's own entry says what was asked, whichever kind's step comes first. */
+	if (own)
+		operation = j->op == JOB_ASSIGN ? "assign" : "release";
 	e = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:o, s:O?, s:s, s:s*, s:s, s:[]}", "operation",
 		      operation, "kind", own ? j->kind : "pci", "name", name, "device",
 		      own ? j->syspath : NULL, "input", own ? j->input : name, "options",
@@ -84,9 +87,27 @@ static int on_step(void *userdata, const char *operation, const char *device, co
 
 	set_step(j, step);
 	if (j->op != JOB_RECOVER && j->journal) {
-		json_t *e = journal_entry(j, operation, device);
+		json_t *e;
 		int r;
 
+		/*
+		 * The intent, durable before the first step: libvfiod changes
+		 * nothing before it announces one, so an operation refused or
+		 * failed before that leaves no journal to write and remove.  Its
+		 * first step on its own device is written with it, in one go.
+		 */
+		if (!json_object_get(j->journal, j->name) && !streq(device, j->name)) {
+			e = journal_entry(j, NULL, j->name);
+			r = e ? journal_write(j->journal_dir, e) : -ENOMEM;
+			if (r < 0) {
+				log_error_errno(r, "%s: cannot write the journal in %s, stopping "
+						"before step %s: %m",
+						j->syspath ? j->syspath : j->input, j->journal_dir,
+						step);
+				return r;
+			}
+		}
+		e = journal_entry(j, operation, device);
 		if (e) {
 			json_object_set_new(e, "step", json_string(step));
 			json_array_append_new(json_object_get(e, "steps"), json_string(step));
@@ -160,15 +181,6 @@ void *worker_main(void *userdata)
 
 	if (j->op == JOB_RECOVER && streq(j->kind, "pci"))
 		r = vfiod_device_new(ctx, j->syspath, &dev);
-	if (r >= 0 && j->op != JOB_RECOVER) {
-		/* The intent, durable before the first step. */
-		json_t *e = journal_entry(j, j->op == JOB_ASSIGN ? "assign" : "release", j->name);
-
-		r = e ? journal_write(j->journal_dir, e) : -ENOMEM;
-		if (r < 0)
-			log_error_errno(r, "%s: cannot write the journal in %s: %m",
-					j->syspath ? j->syspath : j->input, j->journal_dir);
-	}
 	if (r >= 0) {
 		switch (j->op) {
 		case JOB_ASSIGN:

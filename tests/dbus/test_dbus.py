@@ -45,6 +45,38 @@ def object_path(name):
         for i, c in enumerate(name))
 
 
+class Inotify:
+    """The names made or moved into DIR while in the with block (inotify, through libc)."""
+    IN_CREATE, IN_MOVED_TO = 0x100, 0x80
+
+    def __init__(self, path):
+        import ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.fd < 0 or self.libc.inotify_add_watch(
+                self.fd, os.fsencode(path), self.IN_CREATE | self.IN_MOVED_TO) < 0:
+            raise OSError(ctypes.get_errno(), "inotify " + path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+    def names(self):
+        import struct
+        out = []
+        try:
+            buf = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return out
+        while buf:
+            _, _, _, n = struct.unpack_from("iIII", buf)
+            out.append(buf[16:16 + n].rstrip(b"\0").decode())
+            buf = buf[16 + n:]
+        return out
+
+
 class Base(unittest.TestCase):
     fake_kernel = False
     timeout_sec = "30"
@@ -1314,6 +1346,18 @@ class TestRecovery(CDISpec, Base):
                 self.bus.pump(0.3)  # let the fake kernel catch up
                 check()
                 self.recovered()
+
+    def test_an_assign_that_changes_nothing_writes_no_journal(self):
+        # The intent is written with the first step: none, nothing written.
+        self.create(NVME)
+        journal = os.path.join(self.run_dir, "journal")
+        with Inotify(journal) as w:
+            self.assertEqual(self.create(NVME)[1]["changed"], False)
+            self.assertEqual(w.names(), [])
+            # A release changes the device: its entry is written (and removed).
+            self.destroy(NVME)
+            self.assertIn(NVME + ".json", w.names())
+        self.assert_consistent()
 
     def test_cdi_spec_matches_what_is_held_after_a_crash(self):
         held = {OTHER: ["/dev/vfio/4", "/dev/vfio/vfio"]}
