@@ -64,7 +64,7 @@ struct job {
 	char *journal_op;     /* JOB_RECOVER: the interrupted operation */
 	char *journal_key;    /* recovery: the key of the interrupted operation, which it keeps */
 	char *journal_dir;    /* copies, so that a hung worker never needs the manager */
-	char *journal_file;   /* recovery: its entry, dropped if the job is refused */
+	char *journal_file;   /* recovery: its entry, removed at the end, dropped if refused */
 	const char *fail_log; /* the daemon's own work: what to call it when refused */
 	char *abort_at;
 	int log_priority;

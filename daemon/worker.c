@@ -17,6 +17,7 @@
 
 #include "bus-names.h"
 #include "daemon.h"
+#include "fileio.h"
 #include "log.h"
 #include "macro.h"
 #include "vfiod.h"
@@ -212,8 +213,13 @@ void *worker_main(void *userdata)
 		{
 			(void)journal_remove(j->journal_dir, name);
 		}
-		if (j->op == JOB_RECOVER)
-			(void)journal_remove(j->journal_dir, j->name);
+		/*
+		 * The entry a recovery was made from: overwritten only if the
+		 * recovery took a step, and a recovery that finds nothing left
+		 * to do takes none.
+		 */
+		if (j->journal_file)
+			(void)remove_file_durable(j->journal_dir, j->journal_file);
 	}
 	/*
 	 * What libvfiod kept of a failed operation, and the device as it is
