@@ -4,7 +4,8 @@
  * entry a device, written atomically with the first step libvfiod announces
  * (the intent and that step at once: libvfiod changes nothing before it
  * announces a step, so an operation that changes nothing writes nothing)
- * and after each further step, removed when the operation has ended.  An entry found at start means vfiod died in the middle:
+ * and after each further step, removed when the operation has ended.  An
+ * entry found at start means vfiod died in the middle:
  *
  *   {"operation": "assign", "name": "0000:03:00.0", "device": "/sys/...",
  *    "driver": null, "group": false, "step": "unbind",
