@@ -44,7 +44,7 @@ rc=0
 for run in $(seq "$RUNS"); do
 	say "## assign/release, $NVME, run $run of $RUNS"
 	"$BENCH" -d "$NVME" -D $DRIVER -r "$ROUNDS" -a "$addr" -x "$VFIOCTL" \
-		floor dbus-kernel vfioctl vfioctl-direct dbus-user driverctl 2>&1 |
+		floor dbus-kernel libvfiod vfioctl vfioctl-direct dbus-user driverctl 2>&1 |
 		tee "$D/run-$run" | tee -a "$OUT"
 	[ "${PIPESTATUS[0]}" = 0 ] || { rc=1; break; }
 done
