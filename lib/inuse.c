@@ -38,6 +38,9 @@
 
 #define WALK_DEPTH 12
 #define MAX_NODES 1024
+/* How long a host use by udev's worker alone is waited for, and how often looked at again. */
+#define UDEV_WAIT_MS 3000
+#define UDEV_WAIT_STEP_MS 50
 
 struct node {
 	char *devname;	/* "nvme0n1p1", "vfio/4": the name under /dev */
@@ -935,13 +938,58 @@ int inuse_check(struct vfiod_ctx *ctx, const char *subject, bool destroy, struct
 			   subject, text);
 }
 
+/*
+ * Whether U's only uses are nodes open in udev's workers.  udevd opens a
+ * node that has just appeared to probe it (blkid, nvme's id-ctrl) while it
+ * handles the node's event, and closes it when done: right after a device
+ * was bound (a hot-add, a release) such a use ends by itself.  Any process
+ * may give itself the name; that buys it a wait, never the device.
+ */
+static bool uses_udev_only(const struct inuse *u)
+{
+	json_t *o;
+	size_t i;
+
+	if (u->root || !json_array_size(u->uses))
+		return false;
+	json_array_foreach(u->uses, i, o)
+	{
+		const char *kind = json_string_value(json_object_get(o, "kind"));
+		const char *command = json_string_value(json_object_get(o, "command"));
+
+		if (!str_eq(kind, "open") || !command ||
+		    (!streq(command, "(udev-worker)") && !streq(command, "systemd-udevd")))
+			return false;
+	}
+	return true;
+}
+
+/* Whether to look again after WAITED ms rather than judge U now; logs the first time. */
+static bool udev_wait(struct vfiod_ctx *ctx, const struct inuse *u, const char *subject,
+		      bool force, int waited)
+{
+	if (force || waited >= UDEV_WAIT_MS || !uses_udev_only(u))
+		return false;
+	if (!waited)
+		vfiod_log(ctx, LOG_DEBUG, "%s: open in udev's worker only; waiting up to %d ms for "
+					  "it to let go", subject, UDEV_WAIT_MS);
+	usleep(UDEV_WAIT_STEP_MS * 1000);
+	return true;
+}
+
 int inuse_refuse(struct vfiod_ctx *ctx, const char *realpath, const char *subject, int iommu_group,
 		 unsigned int what, bool force)
 {
 	struct inuse u = {};
 	int r;
 
-	r = inuse_scan(ctx, realpath, NULL, iommu_group, what, &u);
+	for (int waited = 0;; waited += UDEV_WAIT_STEP_MS) {
+		r = inuse_scan(ctx, realpath, NULL, iommu_group, what, &u);
+		/* A holder of a device on vfio (INUSE_HOLDERS) is a user of it, never udev's probe. */
+		if (r < 0 || (what & INUSE_HOLDERS) || !udev_wait(ctx, &u, subject, force, waited))
+			break;
+		inuse_done(&u);
+	}
 	if (r >= 0)
 		r = inuse_check(ctx, subject, what & INUSE_HOLDERS, &u, force);
 	if (r >= 0 && inuse_any(&u))
@@ -954,8 +1002,16 @@ int inuse_refuse(struct vfiod_ctx *ctx, const char *realpath, const char *subjec
 static int host_uses_judge(struct vfiod_ctx *ctx, struct scan *s, struct inuse *u,
 			   const char *subject, bool force)
 {
-	int r = scan_uses(s, NULL, -1, INUSE_HOST);
+	int r;
 
+	for (int waited = 0;; waited += UDEV_WAIT_STEP_MS) {
+		r = scan_uses(s, NULL, -1, INUSE_HOST);
+		if (r < 0 || !udev_wait(ctx, u, subject, force, waited))
+			break;
+		json_array_clear(u->uses);
+		json_array_clear(u->unseen);
+		memset(s->done, 0, s->owners * sizeof(*s->done));
+	}
 	scan_free(s);
 	if (r >= 0)
 		r = inuse_check(ctx, subject, false, u, force);

@@ -9,7 +9,8 @@
 # partitions, made by the test before boot) and, behind a root port without
 # ACS, an e1000e and a second nvme sharing one IOMMU group.  On the real
 # kernel: a mounted ext4, swap, a dm device stacked on a partition, a loop
-# device backed by one, a process holding the raw namespace open, the
+# device backed by one, a process holding the raw namespace open (one named
+# as udev's workers are: waited for up to 3 s, then refused), the
 # e1000e up with an address; each is refused with its use named and nothing
 # changed, then taken with force and given back.  Then a process holds
 # /dev/vfio/N: destroy is refused at once naming it; forced, it waits for the
@@ -133,6 +134,44 @@ sleep 0.3
 refused "raw namespace open" "process $HOLDER (sleep) has /dev/$NS open" create "$DISK"
 kill $HOLDER
 wait $HOLDER 2>/dev/null
+
+# udev's worker probing a node it was just told of: waited for, then taken; one that
+# stays past the bound (3 s) is refused like any other.  udev_holder SECONDS: a process
+# named as udevd's workers are, holding the raw namespace that long once it has it open;
+# its pid on stdout.
+udev_holder() {
+	rm -f /run/udev-holder-ready
+	python3 - "/dev/$NS" "$1" >/dev/null 2>&1 <<-'PY' &
+	import ctypes, sys, time
+	ctypes.CDLL(None).prctl(15, b"(udev-worker)", 0, 0, 0)  # PR_SET_NAME
+	f = open(sys.argv[1], "rb")
+	open("/run/udev-holder-ready", "w").close()
+	time.sleep(float(sys.argv[2]))
+	PY
+	echo $!
+	for _ in $(seq 100); do
+		[ -e /run/udev-holder-ready ] && return 0
+		sleep 0.1
+	done
+}
+HOLDER=$(udev_holder 1)
+"${V[@]}" -v create "$DISK" 2>"$RESULTS/err"
+vm_check "open in udev's worker for 1 s: waited for, then taken" test $? = 0
+vm_check "... saying it waited" grep -qF "open in udev's worker only; waiting" "$RESULTS/err"
+vm_check "... and given back" "${V[@]}" destroy "$DISK"
+wait_ns
+HOLDER=$(udev_holder 60)
+t0=$(date +%s%N)
+refused "open in udev's worker past the wait" "process $HOLDER ((udev-worker)) has /dev/$NS open" \
+	create "$DISK"
+t1=$(date +%s%N)
+vm_check "... after waiting the 3 s" test $(((t1 - t0) / 1000000)) -ge 3000
+kill "$HOLDER"
+for _ in $(seq 50); do
+	kill -0 "$HOLDER" 2>/dev/null || break
+	sleep 0.1
+done
+
 "${V[@]}" -v create "$DISK" 2>"$RESULTS/err"
 vm_check "not in use: taken" test $? = 0
 vm_check "... the second look reused the first look's nodes (nothing changed below it)" \
