@@ -932,6 +932,12 @@ int inuse_check(struct vfiod_ctx *ctx, const char *subject, bool destroy, struct
 				   "%s: still held, nothing changed:%s\n"
 				   "Stop it, or add `force` to wait for it to let go.",
 				   subject, text);
+	if (u->udev_busy)
+		return vfiod_error(ctx, -ETXTBSY,
+				   "%s: in use by the host, nothing changed:%s\n"
+				   "udevd was still probing it after %d ms: wait for `udevadm settle` "
+				   "and try again, or add `force` to take it anyway.",
+				   subject, text, UDEV_WAIT_MS);
 	return vfiod_error(ctx, -ETXTBSY,
 			   "%s: in use by the host, nothing changed:%s\n"
 			   "Stop using it, or add `force` to take it anyway.",
@@ -965,11 +971,15 @@ static bool uses_udev_only(const struct inuse *u)
 }
 
 /* Whether to look again after WAITED ms rather than judge U now; logs the first time. */
-static bool udev_wait(struct vfiod_ctx *ctx, const struct inuse *u, const char *subject,
-		      bool force, int waited)
+static bool udev_wait(struct vfiod_ctx *ctx, struct inuse *u, const char *subject, bool force,
+		      int waited)
 {
-	if (force || waited >= UDEV_WAIT_MS || !uses_udev_only(u))
+	if (force || !uses_udev_only(u))
 		return false;
+	if (waited >= UDEV_WAIT_MS) {
+		u->udev_busy = true;
+		return false;
+	}
 	if (!waited)
 		vfiod_log(ctx, LOG_DEBUG, "%s: open in udev's worker only; waiting up to %d ms for "
 					  "it to let go", subject, UDEV_WAIT_MS);
@@ -998,9 +1008,15 @@ int inuse_refuse(struct vfiod_ctx *ctx, const char *realpath, const char *subjec
 	return r;
 }
 
-/* S's host uses into U, then refused (or logged when forced): S is freed; 1 when used. */
+/*
+ * S's host uses into U, then refused (or logged when forced): S is freed; 1
+ * when used.  REWALK: S holds a kept first look's nodes, and after a wait
+ * for udev the device at REWALK is walked again each time instead, since
+ * what came below it meanwhile counts too.  A first look needs none: the
+ * second look sees what came since.
+ */
 static int host_uses_judge(struct vfiod_ctx *ctx, struct scan *s, struct inuse *u,
-			   const char *subject, bool force)
+			   const char *subject, bool force, const char *rewalk)
 {
 	int r;
 
@@ -1008,6 +1024,11 @@ static int host_uses_judge(struct vfiod_ctx *ctx, struct scan *s, struct inuse *
 		r = scan_uses(s, NULL, -1, INUSE_HOST);
 		if (r < 0 || !udev_wait(ctx, u, subject, force, waited))
 			break;
+		if (rewalk) {
+			scan_free(s);
+			inuse_done(u);
+			return inuse_refuse(ctx, rewalk, subject, -1, INUSE_HOST, force);
+		}
 		json_array_clear(u->uses);
 		json_array_clear(u->unseen);
 		memset(s->done, 0, s->owners * sizeof(*s->done));
@@ -1043,7 +1064,7 @@ int inuse_refuse_first(struct vfiod_ctx *ctx, const char *realpath, const char *
 		if (!*keep)
 			close(fd);
 	}
-	r = host_uses_judge(ctx, s, &u, subject, force);
+	r = host_uses_judge(ctx, s, &u, subject, force, NULL);
 	if (r < 0) {
 		inuse_nodes_free(*keep);
 		*keep = NULL;
@@ -1072,7 +1093,7 @@ int inuse_refuse_again(struct vfiod_ctx *ctx, struct inuse_nodes *keep, const ch
 	/* The kept nodes are lent, not copied: holders() may point at their names. */
 	memcpy(s->nodes, keep->nodes, keep->n * sizeof(keep->nodes[0]));
 	s->n = s->borrowed = keep->n;
-	return host_uses_judge(ctx, s, &u, subject, force);
+	return host_uses_judge(ctx, s, &u, subject, force, realpath);
 }
 
 int inuse_wait_released(struct vfiod_ctx *ctx, const char *realpath, int iommu_group,

@@ -31,6 +31,7 @@ struct inuse {
 	json_t *uses;	/* [{"device", "use", "pid"?, "command"?}], one per use */
 	json_t *unseen; /* ["what could not be checked, and why"] */
 	bool root;	/* holds the root filesystem: never taken, even forced */
+	bool udev_busy; /* open in udev's workers only, still after waiting for them */
 };
 
 /*

@@ -70,6 +70,7 @@ refused() { # NAME WANT-TEXT ARGS...: refused as in use, with WANT-TEXT, nothing
 	rc=$?
 	after=$(state "$DISK" "$NIC" "$MATE")
 	vm_note "$out"
+	printf '%s\n' "$out" >"$RESULTS/refused-out"
 	vm_check "$name: refused (exit 1)" test "$rc" = 1
 	vm_check "$name: the use is named: $want" grep -qF -- "$want" <<<"$out"
 	vm_check "$name: says how to go on" grep -q 'add `force`' <<<"$out"
@@ -166,6 +167,7 @@ refused "open in udev's worker past the wait" "process $HOLDER ((udev-worker)) h
 	create "$DISK"
 t1=$(date +%s%N)
 vm_check "... after waiting the 3 s" test $(((t1 - t0) / 1000000)) -ge 3000
+vm_check "... and says udevd was still probing it" grep -qF "udevadm settle" "$RESULTS/refused-out"
 kill "$HOLDER"
 for _ in $(seq 50); do
 	kill -0 "$HOLDER" 2>/dev/null || break
