@@ -11,8 +11,8 @@ PACKAGES=(
 	libsystemd-dev libxml2-dev
 	# install paths (pkg-config systemd, udev, bash-completion) and the Debian packages
 	bash-completion debhelper dh-dkms
-	# tests on the host
-	python3 python3-dbusmock dbus kmod util-linux
+	# tests on the host; libfuse3-dev: the fixture trees' driver core (tests/fakekernel)
+	python3 python3-dbusmock dbus kmod util-linux libfuse3-dev
 	# the documentation test renders every man page
 	groff-base
 	# the VM suite: QEMU, the guest's init, kernel module builds against the
