@@ -1105,7 +1105,9 @@ class TestDeviceLock(Base):
         self.bus.wait_for(lambda: [o["state"] for o in self.describe()["operations"]] ==
                           ["running"], what="the parent's assign running")
         mdev = call_async(self.bus.address, "Create", AP, {"type": AP_TYPE, "uuid": U_AP})
-        self.bus.wait_for(lambda: len(self.describe()["operations"]) == 2, what="both")
+        # Listed at once as resolving; queued once its key is known.
+        self.bus.wait_for(lambda: [o["state"] for o in self.describe()["operations"]] ==
+                          ["running", "queued"], what="both, the second queued")
         ops = self.describe()["operations"]
         # One key, the parent's IOMMU group: the mdev create waits, it does not run beside.
         self.assertEqual([(o["kind"], o["state"], o["key"]) for o in ops],
