@@ -72,9 +72,11 @@ class FakeKernel:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             self._answer("mount")
-        except Exception:
+        except RuntimeError:
             self._put_back()
-            raise
+            raise RuntimeError(f"vfiod-fakekernel could not mount the fixture tree on "
+                               f"{self.root} (its error is above): the sysfs and dbus tests "
+                               "need /dev/fuse and root to mount it") from None
         sysfs.kernel = self
 
     def _answer(self, what):

@@ -271,7 +271,8 @@ static int kernel_probe(const char *name)
 	driver_of(dev, cur, sizeof(cur));
 	if (!cur[0]) {
 		override_of(dev, ov, sizeof(ov));
-		target = ov[0] ? (driver_exists(ov) ? ov : NULL) : native_driver(name);
+		/* An override naming a driver that is not there binds nothing. */
+		target = ov[0] ? ov : native_driver(name);
 		if (target && driver_exists(target))
 			r = link_driver(dev, target);
 	}

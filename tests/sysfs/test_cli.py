@@ -658,8 +658,6 @@ class TestKindsText(MdevTree):
                         ("sriov_drivers_autoprobe", "1\n")):
             self.sys._write(f"{PF_DIR}/{attr}", v)
         self.kernel = FakeKernel(self.sys, {NVME: "nvme"})
-        self.addCleanup(self.kernel.proc.stdout.close)
-        self.addCleanup(self.kernel.proc.stdin.close)
         self.addCleanup(self.kernel.close)
 
     def text(self, *args, write=None, act=None, rc=0):
@@ -936,8 +934,6 @@ class TestClaimed(Base):
         self.sys.pci(CLAIMED, 0x1b36, 0x0010, group=8)
         self.sys._write(f"devices/pci0000:00/{CLAIMED}/driver_override", "vfiod-claim\n")
         self.kernel = FakeKernel(self.sys, {NVME: "nvme", CLAIMED: "nvme"})
-        self.addCleanup(self.kernel.proc.stdout.close)
-        self.addCleanup(self.kernel.proc.stdin.close)
         self.addCleanup(self.kernel.close)
 
     def state(self, name):
